@@ -1,0 +1,35 @@
+# Every target bootstraps .venv from nothing, then acts.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+
+.PHONY: demo test bench oracle clean
+
+$(VENV)/.core: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.dev: $(VENV)/.core
+	$(PIP) install -q -e ".[dev]"
+	touch $@
+
+demo: $(VENV)/.core
+	$(PY) examples/demo.py
+
+test: $(VENV)/.dev
+	$(VENV)/bin/lint-imports
+	$(PY) -m pytest -n 2 tests || [ $$? -eq 5 ]
+
+# PyTorch CPU, the oracle for tests and benchmarks. torch==2.13.0 is the CPU wheel
+# this machine keeps on disk; on other machines pip may fetch a (large) CUDA build.
+oracle: $(VENV)/.dev
+	$(PIP) install -q "torch==2.13.0"
+
+bench: $(VENV)/.core
+	$(PY) benchmarks/run.py
+
+clean:
+	rm -rf $(VENV)

@@ -1,0 +1,295 @@
+"""The backward pass: walk the graph in reverse topological order, applying the chain rule.
+
+No recursion anywhere: one iterative pass counts, for every node reachable from
+the roots, how many edges lead into it; a second pass (Kahn's algorithm) runs a
+node's backward only once all of its consumers have delivered their gradients,
+so each node runs exactly once, with the sum of everything flowing into it.
+Parents are tuples, so the order is deterministic.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from backprop.autograd.grad_mode import state as _state
+from backprop.errors import AnomalyError, GradError, InplaceError, ShapeError
+from backprop.tensor import Tensor, _make
+
+
+def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) -> np.ndarray:
+    """Sum ``grad`` over the axes that broadcasting added or stretched, to get ``shape``.
+
+    The one place where broadcasting is undone: ops return gradients in the
+    broadcast shape and the engine reduces them here.
+    """
+    gshape = grad.shape
+    if gshape == shape:
+        return grad
+    lead = len(gshape) - len(shape)
+    if lead < 0 or any(s != 1 and s != g for s, g in zip(shape, gshape[lead:])):
+        raise ShapeError(f"{op}: backward returned a gradient of shape {gshape} for input "
+                         f"{index} of shape {shape}")
+    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                      if s == 1 and gshape[lead + i] != 1)
+    if axes:
+        grad = grad.sum(axis=axes, keepdims=True)
+    return grad.reshape(shape)
+
+
+def _check_versions(fn) -> None:
+    """Raise if an input whose array backward needs was changed in place after the op ran."""
+    stamp = fn._stamp
+    saved = [s for s in fn.saved_tensors if isinstance(s, np.ndarray)]
+    for i, t in enumerate(fn.inputs):
+        if t is None or t._version <= stamp:
+            continue
+        if any(s is t._data or np.may_share_memory(s, t._data) for s in saved):
+            raise InplaceError(
+                f"{fn.name()}: input {i} of shape {tuple(t.shape)} was modified by an in-place "
+                f"operation after it was used, and backward needs its old value. Use an "
+                f"out-of-place op (x = x + 1 rather than x.add_(1)) or clone() it first.")
+
+
+def _call_backward(fn, grad):
+    if fn.saved_tensors is None:
+        raise GradError(
+            f"{fn.name()}: trying to backward through the graph a second time (or to use "
+            f"its saved values after they were freed). Pass retain_graph=True to the first "
+            f"backward() if you need to run backward twice.")
+    if fn.inputs is not None and _max_stamp(fn):
+        _check_versions(fn)
+    grads = type(fn).backward(fn, grad)
+    if type(grads) is not tuple:
+        grads = tuple(grads) if isinstance(grads, list) else (grads,)
+    if len(grads) != len(fn.inputs):
+        raise GradError(f"{fn.name()}: backward returned {len(grads)} gradients but forward "
+                        f"took {len(fn.inputs)} positional inputs")
+    return grads
+
+
+def _max_stamp(fn) -> bool:
+    stamp = fn._stamp
+    for t in fn.inputs:
+        if t is not None and t._version > stamp:
+            return True
+    return False
+
+
+def _anomaly_backward(fn, grads) -> None:
+    from backprop.autograd.function import _user_frame
+
+    for i, g in enumerate(grads):
+        if isinstance(g, np.ndarray) and g.dtype.kind == "f" and not np.isfinite(g).all():
+            bad = "NaN" if np.isnan(g).any() else "Inf"
+            where = getattr(fn, "_trace", None)
+            origin = (f"\nThe forward op was called at:\n{_user_frame(where)}" if where else
+                      "\n(the op was recorded outside detect_anomaly, so its origin is unknown)")
+            raise AnomalyError(f"detect_anomaly: {fn.name()} returned {bad} in the gradient of "
+                               f"input {i} (shape {g.shape}).{origin}")
+
+
+def _as_array(value, like: Tensor, what: str) -> np.ndarray:
+    arr = value._data if isinstance(value, Tensor) else np.asarray(value, dtype=like._data.dtype)
+    if arr.shape != like._data.shape:
+        raise ShapeError(f"{what}: gradient of shape {arr.shape} does not match the output's "
+                         f"shape {like._data.shape}")
+    return arr
+
+
+def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
+                 accumulate: bool = True):
+    """Propagate ``grad_roots`` from ``roots`` back through the graph.
+
+    roots: tensors; grad_roots: arrays of the same shapes. With ``accumulate``,
+    leaf gradients are added into ``.grad``. ``capture`` (a list of tensors) asks
+    for the total gradient arriving at each; they are returned in that order.
+    """
+    # 1. Count, for every node reachable from the roots, the edges that lead into it.
+    counts: dict = {}
+    stack = []
+    for t in roots:
+        fn = t.grad_fn
+        if fn is not None and fn not in counts:
+            counts[fn] = 0
+            stack.append(fn)
+    while stack:
+        fn = stack.pop()
+        for t, need in zip(fn.inputs, fn.needs_input_grad):
+            if need:
+                parent = t.grad_fn
+                if parent is not None:
+                    c = counts.get(parent)
+                    if c is None:
+                        counts[parent] = 1
+                        stack.append(parent)
+                    else:
+                        counts[parent] = c + 1
+
+    want_nodes = {}
+    want_leaves = {}
+    captured = {}
+    if capture is not None:
+        for i, t in enumerate(capture):
+            if t.grad_fn is not None:
+                want_nodes.setdefault(t.grad_fn, []).append(i)
+            else:
+                want_leaves.setdefault(id(t), []).append(i)
+
+    # 2. Seed the root gradients.
+    grads: dict = {}
+    leaves: dict = {}  # id(tensor) -> [tensor, grad, owned]
+    for t, g in zip(roots, grad_roots):
+        fn = t.grad_fn
+        if fn is None:
+            _to_leaf(leaves, t, g, False)
+        elif fn in grads:
+            grads[fn] = grads[fn] + g
+        else:
+            grads[fn] = g
+    ready = [fn for fn in grads if counts[fn] == 0]
+
+    # 3. Run each node once all of its consumers have delivered.
+    anomaly = _state.anomaly
+    while ready:
+        fn = ready.pop()
+        g = grads.pop(fn)
+        if fn._hooks:
+            g = _run_hooks(fn._hooks, g)
+        if fn in want_nodes:
+            for i in want_nodes[fn]:
+                captured[i] = g
+        in_grads = _call_backward(fn, g)
+        if anomaly:
+            _anomaly_backward(fn, in_grads)
+        for i, (t, need, ig) in enumerate(zip(fn.inputs, fn.needs_input_grad, in_grads)):
+            if not need:
+                continue
+            parent = t.grad_fn
+            if ig is None:
+                if parent is None:
+                    continue
+                ig = np.zeros(t._data.shape, dtype=t._data.dtype)
+            elif type(ig) is not np.ndarray:
+                ig = ig._data if isinstance(ig, Tensor) else np.asarray(ig)
+            if ig.shape != t._data.shape:
+                ig = unbroadcast(ig, t._data.shape, fn.name(), i)
+            if ig.dtype != t._data.dtype:
+                ig = ig.astype(t._data.dtype)
+            if parent is None:
+                _to_leaf(leaves, t, ig, ig is not g and ig.base is None and not
+                         any(ig is s for s in fn.saved_tensors))
+            else:
+                prev = grads.get(parent)
+                grads[parent] = ig if prev is None else prev + ig
+                c = counts[parent] - 1
+                counts[parent] = c
+                if c == 0:
+                    ready.append(parent)
+        if not retain_graph and fn.saved_tensors:
+            fn.saved_tensors = None
+
+    # 4. Leaves: hooks, then accumulate into .grad (or hand back to autograd.grad).
+    for key, (t, g, owned) in leaves.items():
+        if t._hooks:
+            g = _run_hooks(t._hooks, g)
+            owned = False
+        if key in want_leaves:
+            for i in want_leaves[key]:
+                captured[i] = g
+        if accumulate:
+            if t.grad is None:
+                t.grad = _make(g if owned else g.copy())
+            else:
+                t.grad._data = t.grad._data + g
+    if capture is not None:
+        return [captured.get(i) for i in range(len(capture))]
+    return None
+
+
+def _to_leaf(leaves, t, g, owned) -> None:
+    entry = leaves.get(id(t))
+    if entry is None:
+        leaves[id(t)] = [t, g, owned]
+    else:
+        entry[1] = entry[1] + g
+        entry[2] = True
+
+
+def _run_hooks(hooks, g):
+    for hook in list(hooks):
+        out = hook(_make(g))
+        if out is not None:
+            g = out._data if isinstance(out, Tensor) else np.asarray(out)
+    return g
+
+
+def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
+    """``tensor.backward()``: accumulate d(tensor)/d(leaf) into every leaf's ``.grad``."""
+    if not tensor._requires_grad:
+        raise GradError("backward: the tensor does not require grad and has no grad_fn; "
+                        "did you forget requires_grad=True on an input, or run under no_grad?")
+    if gradient is None:
+        if tensor._data.size != 1:
+            raise GradError(f"backward: grad can be implicitly created only for scalar outputs, "
+                            f"but the output has shape {tuple(tensor._data.shape)}; pass "
+                            f"gradient= (a tensor of that shape)")
+        g = np.ones(tensor._data.shape, dtype=tensor._data.dtype)
+    else:
+        g = _as_array(gradient, tensor, "backward").copy()
+    run_backward([tensor], [g], retain_graph=retain_graph)
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph: bool = False,
+         allow_unused: bool = False):
+    """Gradients of ``outputs`` with respect to ``inputs``, returned, not stored in ``.grad``.
+
+    Args:
+        outputs: a tensor or sequence of tensors.
+        inputs: a tensor or sequence of tensors that require grad.
+        grad_outputs: the vector in the vector-Jacobian product, one per output
+            (``None`` for scalar outputs means 1).
+        retain_graph: keep saved values so backward can run again.
+        allow_unused: return ``None`` for an input the outputs do not depend on,
+            instead of raising.
+
+    Example::
+
+        x = backprop.tensor([3.0], requires_grad=True)
+        (dx,) = backprop.autograd.grad((x ** 2).sum(), x)   # tensor([6.])
+    """
+    outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
+    single = isinstance(inputs, Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None or isinstance(grad_outputs, Tensor):
+        grad_outputs = [grad_outputs] * len(outputs) if grad_outputs is None else [grad_outputs]
+    if len(grad_outputs) != len(outputs):
+        raise GradError(f"grad: got {len(grad_outputs)} grad_outputs for {len(outputs)} outputs")
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor):
+            raise TypeError(f"grad: inputs[{i}] is a {type(t).__name__}, not a Tensor")
+        if not t._requires_grad:
+            raise GradError(f"grad: inputs[{i}] (shape {tuple(t.shape)}) does not require grad")
+    roots, seeds = [], []
+    for i, (out, go) in enumerate(zip(outputs, grad_outputs)):
+        if not out._requires_grad:
+            raise GradError(f"grad: outputs[{i}] does not require grad and has no grad_fn")
+        if go is None:
+            if out._data.size != 1:
+                raise GradError(f"grad: grad can be implicitly created only for scalar outputs; "
+                                f"outputs[{i}] has shape {tuple(out.shape)}")
+            seeds.append(np.ones(out._data.shape, dtype=out._data.dtype))
+        else:
+            seeds.append(_as_array(go, out, "grad").copy())
+        roots.append(out)
+    result = run_backward(roots, seeds, retain_graph=retain_graph, capture=inputs,
+                          accumulate=False)
+    out = []
+    for i, (t, g) in enumerate(zip(inputs, result)):
+        if g is None:
+            if not allow_unused:
+                raise GradError(f"grad: inputs[{i}] (shape {tuple(t.shape)}) was not used to "
+                                f"compute the outputs; pass allow_unused=True to get None")
+            out.append(None)
+        else:
+            out.append(_make(g.copy()))
+    return tuple(out)
+

@@ -1,0 +1,100 @@
+"""Switching gradient recording on and off: ``no_grad``, ``enable_grad``, ``set_grad_enabled``.
+
+The flag is per thread (as in PyTorch), so a lab session evaluating under
+``no_grad`` in one thread never stops another thread's training from recording.
+"""
+from __future__ import annotations
+
+import functools
+import threading
+
+
+class _State(threading.local):
+    def __init__(self):
+        self.enabled = True  # record graphs?
+        self.anomaly = False  # check every op for NaN/Inf?
+
+
+state = _State()
+
+
+def is_grad_enabled() -> bool:
+    """True when new operations are being recorded for backward."""
+    return state.enabled
+
+
+class _GradModeContext:
+    """Shared machinery: context manager and decorator that sets the flag and restores it."""
+
+    _target: bool
+
+    def __enter__(self):
+        self._prev = state.enabled
+        state.enabled = self._target
+        return self
+
+    def __exit__(self, *exc):
+        state.enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__._clone(self):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    def _clone(self):
+        return self.__class__()
+
+
+class no_grad(_GradModeContext):
+    """Context manager and decorator: operations inside record no graph.
+
+    Example::
+
+        with backprop.no_grad():
+            y = model(x)        # y.requires_grad is False
+    """
+
+    _target = False
+
+
+class enable_grad(_GradModeContext):
+    """Context manager and decorator: turn recording back on inside ``no_grad``."""
+
+    _target = True
+
+
+class set_grad_enabled(_GradModeContext):
+    """Set recording on or off. Works as a plain call, a context manager or a decorator.
+
+    Example::
+
+        set_grad_enabled(False)   # off from here on
+        with set_grad_enabled(is_train):
+            ...
+    """
+
+    def __init__(self, mode: bool):
+        if not isinstance(mode, bool):
+            raise TypeError(f"set_grad_enabled: mode must be a bool, got {type(mode).__name__}")
+        self._target = mode
+        self._prev = state.enabled
+        state.enabled = mode  # a plain call takes effect at once, as in PyTorch
+
+    def __enter__(self):
+        # The flag was set in __init__; remember the value from before that call.
+        return self
+
+    def __call__(self, fn):
+        state.enabled = self._prev  # used as a decorator: undo the immediate effect of __init__
+        return super().__call__(fn)
+
+    def _clone(self):
+        clone = object.__new__(set_grad_enabled)
+        clone._target = self._target
+        clone._prev = state.enabled
+        state.enabled = clone._target
+        return clone

@@ -1,0 +1,39 @@
+"""Exception classes raised by backprop.
+
+Each subclasses the Python exception a user would naturally catch, so
+``except ValueError`` still works, while ``except backprop.ShapeError`` can be
+precise. Messages name the op and the shapes or values involved.
+"""
+
+
+class BackpropError(Exception):
+    """Base class of every error raised by backprop itself."""
+
+
+class ShapeError(BackpropError, ValueError):
+    """Shapes that cannot be combined: matmul, broadcasting, reshape, cat, ..."""
+
+
+class DTypeError(BackpropError, TypeError):
+    """A dtype the op cannot take, e.g. float indices or grad on integers."""
+
+
+class GradError(BackpropError, RuntimeError):
+    """Misuse of autograd: backward on a non-scalar without ``gradient``,
+    backward through a freed graph, gradient of a tensor that needs none."""
+
+
+class InplaceError(BackpropError, RuntimeError):
+    """An in-place change to a tensor that the autograd graph still needs."""
+
+
+class AnomalyError(BackpropError, RuntimeError):
+    """A NaN or Inf produced inside ``detect_anomaly()``."""
+
+
+class GradcheckError(BackpropError, AssertionError):
+    """Analytic and finite-difference gradients disagree."""
+
+
+class IndexOutOfRange(BackpropError, IndexError):
+    """An index beyond the size of the dimension it indexes."""

@@ -1,0 +1,91 @@
+"""The primitive ops, one Function subclass each, and the functions users call.
+
+Each op module lists its public functions in ``__all__`` and the ``Tensor``
+methods it provides in ``TENSOR_METHODS``; this package gathers both, so a new
+op is added in exactly one file.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from backprop.autograd.grad_mode import state as _grad_state
+from backprop.ops import elementwise, linalg, reduce, shape
+from backprop.tensor import Tensor
+
+_MODULES = [elementwise, reduce, shape, linalg]
+for _optional in ("indexing", "conv", "activation"):
+    try:
+        _MODULES.append(__import__(f"backprop.ops.{_optional}", fromlist=["_"]))
+    except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is being written
+        if _e.name != f"backprop.ops.{_optional}":
+            raise
+
+_namespace = globals()
+for _m in _MODULES:
+    for _name in getattr(_m, "__all__", ()):
+        _namespace[_name] = getattr(_m, _name)
+    for _name, _fn in getattr(_m, "TENSOR_METHODS", {}).items():
+        setattr(Tensor, _name, _fn)
+
+_Add, _Sub, _Mul, _Div = elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div
+_Pow, _Neg, _MatMul = elementwise.Pow, elementwise.Neg, linalg.MatMul
+_OPERANDS = (Tensor, numbers.Real, np.ndarray, np.generic)
+
+
+# -- operators: the hot path, kept to one isinstance check and one apply ------------------
+def _binary(fn, reflected=False):
+    if reflected:
+        def op(self, other):
+            if not isinstance(other, _OPERANDS):
+                return NotImplemented
+            return fn.apply(other, self)
+    else:
+        def op(self, other):
+            if not isinstance(other, _OPERANDS):
+                return NotImplemented
+            return fn.apply(self, other)
+    return op
+
+
+Tensor.__add__ = _binary(_Add)
+Tensor.__radd__ = _binary(_Add, reflected=True)
+Tensor.__sub__ = _binary(_Sub)
+Tensor.__rsub__ = _binary(_Sub, reflected=True)
+Tensor.__mul__ = _binary(_Mul)
+Tensor.__rmul__ = _binary(_Mul, reflected=True)
+Tensor.__truediv__ = _binary(_Div)
+Tensor.__rtruediv__ = _binary(_Div, reflected=True)
+Tensor.__pow__ = _binary(_Pow)
+Tensor.__rpow__ = _binary(_Pow, reflected=True)
+Tensor.__matmul__ = _binary(_MatMul)
+Tensor.__rmatmul__ = _binary(_MatMul, reflected=True)
+Tensor.__neg__ = lambda self: _Neg.apply(self)
+Tensor.__pos__ = lambda self: self
+Tensor.__eq__ = lambda self, other: elementwise.eq(self, other)
+Tensor.__ne__ = lambda self, other: elementwise.ne(self, other)
+Tensor.__lt__ = lambda self, other: elementwise.lt(self, other)
+Tensor.__le__ = lambda self, other: elementwise.le(self, other)
+Tensor.__gt__ = lambda self, other: elementwise.gt(self, other)
+Tensor.__ge__ = lambda self, other: elementwise.ge(self, other)
+Tensor.__hash__ = object.__hash__
+
+
+def _inplace(method, fn):
+    # NOTE: ``x += y`` on a tensor that is recording a graph becomes ``x = x + y``
+    # (Python rebinds the name), because changing it in place would corrupt the
+    # values backward needs. Outside the graph it is a true in-place update.
+    def op(self, other):
+        if not isinstance(other, _OPERANDS):
+            return NotImplemented
+        if self._requires_grad and _grad_state.enabled:
+            return fn.apply(self, other)
+        return getattr(self, method)(other)
+    return op
+
+
+Tensor.__iadd__ = _inplace("add_", _Add)
+Tensor.__isub__ = _inplace("sub_", _Sub)
+Tensor.__imul__ = _inplace("mul_", _Mul)
+Tensor.__itruediv__ = _inplace("div_", _Div)

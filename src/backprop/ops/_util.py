@@ -1,0 +1,82 @@
+"""Small helpers shared by the op modules: argument checks and dtype rules."""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from backprop.errors import DTypeError, IndexOutOfRange, ShapeError
+from backprop.tensor import Tensor
+
+F32 = np.dtype(np.float32)
+F64 = np.dtype(np.float64)
+
+
+def is_f64(x) -> bool:
+    """Is ``x`` (array or value) a float64 array? Python floats are weak and don't count."""
+    return isinstance(x, np.ndarray) and x.dtype == F64
+
+
+def fix_float(out: np.ndarray, a, b=None) -> np.ndarray:
+    """PyTorch's promotion: an integer tensor mixed with a float gives float32, not float64.
+
+    NumPy promotes int64 + 0.5 (or int64 + float32) to float64; PyTorch keeps the
+    default float dtype unless a float64 tensor is involved.
+    """
+    if out.dtype == F64 and not is_f64(a) and not is_f64(b):
+        return out.astype(F32)
+    return out
+
+
+def as_tensor(x, op: str, like: Tensor | None = None) -> Tensor:
+    """Accept a Tensor, or a number / array / list (made into a tensor without grad)."""
+    if isinstance(x, Tensor):
+        return x
+    if isinstance(x, (numbers.Number, np.generic, np.ndarray, list, tuple)):
+        arr = np.asarray(x)
+        if arr.dtype.kind == "f" and not isinstance(x, (np.ndarray, np.generic)):
+            arr = arr.astype(like._data.dtype if like is not None and
+                             like._data.dtype.kind == "f" else F32)
+        elif arr.dtype.kind in "OUSV":
+            raise DTypeError(f"{op}: expected a Tensor or numbers, got {type(x).__name__}")
+        from backprop.tensor import _make
+
+        return _make(arr)
+    raise TypeError(f"{op}: expected a Tensor, got {type(x).__name__}")
+
+
+def check_operand(x, op: str):
+    """For binary ops: a Tensor or a real number (or array); anything else is a TypeError."""
+    if isinstance(x, (Tensor, numbers.Real, np.ndarray, np.generic)):
+        return x
+    if isinstance(x, (list, tuple)):
+        return as_tensor(x, op)
+    raise TypeError(f"{op}: unsupported operand type {type(x).__name__}")
+
+
+def norm_dim(dim: int, ndim: int, op: str) -> int:
+    """Wrap a negative dim; raise naming the op when it is out of range."""
+    if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
+        raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
+    n = max(ndim, 1)
+    if not -n <= dim < n:
+        raise IndexOutOfRange(f"{op}: dimension out of range (expected to be in range of "
+                              f"[{-n}, {n - 1}], but got {dim})")
+    return int(dim) % n
+
+
+def norm_dims(dim, ndim: int, op: str):
+    """``None`` -> all axes; int or tuple -> a sorted tuple of non-negative axes."""
+    if dim is None:
+        return tuple(range(ndim))
+    if isinstance(dim, (list, tuple)):
+        axes = tuple(norm_dim(d, ndim, op) for d in dim)
+        if len(set(axes)) != len(axes):
+            raise ShapeError(f"{op}: dim {tuple(dim)} names the same dimension twice")
+        return tuple(sorted(axes))
+    return (norm_dim(dim, ndim, op),)
+
+
+def require_float(x: Tensor, op: str) -> None:
+    if x._data.dtype.kind != "f":
+        raise DTypeError(f"{op}: expected a floating-point tensor, got {x.dtype}")
