@@ -8,7 +8,7 @@ A reverse-mode automatic-differentiation engine with PyTorch's names::
     y.backward()
     x.grad
 """
-from backprop import autograd, ops, random
+from backprop import autograd, functional, ops, random
 from backprop.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from backprop.creation import (
     arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
@@ -22,9 +22,16 @@ from backprop.errors import (
     AnomalyError, BackpropError, DTypeError, GradcheckError, GradError, IndexOutOfRange,
     InplaceError, ShapeError,
 )
+from backprop.functional import dropout, log_softmax, softmax
 from backprop.ops import (
-    add, cast, clone, div, eq, exp, ge, gt, le, log, lt, matmul, mean, mul, ne, neg, permute,
-    pow, reshape, sub, sum, t, transpose, view,
+    abs, absolute, add, amax, amin, argmax, argmin, avg_pool2d, bmm, broadcast_to, cast, cat,
+    chunk, clamp, clamp_max, clamp_min, clip, clone, concat, concatenate, conv2d, cos, div, dot,
+    einsum, elu, eq, exp, expand, flatten, flip, gather, ge, gelu, ger, gt, index_select, le,
+    leaky_relu, linear, log, logsumexp, lt, masked_fill, masked_select, matmul, max, max_pool2d,
+    maximum, mean, min, minimum, mm, moveaxis, movedim, mul, narrow, ne, neg, norm, outer, pad,
+    permute, pow, prod, ravel, relu, repeat, reshape, rsqrt, scatter_add, sgn, sigmoid, sign, silu,
+    sin, softplus, split, sqrt, square, squeeze, stack, std, sub, sum, swapaxes, swapdims, t,
+    take_along_dim, tanh, tile, transpose, unbind, unflatten, unsqueeze, var, view, where,
 )
 from backprop.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from backprop.tensor import Tensor

@@ -6,7 +6,10 @@ into ``backprop.ops``; nothing here does maths of its own.
 """
 from __future__ import annotations
 
+import collections
+import itertools
 import numbers
+import weakref
 
 import numpy as np
 
@@ -15,6 +18,36 @@ from backprop.autograd.grad_mode import state as _state
 from backprop.errors import DTypeError, GradError, InplaceError, ShapeError
 
 _new = object.__new__
+
+# One clock orders events: every graph node takes the next number when it is
+# recorded (``ctx.seq``) and every in-place change stamps the tensor it changes
+# (``tensor._version``) and ``last_inplace[0]``. Nodes recorded later always have
+# larger numbers than their inputs' nodes, so descending ``seq`` is a valid reverse
+# topological order; and a node only needs an in-place check at backward time
+# when ``last_inplace[0] > node.seq``.
+clock = itertools.count(1)
+last_inplace = [0]
+
+
+# The arrays changed in place, newest last, as (stamp, weak reference). Aliases
+# (detach(), .data, from_numpy) share an array but not a Tensor, so backward checks
+# saved arrays against this log as well as against each input's ``_version``.
+inplace_log: collections.deque = collections.deque(maxlen=4096)
+
+
+def _log_inplace(array) -> int:
+    """Stamp an in-place change of ``array``: advance the clock, log it, return the stamp."""
+    v = next(clock)
+    last_inplace[0] = v
+    inplace_log.append((v, weakref.ref(array)))
+    return v
+
+
+def tick() -> int:
+    """Advance the clock for an in-place change made outside Tensor's own methods."""
+    v = next(clock)
+    last_inplace[0] = v
+    return v
 
 
 def _make(data, requires_grad: bool = False, grad_fn=None) -> "Tensor":
@@ -217,6 +250,7 @@ class Tensor:
                 else:
                     t.grad._data = t.grad._data + g
 
+        _retain.runs_last = True  # PyTorch runs the retains-grad hook after all others
         self.grad_fn._retains = True
         self.register_hook(_retain)
 
@@ -254,9 +288,7 @@ class Tensor:
             raise InplaceError(f"{op}: in-place change of a tensor produced by "
                                f"{self.grad_fn.name()} while its graph is still alive; backward "
                                f"would use the changed value")
-        from backprop.autograd.function import tick
-
-        self._version = tick()
+        self._version = _log_inplace(self._data)
 
     def _operand(self, other, op: str):
         if isinstance(other, Tensor):
@@ -265,42 +297,54 @@ class Tensor:
             return other
         raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
 
-    def _assign(self, value: np.ndarray, op: str) -> "Tensor":
+    def _assign(self, value, op: str) -> "Tensor":
         try:
-            np.copyto(self._data, np.broadcast_to(value, self._data.shape), casting="unsafe")
+            np.copyto(self._data, value, casting="unsafe")
         except ValueError:
             raise ShapeError(f"{op}: a value of shape {np.shape(value)} can't be written into a "
                              f"tensor of shape {self._data.shape}") from None
         return self
 
+    def _ufunc_(self, ufunc, other, op: str) -> "Tensor":
+        """self = ufunc(self, other), written into self's own storage."""
+        self._check_inplace(op)
+        o = self._operand(other, op)
+        try:
+            ufunc(self._data, o, out=self._data, casting="unsafe")
+        except ValueError:
+            raise ShapeError(f"{op}: a value of shape {np.shape(o)} can't be combined in place "
+                             f"with a tensor of shape {self._data.shape}") from None
+        return self
+
     def add_(self, other, alpha=1) -> "Tensor":
         """self += alpha * other, in place."""
-        self._check_inplace("add_")
-        o = self._operand(other, "add_")
-        return self._assign(self._data + (o if alpha == 1 else alpha * o), "add_")
+        if alpha != 1:
+            other = alpha * self._operand(other, "add_")
+        return self._ufunc_(np.add, other, "add_")
 
     def sub_(self, other, alpha=1) -> "Tensor":
-        self._check_inplace("sub_")
-        o = self._operand(other, "sub_")
-        return self._assign(self._data - (o if alpha == 1 else alpha * o), "sub_")
+        """self -= alpha * other, in place."""
+        if alpha != 1:
+            other = alpha * self._operand(other, "sub_")
+        return self._ufunc_(np.subtract, other, "sub_")
 
     def mul_(self, other) -> "Tensor":
-        self._check_inplace("mul_")
-        return self._assign(self._data * self._operand(other, "mul_"), "mul_")
+        """self *= other, in place."""
+        return self._ufunc_(np.multiply, other, "mul_")
 
     def div_(self, other) -> "Tensor":
-        self._check_inplace("div_")
-        return self._assign(self._data / self._operand(other, "div_"), "div_")
+        """self /= other, in place."""
+        return self._ufunc_(np.true_divide, other, "div_")
 
-    def addcmul_(self, t1, t2, value=1) -> "Tensor":
-        self._check_inplace("addcmul_")
-        return self._assign(self._data + value * self._operand(t1, "addcmul_")
-                            * self._operand(t2, "addcmul_"), "addcmul_")
+    def addcmul_(self, tensor1, tensor2, value=1) -> "Tensor":
+        """self += value * tensor1 * tensor2, in place."""
+        t = value * self._operand(tensor1, "addcmul_") * self._operand(tensor2, "addcmul_")
+        return self._ufunc_(np.add, t, "addcmul_")
 
-    def addcdiv_(self, t1, t2, value=1) -> "Tensor":
-        self._check_inplace("addcdiv_")
-        return self._assign(self._data + value * self._operand(t1, "addcdiv_")
-                            / self._operand(t2, "addcdiv_"), "addcdiv_")
+    def addcdiv_(self, tensor1, tensor2, value=1) -> "Tensor":
+        """self += value * tensor1 / tensor2, in place."""
+        t = value * self._operand(tensor1, "addcdiv_") / self._operand(tensor2, "addcdiv_")
+        return self._ufunc_(np.add, t, "addcdiv_")
 
     def zero_(self) -> "Tensor":
         self._check_inplace("zero_")
@@ -452,37 +496,78 @@ def _norm_dim(dim: int, ndim: int, op: str) -> int:
     return dim % max(ndim, 1)
 
 
+_REPR_THRESHOLD, _REPR_EDGE, _REPR_WIDTH = 1000, 3, 80
+
+
+def _summarized(arr: np.ndarray) -> np.ndarray:
+    """The elements a summarized print shows: the first and last few along each axis."""
+    if arr.size <= _REPR_THRESHOLD:
+        return arr
+    for axis in range(arr.ndim):
+        if arr.shape[axis] > 2 * _REPR_EDGE:
+            head = np.take(arr, range(_REPR_EDGE), axis=axis)
+            tail = np.take(arr, range(arr.shape[axis] - _REPR_EDGE, arr.shape[axis]), axis=axis)
+            arr = np.concatenate([head, tail], axis=axis)
+    return arr
+
+
+def _element_format(arr: np.ndarray):
+    """PyTorch's choice of number format for the whole tensor, as a function of one value."""
+    kind = arr.dtype.kind
+    if kind == "b":
+        return lambda v: "True" if v else "False"
+    if kind in "iu":
+        return lambda v: str(int(v))
+    finite = arr[np.isfinite(arr)].astype(np.float64)
+    nonzero = np.abs(finite[finite != 0])
+    integral = bool(np.all(finite == np.ceil(finite)))
+    if nonzero.size == 0:
+        sci = False
+    elif integral:
+        sci = nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8
+    else:
+        sci = nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8 or nonzero.min() < 1e-4
+    if sci:
+        fmt = "{:.4e}"
+    elif integral:
+        fmt = "{:.0f}."
+    else:
+        fmt = "{:.4f}"
+
+    def one(v):
+        v = float(v)
+        if np.isnan(v):
+            return "nan"
+        if np.isinf(v):
+            return "inf" if v > 0 else "-inf"
+        return fmt.format(v)
+    return one
+
+
 def _format(t: Tensor) -> str:
-    """PyTorch-like repr: ``tensor([1.0000, 2.5000], requires_grad=True)``."""
+    """PyTorch's repr: ``tensor([-1.5000,  2.2500], requires_grad=True)``."""
     arr = t._data
     prefix = "tensor("
-    if arr.dtype.kind == "f" and arr.size:
-        finite = arr[np.isfinite(arr)]
-        integral = finite.size == 0 or bool(np.all(finite == np.round(finite)))
-        big = finite.size and (np.abs(finite).max() >= 1e8 or
-                               (np.abs(finite[finite != 0]).min(initial=1) < 1e-4))
-        if integral and not big:
-            fmt = {"float_kind": lambda v: f"{v:.0f}." if np.isfinite(v) else str(v)}
-        elif big:
-            fmt = {"float_kind": lambda v: f"{v:.4e}"}
-        else:
-            fmt = {"float_kind": lambda v: f"{v:.4f}" if np.isfinite(v) else str(v)}
-        body = np.array2string(arr, separator=", ", prefix=prefix, formatter=fmt,
-                               threshold=1000, edgeitems=3, max_line_width=80)
-    else:
-        body = np.array2string(arr, separator=", ", prefix=prefix, threshold=1000,
-                               edgeitems=3, max_line_width=80)
-        if arr.dtype.kind == "b":
-            body = body.replace("True", "True").replace("False", "False")
     extras = []
-    if arr.dtype not in (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_)) or \
-            arr.size == 0:
-        extras.append(f"dtype={t.dtype}")
+    default_dtype = arr.dtype in (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
     if arr.size == 0:
-        body = "[]" if arr.ndim == 1 else body
-        if arr.ndim > 1:
-            extras.insert(0, f"size={arr.shape}")
-            body = "[]"
+        body = "[]"
+        if arr.shape != (0,):
+            extras.append(f"size={arr.shape}")
+        if arr.dtype != np.dtype(np.float32):
+            extras.append(f"dtype={t.dtype}")
+    else:
+        shown = _summarized(arr)
+        one = _element_format(shown)
+        if shown.dtype.kind == "f" and np.isfinite(shown).any():
+            shown = shown[np.isfinite(shown)]  # the width comes from the finite values
+        width = max(len(one(v)) for v in shown.ravel())
+        body = np.array2string(arr, separator=", ", prefix=prefix, threshold=_REPR_THRESHOLD,
+                               edgeitems=_REPR_EDGE, max_line_width=_REPR_WIDTH,
+                               formatter={"all": lambda v: one(v).rjust(width)})
+        body = body.replace(", ...,", ",  ...,")
+        if not default_dtype:
+            extras.append(f"dtype={t.dtype}")
     if t.grad_fn is not None:
         extras.append(f"grad_fn={t.grad_fn!r}")
     elif t._requires_grad:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import functools
 
-from backprop.autograd.grad_mode import state
+from backprop.autograd.grad_mode import anomaly_state as state
 
 
 class detect_anomaly:
@@ -24,12 +24,12 @@ class detect_anomaly:
         self.check_nan = check_nan
 
     def __enter__(self):
-        self._prev = state.anomaly
-        state.anomaly = self.check_nan
+        self._prev = state.enabled
+        state.enabled = self.check_nan
         return self
 
     def __exit__(self, *exc):
-        state.anomaly = self._prev
+        state.enabled = self._prev
         return False
 
     def __call__(self, fn):
@@ -41,9 +41,9 @@ class detect_anomaly:
 
 
 def set_detect_anomaly(mode: bool) -> None:
-    """Turn anomaly checks on or off globally (for this thread)."""
-    state.anomaly = bool(mode)
+    """Turn anomaly checks on or off for the whole process."""
+    state.enabled = bool(mode)
 
 
 def is_anomaly_enabled() -> bool:
-    return state.anomaly
+    return state.enabled

@@ -1,18 +1,21 @@
 """The backward pass: walk the graph in reverse topological order, applying the chain rule.
 
-No recursion anywhere: one iterative pass counts, for every node reachable from
-the roots, how many edges lead into it; a second pass (Kahn's algorithm) runs a
-node's backward only once all of its consumers have delivered their gradients,
-so each node runs exactly once, with the sum of everything flowing into it.
-Parents are tuples, so the order is deterministic.
+No recursion anywhere: nodes are numbered as they are recorded, and a node's
+inputs always have smaller numbers than the node. Backward pops nodes from a heap
+in descending number, so a node runs only after every node that feeds it a
+gradient has run: once, with the sum of everything flowing into it, in an order
+that is deterministic. (HIPS autograd counts parents instead; PyTorch, like us,
+orders by sequence number.)
 """
 from __future__ import annotations
 
+from heapq import heappop, heappush
+
 import numpy as np
 
-from backprop.autograd.grad_mode import state as _state
+from backprop.autograd.grad_mode import anomaly_state
 from backprop.errors import AnomalyError, GradError, InplaceError, ShapeError
-from backprop.tensor import Tensor, _make
+from backprop.tensor import Tensor, _make, inplace_log, last_inplace
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) -> np.ndarray:
@@ -36,42 +39,41 @@ def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) 
 
 
 def _check_versions(fn) -> None:
-    """Raise if an input whose array backward needs was changed in place after the op ran."""
-    stamp = fn._stamp
+    """Raise if an array that backward needs was changed in place after the op ran.
+
+    Checked through the tensors themselves (``_version``) and through the log of
+    arrays changed in place, which also catches changes made through an alias
+    such as ``x.detach().add_(1)``.
+    """
+    stamp = fn.seq
     saved = [s for s in fn.saved_tensors if isinstance(s, np.ndarray)]
+    if not saved:
+        return
     for i, t in enumerate(fn.inputs):
         if t is None or t._version <= stamp:
             continue
         if any(s is t._data or np.may_share_memory(s, t._data) for s in saved):
-            raise InplaceError(
-                f"{fn.name()}: input {i} of shape {tuple(t.shape)} was modified by an in-place "
-                f"operation after it was used, and backward needs its old value. Use an "
-                f"out-of-place op (x = x + 1 rather than x.add_(1)) or clone() it first.")
+            raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
+    for v, ref in reversed(inplace_log):
+        if v <= stamp:
+            break
+        arr = ref()
+        if arr is not None and any(np.may_share_memory(s, arr) for s in saved):
+            raise _inplace_error(fn, f"an array of shape {arr.shape} it saved")
 
 
-def _call_backward(fn, grad):
-    if fn.saved_tensors is None:
-        raise GradError(
-            f"{fn.name()}: trying to backward through the graph a second time (or to use "
-            f"its saved values after they were freed). Pass retain_graph=True to the first "
-            f"backward() if you need to run backward twice.")
-    if fn.inputs is not None and _max_stamp(fn):
-        _check_versions(fn)
-    grads = type(fn).backward(fn, grad)
-    if type(grads) is not tuple:
-        grads = tuple(grads) if isinstance(grads, list) else (grads,)
-    if len(grads) != len(fn.inputs):
-        raise GradError(f"{fn.name()}: backward returned {len(grads)} gradients but forward "
-                        f"took {len(fn.inputs)} positional inputs")
-    return grads
+def _inplace_error(fn, what: str) -> InplaceError:
+    return InplaceError(
+        f"{fn.name()}: {what} was modified by an in-place operation after it was used, "
+        f"and backward needs its old value. Use an out-of-place op (x = x + 1 rather "
+        f"than x.add_(1)) or clone() it first.")
 
 
-def _max_stamp(fn) -> bool:
-    stamp = fn._stamp
-    for t in fn.inputs:
-        if t is not None and t._version > stamp:
-            return True
-    return False
+def _freed_error(fn) -> GradError:
+    return GradError(
+        f"{fn.name()}: trying to backward through the graph a second time (or to use "
+        f"its saved values after they were freed). Pass retain_graph=True to the first "
+        f"backward() if you need to run backward twice.")
 
 
 def _anomaly_backward(fn, grads) -> None:
@@ -102,31 +104,13 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
     roots: tensors; grad_roots: arrays of the same shapes. With ``accumulate``,
     leaf gradients are added into ``.grad``. ``capture`` (a list of tensors) asks
     for the total gradient arriving at each; they are returned in that order.
-    """
-    # 1. Count, for every node reachable from the roots, the edges that lead into it.
-    counts: dict = {}
-    stack = []
-    for t in roots:
-        fn = t.grad_fn
-        if fn is not None and fn not in counts:
-            counts[fn] = 0
-            stack.append(fn)
-    while stack:
-        fn = stack.pop()
-        for t, need in zip(fn.inputs, fn.needs_input_grad):
-            if need:
-                parent = t.grad_fn
-                if parent is not None:
-                    c = counts.get(parent)
-                    if c is None:
-                        counts[parent] = 1
-                        stack.append(parent)
-                    else:
-                        counts[parent] = c + 1
 
-    want_nodes = {}
-    want_leaves = {}
-    captured = {}
+    Nodes wait in a heap of their (negated) creation numbers ``seq``. Every consumer of
+    a node was recorded after it, so when the node with the largest ``seq`` is
+    popped, every node that could still send it a gradient has already run: it
+    runs exactly once, with the sum of all its incoming gradients.
+    """
+    want_nodes, want_leaves, captured = {}, {}, {}
     if capture is not None:
         for i, t in enumerate(capture):
             if t.grad_fn is not None:
@@ -134,9 +118,12 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             else:
                 want_leaves.setdefault(id(t), []).append(i)
 
-    # 2. Seed the root gradients.
-    grads: dict = {}
-    leaves: dict = {}  # id(tensor) -> [tensor, grad, owned]
+    grads: dict = {}   # node -> sum of the gradients delivered to its output so far
+    nodes: dict = {}   # -seq -> node, for the nodes waiting in the heap
+    # leaf -> [leaf, gradient, owned]; owned: safe to keep without a copy. (Tensors hash
+    # by identity, so they can be dict keys even though == is element-wise.)
+    leaves: dict = {}
+    heap: list = []
     for t, g in zip(roots, grad_roots):
         fn = t.grad_fn
         if fn is None:
@@ -145,55 +132,83 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             grads[fn] = grads[fn] + g
         else:
             grads[fn] = g
-    ready = [fn for fn in grads if counts[fn] == 0]
+            nodes[-fn.seq] = fn
+            heappush(heap, -fn.seq)
 
-    # 3. Run each node once all of its consumers have delivered.
-    anomaly = _state.anomaly
-    while ready:
-        fn = ready.pop()
+    anomaly = anomaly_state.enabled
+    while heap:
+        fn = nodes.pop(heappop(heap))
         g = grads.pop(fn)
         if fn._hooks:
             g = _run_hooks(fn._hooks, g)
-        if fn in want_nodes:
+        if want_nodes and fn in want_nodes:
             for i in want_nodes[fn]:
                 captured[i] = g
-        in_grads = _call_backward(fn, g)
+        saved = fn.saved_tensors
+        if saved is None:
+            raise _freed_error(fn)
+        inputs = fn.inputs
+        if last_inplace[0] > fn.seq:  # something changed in place after this op ran
+            _check_versions(fn)
+        in_grads = fn.backward(fn, g)
+        if type(in_grads) is not tuple:
+            in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
+        if len(in_grads) != len(inputs):
+            raise GradError(f"{fn.name()}: backward returned {len(in_grads)} gradients but "
+                            f"forward took {len(inputs)} positional inputs")
         if anomaly:
             _anomaly_backward(fn, in_grads)
-        for i, (t, need, ig) in enumerate(zip(fn.inputs, fn.needs_input_grad, in_grads)):
-            if not need:
+        for t, need, ig in zip(inputs, fn.needs_input_grad, in_grads):
+            if not need or ig is None:
                 continue
-            parent = t.grad_fn
-            if ig is None:
-                if parent is None:
-                    continue
-                ig = np.zeros(t._data.shape, dtype=t._data.dtype)
-            elif type(ig) is not np.ndarray:
+            data = t._data
+            if type(ig) is not np.ndarray:
                 ig = ig._data if isinstance(ig, Tensor) else np.asarray(ig)
-            if ig.shape != t._data.shape:
-                ig = unbroadcast(ig, t._data.shape, fn.name(), i)
-            if ig.dtype != t._data.dtype:
-                ig = ig.astype(t._data.dtype)
+            if ig.shape != data.shape:
+                ig = unbroadcast(ig, data.shape, fn.name(),
+                                 next(k for k, x in enumerate(inputs) if x is t))
+            if ig.dtype is not data.dtype and ig.dtype != data.dtype:
+                ig = ig.astype(data.dtype)
+            parent = t.grad_fn
             if parent is None:
-                _to_leaf(leaves, t, ig, ig is not g and ig.base is None and not
-                         any(ig is s for s in fn.saved_tensors))
+                entry = leaves.get(t)
+                if entry is None:
+                    # NOTE: a gradient may be shared (Add passes grad_output to both
+                    # inputs) or be a view; such a leaf gradient is copied at the end so
+                    # no two .grad tensors ever share memory.
+                    owned = ig is not g and ig.base is None
+                    if owned:
+                        n_same = 0
+                        for other in in_grads:  # the same array returned for two inputs?
+                            if other is ig:
+                                n_same += 1
+                        for s in saved:
+                            if s is ig:
+                                owned = False
+                        owned = owned and n_same == 1
+                    leaves[t] = [t, ig, owned]
+                else:
+                    entry[1] = entry[1] + ig
+                    entry[2] = True
             else:
                 prev = grads.get(parent)
-                grads[parent] = ig if prev is None else prev + ig
-                c = counts[parent] - 1
-                counts[parent] = c
-                if c == 0:
-                    ready.append(parent)
-        if not retain_graph and fn.saved_tensors:
+                if prev is None:
+                    grads[parent] = ig
+                    key = -parent.seq
+                    nodes[key] = parent
+                    heappush(heap, key)
+                else:
+                    grads[parent] = prev + ig
+        if not retain_graph and saved:
             fn.saved_tensors = None
 
-    # 4. Leaves: hooks, then accumulate into .grad (or hand back to autograd.grad).
-    for key, (t, g, owned) in leaves.items():
+    # Leaves: hooks, then accumulate into .grad (or hand back to autograd.grad).
+    for t, g, owned in leaves.values():
         if t._hooks:
             g = _run_hooks(t._hooks, g)
             owned = False
-        if key in want_leaves:
-            for i in want_leaves[key]:
+        if want_leaves and id(t) in want_leaves:
+            for i in want_leaves[id(t)]:
                 captured[i] = g
         if accumulate:
             if t.grad is None:
@@ -206,16 +221,17 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
 
 
 def _to_leaf(leaves, t, g, owned) -> None:
-    entry = leaves.get(id(t))
+    entry = leaves.get(t)
     if entry is None:
-        leaves[id(t)] = [t, g, owned]
+        leaves[t] = [t, g, owned]
     else:
         entry[1] = entry[1] + g
         entry[2] = True
 
 
 def _run_hooks(hooks, g):
-    for hook in list(hooks):
+    hooks = sorted(hooks, key=lambda h: getattr(h, "runs_last", False))  # stable
+    for hook in hooks:
         out = hook(_make(g))
         if out is not None:
             g = out._data if isinstance(out, Tensor) else np.asarray(out)

@@ -39,24 +39,13 @@ import traceback
 
 import numpy as np
 
+from backprop.autograd.grad_mode import anomaly_state
 from backprop.autograd.grad_mode import state as _state
 from backprop.errors import AnomalyError
-from backprop.tensor import Tensor, _make
+from backprop.tensor import Tensor, _make, clock
 
 _new = object.__new__
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
-
-# Every in-place change to a tensor stamps it with the next value of this clock,
-# and every graph node remembers the clock when it was made. At backward time a
-# node only needs a closer look when an input's stamp is newer than the node.
-_clock = [0]
-
-
-def tick() -> int:
-    """Advance the in-place clock and return the new stamp (used by in-place ops)."""
-    _clock[0] += 1
-    return _clock[0]
-
 
 class Function:
     """Base class of differentiable ops. Subclass it and write ``forward`` and ``backward``.
@@ -73,7 +62,7 @@ class Function:
     set (``ctx.dim = dim``).
     """
 
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "_stamp", "_hooks", "__dict__",
+    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "seq", "_hooks", "__dict__",
                  "__weakref__")
 
     #: every subclass by qualified name, so tests can sweep all built-in ops
@@ -95,7 +84,7 @@ class Function:
     # -- context API --------------------------------------------------------
     def save_for_backward(self, *arrays) -> None:
         """Keep the arrays that backward needs; they are freed once backward has run."""
-        self.saved_tensors = tuple(a._data if isinstance(a, Tensor) else a for a in arrays)
+        self.saved_tensors = arrays
 
     def name(self) -> str:
         """The node's name as shown in ``grad_fn``: ``MulBackward``."""
@@ -125,35 +114,67 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on tensors (or plain values) and record it for backward."""
-        ctx = _new(cls)
-        enabled = _state.enabled
-        record = False
-        datas = []
-        needs = []
-        for a in args:
-            if isinstance(a, Tensor):
-                datas.append(a._data)
-                if enabled and a._requires_grad:
-                    needs.append(True)
-                    record = True
-                else:
-                    needs.append(False)
-            else:
-                datas.append(a)
-                needs.append(False)
-        ctx.needs_input_grad = tuple(needs)
+        ctx = cls()
         ctx.saved_tensors = ()
         ctx._hooks = None
-        out = cls.forward(ctx, *datas, **kwargs)
+        record = False
+        # NOTE: one and two arguments are unrolled: this is the hottest Python in the
+        # library, and the generic loop below costs several hundred ns more per op.
+        if len(args) == 2:
+            a, b = args
+            if isinstance(a, Tensor):
+                da, ra = a._data, a._requires_grad
+            else:
+                da, ra = a, False
+            if isinstance(b, Tensor):
+                db, rb = b._data, b._requires_grad
+            else:
+                db, rb = b, False
+            if (ra or rb) and _state.enabled:
+                record = True
+                ctx.needs_input_grad = _NEEDS2[ra + 2 * rb]  # a shared tuple: no allocation
+            else:
+                ctx.needs_input_grad = _NO_GRAD2
+            out = cls.forward(ctx, da, db, **kwargs)
+        elif len(args) == 1:
+            a = args[0]
+            if isinstance(a, Tensor):
+                if a._requires_grad and _state.enabled:
+                    record = True
+                    ctx.needs_input_grad = _GRAD1
+                else:
+                    ctx.needs_input_grad = _NO_GRAD1
+                out = cls.forward(ctx, a._data, **kwargs)
+            else:
+                ctx.needs_input_grad = _NO_GRAD1
+                out = cls.forward(ctx, a, **kwargs)
+        else:
+            if _state.enabled:
+                needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+                record = True in needs
+            else:
+                needs = (False,) * len(args)
+            ctx.needs_input_grad = needs
+            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args],
+                              **kwargs)
         if type(out) is not np.ndarray:
             out = out._data if isinstance(out, Tensor) else np.asarray(out)
-        if _state.anomaly:
+        if anomaly_state.enabled:
             _anomaly_forward(ctx, out)
         if record:
-            ctx.inputs = tuple(a if isinstance(a, Tensor) else None for a in args)
-            ctx._stamp = _clock[0]
+            # the node's parents: the tensor arguments, None for plain values
+            if len(args) == 1 or (isinstance(args[0], Tensor) and isinstance(args[1], Tensor)
+                                  and len(args) == 2):
+                ctx.inputs = args
+            else:
+                ctx.inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
+            ctx.seq = next(clock)
             return _make(out, True, ctx)
         return _make(out, False, None)
+
+
+_GRAD1, _NO_GRAD1, _NO_GRAD2 = (True,), (False,), (False, False)
+_NEEDS2 = (_NO_GRAD2, (True, False), (False, True), (True, True))
 
 
 def _user_frame(stack) -> str:

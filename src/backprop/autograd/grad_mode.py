@@ -11,11 +11,20 @@ import threading
 
 class _State(threading.local):
     def __init__(self):
-        self.enabled = True  # record graphs?
-        self.anomaly = False  # check every op for NaN/Inf?
+        self.enabled = True  # record graphs? (per thread)
+
+
+class _AnomalyState:
+    """Anomaly detection is process-wide, as in PyTorch."""
+
+    __slots__ = ("enabled",)
+
+    def __init__(self):
+        self.enabled = False  # check every op for NaN/Inf?
 
 
 state = _State()
+anomaly_state = _AnomalyState()
 
 
 def is_grad_enabled() -> bool:
@@ -49,22 +58,43 @@ class _GradModeContext:
         return self.__class__()
 
 
-class no_grad(_GradModeContext):
+class _BareDecoratorMixin:
+    """Allow ``@no_grad`` as well as ``@no_grad()``, as PyTorch 2 does."""
+
+    def __new__(cls, func=None):
+        self = super().__new__(cls)
+        if func is None:
+            return self
+        if not callable(func):
+            raise TypeError(f"{cls.__name__}() takes no arguments, got {func!r}")
+        return self(func)
+
+
+class no_grad(_BareDecoratorMixin, _GradModeContext):
     """Context manager and decorator: operations inside record no graph.
 
     Example::
 
         with backprop.no_grad():
             y = model(x)        # y.requires_grad is False
+
+        @backprop.no_grad
+        def evaluate(model, x): ...
     """
 
     _target = False
 
+    def __init__(self, func=None):
+        pass
 
-class enable_grad(_GradModeContext):
+
+class enable_grad(_BareDecoratorMixin, _GradModeContext):
     """Context manager and decorator: turn recording back on inside ``no_grad``."""
 
     _target = True
+
+    def __init__(self, func=None):
+        pass
 
 
 class set_grad_enabled(_GradModeContext):

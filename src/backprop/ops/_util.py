@@ -66,9 +66,16 @@ def norm_dim(dim: int, ndim: int, op: str) -> int:
 
 
 def norm_dims(dim, ndim: int, op: str):
-    """``None`` -> all axes; int or tuple -> a sorted tuple of non-negative axes."""
-    if dim is None:
+    """``None`` or ``()`` -> all axes; int or tuple -> a sorted tuple of non-negative axes.
+
+    A 0-d tensor accepts dim 0 or -1 (as in PyTorch) and has no axes to reduce.
+    """
+    if dim is None or (isinstance(dim, (list, tuple)) and len(dim) == 0):
         return tuple(range(ndim))
+    if ndim == 0:
+        for d in (dim if isinstance(dim, (list, tuple)) else (dim,)):
+            norm_dim(d, 0, op)
+        return ()
     if isinstance(dim, (list, tuple)):
         axes = tuple(norm_dim(d, ndim, op) for d in dim)
         if len(set(axes)) != len(axes):

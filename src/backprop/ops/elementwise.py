@@ -1,15 +1,19 @@
-"""Element-wise primitives: arithmetic, powers, exponentials, comparisons.
+"""Element-wise primitives: arithmetic, powers, exponentials, roots, trigonometry,
+absolute value and sign, clamping, maximum/minimum, ``where``, comparisons.
 
 Binary ops broadcast in forward and return gradients in the broadcast shape;
 the engine reduces them back to each input's shape (``engine.unbroadcast``).
+
+Where a backward only needs to zero some elements it multiplies by a bool mask rather
+than calling ``np.where``, which is several times slower on unpredictable masks.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from backprop.autograd.function import Function
-from backprop.errors import ShapeError
-from backprop.ops._util import F64, check_operand, fix_float, is_f64
+from backprop.errors import DTypeError, ShapeError
+from backprop.ops._util import F32, F64, check_operand, fix_float, is_f64
 from backprop.tensor import Tensor, _make
 
 
@@ -19,6 +23,20 @@ def _shape(x):
 
 def _broadcast_error(op: str, a, b) -> ShapeError:
     return ShapeError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together")
+
+
+def as_float(x: np.ndarray) -> np.ndarray:
+    """Integer and bool arrays become float32 (PyTorch's default dtype); floats are kept.
+
+    (NumPy would give float64 for int64, or float16 for int8, in sqrt, exp, sin, ...)
+    """
+    return x if x.dtype.kind == "f" else x.astype(F32)
+
+
+def _is_integral(v) -> bool:
+    if isinstance(v, np.ndarray):
+        return v.dtype.kind in "iub"
+    return isinstance(v, (int, np.integer, np.bool_))
 
 
 class Add(Function):
@@ -115,21 +133,32 @@ class Neg(Function):
         return -grad_output
 
 
+def _describe(v) -> str:
+    if isinstance(v, np.ndarray) and v.ndim:
+        return f"a tensor of shape {v.shape} with negative values"
+    return repr(v.item() if isinstance(v, (np.ndarray, np.generic)) else v)
+
+
 class Pow(Function):
     """out = a ** b;  da = g · b · a^(b-1),  db = g · a^b · ln a (taken as 0 where a = 0)"""
 
     @staticmethod
     def forward(ctx, a, b):
+        if _is_integral(a) and _is_integral(b) and np.any(np.less(b, 0)):
+            # NOTE: torch raises for a negative Python exponent and, for a tensor of
+            # exponents, truncates (2 ** -1 == 0); NumPy cannot do the latter, so both raise.
+            raise DTypeError(f"pow: Integers to negative integer powers are not allowed "
+                             f"(base dtype {np.result_type(a)}, exponent {_describe(b)}); "
+                             f"use a floating-point base, e.g. x.float() ** -1")
         try:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                out = np.power(a, b) if not (isinstance(a, np.ndarray) and a.dtype.kind in "iu"
-                                             and isinstance(b, (int, np.integer)) and b < 0) \
-                    else np.power(a.astype(np.float32), b)
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+                out = np.power(a, b)
         except ValueError:
             raise _broadcast_error("pow", a, b) from None
+        out = fix_float(np.asarray(out), a, b)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a, b, out)
-        return fix_float(np.asarray(out), a, b)
+        return out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -139,12 +168,13 @@ class Pow(Function):
             if isinstance(b, (int, float)) and b == 2:
                 ga = grad_output * 2 * a
             else:
-                with np.errstate(divide="ignore", invalid="ignore"):
+                with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                     ga = grad_output * b * np.power(a, b - 1)
         if ctx.needs_input_grad[1]:
-            with np.errstate(divide="ignore", invalid="ignore"):
+            with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
                 log_a = np.where(a == 0, 0.0, np.log(np.where(a == 0, 1, a)))
-            gb = grad_output * out * log_a
+                # (an integer base gives a float64 log; the gradient keeps the output's dtype)
+                gb = (grad_output * out * log_a).astype(grad_output.dtype, copy=False)
         return ga, gb
 
 
@@ -154,10 +184,10 @@ class Exp(Function):
     @staticmethod
     def forward(ctx, x):
         with np.errstate(over="ignore"):
-            out = np.exp(x)
+            out = np.exp(as_float(x))
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(out)
-        return fix_float(out, x)
+        return out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -173,7 +203,7 @@ class Log(Function):
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(x)
         with np.errstate(divide="ignore", invalid="ignore"):
-            return fix_float(np.log(x), x)
+            return np.log(as_float(x))
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -207,6 +237,264 @@ class Clone(Function):
     @staticmethod
     def backward(ctx, grad_output):
         return grad_output
+
+
+class Sqrt(Function):
+    """out = √x;  dx = g / (2·out)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        with np.errstate(invalid="ignore"):
+            out = np.sqrt(as_float(x))
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        # NOTE: at x = 0 the slope is infinite: the gradient is inf (NaN where g = 0), as torch.
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad_output / (out * 2)
+
+
+class Rsqrt(Function):
+    """out = 1/√x;  dx = -g · out³ / 2"""
+
+    @staticmethod
+    def forward(ctx, x):
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = 1.0 / np.sqrt(as_float(x))
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        with np.errstate(invalid="ignore", over="ignore"):
+            return grad_output * (out * out * out * -0.5)
+
+
+class Abs(Function):
+    """out = |x|;  dx = g · sign(x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype.kind == "b":
+            raise DTypeError("abs: not supported for bool tensors")
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        return np.abs(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        # NOTE: |x| has a kink at 0; like torch the gradient there is sign(0) = 0.
+        return grad_output * np.sign(x)
+
+
+class Sign(Function):
+    """out = sign(x) ∈ {-1, 0, 1};  dx = 0 (piecewise constant)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if x.dtype.kind == "b":
+            return x.copy()
+        out = np.sign(x)
+        if x.dtype.kind == "f":
+            out[np.isnan(out)] = 0  # torch: sign(NaN) = 0
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        # NOTE: the derivative is 0 wherever it exists (and taken as 0 at the jump), so
+        # the input gets a gradient of zeros, as in torch, rather than none.
+        return np.zeros_like(grad_output)
+
+
+class Sin(Function):
+    """out = sin x;  dx = g · cos x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = as_float(x)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        with np.errstate(invalid="ignore"):
+            return np.sin(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        with np.errstate(invalid="ignore"):
+            return grad_output * np.cos(x)
+
+
+class Cos(Function):
+    """out = cos x;  dx = -g · sin x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        x = as_float(x)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        with np.errstate(invalid="ignore"):
+            return np.cos(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        with np.errstate(invalid="ignore"):
+            return grad_output * -np.sin(x)
+
+
+class Square(Function):
+    """out = x²;  dx = 2 · g · x"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        if x.dtype.kind == "b":
+            x = x.astype(np.int64)
+        with np.errstate(over="ignore"):
+            return np.square(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * (x * 2)
+
+
+class Clamp(Function):
+    """out = min(max(x, lo), hi);  dx = g·[lo ≤ x ≤ hi],  dlo = g·[x < lo < hi],
+    dhi = g·[x > hi or hi < lo]   (lo, hi: numbers, arrays or None)"""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        try:
+            out = x if lo is None else np.maximum(x, lo)
+            if hi is not None:
+                out = np.minimum(out, hi)
+        except ValueError:
+            raise ShapeError(f"clamp: input of shape {x.shape}, min of shape {_shape(lo)} and "
+                             f"max of shape {_shape(hi)} cannot be broadcast together") from None
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(x, lo, hi)
+        if out.dtype == F64 and not (is_f64(x) or is_f64(lo) or is_f64(hi)):
+            out = out.astype(F32)
+        return out if out is not x else x.copy()
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, lo, hi = ctx.saved_tensors
+        need_x, need_lo, need_hi = ctx.needs_input_grad
+        gx = glo = ghi = None
+        # NOTE: the boundaries belong to the inside, as in torch: x exactly at min or max
+        # gets the gradient, the bound does not. Where min > max the output is max
+        # everywhere, so max gets it all. (With min == max and x outside, torch gives
+        # the gradient to no one; so do we.)
+        if need_x:
+            if lo is None:
+                inside = x <= hi
+            else:
+                inside = x >= lo
+                if hi is not None:
+                    inside &= x <= hi
+            gx = grad_output * inside
+        if need_lo:
+            below = x < lo
+            if hi is not None:
+                below &= lo < hi
+            glo = grad_output * below
+        if need_hi:
+            above = x > hi
+            if lo is not None:
+                above |= hi < lo
+            ghi = grad_output * above
+        return gx, glo, ghi
+
+
+def _float_mask(mask: np.ndarray, dtype) -> np.ndarray:
+    return mask.astype(dtype, copy=False)
+
+
+class Maximum(Function):
+    """out = max(a, b);  da = g·([a > b] + ½[a = b]),  db = g·([b > a] + ½[a = b])"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = np.maximum(a, b)
+        except ValueError:
+            raise _broadcast_error("maximum", a, b) from None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a, b)
+        return fix_float(np.asarray(out), a, b)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return _extremum_grads(ctx, grad_output, np.less(a, b), np.greater(a, b), np.equal(a, b))
+
+
+class Minimum(Function):
+    """out = min(a, b);  da = g·([a < b] + ½[a = b]),  db = g·([b < a] + ½[a = b])"""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = np.minimum(a, b)
+        except ValueError:
+            raise _broadcast_error("minimum", a, b) from None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a, b)
+        return fix_float(np.asarray(out), a, b)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        return _extremum_grads(ctx, grad_output, np.greater(a, b), np.less(a, b), np.equal(a, b))
+
+
+def _extremum_grads(ctx, g, a_loses, b_loses, tie):
+    # NOTE: at a tie max/min is not differentiable; like torch, each side gets half the
+    # gradient. Where either side is NaN (the output is NaN) both get all of it, as in torch.
+    dt = g.dtype
+    half_tie = _float_mask(tie, dt) * 0.5
+    ga = gb = None
+    if ctx.needs_input_grad[0]:
+        ga = g * (_float_mask(~a_loses, dt) - half_tie)
+    if ctx.needs_input_grad[1]:
+        gb = g * (_float_mask(~b_loses, dt) - half_tie)
+    return ga, gb
+
+
+class Where(Function):
+    """out = x where cond else y;  dx = g·[cond],  dy = g·[¬cond]"""
+
+    @staticmethod
+    def forward(ctx, cond, x, y):
+        try:
+            out = np.where(cond, x, y)
+        except ValueError:
+            raise ShapeError(f"where: condition of shape {_shape(cond)}, input of shape "
+                             f"{_shape(x)} and other of shape {_shape(y)} cannot be broadcast "
+                             f"together") from None
+        if ctx.needs_input_grad[1] or ctx.needs_input_grad[2]:
+            ctx.save_for_backward(cond)
+        return fix_float(out, x, y)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (cond,) = ctx.saved_tensors
+        # NOTE: np.where rather than a product with the mask, so that an inf or NaN in
+        # the incoming gradient stays on its own side (where() is how NaNs get masked).
+        zero = grad_output.dtype.type(0)
+        gx = np.where(cond, grad_output, zero) if ctx.needs_input_grad[1] else None
+        gy = np.where(cond, zero, grad_output) if ctx.needs_input_grad[2] else None
+        return None, gx, gy
 
 
 # -- public functions ------------------------------------------------------------------
@@ -277,6 +565,126 @@ def clone(input):
     return Clone.apply(input)
 
 
+def _tensor_arg(input, op: str) -> Tensor:
+    if not isinstance(input, Tensor):
+        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
+    return input
+
+
+def sqrt(input):
+    """√input element-wise (NaN below 0; integer inputs give float32)."""
+    return Sqrt.apply(_tensor_arg(input, "sqrt"))
+
+
+def rsqrt(input):
+    """1 / √input element-wise (inf at 0, NaN below)."""
+    return Rsqrt.apply(_tensor_arg(input, "rsqrt"))
+
+
+def abs(input):  # noqa: A001 (PyTorch's name)
+    """|input| element-wise; the gradient at 0 is 0."""
+    return Abs.apply(_tensor_arg(input, "abs"))
+
+
+def sign(input):
+    """-1, 0 or 1 by the sign of each element (0 for NaN); the gradient is zero."""
+    return Sign.apply(_tensor_arg(input, "sign"))
+
+
+def sin(input):
+    """sine element-wise (radians)."""
+    return Sin.apply(_tensor_arg(input, "sin"))
+
+
+def cos(input):
+    """cosine element-wise (radians)."""
+    return Cos.apply(_tensor_arg(input, "cos"))
+
+
+def square(input):
+    """input² element-wise."""
+    return Square.apply(_tensor_arg(input, "square"))
+
+
+def _bound(value, op: str):
+    if value is None or isinstance(value, Tensor):
+        return value
+    return check_operand(value, op)
+
+
+def clamp(input, min=None, max=None):  # noqa: A002 (PyTorch's names)
+    """Limit every element to [min, max]; either bound may be None, a number or a tensor.
+
+    The gradient is 1 inside the range, boundaries included, and 0 outside; a tensor
+    bound gets the gradient where it is the one that limits. If min > max, every
+    element becomes max (as in torch).
+
+    Example::
+
+        x = backprop.tensor([-2.0, 0.5, 3.0])
+        backprop.clamp(x, min=0.0, max=1.0)     # tensor([0.0000, 0.5000, 1.0000])
+    """
+    if min is None and max is None:
+        raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
+    return Clamp.apply(_tensor_arg(input, "clamp"), _bound(min, "clamp"), _bound(max, "clamp"))
+
+
+clip = clamp
+
+
+def clamp_min(input, min):  # noqa: A002
+    """clamp(input, min=min)."""
+    return clamp(input, min=min)
+
+
+def clamp_max(input, max):  # noqa: A002
+    """clamp(input, max=max)."""
+    return clamp(input, max=max)
+
+
+def maximum(input, other):
+    """Element-wise maximum, broadcasting (NaN wins); ties share the gradient equally."""
+    return Maximum.apply(check_operand(input, "maximum"), check_operand(other, "maximum"))
+
+
+def minimum(input, other):
+    """Element-wise minimum, broadcasting (NaN wins); ties share the gradient equally."""
+    return Minimum.apply(check_operand(input, "minimum"), check_operand(other, "minimum"))
+
+
+def where(condition, input=None, other=None):
+    """Pick ``input`` where the bool ``condition`` holds and ``other`` elsewhere (broadcasting).
+
+    ``input`` and ``other`` may be tensors or numbers. With only ``condition``, returns
+    the indices of its True elements, like ``nonzero(as_tuple=True)``.
+
+    Example::
+
+        x = backprop.tensor([-1.0, 2.0, -3.0])
+        backprop.where(x > 0, x, 0.0)           # tensor([0., 2., 0.])
+    """
+    if isinstance(condition, Tensor):
+        cond = condition._data
+    elif isinstance(condition, (np.ndarray, np.bool_, bool)):
+        cond = np.asarray(condition)
+    else:
+        raise TypeError(f"where: expected condition to be a bool Tensor, got "
+                        f"{type(condition).__name__}")
+    if cond.dtype.kind != "b":
+        raise DTypeError(f"where: expected condition to be a bool tensor, got dtype "
+                         f"{cond.dtype} (compare it, e.g. where(x > 0, ...), or call .bool())")
+    if input is None and other is None:
+        return tuple(_make(i.astype(np.int64, copy=False)) for i in np.nonzero(cond))
+    if input is None or other is None:
+        raise TypeError("where: pass both input and other, or neither")
+    return Where.apply(cond, check_operand(input, "where"), check_operand(other, "where"))
+
+
+def _where_method(self, condition, other):
+    """``x.where(condition, y)`` is ``where(condition, x, y)``."""
+    return where(condition, self, other)
+
+
 def _compare(np_fn, name):
     def compare(input, other):
         a = input._data if isinstance(input, Tensor) else input
@@ -301,10 +709,19 @@ ge = _compare(np.greater_equal, "ge")
 
 
 __all__ = ["add", "sub", "mul", "div", "neg", "pow", "exp", "log", "cast", "clone",
-           "eq", "ne", "lt", "le", "gt", "ge"]
+           "eq", "ne", "lt", "le", "gt", "ge",
+           "sqrt", "rsqrt", "abs", "absolute", "sign", "sgn", "sin", "cos", "square",
+           "clamp", "clip", "clamp_min", "clamp_max", "maximum", "minimum", "where"]
+
+absolute = abs
+sgn = sign
 
 TENSOR_METHODS = {
     "add": add, "sub": sub, "mul": mul, "div": div, "neg": neg, "pow": pow, "exp": exp,
     "log": log, "eq": eq, "ne": ne, "lt": lt, "le": le, "gt": gt, "ge": ge,
     "cast": cast, "clone": clone, "subtract": sub, "multiply": mul, "divide": div, "negative": neg,
+    "sqrt": sqrt, "rsqrt": rsqrt, "abs": abs, "absolute": absolute, "sign": sign, "sgn": sgn,
+    "sin": sin, "cos": cos, "square": square, "clamp": clamp, "clip": clip,
+    "clamp_min": clamp_min, "clamp_max": clamp_max, "maximum": maximum, "minimum": minimum,
+    "where": _where_method,
 }

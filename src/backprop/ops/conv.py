@@ -1,0 +1,489 @@
+"""Convolution and pooling over images: ``conv2d``, ``max_pool2d``, ``avg_pool2d``.
+
+All three read the (padded) input through one strided *window view*,
+``v[n, c, i, j, h, w] = x_pad[n, c, h·sh + i·dh, w·sw + j·dw]`` (kernel offset i, j;
+output position h, w), built with ``as_strided`` and never copied until needed.
+Convolution copies that view once (im2col) and does one matrix product; pooling
+reduces over the kernel offsets. Every backward is the adjoint of the view
+(``_fold``, col2im): it adds each kernel offset's contribution into a strided
+slice of the padded gradient, kh·kw vectorised steps, then crops the padding.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from backprop.autograd.function import Function
+from backprop.errors import DTypeError, ShapeError
+from backprop.ops._util import as_tensor
+from backprop.tensor import _make
+
+_as_strided = np.lib.stride_tricks.as_strided
+
+
+# -- argument handling ------------------------------------------------------------------------
+def _is_int(v) -> bool:
+    return isinstance(v, (numbers.Integral, np.integer)) and not isinstance(v, bool)
+
+
+def _pair(value, name: str, op: str) -> tuple:
+    """An int or a 1- or 2-sequence of ints -> (h, w)."""
+    if _is_int(value):
+        return int(value), int(value)
+    if isinstance(value, (tuple, list)):
+        if len(value) == 1:
+            value = (value[0], value[0])
+        if len(value) != 2:
+            raise ShapeError(f"{op}: {name} must be an int or a pair of ints (h, w), got "
+                             f"{tuple(value)}")
+        if all(_is_int(v) for v in value):
+            return int(value[0]), int(value[1])
+    raise TypeError(f"{op}: {name} must be an int or a pair of ints (h, w), got {value!r}")
+
+
+def _check_positive(value: tuple, name: str, op: str) -> None:
+    if min(value) <= 0:
+        raise ShapeError(f"{op}: {name} must be positive, got {value}")
+
+
+def _check_input(x, op: str) -> None:
+    if x.ndim not in (3, 4):
+        raise ShapeError(f"{op}: expected input with 4 dimensions (N, C, H, W) or 3 (C, H, W), "
+                         f"got shape {tuple(x.shape)}")
+    if x._data.dtype.kind not in "fiu":
+        raise DTypeError(f"{op}: expected a numeric input, got {x._data.dtype}")
+
+
+def _unbatched(fn, x, *args, **kwargs):
+    """Run a 4-D op on a (C, H, W) input by adding, then removing, a batch axis."""
+    out = fn(x.reshape((1,) + tuple(x.shape)), *args, **kwargs)
+    if isinstance(out, tuple):
+        return tuple(o.reshape(tuple(o.shape[1:])) for o in out)
+    return out.reshape(tuple(out.shape[1:]))
+
+
+# -- the window view and its adjoint ----------------------------------------------------------
+def _pad(x: np.ndarray, pads: tuple, value) -> np.ndarray:
+    """Pad (top, bottom, left, right) around the last two axes with ``value``."""
+    top, bottom, left, right = pads
+    if not (top or bottom or left or right):
+        return x
+    n, c, h, w = x.shape
+    out = np.full((n, c, h + top + bottom, w + left + right), value, dtype=x.dtype)
+    out[:, :, top:top + h, left:left + w] = x
+    return out
+
+
+def _windows(xp: np.ndarray, kernel, stride, dilation, out_hw) -> np.ndarray:
+    """Read-only view (N, C, kh, kw, Ho, Wo): v[n,c,i,j,h,w] = xp[n,c,h·sh+i·dh,w·sw+j·dw]."""
+    n, c = xp.shape[:2]
+    s_n, s_c, s_h, s_w = xp.strides
+    return _as_strided(xp, (n, c) + tuple(kernel) + tuple(out_hw),
+                       (s_n, s_c, s_h * dilation[0], s_w * dilation[1],
+                        s_h * stride[0], s_w * stride[1]), writeable=False)
+
+
+def _fold(piece, padded_shape, dtype, kernel, stride, dilation, out_hw) -> np.ndarray:
+    """Adjoint of ``_windows``: dxp[n, c, h·sh + i·dh, w·sw + j·dw] += piece(i, j)[n, c, h, w].
+
+    One vectorised, strided add per kernel offset (kh·kw steps), so overlapping
+    windows accumulate.
+    """
+    (kh, kw), (sh, sw), (dh, dw), (ho, wo) = kernel, stride, dilation, out_hw
+    dxp = np.zeros(padded_shape, dtype=dtype)
+    for i in range(kh):
+        rows = slice(i * dh, i * dh + sh * (ho - 1) + 1, sh)
+        for j in range(kw):
+            dxp[:, :, rows, j * dw:j * dw + sw * (wo - 1) + 1:sw] += piece(i, j)
+    return dxp
+
+
+def _crop(dxp: np.ndarray, pads: tuple, hw: tuple) -> np.ndarray:
+    top, _, left, _ = pads
+    if dxp.shape[2:] == tuple(hw):
+        return dxp
+    return dxp[:, :, top:top + hw[0], left:left + hw[1]]
+
+
+def _out_size(size: int, k: int, s: int, d: int, pad_total: int) -> int:
+    return (size + pad_total - d * (k - 1) - 1) // s + 1
+
+
+# -- conv2d ---------------------------------------------------------------------------------
+class Conv2d(Function):
+    """out = W·im2col(x_pad) + b;  dx = col2im(Wᵀ·g),  dW = Σₙ g·im2col(x_pad)ᵀ,  db = Σ g
+
+    (out[n,o,h,w] = b[o] + Σ_{c,i,j} W[o,c,i,j]·x_pad[n, c, h·sh + i·dh, w·sw + j·dw])
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, stride, padding, dilation, groups):
+        n, c, h, w = x.shape
+        o, cg, kh, kw = weight.shape
+        xp = _pad(x, padding, 0)
+        ho = _out_size(xp.shape[2], kh, stride[0], dilation[0], 0)
+        wo = _out_size(xp.shape[3], kw, stride[1], dilation[1], 0)
+        k, length = cg * kh * kw, ho * wo
+        # im2col: the one copy of the window view, grouped as (N, G, C/G·kh·kw, Ho·Wo),
+        # so a single (batched) matrix product gives the output already in NCHW order.
+        cols = _windows(xp, (kh, kw), stride, dilation, (ho, wo)).reshape(n, groups, k, length)
+        wmat = weight.reshape(groups, o // groups, k)
+        out = np.matmul(wmat, cols).reshape(n, o, ho, wo)
+        if bias is not None:
+            out += bias.reshape(1, o, 1, 1)
+        need_x, need_w, _ = ctx.needs_input_grad
+        ctx.save_for_backward(wmat if need_x else None, cols if need_w else None)
+        ctx.geometry = (x.shape, xp.shape, weight.shape, stride, padding, dilation, groups,
+                        (ho, wo))
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        wmat, cols = ctx.saved_tensors
+        x_shape, xp_shape, w_shape, stride, padding, dilation, groups, out_hw = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n, c = x_shape[:2]
+        o, cg, kh, kw = w_shape
+        g = grad_output.reshape(n, groups, o // groups, out_hw[0] * out_hw[1])
+        gx = gw = gb = None
+        if need_w:
+            # one product per batch item, summed: no transposed copy of cols is needed
+            gw = np.matmul(g, np.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w_shape)
+        if need_x:
+            dxp = _conv_input_grad(wmat, g, xp_shape, (kh, kw), stride, dilation, out_hw)
+            gx = _crop(dxp, padding, x_shape[2:])
+        if need_b:
+            gb = grad_output.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+def _conv_input_grad(wmat, g, xp_shape, kernel, stride, dilation, out_hw) -> np.ndarray:
+    """Gradient w.r.t. the padded input: dcols = Wᵀ g, folded back onto the image (col2im)."""
+    n, c, hp, wp = xp_shape
+    (kh, kw), (ho, wo) = kernel, out_hw
+    wmat_t = np.swapaxes(wmat, -1, -2)
+    if stride[1] != 1:
+        dcols = np.matmul(wmat_t, g).reshape(n, c, kh, kw, ho, wo)
+        return _fold(lambda i, j: dcols[:, :, i, j], xp_shape, g.dtype, kernel, stride,
+                     dilation, out_hw)
+    # NOTE: with unit stride along the width, widen every output row to the padded
+    # width wp (the extra columns of g are zero). Then each kernel offset (i, j) adds
+    # whole rows at one flat offset of the padded plane, i·dh·wp + j·dw: long
+    # contiguous runs instead of wo-long pieces. The zero columns spill into the
+    # next row (or one spare row at the end) and add nothing.
+    g_wide = np.zeros(g.shape[:-1] + (ho, wp), dtype=g.dtype)
+    g_wide[..., :wo] = g.reshape(g.shape[:-1] + (ho, wo))
+    dcols = np.matmul(wmat_t, g_wide.reshape(g.shape[:-1] + (ho * wp,)))
+    dcols = dcols.reshape(n, c, kh, kw, ho, wp)
+    flat = np.zeros((n, c, (hp + 1) * wp), dtype=g.dtype)
+    s_n, s_c, item = flat.strides[0], flat.strides[1], flat.itemsize
+    for i in range(kh):
+        for j in range(kw):
+            start = i * dilation[0] * wp + j * dilation[1]
+            rows = _as_strided(flat[:, :, start:], (n, c, ho, wp),
+                               (s_n, s_c, stride[0] * wp * item, item))
+            rows += dcols[:, :, i, j]
+    return flat.reshape(n, c, hp + 1, wp)[:, :, :hp]
+
+
+def _conv_padding(padding, kernel, stride, dilation, op: str) -> tuple:
+    """(top, bottom, left, right) from an int, a pair, 'valid' or 'same'."""
+    if isinstance(padding, str):
+        if padding == "valid":
+            return 0, 0, 0, 0
+        if padding == "same":
+            if stride != (1, 1):
+                raise ShapeError(f"{op}: padding='same' is not supported for strided "
+                                 f"convolutions (stride={stride})")
+            # NOTE: an even effective kernel needs an odd total padding; like torch, the
+            # extra row/column goes at the bottom/right.
+            th, tw = dilation[0] * (kernel[0] - 1), dilation[1] * (kernel[1] - 1)
+            return th // 2, th - th // 2, tw // 2, tw - tw // 2
+        raise ShapeError(f"{op}: invalid padding string {padding!r}; expected 'valid', 'same', "
+                         f"an int or a pair of ints")
+    ph, pw = _pair(padding, "padding", op)
+    if min(ph, pw) < 0:
+        raise ShapeError(f"{op}: padding must be non-negative, got {(ph, pw)}")
+    return ph, ph, pw, pw
+
+
+def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """2-D cross-correlation (what deep learning calls convolution), as torch.nn.functional.conv2d.
+
+    Args:
+        input: (N, C_in, H, W), or unbatched (C_in, H, W).
+        weight: (C_out, C_in / groups, kH, kW).
+        bias: (C_out,) or None.
+        stride, dilation: int or (h, w).
+        padding: int, (h, w), 'valid' (no padding) or 'same' (output size = input
+            size; stride 1 only). Zero padding.
+        groups: split the channels into this many independent convolutions.
+
+    Example::
+
+        x, w = backprop.randn(8, 3, 32, 32), backprop.randn(16, 3, 3, 3)
+        backprop.conv2d(x, w, padding=1).shape   # (8, 16, 32, 32)
+    """
+    op = "conv2d"
+    x, w = as_tensor(input, op), as_tensor(weight, op)
+    _check_input(x, op)
+    if w.ndim != 4:
+        raise ShapeError(f"{op}: expected weight with 4 dimensions (C_out, C_in/groups, kH, kW), "
+                         f"got shape {tuple(w.shape)}")
+    if x.ndim == 3:
+        return _unbatched(conv2d, x, w, bias, stride, padding, dilation, groups)
+    if not _is_int(groups) or groups <= 0:
+        raise ShapeError(f"{op}: groups must be a positive int, got {groups!r}")
+    groups = int(groups)
+    xs, ws = tuple(x.shape), tuple(w.shape)
+    if ws[0] % groups:
+        raise ShapeError(f"{op}: weight has {ws[0]} output channels (shape {ws}), which is not "
+                         f"divisible by groups={groups}")
+    if xs[1] != ws[1] * groups:
+        raise ShapeError(f"{op}: input has {xs[1]} channels (shape {xs}) but weight {ws} expects "
+                         f"{ws[1] * groups} (groups={groups})")
+    arrays = [x._data, w._data]
+    if bias is not None:
+        bias = as_tensor(bias, op, like=x)
+        if tuple(bias.shape) != (ws[0],):
+            raise ShapeError(f"{op}: expected bias of shape ({ws[0]},) for weight of shape "
+                             f"{ws}, got {tuple(bias.shape)}")
+        arrays.append(bias._data)
+    for a in arrays[1:]:
+        if a.dtype != arrays[0].dtype:
+            raise DTypeError(f"{op}: input, weight and bias must have the same dtype, got "
+                             f"{', '.join(str(b.dtype) for b in arrays)}")
+    stride = _pair(stride, "stride", op)
+    dilation = _pair(dilation, "dilation", op)
+    _check_positive(stride, "stride", op)
+    _check_positive(dilation, "dilation", op)
+    kernel = ws[2:]
+    pads = _conv_padding(padding, kernel, stride, dilation, op)
+    padded = (xs[2] + pads[0] + pads[1], xs[3] + pads[2] + pads[3])
+    effective = (dilation[0] * (kernel[0] - 1) + 1, dilation[1] * (kernel[1] - 1) + 1)
+    if effective[0] > padded[0] or effective[1] > padded[1]:
+        raise ShapeError(f"{op}: kernel {kernel} (dilation {dilation}, effective size "
+                         f"{effective}) is larger than the padded input {padded} "
+                         f"(input shape {xs})")
+    return Conv2d.apply(x, w, bias, stride=stride, padding=pads, dilation=dilation,
+                        groups=groups)
+
+
+# -- pooling --------------------------------------------------------------------------------
+def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, op):
+    """Output size and (top, bottom, left, right) padding, with ceil_mode's extra rows."""
+    out, pads = [], []
+    for size, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation):
+        span = size + 2 * p - d * (k - 1) - 1
+        n_out = (span + (s - 1 if ceil_mode else 0)) // s + 1
+        # NOTE: with ceil_mode the last window must still start inside the input (or
+        # its left padding); torch drops one that would start in the right padding.
+        if ceil_mode and (n_out - 1) * s >= size + p:
+            n_out -= 1
+        if n_out <= 0:
+            raise ShapeError(f"{op}: output size is too small: input of shape {tuple(shape)} "
+                             f"with kernel_size {tuple(kernel)}, stride {tuple(stride)}, "
+                             f"padding {tuple(padding)} and dilation {tuple(dilation)} gives "
+                             f"no output")
+        extra = max(0, (n_out - 1) * s + d * (k - 1) + 1 - (size + 2 * p))
+        out.append(n_out)
+        pads.extend((p, p + extra))
+    return tuple(out), tuple(pads)
+
+
+def _pool_args(kernel_size, stride, padding, dilation, op):
+    kernel = _pair(kernel_size, "kernel_size", op)
+    stride = kernel if stride is None or (isinstance(stride, (list, tuple)) and
+                                          len(stride) == 0) else _pair(stride, "stride", op)
+    padding = _pair(padding, "padding", op)
+    dilation = _pair(dilation, "dilation", op)
+    _check_positive(kernel, "kernel_size", op)
+    _check_positive(stride, "stride", op)
+    _check_positive(dilation, "dilation", op)
+    # NOTE: torch bounds the padding by half the kernel size, dilation or not, so that
+    # every window holds at least one element of the input.
+    for p, k in zip(padding, kernel):
+        if p < 0 or p > k // 2:
+            raise ShapeError(f"{op}: padding must be non-negative and at most half of "
+                             f"kernel_size, got padding {padding} with kernel_size {kernel}")
+    return kernel, stride, padding, dilation
+
+
+class MaxPool2d(Function):
+    """out = max over each window of x_pad (-inf padding);  dx: g goes to the window's argmax"""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, dilation, out_hw, indices_out=None):
+        fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
+        xp = _pad(x, padding, fill)
+        win = _windows(xp, kernel, stride, dilation, out_hw)
+        offsets = [(i, j) for i in range(kernel[0]) for j in range(kernel[1])]
+        # Running max over the kh·kw kernel offsets, each step one vectorised pass over
+        # every window at once (np.maximum propagates NaN, as torch does).
+        best = win[:, :, 0, 0].copy()
+        for i, j in offsets[1:]:
+            np.maximum(best, win[:, :, i, j], out=best)
+        arg = None
+        if ctx.needs_input_grad[0] or indices_out is not None:
+            # The winning offset k = i·kw + j of each window. Walking the offsets
+            # backwards and overwriting on every match leaves the *first* maximum
+            # (torch's choice on ties). (Arithmetic blend: masked writes are slower.)
+            itype = np.int16 if len(offsets) < 2 ** 15 else np.int64
+            arg = np.zeros(best.shape, dtype=itype)
+            has_nan = x.dtype.kind == "f" and np.isnan(best).any()
+            for k in range(len(offsets) - 1, -1, -1):
+                cand = win[:, :, offsets[k][0], offsets[k][1]]
+                hit = cand == best
+                if has_nan:  # a NaN window points at its NaN
+                    hit |= np.isnan(cand)
+                arg += hit * (itype(k) - arg)
+        if indices_out is not None:
+            h, w = x.shape[2:]
+            ki, kj = np.divmod(arg.astype(np.int64), kernel[1])
+            rows = np.arange(out_hw[0])[:, None] * stride[0] + ki * dilation[0] - padding[0]
+            cols = np.arange(out_hw[1]) * stride[1] + kj * dilation[1] - padding[2]
+            indices_out.append(rows * w + cols)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(arg)
+            ctx.geometry = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
+        return best
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (arg,) = ctx.saved_tensors
+        x_shape, xp_shape, kernel, stride, padding, dilation, out_hw = ctx.geometry
+        g, kw = grad_output, kernel[1]
+        # NOTE: each window sends its whole gradient to its argmax; windows that overlap
+        # and share a maximum add their gradients there (the strided adds in _fold).
+        # Multiplying by the mask is fastest but would turn an Inf/NaN gradient into
+        # NaN everywhere in its window, so that rare case selects instead.
+        if np.isfinite(g).all():
+            def piece(i, j):
+                return g * (arg == i * kw + j)
+        else:
+            def piece(i, j):
+                return np.where(arg == i * kw + j, g, g.dtype.type(0))
+        dxp = _fold(piece, xp_shape, g.dtype, kernel, stride, dilation, out_hw)
+        return _crop(dxp, padding, x_shape[2:])
+
+
+def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """2-D max pooling, as torch.nn.functional.max_pool2d.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W).
+        kernel_size: int or (h, w).
+        stride: int or (h, w); defaults to kernel_size.
+        padding: implicit -inf padding on each side, at most half the kernel.
+        dilation: spacing between kernel elements.
+        ceil_mode: round the output size up instead of down.
+        return_indices: also return, for every output, the flat index h·W + w of its
+            maximum within the (unpadded) input plane.
+
+    Example::
+
+        backprop.max_pool2d(backprop.randn(1, 3, 8, 8), 2).shape   # (1, 3, 4, 4)
+    """
+    op = "max_pool2d"
+    x = as_tensor(input, op)
+    _check_input(x, op)
+    if x.ndim == 3:
+        return _unbatched(max_pool2d, x, kernel_size, stride, padding, dilation, ceil_mode,
+                          return_indices)
+    kernel, stride, padding, dilation = _pool_args(kernel_size, stride, padding, dilation, op)
+    out_hw, pads = _pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode, op)
+    holder = [] if return_indices else None
+    out = MaxPool2d.apply(x, kernel=kernel, stride=stride, padding=pads, dilation=dilation,
+                          out_hw=out_hw, indices_out=holder)
+    if return_indices:
+        return out, _make(holder[0])
+    return out
+
+
+class AvgPool2d(Function):
+    """out = Σ over each window of x_pad / divisor[h, w];  dx: g / divisor to every element"""
+
+    @staticmethod
+    def forward(ctx, x, *, kernel, stride, padding, divisor, out_hw):
+        xp = _pad(x, padding, 0)
+        win = _windows(xp, kernel, stride, (1, 1), out_hw)
+        total = win[:, :, 0, 0].copy()
+        for i in range(kernel[0]):
+            for j in range(kernel[1]):
+                if i or j:
+                    total += win[:, :, i, j]
+        if x.dtype.kind == "f":
+            out = total / divisor.astype(x.dtype)
+        else:  # integer inputs: torch truncates the mean towards zero
+            out = np.trunc(total / divisor).astype(x.dtype)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(divisor)
+            ctx.geometry = (x.shape, xp.shape, kernel, stride, padding, out_hw)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (divisor,) = ctx.saved_tensors
+        x_shape, xp_shape, kernel, stride, padding, out_hw = ctx.geometry
+        share = grad_output / divisor.astype(grad_output.dtype)
+        # NOTE: every element of a window (padding included, then cropped) receives the
+        # same share; elements in several windows collect one share from each.
+        dxp = _fold(lambda i, j: share, xp_shape, grad_output.dtype, kernel, stride, (1, 1),
+                    out_hw)
+        return _crop(dxp, padding, x_shape[2:])
+
+
+def _avg_divisor(size, k, s, p, n_out, count_include_pad) -> np.ndarray:
+    """How many elements each window along one axis averages (torch's rule)."""
+    start = np.arange(n_out) * s - p
+    end = np.minimum(start + k, size + p)  # windows never count the ceil_mode overhang
+    if count_include_pad:
+        return end - start
+    return np.minimum(end, size) - np.maximum(start, 0)
+
+
+def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True, divisor_override=None):
+    """2-D average pooling, as torch.nn.functional.avg_pool2d.
+
+    Args:
+        input: (N, C, H, W) or unbatched (C, H, W).
+        kernel_size: int or (h, w).
+        stride: int or (h, w); defaults to kernel_size.
+        padding: implicit zero padding on each side, at most half the kernel.
+        ceil_mode: round the output size up instead of down.
+        count_include_pad: whether the zero padding counts in the divisor.
+        divisor_override: divide every window sum by this instead.
+
+    Example::
+
+        backprop.avg_pool2d(backprop.randn(1, 3, 8, 8), 2).shape   # (1, 3, 4, 4)
+    """
+    op = "avg_pool2d"
+    x = as_tensor(input, op)
+    _check_input(x, op)
+    if x.ndim == 3:
+        return _unbatched(avg_pool2d, x, kernel_size, stride, padding, ceil_mode,
+                          count_include_pad, divisor_override)
+    kernel, stride, padding, dilation = _pool_args(kernel_size, stride, padding, 1, op)
+    out_hw, pads = _pool_geometry(x.shape, kernel, stride, padding, dilation, ceil_mode, op)
+    if divisor_override is not None:
+        if not _is_int(divisor_override) or divisor_override == 0:
+            raise ShapeError(f"{op}: divisor_override must be a non-zero int, got "
+                             f"{divisor_override!r}")
+        divisor = np.full(out_hw, float(divisor_override))
+    else:
+        dh = _avg_divisor(x.shape[2], kernel[0], stride[0], padding[0], out_hw[0],
+                          count_include_pad)
+        dw = _avg_divisor(x.shape[3], kernel[1], stride[1], padding[1], out_hw[1],
+                          count_include_pad)
+        divisor = (dh[:, None] * dw[None, :]).astype(np.float64)
+    return AvgPool2d.apply(x, kernel=kernel, stride=stride, padding=pads, divisor=divisor,
+                           out_hw=out_hw)
+
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+
+TENSOR_METHODS: dict = {}

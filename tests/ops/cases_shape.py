@@ -1,0 +1,180 @@
+"""Catalogue cases for the shape ops: flatten/squeeze/expand/cat/stack/split/pad/repeat/flip..."""
+import numpy as np
+
+import backprop
+from backprop.ops import shape as S
+from tests.ops.catalogue import OpCase, randn
+
+try:
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover
+    torch = F = None
+
+
+def _weighted(pieces, lib):
+    """Join split pieces back with different weights, so every piece's gradient is checked."""
+    return lib.cat([p.reshape(-1) * (i + 1) for i, p in enumerate(pieces)])
+
+
+def _weighted_stack(pieces, lib):
+    return lib.stack([p * (i + 1) for i, p in enumerate(pieces)])
+
+
+def _pair(*shapes):
+    return lambda r: [r.standard_normal(s) for s in shapes]
+
+
+CASES = [
+    # -- flatten / unflatten / ravel / squeeze / unsqueeze (all Reshape) --------------------
+    OpCase("flatten/all", lambda a: a.flatten(), randn(2, 3, 4), lambda a: a.flatten(),
+           covers=("Reshape",)),
+    OpCase("flatten/start", lambda a: backprop.ops.flatten(a, 1), randn(2, 3, 4),
+           lambda a: torch.flatten(a, 1), covers=("Reshape",)),
+    OpCase("flatten/negative", lambda a: a.flatten(-3, -2), randn(2, 3, 4, 1),
+           lambda a: a.flatten(-3, -2), covers=("Reshape",)),
+    OpCase("flatten/0d", lambda a: a.flatten(), randn(), lambda a: a.flatten(),
+           covers=("Reshape",)),
+    OpCase("unflatten", lambda a: a.unflatten(-1, (3, -1)), randn(2, 12),
+           lambda a: a.unflatten(-1, (3, -1)), covers=("Reshape",)),
+    OpCase("ravel", lambda a: S.ravel(a.mT), randn(2, 3), lambda a: torch.ravel(a.mT),
+           covers=("Reshape", "Permute")),
+    OpCase("view_as", lambda a, b: a.view_as(b) * b, _pair((2, 6), (3, 4)),
+           lambda a, b: a.view_as(b) * b, covers=("Reshape",)),
+    OpCase("squeeze/all", lambda a: a.squeeze(), randn(1, 3, 1, 2),
+           lambda a: a.squeeze(), covers=("Reshape",)),
+    OpCase("squeeze/dim", lambda a: a.squeeze(-2), randn(3, 1, 2),
+           lambda a: a.squeeze(-2), covers=("Reshape",)),
+    OpCase("squeeze/non-1-noop", lambda a: a.squeeze(0), randn(3, 2),
+           lambda a: a.squeeze(0), covers=("Reshape",)),
+    OpCase("squeeze/tuple", lambda a: S.squeeze(a, (0, 2, 3)), randn(1, 3, 1, 2),
+           lambda a: torch.squeeze(a, (0, 2, 3)), covers=("Reshape",)),
+    OpCase("squeeze/0d", lambda a: a.squeeze(0), randn(), lambda a: a.squeeze(0),
+           covers=("Reshape",)),
+    OpCase("unsqueeze/front", lambda a: a.unsqueeze(0), randn(3, 2),
+           lambda a: a.unsqueeze(0), covers=("Reshape",)),
+    OpCase("unsqueeze/end", lambda a: S.unsqueeze(a, -1), randn(3, 2),
+           lambda a: torch.unsqueeze(a, -1), covers=("Reshape",)),
+    OpCase("unsqueeze/middle-negative", lambda a: a.unsqueeze(-2), randn(3, 2),
+           lambda a: a.unsqueeze(-2), covers=("Reshape",)),
+    OpCase("unsqueeze/0d", lambda a: a.unsqueeze(0), randn(), lambda a: a.unsqueeze(0),
+           covers=("Reshape",)),
+    OpCase("movedim", lambda a: a.movedim((0, 1), (2, 0)), randn(2, 3, 4),
+           lambda a: a.movedim((0, 1), (2, 0)), covers=("Permute",)),
+    OpCase("swapaxes", lambda a: S.swapaxes(a, 0, -1), randn(2, 3, 4),
+           lambda a: torch.swapaxes(a, 0, -1), covers=("Permute",)),
+    # -- expand / broadcast_to ----------------------------------------------------------
+    OpCase("expand/new-leading", lambda a: a.expand(2, 3, 4), randn(3, 1),
+           lambda a: a.expand(2, 3, 4), covers=("Expand",)),
+    OpCase("expand/minus-one", lambda a: a.expand(-1, 5), randn(3, 1),
+           lambda a: a.expand(-1, 5), covers=("Expand",)),
+    OpCase("expand/same", lambda a: a.expand(3, 2), randn(3, 2), lambda a: a.expand(3, 2),
+           covers=("Expand",)),
+    OpCase("expand/tuple-size-0", lambda a: a.expand((0, 4)), randn(1, 4),
+           lambda a: a.expand((0, 4)), covers=("Expand",)),
+    OpCase("expand/0d", lambda a: a.expand(2, 3), randn(), lambda a: a.expand(2, 3),
+           covers=("Expand",)),
+    OpCase("expand_as", lambda a, b: a.expand_as(b) * b, _pair((1, 4), (3, 4)),
+           lambda a, b: a.expand_as(b) * b, covers=("Expand", "Mul")),
+    OpCase("broadcast_to", lambda a: S.broadcast_to(a, (2, 3, 4)), randn(3, 1),
+           lambda a: torch.broadcast_to(a, (2, 3, 4)), covers=("Expand",)),
+    # -- narrow / split / chunk / unbind ---------------------------------------------------
+    OpCase("narrow", lambda a: a.narrow(1, 1, 2), randn(3, 4), lambda a: a.narrow(1, 1, 2),
+           covers=("Narrow",)),
+    OpCase("narrow/negative-start", lambda a: S.narrow(a, -1, -2, 2), randn(3, 4),
+           lambda a: torch.narrow(a, -1, -2, 2), covers=("Narrow",)),
+    OpCase("split/int-uneven", lambda a: _weighted(a.split(2), backprop.ops),
+           randn(5, 3), lambda a: _weighted(a.split(2), torch), covers=("Narrow", "Cat")),
+    OpCase("split/sections", lambda a: _weighted(S.split(a, [1, 0, 3], dim=-1), backprop.ops),
+           randn(2, 4), lambda a: _weighted(torch.split(a, [1, 0, 3], dim=-1), torch),
+           covers=("Narrow", "Cat")),
+    OpCase("split/later-piece", lambda a: a.split(3, dim=1)[1], randn(2, 5),
+           lambda a: a.split(3, dim=1)[1], covers=("Narrow",)),
+    OpCase("split/empty-dim", lambda a: a.split(2)[0], randn(0, 3),
+           lambda a: a.split(2)[0], covers=("Narrow",)),
+    OpCase("chunk", lambda a: _weighted(a.chunk(3, dim=-1), backprop.ops), randn(2, 7),
+           lambda a: _weighted(a.chunk(3, dim=-1), torch), covers=("Narrow", "Cat")),
+    OpCase("chunk/fewer-pieces", lambda a: _weighted_stack(S.chunk(a, 4), backprop.ops),
+           randn(6), lambda a: _weighted_stack(torch.chunk(a, 4), torch),
+           covers=("Narrow", "Stack")),
+    OpCase("unbind", lambda a: _weighted_stack(a.unbind(1), backprop.ops), randn(2, 3, 2),
+           lambda a: _weighted_stack(a.unbind(1), torch), covers=("GetItem", "Stack")),
+    # -- cat / stack ----------------------------------------------------------------------
+    OpCase("cat/dim0", lambda a, b: S.cat([a, b]), _pair((2, 3), (4, 3)),
+           lambda a, b: torch.cat([a, b]), covers=("Cat",)),
+    OpCase("cat/dim-1-three", lambda a, b, c: S.cat((a, b, c), dim=-1),
+           _pair((2, 1), (2, 3), (2, 2)), lambda a, b, c: torch.cat((a, b, c), dim=-1),
+           covers=("Cat",)),
+    OpCase("cat/same-tensor", lambda a: S.concat([a, a * 2, a], 1), randn(2, 2),
+           lambda a: torch.concat([a, a * 2, a], 1), covers=("Cat",)),
+    OpCase("cat/size-0-piece", lambda a, b: S.cat([a, b], 1), _pair((2, 0), (2, 3)),
+           lambda a, b: torch.cat([a, b], 1), covers=("Cat",)),
+    OpCase("cat/legacy-empty-1d", lambda a, b: S.cat([a, b]), _pair((0,), (2, 3)),
+           lambda a, b: torch.cat([a, b]), covers=("Cat",)),
+    OpCase("cat/promote-int", lambda a, b: S.cat([a, b]),
+           lambda r: [r.standard_normal((2, 3)), r.integers(0, 5, (1, 3))],
+           lambda a, b: torch.cat([a, b]), covers=("Cat",)),
+    OpCase("cat/promote-f32-f64", lambda a, b: S.cat([a, b]),
+           lambda r: [r.standard_normal((1, 3)).astype(np.float32), r.standard_normal((2, 3))],
+           lambda a, b: torch.cat([a, b]), covers=("Cat",)),
+    OpCase("stack/dim0", lambda a, b: S.stack([a, b]), _pair((2, 3), (2, 3)),
+           lambda a, b: torch.stack([a, b]), covers=("Stack",)),
+    OpCase("stack/dim-1", lambda a, b, c: S.stack([a, b, c], dim=-1),
+           _pair((2, 3), (2, 3), (2, 3)), lambda a, b, c: torch.stack([a, b, c], dim=-1),
+           covers=("Stack",)),
+    OpCase("stack/middle-same-tensor", lambda a: S.stack([a, a * 3], 1), randn(2, 3),
+           lambda a: torch.stack([a, a * 3], 1), covers=("Stack",)),
+    OpCase("stack/0d", lambda a, b: S.stack([a, b]), _pair((), ()),
+           lambda a, b: torch.stack([a, b]), covers=("Stack",)),
+    OpCase("stack/promote", lambda a, b: S.stack([a, b]),
+           lambda r: [r.integers(0, 5, 3), r.standard_normal(3)],
+           lambda a, b: torch.stack([a, b]), covers=("Stack",)),
+    # -- flip / repeat / tile -----------------------------------------------------------------
+    OpCase("flip/dim0", lambda a: a.flip(0), randn(3, 2), lambda a: a.flip(0),
+           covers=("Flip",)),
+    OpCase("flip/dims", lambda a: S.flip(a, (0, -1)), randn(2, 3, 4),
+           lambda a: torch.flip(a, (0, -1)), covers=("Flip",)),
+    OpCase("flip/varargs", lambda a: a.flip(1, 2) * 2, randn(2, 3, 4),
+           lambda a: a.flip(1, 2) * 2, covers=("Flip",)),
+    OpCase("flip/none", lambda a: S.flip(a, dims=[]), randn(2, 3),
+           lambda a: torch.flip(a, dims=[]), covers=("Flip",)),
+    OpCase("repeat/same-ndim", lambda a: a.repeat(2, 3), randn(2, 3),
+           lambda a: a.repeat(2, 3), covers=("Repeat",)),
+    OpCase("repeat/new-dims", lambda a: a.repeat((2, 1, 3)), randn(2, 3),
+           lambda a: a.repeat((2, 1, 3)), covers=("Repeat",)),
+    OpCase("repeat/zero", lambda a: a.repeat(0, 2), randn(2, 3),
+           lambda a: a.repeat(0, 2), covers=("Repeat",)),
+    OpCase("repeat/0d", lambda a: a.repeat(3), randn(), lambda a: a.repeat(3),
+           covers=("Repeat",)),
+    OpCase("tile", lambda a: S.tile(a, (2,)), randn(2, 3), lambda a: torch.tile(a, (2,)),
+           covers=("Repeat",)),
+    # -- pad ------------------------------------------------------------------------------
+    OpCase("pad/constant-last", lambda a: S.pad(a, (1, 2)), randn(2, 3),
+           lambda a: F.pad(a, (1, 2)), covers=("Pad",)),
+    OpCase("pad/constant-two-dims-value", lambda a: S.pad(a, (1, 1, 2, 0), value=1.5),
+           randn(2, 3, 4), lambda a: F.pad(a, (1, 1, 2, 0), value=1.5), covers=("Pad",)),
+    OpCase("pad/constant-negative", lambda a: S.pad(a, (-1, 2, 0, -1)), randn(3, 4),
+           lambda a: F.pad(a, (-1, 2, 0, -1)), covers=("Pad",)),
+    OpCase("pad/constant-all-dims", lambda a: S.pad(a, (1, 0, 0, 1, 2, 2)), randn(2, 1, 3),
+           lambda a: F.pad(a, (1, 0, 0, 1, 2, 2)), covers=("Pad",)),
+    OpCase("pad/constant-empty", lambda a: S.pad(a, (1, 1)), randn(0, 2),
+           lambda a: F.pad(a, (1, 1)), covers=("Pad",)),
+    OpCase("pad/reflect-1d", lambda a: S.pad(a, (2, 3), mode="reflect"), randn(2, 3, 5),
+           lambda a: F.pad(a, (2, 3), mode="reflect"), covers=("Pad",)),
+    OpCase("pad/reflect-2d", lambda a: S.pad(a, (1, 2, 2, 1), mode="reflect"),
+           randn(1, 2, 3, 4), lambda a: F.pad(a, (1, 2, 2, 1), mode="reflect"),
+           covers=("Pad",)),
+    OpCase("pad/replicate-2d", lambda a: S.pad(a, (3, 1, 0, 2), mode="replicate"),
+           randn(2, 2, 3, 2), lambda a: F.pad(a, (3, 1, 0, 2), mode="replicate"),
+           covers=("Pad",)),
+    OpCase("pad/replicate-3d", lambda a: S.pad(a, (1, 1, 1, 0, 0, 2), mode="replicate"),
+           randn(1, 1, 2, 2, 3), lambda a: F.pad(a, (1, 1, 1, 0, 0, 2), mode="replicate"),
+           covers=("Pad",)),
+    OpCase("pad/circular", lambda a: S.pad(a, (3, 1), mode="circular"), randn(2, 2, 3),
+           lambda a: F.pad(a, (3, 1), mode="circular"), covers=("Pad",)),
+    OpCase("pad/circular-2d", lambda a: S.pad(a, (1, 2, 2, 0), mode="circular"),
+           randn(1, 2, 3, 4), lambda a: F.pad(a, (1, 2, 2, 0), mode="circular"),
+           covers=("Pad",)),
+    OpCase("pad/replicate-negative", lambda a: S.pad(a, (-1, 2), mode="replicate"),
+           randn(2, 2, 4), lambda a: F.pad(a, (-1, 2), mode="replicate"), covers=("Pad",)),
+]
