@@ -277,6 +277,9 @@ class Tensor:
 
     # -- in-place updates ------------------------------------------------------
     def _check_inplace(self, op: str) -> None:
+        if not self._data.flags.writeable:
+            raise InplaceError(f"{op}: this tensor is a read-only broadcast view (made by expand() or "
+                               f"broadcast_to()) whose elements share memory; clone() it first")
         if self._requires_grad and _state.enabled:
             if self.grad_fn is None:
                 raise InplaceError(f"{op}: a leaf tensor that requires grad is being used in an "
@@ -288,6 +291,11 @@ class Tensor:
             raise InplaceError(f"{op}: in-place change of a tensor produced by "
                                f"{self.grad_fn.name()} while its graph is still alive; backward "
                                f"would use the changed value")
+        self._version = _log_inplace(self._data)
+
+    def _bump_version(self) -> None:
+        """Record that ``self._data`` was changed in place by code working on the array
+        directly (optimizers do this), so backward can detect stale saved values."""
         self._version = _log_inplace(self._data)
 
     def _operand(self, other, op: str):

@@ -119,6 +119,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
                 want_leaves.setdefault(id(t), []).append(i)
 
     grads: dict = {}   # node -> sum of the gradients delivered to its output so far
+    sums: dict = {}    # id -> array, for the sums the engine allocated itself
     nodes: dict = {}   # -seq -> node, for the nodes waiting in the heap
     # leaf -> [leaf, gradient, owned]; owned: safe to keep without a copy. (Tensors hash
     # by identity, so they can be dict keys even though == is element-wise.)
@@ -139,6 +140,8 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
     while heap:
         fn = nodes.pop(heappop(heap))
         g = grads.pop(fn)
+        if sums:
+            sums.pop(id(g), None)  # from here on g may be passed on, so never add into it
         if fn._hooks:
             g = _run_hooks(fn._hooks, g)
         if want_nodes and fn in want_nodes:
@@ -197,8 +200,12 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
                     key = -parent.seq
                     nodes[key] = parent
                     heappush(heap, key)
+                elif id(prev) in sums:  # a sum the engine made: safe to add into in place
+                    np.add(prev, ig, out=prev)
                 else:
-                    grads[parent] = prev + ig
+                    total = prev + ig
+                    sums[id(total)] = total  # (kept alive while listed, so its id is unique)
+                    grads[parent] = total
         if not retain_graph and saved:
             fn.saved_tensors = None
 
