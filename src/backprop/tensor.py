@@ -235,7 +235,7 @@ class Tensor:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
         if not self._requires_grad:
             raise GradError("retain_grad: can't retain_grad on a tensor that does not require grad")
-        if self.grad_fn is None or getattr(self.grad_fn, "_retains", False):
+        if self.grad_fn is None or self.retains_grad:
             return
         import weakref
 
@@ -251,12 +251,12 @@ class Tensor:
                     t.grad._data = t.grad._data + g
 
         _retain.runs_last = True  # PyTorch runs the retains-grad hook after all others
-        self.grad_fn._retains = True
         self.register_hook(_retain)
 
     @property
     def retains_grad(self) -> bool:
-        return self.grad_fn is not None and getattr(self.grad_fn, "_retains", False)
+        hooks = self.grad_fn._hooks if self.grad_fn is not None else None
+        return bool(hooks) and any(getattr(h, "runs_last", False) for h in hooks)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it.

@@ -15,7 +15,7 @@ from backprop.ops import elementwise, linalg, reduce, shape
 from backprop.tensor import Tensor
 
 _MODULES = [elementwise, reduce, shape, linalg]
-for _optional in ("indexing", "conv", "activation"):
+for _optional in ("indexing", "conv", "activation", "fused"):
     try:
         _MODULES.append(__import__(f"backprop.ops.{_optional}", fromlist=["_"]))
     except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is being written

@@ -45,6 +45,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class ReLU(Function):
     """out = max(x, 0);  dx = g · [x > 0]"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, x):
         out = np.maximum(x, 0)
@@ -90,6 +92,8 @@ class LeakyReLU(Function):
 class Sigmoid(Function):
     """out = σ(x) = 1 / (1 + e⁻ˣ);  dx = g · out · (1 - out)"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, x):
         out = _sigmoid(as_float(x))
@@ -105,6 +109,8 @@ class Sigmoid(Function):
 
 class Tanh(Function):
     """out = tanh x;  dx = g · (1 - out²)"""
+
+    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):

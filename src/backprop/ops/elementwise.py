@@ -42,6 +42,8 @@ def _is_integral(v) -> bool:
 class Add(Function):
     """out = a + b;  da = g, db = g"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, a, b):
         try:
@@ -60,6 +62,8 @@ class Add(Function):
 class Sub(Function):
     """out = a - b;  da = g, db = -g"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, a, b):
         try:
@@ -77,6 +81,8 @@ class Sub(Function):
 
 class Mul(Function):
     """out = a * b;  da = g * b, db = g * a"""
+
+    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -101,6 +107,8 @@ class Mul(Function):
 class Div(Function):
     """out = a / b;  da = g / b, db = -g * a / b²"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, a, b):
         try:
@@ -124,6 +132,8 @@ class Div(Function):
 class Neg(Function):
     """out = -x;  dx = -g"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, x):
         return np.negative(x)
@@ -141,6 +151,8 @@ def _describe(v) -> str:
 
 class Pow(Function):
     """out = a ** b;  da = g · b · a^(b-1),  db = g · a^b · ln a (taken as 0 where a = 0)"""
+
+    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -181,6 +193,8 @@ class Pow(Function):
 class Exp(Function):
     """out = eˣ;  dx = g · out"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, x):
         with np.errstate(over="ignore"):
@@ -197,6 +211,8 @@ class Exp(Function):
 
 class Log(Function):
     """out = ln x;  dx = g / x"""
+
+    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -230,6 +246,8 @@ class Cast(Function):
 class Clone(Function):
     """out = a copy of x;  dx = g"""
 
+    __slots__ = ()
+
     @staticmethod
     def forward(ctx, x):
         return x.copy()
@@ -241,6 +259,8 @@ class Clone(Function):
 
 class Sqrt(Function):
     """out = √x;  dx = g / (2·out)"""
+
+    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
