@@ -8,7 +8,7 @@ A reverse-mode automatic-differentiation engine with PyTorch's names::
     y.backward()
     x.grad
 """
-from backprop import autograd, functional, ops, random
+from backprop import autograd, data, functional, nn, ops, optim, random, utils
 from backprop.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from backprop.creation import (
     arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
@@ -34,6 +34,7 @@ from backprop.ops import (
     take_along_dim, tanh, tile, transpose, unbind, unflatten, unsqueeze, var, view, where,
 )
 from backprop.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
+from backprop.serialization import SerializationError, load, save
 from backprop.tensor import Tensor
 
 bool = bool_  # noqa: A001 (PyTorch's name: backprop.bool)

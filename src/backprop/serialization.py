@@ -21,6 +21,21 @@ records what plain JSON would lose: integer and tuple keys, tuples, OrderedDicts
 NaN and infinite floats, NumPy scalars, ``requires_grad``, and which objects were
 the same tensor.
 
+The structure is JSON in which ``null``, ``true``/``false``, strings, integers (any
+size), finite floats and arrays (Python lists) stand for themselves, and every JSON
+object is a node tagged by its ``"@"`` entry:
+
+- ``{"@": "dict", "items": [[key, value], ...], "ordered": true}`` (``ordered`` only for
+  an ``OrderedDict``; keys are nodes too: str, int, float, bool, null or tuple);
+- ``{"@": "tuple", "items": [...]}``;
+- ``{"@": "tensor", "name": "model.0.weight", "requires_grad": true}`` and
+  ``{"@": "ndarray", "name": ...}``: the safetensors entry of that name;
+- ``{"@": "float", "value": "nan" | "inf" | "-inf"}``;
+- ``{"@": "numpy_scalar", "dtype": "float32", "value": 0.5}``;
+- ``{"@": "dtype", "name": "float64"}`` (a backprop dtype).
+
+The metadata entry ``"backprop.version"`` (now ``"1"``) versions this schema.
+
 Safety: loading reads JSON and raw bytes only. Nothing is unpickled, imported or
 evaluated, so a file from an untrusted source can at worst fail to load, with a
 :class:`SerializationError` that names the file and the problem.
@@ -130,6 +145,8 @@ def save(obj, f) -> None:
     structure = encoder.encode(obj)
     try:
         structure_json = json.dumps(structure, allow_nan=False, separators=(",", ":"))
+    except RecursionError:
+        raise SerializationError("save: the object is nested too deeply to store") from None
     except ValueError as e:  # e.g. an int with more digits than Python will print
         raise SerializationError(f"save: can't write the object's structure as JSON: {e}") from None
     metadata = {_VERSION_KEY: _FORMAT_VERSION, _STRUCTURE_KEY: structure_json}
@@ -201,9 +218,9 @@ def save_file(tensors: dict, path, metadata: dict | None = None) -> None:
             raise SerializationError("save_file: '__metadata__' is reserved by the safetensors "
                                      "format and can't name a tensor")
         if isinstance(value, Tensor):
-            arrays[name] = _file_array(value._data, repr(name))
+            arrays[name] = _file_array(value._data, repr(name), "save_file")
         elif isinstance(value, np.ndarray):
-            arrays[name] = _file_array(value, repr(name))
+            arrays[name] = _file_array(value, repr(name), "save_file")
         else:
             raise TypeError(f"save_file: {name!r} must be a Tensor or a NumPy array, "
                             f"got {type(value).__name__}")
@@ -256,12 +273,12 @@ def inspect(path) -> dict:
 # ---------------------------------------------------------------------------
 # Writing
 # ---------------------------------------------------------------------------
-def _file_array(arr: np.ndarray, where: str) -> np.ndarray:
+def _file_array(arr: np.ndarray, where: str, fn: str = "save") -> np.ndarray:
     """``arr`` as a C-contiguous little-endian array of a dtype the format has."""
     code = _NP_TO_CODE.get((arr.dtype.kind, arr.dtype.itemsize))
     if code is None or arr.dtype.kind not in "biuf":
         raise SerializationError(
-            f"save: {where} has dtype {arr.dtype}, which backprop can't store; supported: "
+            f"{fn}: {where} has dtype {arr.dtype}, which backprop can't store; supported: "
             f"{', '.join(sorted(_dt._BY_NAME))}")
     target = _CODE_TO_NP[code]
     if arr.dtype != target or not arr.flags.c_contiguous:
@@ -511,6 +528,9 @@ class _Source:
             self.size = os.fstat(self.fh.fileno()).st_size
         elif hasattr(f, "read"):
             self.name = str(getattr(f, "name", "<file object>"))
+            if isinstance(f, io.TextIOBase):
+                raise TypeError(f"{fn}: the file {self.name!r} must be opened in binary mode "
+                                f"('rb'), not text mode")
             data = f.read()
             if not isinstance(data, (bytes, bytearray, memoryview)):
                 raise TypeError(f"{fn}: the file object must be opened in binary mode "
@@ -565,9 +585,10 @@ def _read_header(src: _Source) -> _Header:
         src.fail(f"file is {src.size} bytes, too short for a safetensors file "
                  f"(at least 8 bytes of header length)")
     first = src.read_exact(0, 8)
-    _refuse_other_formats(src, first)
     (n,) = struct.unpack("<Q", first)
     if n > src.size - 8:
+        # Only now: a valid header length can start with the same bytes as a pickle.
+        _refuse_other_formats(src, first)
         src.fail(f"header length {n} goes beyond the end of the file ({src.size} bytes); "
                  f"not a safetensors file, or truncated")
     if n > _HEADER_LIMIT:
@@ -621,7 +642,7 @@ def _check_entry(src: _Source, name: str, entry):
                  f"'data_offsets', got {_short(entry)}")
     code, shape, offsets = entry["dtype"], entry["shape"], entry["data_offsets"]
     if not isinstance(code, str) or code not in _CODE_TO_NP:
-        if code in _OTHER_CODES:
+        if isinstance(code, str) and code in _OTHER_CODES:
             src.fail(f"tensor {name!r}: dtype {code} is not supported by backprop (it reads "
                      f"{', '.join(_CODE_TO_NP)})")
         src.fail(f"tensor {name!r}: unknown dtype {_short(code)}")
@@ -706,7 +727,7 @@ def _read_array(src: _Source, info: TensorInfo) -> np.ndarray:
             # Read bools as bytes: a corrupted byte other than 0/1 must still be a bool.
             raw = np.empty(info.shape, np.uint8)
             src.read_into(info.offset, raw.reshape(-1).data)
-            return raw != 0
+            return raw.astype(np.bool_)
         arr = np.empty(info.shape, file_dtype)
     except (ValueError, MemoryError, OverflowError) as e:
         src.fail(f"tensor {info.name!r}: can't allocate shape {info.shape}: {e}")
@@ -736,9 +757,6 @@ class _LoadedTensors:
         if kind == "ndarray":
             obj = arr
         else:
-            if requires_grad and arr.dtype.kind != "f":
-                self.src.fail(f"tensor {name!r} of dtype {info.dtype} is marked requires_grad, "
-                              f"which only floating-point tensors can be")
             obj = _make(arr, requires_grad=requires_grad)
         self.objects[key] = obj
         return obj
@@ -801,6 +819,9 @@ class _Decoder:
                 self.bad(where, f"refers to a tensor {_short(name)} that is not in the file")
             if not isinstance(requires_grad, bool):
                 self.bad(where, f"'requires_grad' must be true or false, got {_short(requires_grad)}")
+            if requires_grad and not self.header.tensors[name].dtype.startswith("float"):
+                self.bad(where, f"tensor {name!r} of dtype {self.header.tensors[name].dtype} is "
+                                f"marked requires_grad, which only floating-point tensors can be")
             return self.tensors.get(tag, name, requires_grad)
         if tag == "float":
             self._fields(node, where, {"value"})
@@ -811,7 +832,7 @@ class _Decoder:
         if tag == "numpy_scalar":
             self._fields(node, where, {"dtype", "value"})
             name = node["dtype"]
-            if name not in _dt._BY_NAME:
+            if not isinstance(name, str) or name not in _dt._BY_NAME:
                 self.bad(where, f"unknown dtype {_short(name)}")
             value = node["value"]
             if isinstance(value, dict):  # a non-finite float
@@ -828,7 +849,7 @@ class _Decoder:
                 self.bad(where, f"value {_short(value)} does not fit {name}: {e}")
         if tag == "dtype":
             self._fields(node, where, {"name"})
-            if node["name"] not in _dt._BY_NAME:
+            if not isinstance(node["name"], str) or node["name"] not in _dt._BY_NAME:
                 self.bad(where, f"unknown dtype {_short(node['name'])}")
             return _dt._BY_NAME[node["name"]]
         self.bad(where, f"unknown node {_short(node)}")

@@ -17,6 +17,7 @@ import warnings
 import numpy as np
 
 from backprop import random as _random
+from backprop.creation import from_numpy
 from backprop.errors import IndexOutOfRange, ShapeError
 from backprop.tensor import Tensor, _make
 
@@ -95,7 +96,6 @@ class TensorDataset(Dataset):
         converted = []
         for position, t in enumerate(tensors):
             if isinstance(t, np.ndarray):
-                from backprop.creation import from_numpy
                 t = from_numpy(t)
             elif not isinstance(t, Tensor):
                 raise TypeError(f"TensorDataset: argument {position} must be a Tensor or a "

@@ -54,7 +54,7 @@ def default_collate(batch):
     """
     if not isinstance(batch, (list, tuple)) or not batch:
         raise ValueError(f"default_collate: expected a non-empty list of samples, got "
-                         f"{type(batch).__name__} of length {len(batch) if hasattr(batch, '__len__') else '?'}")
+                         f"{repr(batch)[:80]}")
     elem = batch[0]
     if isinstance(elem, Tensor):
         if _grad_state.enabled and any(t._requires_grad for t in batch):
@@ -393,7 +393,8 @@ class DataLoader:
         self.prefetch_factor = prefetch_factor
         self.persistent_workers = persistent_workers
         self.generator = generator
-        self._auto_collation = batch_sampler is not None or (self._iterable and batch_size is not None)
+        self._auto_collation = (batch_sampler is not None
+                                or (self._iterable and batch_size is not None))
         if collate_fn is None:
             collate_fn = default_collate if self._auto_collation else default_convert
         self.collate_fn = collate_fn

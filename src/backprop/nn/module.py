@@ -100,7 +100,7 @@ _global_backward_hooks: list = []
 
 
 def _add_hook(hooks: list, hook, prepend: bool = False) -> RemovableHandle:
-    if not callable(hook):
+    if not callable(hook.fn if type(hook) is _WithKwargs else hook):
         raise TypeError(f"hook must be callable, got {type(hook).__name__}")
     if prepend:
         hooks.insert(0, hook)
@@ -179,7 +179,7 @@ def _parse_to(args, kwargs):
 
 
 class Module:
-    """Base class of layers and models: subclass it, register parts in ``__init__``, write ``forward``.
+    """Base class of layers and models: register parts in ``__init__``, write ``forward``.
 
     Call the module (``model(x)``), not ``forward``, so that hooks run.
 
@@ -274,7 +274,8 @@ class Module:
         if isinstance(value, Parameter):
             if params is None:
                 raise AttributeError("cannot assign parameters before Module.__init__() call")
-            self._unregister(name)
+            self._unregister(name, keep=params)  # (keeps its place if already a parameter)
+            d.pop(name, None)
             self.register_parameter(name, value)
             return
         if params is not None and name in params:
@@ -287,7 +288,7 @@ class Module:
         if isinstance(value, Module):
             if modules is None:
                 raise AttributeError("cannot assign module before Module.__init__() call")
-            self._unregister(name)
+            self._unregister(name, keep=modules)
             modules[name] = d[name] = value
             return
         if modules is not None and name in modules:
@@ -309,10 +310,11 @@ class Module:
         self._unregister(name)
         object.__delattr__(self, name)
 
-    def _unregister(self, name: str) -> None:
-        """Forget ``name`` in every registry (before it is registered as something else)."""
+    def _unregister(self, name: str, keep=None) -> None:
+        """Forget ``name`` in every registry but ``keep`` (before it is registered anew)."""
         for registry in (self._parameters, self._buffers, self._modules):
-            registry.pop(name, None)
+            if registry is not keep:
+                registry.pop(name, None)
         self._non_persistent_buffers_set.discard(name)
 
     def register_parameter(self, name: str, param: Parameter | None) -> None:
@@ -426,9 +428,19 @@ class Module:
             stack.extend(reversed(children))
 
     def modules(self):
-        """Every module in the tree, self first (each once)."""
-        for _, module in self.named_modules():
+        """Every module in the tree, self first (each once), in named_modules' order."""
+        # The same walk as named_modules without building names: parameters() and
+        # zero_grad() run every training step.
+        seen = set()
+        stack = [self]
+        while stack:
+            module = stack.pop()
+            if id(module) in seen:
+                continue
+            seen.add(id(module))
             yield module
+            children = [c for c in module._modules.values() if c is not None]
+            stack.extend(reversed(children))
 
     def named_children(self):
         """Yield ``(name, module)`` for the direct sub-modules (each once)."""
@@ -444,14 +456,13 @@ class Module:
             yield module
 
     def _named_members(self, registry: str, prefix: str, recurse: bool,
-                       remove_duplicate: bool, persistent_only: bool = False):
+                       remove_duplicate: bool):
         seen = set()
         modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
                    if recurse else [(prefix, self)])
         for path, module in modules:
-            skip = module._non_persistent_buffers_set if persistent_only else ()
             for name, value in getattr(module, registry).items():
-                if value is None or name in skip:
+                if value is None:
                     continue
                 if remove_duplicate:
                     if id(value) in seen:
@@ -471,9 +482,13 @@ class Module:
         return self._named_members("_parameters", prefix, recurse, remove_duplicate)
 
     def parameters(self, recurse: bool = True):
-        """Every parameter (each once), in registration order: what an optimiser takes."""
-        for _, param in self.named_parameters(recurse=recurse):
-            yield param
+        """Every parameter (each once), in named_parameters' order: what an optimiser takes."""
+        seen = set()
+        for module in (self.modules() if recurse else (self,)):
+            for param in module._parameters.values():
+                if param is not None and id(param) not in seen:
+                    seen.add(id(param))
+                    yield param
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True):
@@ -481,9 +496,13 @@ class Module:
         return self._named_members("_buffers", prefix, recurse, remove_duplicate)
 
     def buffers(self, recurse: bool = True):
-        """Every buffer (running statistics and the like)."""
-        for _, buf in self.named_buffers(recurse=recurse):
-            yield buf
+        """Every buffer (running statistics and the like), each once."""
+        seen = set()
+        for module in (self.modules() if recurse else (self,)):
+            for buf in module._buffers.values():
+                if buf is not None and id(buf) not in seen:
+                    seen.add(id(buf))
+                    yield buf
 
     # -- modes and bulk changes --------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
@@ -500,7 +519,7 @@ class Module:
         return self.train(False)
 
     def requires_grad_(self, requires_grad: bool = True) -> "Module":
-        """Switch gradient recording on or off for every parameter (freeze a layer). Returns self."""
+        """Switch gradient recording on or off for every parameter (freezing). Returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
         return self
@@ -721,7 +740,7 @@ class Module:
 
     def register_forward_hook(self, hook, *, prepend: bool = False,
                               with_kwargs: bool = False) -> RemovableHandle:
-        """Call ``hook(module, args, output)`` after ``forward``; a returned value replaces the output.
+        """Call ``hook(module, args, output)`` after ``forward``; a returned value replaces it.
 
         With ``with_kwargs=True`` the hook is ``hook(module, args, kwargs, output)``.
 
@@ -913,6 +932,7 @@ class _BackwardHook:
         if not any(t._requires_grad for t in tensors):
             return args
         self.input_index = index
+        self.input_like = [(t._data.shape, t._data.dtype) for t in tensors]
         new = _route(tensors, self._on_input_grads)
         args = list(args)
         for i, t in zip(index, new):
@@ -977,8 +997,9 @@ class _BackwardHook:
         if self.grad_outputs is None:  # the gradient reached the inputs by another path
             return None
         full = [None] * self.n_inputs
-        for i, g in zip(self.input_index, grads):
-            full[i] = g
+        for i, g, (shape, dtype) in zip(self.input_index, grads, self.input_like):
+            # As PyTorch: every tensor argument gets a gradient, zeros where none arrived.
+            full[i] = _make(np.zeros(shape, dtype)) if g is None else g
         grad_inputs = tuple(full)
         changed = False
         for hook in self.hooks:

@@ -65,18 +65,46 @@ def _reduce(loss: np.ndarray, reduction: str, denom):
     total = loss.sum(dtype=loss.dtype)
     if reduction == "sum":
         return total
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.asarray(total / np.asarray(denom, dtype=loss.dtype))
+    if denom == 0:
+        return np.asarray(np.nan, dtype=loss.dtype)
+    return np.asarray(total / np.asarray(denom, dtype=loss.dtype))
 
 
 def _coef(grad_output: np.ndarray, reduction: str, denom, per_sample: bool = True):
-    """d(reduced loss) / d(per-sample loss), shaped to broadcast against a class axis at 1."""
+    """d(reduced loss) / d(per-sample loss), shaped to broadcast against a class axis at 1.
+
+    A mean over zero weight has an infinite coefficient (its gradients are NaN, as torch's).
+    """
     if reduction == "none":
         return grad_output[:, None] if per_sample else grad_output
     if reduction == "sum":
         return grad_output
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return grad_output / np.asarray(denom, dtype=grad_output.dtype)
+    if denom == 0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return grad_output / np.asarray(0, dtype=grad_output.dtype)
+    return grad_output / np.asarray(denom, dtype=grad_output.dtype)
+
+
+def _gather(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """a[i, t_i, ...]: each sample's entry at its target class (a new array, class axis kept).
+
+    Plain fancy indexing for the common (N, C) case: several times faster than
+    take_along_axis for the small batches of a training step.
+    """
+    if a.ndim == 2:
+        return a[np.arange(a.shape[0]), t][:, None]
+    return np.take_along_axis(a, t[:, None], axis=1)
+
+
+def _scatter_add(a: np.ndarray, t: np.ndarray, values) -> None:
+    """a[i, t_i, ...] += values_i, in place (each sample has exactly one target entry)."""
+    values = np.broadcast_to(values, t.shape)
+    if a.ndim == 2:
+        rows = np.arange(a.shape[0])
+        a[rows, t] += values
+    else:
+        idx = t[:, None]
+        np.put_along_axis(a, idx, np.take_along_axis(a, idx, axis=1) + values[:, None], axis=1)
 
 
 def _class_axis(weight: np.ndarray, ndim: int) -> np.ndarray:
@@ -132,9 +160,8 @@ def _ce_indices_forward(ctx, x, t, weight, ignore_index, reduction, eps):
     num_classes = x.shape[1]
     t, wy, valid = _class_targets(t, num_classes, ignore_index, weight, x.dtype,
                                   "cross_entropy")
-    idx = t[:, None]
     shifted = x - x.max(axis=1, keepdims=True)  # <= 0: exp below cannot overflow
-    picked = np.take_along_axis(shifted, idx, axis=1)
+    picked = _gather(shifted, t)
     if eps:
         # Σ_c w_c · shifted_c, taken now, before shifted is overwritten by its exponential
         w_dot = (shifted.sum(axis=1, keepdims=True) if weight is None else
@@ -167,27 +194,25 @@ def _ce_indices_backward(ctx, g):
     e, s, t, wy, valid, weight = ctx.saved_tensors
     eps, num_classes = ctx.eps, e.shape[1]
     coef = _coef(g, ctx.reduction, ctx.denom)
-    degenerate = ctx.reduction == "mean" and ctx.denom == 0
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
-        # A_i = Σ_c a_ic: how much target mass sample i carries
-        w_target = 1.0 if wy is None else wy[:, None]
-        mass = w_target * (1.0 - eps)
-        if eps:
-            total_w = num_classes if weight is None else weight.sum()
-            uniform_mass = (eps / num_classes) * total_w
-            if valid is not None:
-                uniform_mass = uniform_mass * valid[:, None].astype(e.dtype)
-            mass = mass + uniform_mass
+    # A_i = Σ_c a_ic: how much target mass sample i carries
+    w_target = 1.0 if wy is None else wy[:, None]
+    mass = w_target * (1.0 - eps)
+    if eps:
+        total_w = num_classes if weight is None else weight.sum()
+        uniform_mass = (eps / num_classes) * total_w
+        if valid is not None:
+            uniform_mass = uniform_mass * valid[:, None].astype(e.dtype)
+        mass = mass + uniform_mass
+    with np.errstate(invalid="ignore"):  # only where coef is inf: a mean over zero weight
         grad = e * (coef * mass / s)  # A_i · softmax(x_i), scaled
-        idx = t[:, None]
         hit = coef * (1.0 - eps) * w_target  # the one-hot part of a_i
-        np.put_along_axis(grad, idx, np.take_along_axis(grad, idx, axis=1) - hit, axis=1)
+        _scatter_add(grad, t, -hit[:, 0] if np.ndim(hit) else -hit)
         if eps:
             uniform = coef * (eps / num_classes)
             if valid is not None:
                 uniform = uniform * valid[:, None]
             grad -= uniform if weight is None else uniform * _class_axis(weight, e.ndim)
-    if degenerate and valid is not None:
+    if ctx.reduction == "mean" and ctx.denom == 0 and valid is not None:
         # NOTE: a mean over zero total weight is NaN, and so are the gradients of the
         # samples that count; ignored samples still get exactly 0, as in torch.
         grad = np.where(valid[:, None], grad, 0).astype(grad.dtype, copy=False)
@@ -246,7 +271,7 @@ class NLL(Function):
             x, target = x[None], target[None]
         t, wy, valid = _class_targets(target, x.shape[1], ignore_index, weight, x.dtype,
                                       "nll_loss")
-        loss = np.take_along_axis(x, t[:, None], axis=1)[:, 0]
+        loss = _gather(x, t)[:, 0]
         np.negative(loss, out=loss)
         if wy is not None:
             with np.errstate(invalid="ignore"):  # inf · 0 at an ignored sample: zeroed below
@@ -266,12 +291,12 @@ class NLL(Function):
         t, wy, valid = ctx.saved_tensors
         g = grad_output[None] if ctx.unbatched and ctx.reduction == "none" else grad_output
         coef = _coef(g, ctx.reduction, ctx.denom, per_sample=False)
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(invalid="ignore"):  # only where coef is inf: a mean over zero weight
             hit = -coef if wy is None else -coef * wy
         if valid is not None and ctx.reduction == "mean" and ctx.denom == 0:
             hit = np.where(valid, hit, 0)  # see the NOTE in _ce_indices_backward
         grad = np.zeros(ctx.shape, ctx.dtype)
-        np.put_along_axis(grad, t[:, None], np.broadcast_to(hit, t.shape)[:, None], axis=1)
+        _scatter_add(grad, t, hit)
         if ctx.unbatched:
             grad = grad[0]
         return grad, None

@@ -38,15 +38,14 @@ def adagrad(params: list, grads: list, state_sums: list, steps: list, *, lr: flo
         grad = _grad_for_update(grads[i], param, weight_decay, maximize)
         clr = lr / (1 + (steps[i] - 1) * lr_decay)
         state_sum = state_sums[i]
-        scratch = np.multiply(grad, grad)
-        state_sum += scratch
-        std = grad if grad is not grads[i] else np.empty_like(param)  # reuse a temporary
-        np.sqrt(state_sum, out=std)
+        squared = np.multiply(grad, grad)
+        state_sum += squared
+        std = np.sqrt(state_sum, out=squared)
         std += eps
         # p + (-clr) * g / std, evaluated in PyTorch's order
-        np.multiply(grad, -clr, out=scratch)
-        scratch /= std
-        param += scratch
+        update = np.multiply(grad, -clr, out=grad if grad is not grads[i] else None)
+        update /= std
+        param += update
 
 
 class Adagrad(Optimizer):

@@ -131,7 +131,8 @@ class Adam(Optimizer):
         try:
             beta1, beta2 = betas
         except (TypeError, ValueError):
-            raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), got {betas!r}") from None
+            raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), "
+                             f"got {betas!r}") from None
         for i, beta in enumerate((beta1, beta2)):
             if not 0.0 <= beta < 1.0:
                 raise ValueError(f"Invalid beta parameter at index {i}: {beta}")

@@ -228,6 +228,9 @@ class Optimizer:
         for p in group["params"]:
             g = p.grad
             if g is not None:
+                if g._data.shape != p._data.shape:  # only possible for a grad set by hand
+                    raise ShapeError(f"{type(self).__name__}.step: a parameter of shape "
+                                     f"{p._data.shape} has a gradient of shape {g._data.shape}")
                 tensors.append(p)
                 params.append(p._data)
                 grads.append(g._data)
@@ -276,7 +279,7 @@ class Optimizer:
         return {"state": state, "param_groups": groups}
 
     def load_state_dict(self, state_dict: dict) -> None:
-        """Load a state from :meth:`state_dict` (deep-copied; arrays cast to each parameter's dtype).
+        """Load a state from :meth:`state_dict`, deep-copied, arrays cast to each parameter's dtype.
 
         The number of groups and the size of each must match this optimizer's; the
         parameters themselves stay this optimizer's own, the options come from the dict.
@@ -347,11 +350,12 @@ def _load_state_value(key, value, param: Tensor, index, name: str):
         return int(float(value._data if isinstance(value, Tensor) else value))
     if isinstance(value, Tensor):
         value = value._data
-    if isinstance(value, (np.ndarray, list)):
-        arr = np.array(value, dtype=param._data.dtype)  # always a copy
+    # Arrays, nested lists (from JSON) and other libraries' tensors (e.g. PyTorch's).
+    if isinstance(value, (np.ndarray, list)) or hasattr(value, "__array__"):
+        arr = np.asarray(value).astype(param._data.dtype, copy=True)
         if arr.shape != param._data.shape:
-            raise ShapeError(f"{name}.load_state_dict: state {key!r} of parameter {index} has shape "
-                             f"{arr.shape}, but the parameter has shape {param._data.shape}")
+            raise ShapeError(f"{name}.load_state_dict: state {key!r} of parameter {index} has "
+                             f"shape {arr.shape}, but the parameter has shape {param._data.shape}")
         return _make(arr)
     return copy.deepcopy(value)
 

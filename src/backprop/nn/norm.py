@@ -1,0 +1,191 @@
+"""Normalisation layers: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``.
+
+Normalising activations to zero mean and unit variance (then letting the layer
+learn a scale γ and shift β) keeps their distribution steady as earlier layers
+change, which lets deep networks train with larger learning rates.
+"""
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from backprop import dtypes as _dt
+from backprop.nn import functional as F
+from backprop.nn import init
+from backprop.nn.linear import _check_size, _factory
+from backprop.nn.module import Module
+from backprop.tensor import _make
+
+
+class _BatchNorm(Module):
+    """Shared by BatchNorm1d and BatchNorm2d: per-channel statistics over batch and space."""
+
+    _dims: tuple = ()  # accepted input dims
+    _dims_text = ""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
+                 *, bias: bool = True):
+        super().__init__()
+        cls = type(self).__name__
+        self.num_features = _check_size(num_features, "num_features", cls, allow_zero=False)
+        if not isinstance(eps, numbers.Real) or eps < 0:
+            raise ValueError(f"{cls}: eps must be a non-negative number, got {eps!r}")
+        if momentum is not None and not isinstance(momentum, numbers.Real):
+            raise ValueError(f"{cls}: momentum must be a number or None, got {momentum!r}")
+        self.eps = eps
+        self.momentum = momentum
+        self.affine = affine
+        self.track_running_stats = track_running_stats
+        if affine:
+            self.weight = _factory((self.num_features,), device, dtype)
+            if bias:
+                self.bias = _factory((self.num_features,), device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        if track_running_stats:
+            np_dtype = _dt.default_float if dtype is None else _dt.to_numpy_dtype(dtype)
+            self.register_buffer("running_mean", _make(np.zeros(self.num_features, np_dtype)))
+            self.register_buffer("running_var", _make(np.ones(self.num_features, np_dtype)))
+            self.register_buffer("num_batches_tracked", _make(np.zeros((), np.int64)))
+        else:
+            self.register_buffer("running_mean", None)
+            self.register_buffer("running_var", None)
+            self.register_buffer("num_batches_tracked", None)
+        self.reset_parameters()
+
+    def reset_running_stats(self) -> None:
+        """Running mean 0, running variance 1, no batches seen."""
+        if self.track_running_stats:
+            for buf, value in ((self.running_mean, 0), (self.running_var, 1),
+                               (self.num_batches_tracked, 0)):
+                buf._data[...] = value
+                buf._bump_version()
+
+    def reset_parameters(self) -> None:
+        """Reset the running statistics, and γ to 1 and β to 0."""
+        self.reset_running_stats()
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        if input.ndim not in self._dims:
+            raise ValueError(f"{type(self).__name__}: expected {self._dims_text} input (got "
+                             f"{input.ndim}D input of shape {tuple(input.shape)})")
+        factor = 0.0 if self.momentum is None else self.momentum
+        if self.training and self.track_running_stats and self.num_batches_tracked is not None:
+            count = self.num_batches_tracked
+            count._data[...] += 1
+            count._bump_version()
+            if self.momentum is None:  # a cumulative moving average
+                factor = 1.0 / float(count._data)
+        # Batch statistics in training, and also in eval when there are no running ones.
+        use_batch = self.training or (self.running_mean is None and self.running_var is None)
+        track = not self.training or self.track_running_stats
+        return F.batch_norm(input, self.running_mean if track else None,
+                            self.running_var if track else None, self.weight, self.bias,
+                            use_batch, factor, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_features}, eps={self.eps}, momentum={self.momentum}, "
+                f"affine={self.affine}, bias={self.bias is not None}, "
+                f"track_running_stats={self.track_running_stats}")
+
+
+class BatchNorm1d(_BatchNorm):
+    """Batch normalisation of (N, C) or (N, C, L) inputs, per channel C.
+
+    In training each channel is normalised by the batch's mean and (biased)
+    variance, and the running statistics are updated with
+    ``running = (1 - momentum)·running + momentum·batch`` (the unbiased variance,
+    as PyTorch; ``momentum=None`` gives a cumulative average). In eval the running
+    statistics are used. Then y = γ·x̂ + β.
+
+    Args:
+        num_features: C.
+        eps: added to the variance for stability.
+        momentum: weight of the new batch in the running statistics, or None.
+        affine: learn γ and β.
+        track_running_stats: keep running statistics (else batch statistics always).
+        bias: learn β (with ``affine``).
+
+    Example::
+
+        bn = nn.BatchNorm1d(16)
+        bn(backprop.randn(32, 16)).shape   # (32, 16); bn.running_mean has moved
+    """
+
+    _dims = (2, 3)
+    _dims_text = "2D or 3D"
+
+
+class BatchNorm2d(_BatchNorm):
+    """Batch normalisation of (N, C, H, W) images, per channel C (see BatchNorm1d).
+
+    Example::
+
+        bn = nn.BatchNorm2d(16)
+        bn(backprop.randn(8, 16, 5, 5)).shape   # (8, 16, 5, 5)
+    """
+
+    _dims = (4,)
+    _dims_text = "4D"
+
+
+class LayerNorm(Module):
+    """Normalise each sample over its last dims (``normalized_shape``), then y = γ·x̂ + β.
+
+    Unlike BatchNorm, the statistics come from each sample alone, so it behaves
+    the same in training and eval and for any batch size.
+
+    Args:
+        normalized_shape: int or tuple: the trailing shape normalised over.
+        eps: added to the variance for stability.
+        elementwise_affine: learn γ (and β) of shape ``normalized_shape``.
+        bias: learn β (with ``elementwise_affine``).
+
+    Example::
+
+        ln = nn.LayerNorm(10)
+        ln(backprop.randn(4, 10)).shape   # (4, 10)
+    """
+
+    def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
+                 bias: bool = True, device=None, dtype=None):
+        super().__init__()
+        if isinstance(normalized_shape, (numbers.Integral, np.integer)):
+            normalized_shape = (normalized_shape,)
+        self.normalized_shape = tuple(_check_size(s, "normalized_shape", "LayerNorm",
+                                                  allow_zero=False) for s in normalized_shape)
+        self.eps = eps
+        self.elementwise_affine = elementwise_affine
+        if elementwise_affine:
+            self.weight = _factory(self.normalized_shape, device, dtype)
+            if bias:
+                self.bias = _factory(self.normalized_shape, device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """γ to 1 and β to 0."""
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.layer_norm(input, self.normalized_shape, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.normalized_shape}, eps={self.eps}, "
+                f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")

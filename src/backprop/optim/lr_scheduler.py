@@ -1,0 +1,776 @@
+"""Learning-rate schedules, with PyTorch's names and stepping semantics.
+
+A scheduler changes ``group["lr"]`` of an optimizer's parameter groups. Building it
+performs the first step (epoch 0) and records each group's starting rate as
+``group["initial_lr"]``; after that, call ``scheduler.step()`` once per epoch (or per
+batch, for per-step schedules such as :class:`OneCycleLR`), *after*
+``optimizer.step()``::
+
+    opt = backprop.optim.SGD(params, lr=0.1)
+    sched = StepLR(opt, step_size=30, gamma=0.1)
+    for epoch in range(100):
+        train_one_epoch(...)    # calls opt.step()
+        sched.step()            # lr: 0.1 for epochs 0-29, 0.01 for 30-59, ...
+
+The recommended recipe: linear warmup, then cosine decay
+---------------------------------------------------------
+Starting at the full learning rate can throw a freshly initialised network (and Adam's
+not yet meaningful second-moment estimates) somewhere bad; ramping the rate up over the
+first few hundred steps, then letting it fall along a half cosine to (nearly) zero, is
+the schedule most modern training runs use. Build it from PyTorch's own pieces::
+
+    warmup = LinearLR(opt, start_factor=1 / (warmup_steps + 1), total_iters=warmup_steps)
+    decay = CosineAnnealingLR(opt, T_max=total_steps - warmup_steps, eta_min=min_lr)
+    sched = SequentialLR(opt, [warmup, decay], milestones=[warmup_steps])
+
+or with the one-line helper :func:`warmup_cosine` (backprop's own; PyTorch has none),
+stepping the scheduler after every optimizer step.
+
+Departures from PyTorch: ``state_dict()`` writes MultiStepLR's milestones as a sorted
+list (not a ``Counter``) so that every scheduler state is plain JSON-friendly data; the
+learning rates are plain floats (no tensor learning rates).
+"""
+from __future__ import annotations
+
+import math
+import types
+import warnings
+from bisect import bisect_right
+from collections import Counter
+
+from backprop.optim.optimizer import Optimizer
+
+__all__ = [
+    "LRScheduler", "_LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
+    "CosineAnnealingLR", "LinearLR", "SequentialLR", "OneCycleLR", "ReduceLROnPlateau",
+    "warmup_cosine",
+]
+
+
+def _check_optimizer(optimizer, name: str) -> None:
+    if not isinstance(optimizer, Optimizer):
+        raise TypeError(f"{name}: {type(optimizer).__name__} is not an Optimizer")
+
+
+def _per_group(name: str, optimizer: Optimizer, value) -> list:
+    """One value per parameter group: a list/tuple of that length, or one value repeated."""
+    n = len(optimizer.param_groups)
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"{name} must have the same length as optimizer.param_groups: "
+                             f"{name} has {len(value)} values, param_groups has {n}")
+        return list(value)
+    return [value] * n
+
+
+class LRScheduler:
+    """Base class of learning-rate schedulers.
+
+    A subclass implements ``get_lr()``: the rates of the epoch ``self.last_epoch``,
+    usually computed from the current ``group["lr"]`` (a recursive form, which composes
+    with other schedulers) and optionally ``_get_closed_form_lr()`` from ``base_lrs``.
+
+    Args:
+        optimizer: the optimizer whose ``group["lr"]`` values this scheduler sets.
+        last_epoch: index of the last epoch; -1 (default) starts a new schedule. A
+            value >= 0 resumes one and needs ``"initial_lr"`` in every group.
+
+    Attributes:
+        base_lrs: each group's ``initial_lr``.
+        last_epoch: the epoch whose rates are in the optimizer now.
+    """
+
+    _is_initial = False  # True during the step made by the constructor
+    _get_lr_called_within_step = False
+
+    def __init__(self, optimizer: Optimizer, last_epoch: int = -1):
+        _check_optimizer(optimizer, type(self).__name__)
+        self.optimizer = optimizer
+        if last_epoch == -1:
+            for group in optimizer.param_groups:
+                group.setdefault("initial_lr", group["lr"])
+        else:
+            for i, group in enumerate(optimizer.param_groups):
+                if "initial_lr" not in group:
+                    raise KeyError(f"{type(self).__name__}: param 'initial_lr' is not specified in "
+                                   f"param_groups[{i}] when resuming a scheduler with "
+                                   f"last_epoch={last_epoch}; load the optimizer's state first, "
+                                   f"or use last_epoch=-1 for a new schedule")
+        self.base_lrs = [group["initial_lr"] for group in optimizer.param_groups]
+        self.last_epoch = last_epoch
+        self._initial_step()
+
+    def _initial_step(self) -> None:
+        """Reset the step count and perform the step that sets epoch 0's rates."""
+        self._step_count = 0
+        self._is_initial = True
+        try:
+            self.step()
+        finally:
+            self._is_initial = False
+
+    # -- stepping --------------------------------------------------------------------
+    def step(self, epoch: int | None = None) -> None:
+        """Advance to the next epoch and write its learning rates into the optimizer.
+
+        Args:
+            epoch: deprecated in PyTorch (and here): jump to this epoch, using the closed
+                form when the scheduler has one.
+        """
+        if self._step_count == 1 and not self._is_initial:
+            opt = self.optimizer
+            # Only an optimizer whose step() is Optimizer's own counts its steps.
+            if type(opt).step is Optimizer.step and opt._step_count == 0:
+                warnings.warn(
+                    "Detected call of `lr_scheduler.step()` before `optimizer.step()`. Call "
+                    "them in the opposite order: `optimizer.step()` before "
+                    "`lr_scheduler.step()`; otherwise the first value of the learning rate "
+                    "schedule is skipped.", UserWarning, stacklevel=2)
+        self._step_count += 1
+        if epoch is not None:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated; call "
+                          "`scheduler.step()` without it", UserWarning, stacklevel=2)
+        self._update_lr(epoch)
+
+    def _update_lr(self, epoch: int | None = None) -> None:
+        self._get_lr_called_within_step = True
+        try:
+            if epoch is None:
+                self.last_epoch += 1
+                values = self.get_lr()
+            else:
+                self.last_epoch = epoch
+                closed_form = getattr(self, "_get_closed_form_lr", None)
+                values = closed_form() if closed_form is not None else self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
+
+    def get_lr(self) -> list:
+        """The learning rates of epoch ``last_epoch`` (called by ``step``; to read the
+        current rates use :meth:`get_last_lr`)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement get_lr()")
+
+    def get_last_lr(self) -> list:
+        """The learning rates the last ``step`` set, one per parameter group."""
+        return self._last_lr
+
+    def _warn_if_called_outside_step(self) -> None:
+        if not self._get_lr_called_within_step:
+            warnings.warn("To get the last learning rate computed by the scheduler, please use "
+                          "`get_last_lr()`.", UserWarning, stacklevel=3)
+
+    def _current_lrs(self) -> list:
+        return [group["lr"] for group in self.optimizer.param_groups]
+
+    # -- saving and loading ----------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The scheduler's state: every attribute except the optimizer (plain data)."""
+        return {key: value for key, value in self.__dict__.items() if key != "optimizer"}
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        """Restore a state from :meth:`state_dict`."""
+        self.__dict__.update(state_dict)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(last_epoch={self.last_epoch}, lr={self.get_last_lr()})"
+
+
+_LRScheduler = LRScheduler  # the name before PyTorch 2.0
+
+
+class LambdaLR(LRScheduler):
+    """lr = initial_lr * lr_lambda(epoch).
+
+    Args:
+        optimizer: the optimizer.
+        lr_lambda: a function of the epoch returning a factor, or a list of such
+            functions, one per parameter group.
+        last_epoch: see :class:`LRScheduler`.
+
+    Only callable objects (not plain functions or lambdas) have their attributes saved
+    by ``state_dict``, as in PyTorch.
+
+    Example::
+
+        sched = LambdaLR(opt, lambda epoch: 0.95 ** epoch)
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        _check_optimizer(optimizer, "LambdaLR")
+        self.optimizer = optimizer
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(optimizer.param_groups):
+                raise ValueError(f"LambdaLR: expected {len(optimizer.param_groups)} lr_lambdas "
+                                 f"(one per param group), but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            if not callable(lr_lambda):
+                raise TypeError(f"LambdaLR: lr_lambda must be a function or a list of "
+                                f"functions, got {type(lr_lambda).__name__}")
+            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        return [base_lr * fn(self.last_epoch)
+                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+
+    def state_dict(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
+        state["lr_lambdas"] = [None if isinstance(fn, types.FunctionType) else dict(fn.__dict__)
+                               for fn in self.lr_lambdas]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("lr_lambdas", [])
+        self.__dict__.update(state)
+        for fn, attrs in zip(self.lr_lambdas, saved):
+            if attrs is not None:
+                fn.__dict__.update(attrs)
+
+
+class StepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every ``step_size`` epochs.
+
+    Example::
+
+        sched = StepLR(opt, step_size=30, gamma=0.1)   # lr 0.1 -> 0.01 at epoch 30 -> ...
+    """
+
+    def __init__(self, optimizer: Optimizer, step_size: int, gamma: float = 0.1,
+                 last_epoch: int = -1):
+        if int(step_size) != step_size or step_size <= 0:
+            raise ValueError(f"StepLR: step_size must be a positive integer, got {step_size!r}")
+        self.step_size = step_size
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        if self.last_epoch == 0 or self.last_epoch % self.step_size != 0:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        return [base_lr * self.gamma ** (self.last_epoch // self.step_size)
+                for base_lr in self.base_lrs]
+
+
+class MultiStepLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` at each epoch listed in ``milestones``.
+
+    Example::
+
+        sched = MultiStepLR(opt, milestones=[30, 80], gamma=0.1)
+    """
+
+    def __init__(self, optimizer: Optimizer, milestones, gamma: float = 0.1,
+                 last_epoch: int = -1):
+        self.milestones = Counter(milestones)
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        if self.last_epoch not in self.milestones:
+            return self._current_lrs()
+        factor = self.gamma ** self.milestones[self.last_epoch]
+        return [lr * factor for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        milestones = sorted(self.milestones.elements())
+        return [base_lr * self.gamma ** bisect_right(milestones, self.last_epoch)
+                for base_lr in self.base_lrs]
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        state["milestones"] = sorted(self.milestones.elements())  # JSON-friendly
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        milestones = self.milestones
+        if isinstance(milestones, dict):  # a Counter, as PyTorch saves it
+            self.milestones = Counter({int(k): int(v) for k, v in milestones.items()})
+        else:  # the sorted list our state_dict writes
+            self.milestones = Counter(int(m) for m in milestones)
+
+
+class ExponentialLR(LRScheduler):
+    """Multiply the learning rate by ``gamma`` every epoch.
+
+    Example::
+
+        sched = ExponentialLR(opt, gamma=0.95)
+    """
+
+    def __init__(self, optimizer: Optimizer, gamma: float, last_epoch: int = -1):
+        self.gamma = gamma
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * self.gamma for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        return [base_lr * self.gamma ** self.last_epoch for base_lr in self.base_lrs]
+
+
+class CosineAnnealingLR(LRScheduler):
+    """Anneal the learning rate along a half cosine from ``initial_lr`` to ``eta_min``
+    over ``T_max`` epochs (SGDR without restarts)::
+
+        lr(t) = eta_min + (initial_lr - eta_min) * (1 + cos(pi * t / T_max)) / 2
+
+    As in PyTorch the rate is updated recursively from the current one, so it composes
+    with other changes to ``group["lr"]``; past ``T_max`` it rises again along the
+    cosine (stop stepping, or use :func:`warmup_cosine`'s length, to stay at eta_min).
+
+    Example::
+
+        sched = CosineAnnealingLR(opt, T_max=100, eta_min=1e-5)
+    """
+
+    def __init__(self, optimizer: Optimizer, T_max: int, eta_min: float = 0.0,  # noqa: N803
+                 last_epoch: int = -1):
+        if not T_max > 0:
+            raise ValueError(f"CosineAnnealingLR: T_max must be positive, got {T_max!r}")
+        self.T_max = T_max
+        self.eta_min = eta_min
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        t, T, eta_min = self.last_epoch, self.T_max, self.eta_min
+        if self._is_initial:
+            return self._current_lrs()
+        if self._step_count == 1 and t > 0:  # the first step of a resumed schedule
+            return [eta_min + (base_lr - eta_min) * (1 + math.cos(t * math.pi / T)) / 2
+                    for base_lr in self.base_lrs]
+        if (t - 1 - T) % (2 * T) == 0:
+            # At a minimum of the cosine the ratio below is 0/0: step up from eta_min instead.
+            return [lr + (base_lr - eta_min) * (1 - math.cos(math.pi / T)) / 2
+                    for base_lr, lr in zip(self.base_lrs, self._current_lrs())]
+        ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
+        return [ratio * (lr - eta_min) + eta_min for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        return [self.eta_min + (base_lr - self.eta_min)
+                * (1 + math.cos(math.pi * self.last_epoch / self.T_max)) / 2
+                for base_lr in self.base_lrs]
+
+
+class LinearLR(LRScheduler):
+    """Scale the learning rate by a factor moving linearly from ``start_factor`` to
+    ``end_factor`` over ``total_iters`` epochs, then hold it.
+
+    Example::
+
+        sched = LinearLR(opt, start_factor=0.1, total_iters=10)   # warm up over 10 epochs
+    """
+
+    def __init__(self, optimizer: Optimizer, start_factor: float = 1.0 / 3,
+                 end_factor: float = 1.0, total_iters: int = 5, last_epoch: int = -1):
+        if start_factor > 1.0 or start_factor <= 0:
+            raise ValueError(f"LinearLR: starting multiplicative factor expected to be greater "
+                             f"than 0 and less or equal to 1, got {start_factor}")
+        if end_factor > 1.0 or end_factor < 0:
+            raise ValueError(f"LinearLR: ending multiplicative factor expected to be between 0 "
+                             f"and 1, got {end_factor}")
+        self.start_factor = start_factor
+        self.end_factor = end_factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        t, start, end = self.last_epoch, self.start_factor, self.end_factor
+        if t == 0:
+            return [lr * start for lr in self._current_lrs()]
+        if self._is_initial or t > self.total_iters:
+            return self._current_lrs()
+        # The ratio of factor(t) to factor(t - 1), so the update composes with other changes.
+        ratio = 1.0 + (end - start) / (self.total_iters * start + (t - 1) * (end - start))
+        return [lr * ratio for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        frac = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base_lr * (self.start_factor + (self.end_factor - self.start_factor) * frac)
+                for base_lr in self.base_lrs]
+
+
+class SequentialLR(LRScheduler):
+    """Run ``schedulers`` one after another, switching at the epochs in ``milestones``.
+
+    At each milestone the next scheduler starts from its own epoch 0 (its closed form).
+
+    Example::
+
+        warmup = LinearLR(opt, start_factor=0.1, total_iters=5)
+        decay = ExponentialLR(opt, gamma=0.9)
+        sched = SequentialLR(opt, [warmup, decay], milestones=[5])
+    """
+
+    def __init__(self, optimizer: Optimizer, schedulers: list, milestones: list,
+                 last_epoch: int = -1):
+        _check_optimizer(optimizer, "SequentialLR")
+        if len(schedulers) < 1:
+            raise ValueError("SequentialLR expects at least one scheduler, but got none")
+        for i, sched in enumerate(schedulers):
+            if not hasattr(sched, "optimizer"):
+                raise TypeError(f"SequentialLR: scheduler at index {i} should have `optimizer` "
+                                f"as its attribute")
+            if isinstance(sched, ReduceLROnPlateau):
+                raise ValueError(f"SequentialLR does not support ReduceLROnPlateau (it needs a "
+                                 f"metric in step()), but got one at index {i}")
+            if sched.optimizer is not optimizer:
+                raise ValueError(f"SequentialLR expects all schedulers to belong to the same "
+                                 f"optimizer, but scheduler {type(sched).__name__} at index {i} "
+                                 f"has a different one")
+        if len(milestones) != len(schedulers) - 1:
+            raise ValueError(f"SequentialLR expects one milestone fewer than schedulers, but got "
+                             f"{len(schedulers)} schedulers and {len(milestones)} milestones")
+        self._schedulers = list(schedulers)
+        self._milestones = list(milestones)
+        self.last_epoch = last_epoch + 1
+        self.optimizer = optimizer
+
+        # Building the schedulers already stepped each once: reset the rates and the
+        # schedulers' epochs, then start the first one afresh.
+        for group in optimizer.param_groups:
+            group["lr"] = group["initial_lr"]
+        self._undo_initial_steps(self)
+        first = self._schedulers[bisect_right(self._milestones, 0)]
+        first._initial_step()
+        self._last_lr = first.get_last_lr()
+
+    def _undo_initial_steps(self, sched) -> None:
+        if hasattr(sched, "_schedulers"):
+            for s in sched._schedulers:
+                self._undo_initial_steps(s)
+        elif hasattr(sched, "last_epoch"):
+            sched.last_epoch -= 1
+
+    def step(self) -> None:  # noqa: D102 (no epoch argument, as in PyTorch)
+        self.last_epoch += 1
+        idx = bisect_right(self._milestones, self.last_epoch)
+        sched = self._schedulers[idx]
+        if idx > 0 and self._milestones[idx - 1] == self.last_epoch:
+            sched._update_lr(0)  # the next scheduler starts at its own epoch 0
+        else:
+            sched.step()
+        self._last_lr = sched.get_last_lr()
+
+    def state_dict(self) -> dict:
+        state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "_schedulers")}
+        state["_schedulers"] = [s.state_dict() for s in self._schedulers]
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        saved = state.pop("_schedulers")
+        self.__dict__.update(state)
+        for sched, s in zip(self._schedulers, saved):
+            sched.load_state_dict(s)
+
+
+class OneCycleLR(LRScheduler):
+    """The 1cycle policy (Smith & Topin, 2017): the rate rises from ``max_lr / div_factor``
+    to ``max_lr``, then anneals to ``initial_lr / final_div_factor``, while the momentum
+    (or Adam's beta1) cycles the opposite way. Step it after every batch.
+
+    Args:
+        optimizer: the optimizer.
+        max_lr: peak learning rate, one value or one per group.
+        total_steps: the number of steps in the cycle; or give ``epochs`` and
+            ``steps_per_epoch`` instead.
+        pct_start: fraction of the cycle spent increasing the rate (default 0.3).
+        anneal_strategy: ``"cos"`` (default) or ``"linear"``.
+        cycle_momentum: cycle momentum/beta1 between ``max_momentum`` and ``base_momentum``.
+        base_momentum, max_momentum: momentum bounds, one value or one per group.
+        div_factor: initial_lr = max_lr / div_factor (default 25).
+        final_div_factor: min_lr = initial_lr / final_div_factor (default 1e4).
+        three_phase: a third phase anneals from initial_lr to min_lr (the rise is mirrored
+            by a fall back to initial_lr first).
+        last_epoch: see :class:`LRScheduler`.
+
+    Example::
+
+        sched = OneCycleLR(opt, max_lr=0.1, epochs=10, steps_per_epoch=len(loader))
+    """
+
+    def __init__(self, optimizer: Optimizer, max_lr, total_steps: int | None = None,
+                 epochs: int | None = None, steps_per_epoch: int | None = None,
+                 pct_start: float = 0.3, anneal_strategy: str = "cos",
+                 cycle_momentum: bool = True, base_momentum=0.85, max_momentum=0.95,
+                 div_factor: float = 25.0, final_div_factor: float = 1e4,
+                 three_phase: bool = False, last_epoch: int = -1):
+        _check_optimizer(optimizer, "OneCycleLR")
+        self.optimizer = optimizer
+        if total_steps is not None:
+            if not isinstance(total_steps, int) or total_steps <= 0:
+                raise ValueError(f"OneCycleLR: expected positive integer total_steps, but got "
+                                 f"{total_steps}")
+            self.total_steps = total_steps
+        elif epochs is not None and steps_per_epoch is not None:
+            if not isinstance(epochs, int) or epochs <= 0:
+                raise ValueError(f"OneCycleLR: expected positive integer epochs, but got {epochs}")
+            if not isinstance(steps_per_epoch, int) or steps_per_epoch <= 0:
+                raise ValueError(f"OneCycleLR: expected positive integer steps_per_epoch, but got "
+                                 f"{steps_per_epoch}")
+            self.total_steps = epochs * steps_per_epoch
+        else:
+            raise ValueError("OneCycleLR: you must define either total_steps OR (epochs AND "
+                             "steps_per_epoch)")
+        if not isinstance(pct_start, float) or not 0 <= pct_start <= 1:
+            raise ValueError(f"OneCycleLR: expected float between 0 and 1 pct_start, but got "
+                             f"{pct_start}")
+        if anneal_strategy not in ("cos", "linear"):
+            raise ValueError(f"OneCycleLR: anneal_strategy must be one of 'cos' or 'linear', "
+                             f"instead got {anneal_strategy!r}")
+        self._anneal_func_type = anneal_strategy
+
+        # Each phase runs from the previous phase's end step to its own, interpolating
+        # between two group entries (named, so the values live in the param groups).
+        n = self.total_steps
+        if three_phase:
+            self._schedule_phases = [
+                dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
+                     start_momentum="max_momentum", end_momentum="base_momentum"),
+                dict(end_step=float(2 * pct_start * n) - 2, start_lr="max_lr",
+                     end_lr="initial_lr", start_momentum="base_momentum",
+                     end_momentum="max_momentum"),
+                dict(end_step=n - 1, start_lr="initial_lr", end_lr="min_lr",
+                     start_momentum="max_momentum", end_momentum="max_momentum"),
+            ]
+        else:
+            self._schedule_phases = [
+                dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
+                     start_momentum="max_momentum", end_momentum="base_momentum"),
+                dict(end_step=n - 1, start_lr="max_lr", end_lr="min_lr",
+                     start_momentum="base_momentum", end_momentum="max_momentum"),
+            ]
+
+        max_lrs = _per_group("max_lr", optimizer, max_lr)
+        if last_epoch == -1:
+            for group, peak in zip(optimizer.param_groups, max_lrs):
+                group["initial_lr"] = peak / div_factor
+                group["max_lr"] = peak
+                group["min_lr"] = group["initial_lr"] / final_div_factor
+
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+                raise ValueError("OneCycleLR: optimizer must support momentum or beta1 with "
+                                 "the `cycle_momentum` option enabled")
+            self.use_beta1 = "betas" in optimizer.defaults
+            max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            if last_epoch == -1:
+                for hi, lo, group in zip(max_momentums, base_momentums, optimizer.param_groups):
+                    self._set_momentum(group, hi)
+                    group["max_momentum"] = hi
+                    group["base_momentum"] = lo
+        super().__init__(optimizer, last_epoch)
+
+    def _set_momentum(self, group: dict, value: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _anneal(self, start: float, end: float, pct: float) -> float:
+        if self._anneal_func_type == "cos":
+            return end + (start - end) / 2.0 * (math.cos(math.pi * pct) + 1)
+        return (end - start) * pct + start
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        step = self.last_epoch
+        if step > self.total_steps:
+            raise ValueError(f"OneCycleLR: tried to step {step} times; the specified number of "
+                             f"total steps is {self.total_steps}")
+        lrs = []
+        last = len(self._schedule_phases) - 1
+        for group in self.optimizer.param_groups:
+            start_step = 0.0
+            for i, phase in enumerate(self._schedule_phases):
+                end_step = phase["end_step"]
+                if step <= end_step or i == last:
+                    pct = (step - start_step) / (end_step - start_step)
+                    lrs.append(self._anneal(group[phase["start_lr"]], group[phase["end_lr"]], pct))
+                    if self.cycle_momentum:
+                        self._set_momentum(group, self._anneal(group[phase["start_momentum"]],
+                                                               group[phase["end_momentum"]], pct))
+                    break
+                start_step = end_step
+        return lrs
+
+
+class ReduceLROnPlateau(LRScheduler):
+    """Reduce the learning rate when a metric has stopped improving: ``step(metric)``.
+
+    Args:
+        optimizer: the optimizer.
+        mode: ``"min"`` (the metric should fall, e.g. a loss) or ``"max"`` (e.g. accuracy).
+        factor: new_lr = lr * factor (< 1; default 0.1).
+        patience: epochs without improvement to tolerate before reducing (default 10).
+        threshold: how much better counts as an improvement (default 1e-4).
+        threshold_mode: ``"rel"`` (better than best * (1 ∓ threshold)) or ``"abs"``
+            (better than best ∓ threshold).
+        cooldown: epochs to wait after a reduction before counting again (default 0).
+        min_lr: lower bound on the rate, one value or one per group (default 0).
+        eps: reductions smaller than this are skipped (default 1e-8).
+
+    Example::
+
+        sched = ReduceLROnPlateau(opt, mode="min", factor=0.5, patience=3)
+        for epoch in range(100):
+            val_loss = train_and_validate(...)
+            sched.step(val_loss)
+    """
+
+    def __init__(self, optimizer: Optimizer, mode: str = "min", factor: float = 0.1,
+                 patience: int = 10, threshold: float = 1e-4, threshold_mode: str = "rel",
+                 cooldown: int = 0, min_lr=0, eps: float = 1e-8):
+        if factor >= 1.0:
+            raise ValueError(f"ReduceLROnPlateau: factor should be < 1.0, got {factor}")
+        _check_optimizer(optimizer, "ReduceLROnPlateau")
+        self.factor = factor
+        self.optimizer = optimizer
+        if isinstance(min_lr, (list, tuple)):
+            if len(min_lr) != len(optimizer.param_groups):
+                raise ValueError(f"ReduceLROnPlateau: expected {len(optimizer.param_groups)} "
+                                 f"min_lrs, got {len(min_lr)}")
+            self.default_min_lr = None
+            self.min_lrs = list(min_lr)
+        else:
+            self.default_min_lr = min_lr
+            self.min_lrs = [min_lr] * len(optimizer.param_groups)
+        self.patience = patience
+        self.cooldown = cooldown
+        self.eps = eps
+        self.last_epoch = 0
+        self._last_lr = self._current_lrs()
+        self._init_is_better(mode, threshold, threshold_mode)
+        self._reset()
+
+    def _init_is_better(self, mode: str, threshold: float, threshold_mode: str) -> None:
+        if mode not in ("min", "max"):
+            raise ValueError(f"ReduceLROnPlateau: mode {mode!r} is unknown (use 'min' or 'max')")
+        if threshold_mode not in ("rel", "abs"):
+            raise ValueError(f"ReduceLROnPlateau: threshold mode {threshold_mode!r} is unknown "
+                             f"(use 'rel' or 'abs')")
+        self.mode = mode
+        self.threshold = threshold
+        self.threshold_mode = threshold_mode
+        self.mode_worse = math.inf if mode == "min" else -math.inf
+
+    def _reset(self) -> None:
+        self.best = self.mode_worse
+        self.cooldown_counter = 0
+        self.num_bad_epochs = 0
+
+    @property
+    def in_cooldown(self) -> bool:
+        return self.cooldown_counter > 0
+
+    def _is_better(self, a: float, best: float) -> bool:
+        """Whether metric value ``a`` improves on ``best`` by more than the threshold."""
+        if self.mode == "min" and self.threshold_mode == "rel":
+            return a < best * (1.0 - self.threshold)
+        if self.mode == "min":
+            return a < best - self.threshold
+        if self.threshold_mode == "rel":
+            return a > best * (self.threshold + 1.0)
+        return a > best + self.threshold
+
+    def step(self, metrics, epoch=None) -> None:  # noqa: D102
+        current = float(metrics)
+        if epoch is None:
+            epoch = self.last_epoch + 1
+        else:
+            warnings.warn("The epoch parameter in `scheduler.step()` is deprecated; call "
+                          "`scheduler.step(metric)` without it", UserWarning, stacklevel=2)
+        self.last_epoch = epoch
+        if self._is_better(current, self.best):
+            self.best = current
+            self.num_bad_epochs = 0
+        else:
+            self.num_bad_epochs += 1
+        if self.in_cooldown:
+            self.cooldown_counter -= 1
+            self.num_bad_epochs = 0  # bad epochs during cooldown don't count
+        if self.num_bad_epochs > self.patience:
+            self._reduce_lr()
+            self.cooldown_counter = self.cooldown
+            self.num_bad_epochs = 0
+        self._last_lr = self._current_lrs()
+
+    def _reduce_lr(self) -> None:
+        groups = self.optimizer.param_groups
+        if len(groups) != len(self.min_lrs):
+            if self.default_min_lr is None:
+                raise RuntimeError(f"ReduceLROnPlateau: the optimizer has {len(groups)} param "
+                                   f"groups but min_lrs has {len(self.min_lrs)} values (was a "
+                                   f"group added?); set `min_lrs` to match")
+            self.min_lrs = [self.default_min_lr] * len(groups)
+        for group, min_lr in zip(groups, self.min_lrs):
+            old_lr = float(group["lr"])
+            new_lr = max(old_lr * self.factor, min_lr)
+            if old_lr - new_lr > self.eps:
+                group["lr"] = new_lr
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+
+def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int,
+                  min_lr: float = 0.0, start_factor: float | None = None) -> LRScheduler:
+    """Linear warmup followed by cosine decay: the recommended schedule (not in PyTorch).
+
+    The rate climbs linearly from ``start_factor * lr`` to ``lr`` over ``warmup_steps``
+    steps, then falls along a half cosine to ``min_lr`` at ``total_steps``. It is a
+    :class:`SequentialLR` of :class:`LinearLR` and :class:`CosineAnnealingLR`, so it
+    saves, loads and behaves like any PyTorch scheduler. Step it after every optimizer
+    step (not every epoch).
+
+    Args:
+        optimizer: the optimizer; each group's ``lr`` is its peak rate.
+        warmup_steps: length of the warmup (0: cosine decay alone, a CosineAnnealingLR).
+        total_steps: length of the whole schedule, warmup included (> warmup_steps).
+        min_lr: the rate the cosine ends at (default 0).
+        start_factor: the first step's fraction of the peak; by default
+            ``1 / (warmup_steps + 1)``, so the warmup rates are
+            ``lr * k / (warmup_steps + 1)`` for k = 1, 2, ... and the ramp ends exactly
+            where the cosine starts.
+
+    Example::
+
+        opt = backprop.optim.AdamW(model.parameters(), lr=1e-3)
+        sched = warmup_cosine(opt, warmup_steps=100, total_steps=1000)
+        for step in range(1000):
+            ...; opt.step(); sched.step()
+    """
+    if not isinstance(warmup_steps, int) or warmup_steps < 0:
+        raise ValueError(f"warmup_cosine: warmup_steps must be a non-negative integer, got "
+                         f"{warmup_steps!r}")
+    if not isinstance(total_steps, int) or total_steps <= warmup_steps:
+        raise ValueError(f"warmup_cosine: total_steps must be an integer larger than "
+                         f"warmup_steps ({warmup_steps}), got {total_steps!r}")
+    decay_steps = total_steps - warmup_steps
+    if warmup_steps == 0:
+        return CosineAnnealingLR(optimizer, T_max=decay_steps, eta_min=min_lr)
+    if start_factor is None:
+        start_factor = 1.0 / (warmup_steps + 1)
+    warmup = LinearLR(optimizer, start_factor=start_factor, end_factor=1.0,
+                      total_iters=warmup_steps)
+    decay = CosineAnnealingLR(optimizer, T_max=decay_steps, eta_min=min_lr)
+    return SequentialLR(optimizer, [warmup, decay], milestones=[warmup_steps])
