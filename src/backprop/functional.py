@@ -1,8 +1,7 @@
-"""Composite ops: built from the primitives in ``backprop.ops``, with no backward of their own.
+"""Functions built on the primitives in ``backprop.ops``, with no backward of their own.
 
-Their gradients come from the primitives they are made of, so there is nothing
-here to gradient-check beyond the primitives themselves (the catalogue checks
-the composites anyway). This module sits above ``backprop.ops`` in the layer
+softmax and log_softmax call fused primitives (ops/fused.py) for speed and
+stability; dropout is a multiplication by a random mask. This module sits above ``backprop.ops`` in the layer
 contract, so it installs its own ``Tensor`` methods (``x.softmax(dim)``).
 """
 from __future__ import annotations
@@ -13,12 +12,12 @@ import numpy as np
 
 from backprop import random as _random
 from backprop.ops._util import norm_dim, require_float
-from backprop.ops.reduce import logsumexp
+from backprop.ops.fused import LogSoftmax, Softmax
 from backprop.tensor import Tensor, _make
 
 
 def log_softmax(input, dim, dtype=None):
-    """log softmax along ``dim``: x - logsumexp(x, dim), stable for huge logits.
+    """log softmax along ``dim``: x - log Σ exp(x), stable for huge logits (one fused op).
 
     Example::
 
@@ -27,12 +26,11 @@ def log_softmax(input, dim, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     require_float(input, "log_softmax")
-    d = norm_dim(dim, input.ndim, "log_softmax")
-    return input - logsumexp(input, d, keepdim=True)
+    return LogSoftmax.apply(input, norm_dim(dim, input.ndim, "log_softmax"))
 
 
 def softmax(input, dim, dtype=None):
-    """softmax along ``dim``: exp(x) / Σ exp(x), computed as exp(log_softmax(x)).
+    """softmax along ``dim``: exp(x) / Σ exp(x), stable for huge logits (one fused op).
 
     Example::
 
@@ -41,8 +39,7 @@ def softmax(input, dim, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     require_float(input, "softmax")
-    d = norm_dim(dim, input.ndim, "softmax")
-    return (input - logsumexp(input, d, keepdim=True)).exp()
+    return Softmax.apply(input, norm_dim(dim, input.ndim, "softmax"))
 
 
 def dropout(input, p=0.5, training=True, inplace=False):

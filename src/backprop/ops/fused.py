@@ -386,6 +386,64 @@ class BinaryCrossEntropyWithLogits(Function):
 
 # -- argument checks ---------------------------------------------------------------------------
 
+def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
+    """x - max(x) along ``dim`` (a new array); a slice whose max is ±inf is shifted by 0."""
+    if x.size == 0:
+        return x.copy()
+    m = np.max(x, axis=dim, keepdims=True)
+    if not np.isfinite(m).all():
+        m = np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
+    return np.asarray(np.subtract(x, m))  # (asarray: a 0-d input gives a NumPy scalar)
+
+
+class LogSoftmax(Function):
+    """out = x - log Σ exp(x) along dim;  dx = g - softmax(x) · Σ g along dim
+
+    Fused (rather than x - logsumexp(x)) for speed: one op in the graph, and
+    backward needs only the output, since softmax(x) = exp(out).
+    """
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        dim = None if x.ndim == 0 else dim
+        out = _shifted(x, dim)
+        e = np.exp(out)
+        with np.errstate(divide="ignore"):
+            out -= np.log(np.sum(e, axis=dim, keepdims=True))
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(out)
+            ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        total = np.sum(grad_output, axis=ctx.dim, keepdims=True)
+        return grad_output - np.exp(out) * total, None
+
+
+class Softmax(Function):
+    """out = exp(x) / Σ exp(x) along dim;  dx = out · (g - Σ g·out along dim)"""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        dim = None if x.ndim == 0 else dim
+        out = _shifted(x, dim)
+        np.exp(out, out=out)
+        out /= np.sum(out, axis=dim, keepdims=True)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(out)
+            ctx.dim = dim
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        gy = grad_output * out
+        gy -= out * np.sum(gy, axis=ctx.dim, keepdims=True)
+        return gy, None
+
+
 def _check_reduction(reduction, op: str) -> str:
     if reduction not in REDUCTIONS:
         raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; "

@@ -71,11 +71,16 @@ def index_add_along(src: np.ndarray, axis: int, idx: np.ndarray, size: int) -> n
     return _scatter_flat(lin, src, out_shape)
 
 
+# Up to this many output positions one bincount over all of them is cheaper than
+# sorting the indices (np.unique), whatever the number of values.
+_BINCOUNT_MAX = 1 << 16
+
+
 def _scatter_flat(lin: np.ndarray, values: np.ndarray, shape: tuple) -> np.ndarray:
     """A new array of ``shape`` with ``values`` summed into the flat positions ``lin``."""
     total = math.prod(shape)
     lin, values = lin.reshape(-1), values.reshape(-1)
-    if lin.size * 8 < total:
+    if total > _BINCOUNT_MAX and lin.size * 8 < total:
         # Few values into a big array: sum over the distinct positions only.
         out = np.zeros(shape, dtype=values.dtype)
         places, which = np.unique(lin, return_inverse=True)
