@@ -27,15 +27,22 @@ def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) 
     gshape = grad.shape
     if gshape == shape:
         return grad
-    lead = len(gshape) - len(shape)
-    if lead < 0 or any(s != 1 and s != g for s, g in zip(shape, gshape[lead:])):
-        raise ShapeError(f"{op}: backward returned a gradient of shape {gshape} for input "
-                         f"{index} of shape {shape}")
-    axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
-                                      if s == 1 and gshape[lead + i] != 1)
+    axes = _UNBROADCAST_AXES.get((gshape, shape))
+    if axes is None:
+        lead = len(gshape) - len(shape)
+        if lead < 0 or any(s != 1 and s != g for s, g in zip(shape, gshape[lead:])):
+            raise ShapeError(f"{op}: backward returned a gradient of shape {gshape} for input "
+                             f"{index} of shape {shape}")
+        axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
+                                          if s == 1 and gshape[lead + i] != 1)
+        if len(_UNBROADCAST_AXES) < 4096:  # a training loop sees the same few shapes
+            _UNBROADCAST_AXES[(gshape, shape)] = axes
     if axes:
-        grad = grad.sum(axis=axes, keepdims=True)
+        grad = np.add.reduce(grad, axis=axes, keepdims=True)
     return grad.reshape(shape)
+
+
+_UNBROADCAST_AXES: dict = {}
 
 
 def _check_versions(fn) -> None:

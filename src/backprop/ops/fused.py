@@ -390,7 +390,7 @@ def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
     """x - max(x) along ``dim`` (a new array); a slice whose max is ±inf is shifted by 0."""
     if x.size == 0:
         return x.copy()
-    m = np.max(x, axis=dim, keepdims=True)
+    m = x.max(axis=dim, keepdims=True)
     if not np.isfinite(m).all():
         m = np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
     return np.asarray(np.subtract(x, m))  # (asarray: a 0-d input gives a NumPy scalar)

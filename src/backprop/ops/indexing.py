@@ -320,6 +320,15 @@ class GetItem(Function):
     @staticmethod
     def backward(ctx, grad_output):
         g = grad_output
+        if ctx.kind == _ADVANCED:
+            first, rest = ctx.saved_tensors[0]
+            if len(rest) == len(ctx.in_shape) and all(
+                    isinstance(e, np.ndarray) and e.dtype.kind in "iu" for e in rest):
+                # x[i, j, ...] with one integer array per dimension (e.g. picking each
+                # row's target logit): one bincount over the flat positions, nothing else.
+                arrays = np.broadcast_arrays(*rest) if len(rest) > 1 else rest
+                lin = np.ravel_multi_index(arrays, ctx.in_shape) if len(rest) > 1 else rest[0]
+                return _scatter_flat(lin, g, ctx.in_shape)
         gx = np.zeros(ctx.in_shape, dtype=g.dtype)
         if ctx.kind == _EMPTY:
             return gx

@@ -56,6 +56,19 @@ def _drop(arr: np.ndarray, axes: tuple, keepdim: bool) -> np.ndarray:
     return arr.reshape([s for i, s in enumerate(arr.shape) if i not in axes])
 
 
+def _spread(g: np.ndarray, in_shape: tuple, axes: tuple, keepdim: bool) -> np.ndarray:
+    """``g`` (the reduced shape) copied back over the reduced axes: a new, writable array.
+
+    (One allocation and one C-level broadcast copy: cheaper than expand_dims +
+    broadcast_to, which are Python functions, and it hands the engine an array it owns.)
+    """
+    out = np.empty(in_shape, dtype=g.dtype)
+    if not keepdim and axes:
+        g = g.reshape(tuple(1 if i in axes else s for i, s in enumerate(in_shape)))
+    np.copyto(out, g)
+    return out
+
+
 def _count(shape: tuple, axes: tuple) -> int:
     n = 1
     for a in axes:
@@ -96,7 +109,7 @@ class Sum(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        return np.broadcast_to(_keep(grad_output, ctx.axes, ctx.keepdim), ctx.in_shape), None, None
+        return _spread(grad_output, ctx.in_shape, ctx.axes, ctx.keepdim), None, None
 
 
 class Mean(Function):
@@ -115,8 +128,8 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad_output):
         g = grad_output / ctx.n if ctx.n else grad_output
-        g = _keep(g.astype(grad_output.dtype, copy=False), ctx.axes, ctx.keepdim)
-        return np.broadcast_to(g, ctx.in_shape), None, None
+        return _spread(g.astype(grad_output.dtype, copy=False), ctx.in_shape, ctx.axes,
+                       ctx.keepdim), None, None
 
 
 class Prod(Function):
