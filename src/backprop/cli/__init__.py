@@ -1,0 +1,60 @@
+"""The ``backprop`` command line: parsing and printing only; the work is in the library.
+
+Subcommands register themselves in :data:`COMMANDS` (a module with ``add_parser`` and
+``run``); ``backprop --help`` lists them::
+
+    backprop train --dataset spiral --layers 2-16-16-3 --epochs 200 --out runs/spiral
+
+Usage errors print one line on stderr and exit with status 2, never a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from backprop.cli import train as _train
+
+__all__ = ["main"]
+
+COMMANDS = {"train": _train}
+"""Subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``backprop train: error: ...`` and exit status 2."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> ArgumentParser:
+    """The ``backprop`` parser with every subcommand."""
+    parser = ArgumentParser(
+        prog="backprop",
+        description="backprop: backpropagation made fast, correct and visible.")
+    from backprop import __version__
+    parser.add_argument("--version", action="version", version=f"backprop {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
+                                       parser_class=ArgumentParser)
+    for module in COMMANDS.values():
+        module.add_parser(subparsers)
+    return parser
+
+
+def main(argv=None) -> int:
+    """Run ``backprop`` with ``argv`` (default ``sys.argv[1:]``) and return the exit status.
+
+    Example::
+
+        main(["train", "--dataset", "moons", "--epochs", "20", "--out", "runs/moons"])
+    """
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # --help / --version (0) or a usage error (2, already printed)
+        return e.code if isinstance(e.code, int) else 2
+    if args.command is None:
+        print(f"backprop: error: choose a command: {', '.join(COMMANDS)} "
+              f"(backprop --help describes them)", file=sys.stderr)
+        return 2
+    return args.run(args)

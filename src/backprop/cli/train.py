@@ -1,0 +1,169 @@
+"""``backprop train``: train an MLP on a toy set or the digits and write a run folder.
+
+    backprop train --dataset spiral --layers 2-16-16-3 --activation relu --optimizer adam \\
+        --lr 0.01 --batch-size 32 --epochs 200 --schedule warmup-cosine --clip 1.0 \\
+        --seed 0 --out runs/spiral
+    backprop train --config runs/spiral/config.json      # the same run again
+    backprop train --resume --out runs/spiral             # continue it from its last checkpoint
+
+Parsing and printing only: :func:`backprop.train.experiment.run_experiment` does the work.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import os
+import sys
+
+from backprop.train.experiment import (
+    ACTIVATIONS, DATASETS, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, TrainingDiverged,
+    load_run_config, run_experiment,
+)
+
+__all__ = ["add_parser", "run"]
+
+# Flags that map onto RunConfig fields (dest name == field name).
+_CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    """Register ``train`` with its options."""
+    p = subparsers.add_parser(
+        "train", help="train an MLP on a toy dataset or the 8x8 digits",
+        description="Train a multi-layer perceptron and write a run folder: config.json, "
+                    "metrics.jsonl, history.json, last/best checkpoints and loss_curve.png "
+                    "(with matplotlib).",
+        argument_default=argparse.SUPPRESS)  # absent flags leave the config's value alone
+    data = p.add_argument_group("data")
+    data.add_argument("--dataset", metavar="NAME",
+                      help=f"one of {', '.join(DATASETS)} (default spiral); regression sets "
+                           f"(sine, plane, bumps) train one output with MSE")
+    data.add_argument("--noise", type=float, metavar="X",
+                      help="noise of a toy set (default: its own)")
+    data.add_argument("--n-samples", dest="n_samples", type=int, metavar="N",
+                      help="samples in a toy set (default: its own)")
+    data.add_argument("--test-fraction", dest="test_fraction", type=float, metavar="F",
+                      help="share held out for testing (default 0.2; 0 for none)")
+    model = p.add_argument_group("model")
+    model.add_argument("--layers", metavar="SIZES",
+                       help="layer widths from input to output, e.g. 2-16-16-3 (default: "
+                            "inputs-32-32-outputs; 64-128-64-10 for digits)")
+    model.add_argument("--activation", metavar="NAME",
+                       help=f"one of {', '.join(ACTIVATIONS)} (default relu)")
+    training = p.add_argument_group("training")
+    training.add_argument("--optimizer", metavar="NAME",
+                          help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
+    training.add_argument("--lr", type=float, help="learning rate (default 0.01)")
+    training.add_argument("--batch-size", dest="batch_size", type=int, metavar="N",
+                          help="samples per step (default 32)")
+    training.add_argument("--epochs", type=int, metavar="N",
+                          help="passes over the data (default 100)")
+    training.add_argument("--schedule", metavar="NAME",
+                          help=f"one of {', '.join(SCHEDULES)} (default none)")
+    training.add_argument("--warmup-steps", dest="warmup_steps", type=int, metavar="N",
+                          help="warmup of warmup-cosine (default 5%% of the steps)")
+    training.add_argument("--clip", type=float, metavar="NORM",
+                          help="clip the gradient norm to this (default: no clipping)")
+    training.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="WD",
+                          help="weight decay (default 0)")
+    training.add_argument("--momentum", type=float, metavar="M",
+                          help="momentum of sgd / rmsprop (default 0)")
+    training.add_argument("--seed", type=int, metavar="N",
+                          help="seed of data, weights and order (default 0)")
+    run_group = p.add_argument_group("run")
+    run_group.add_argument("--out", metavar="DIR", help="the run folder (default runs/DATASET)")
+    run_group.add_argument("--config", metavar="FILE",
+                           help="start from a config.json (flags given beside override it)")
+    run_group.add_argument("--resume", action="store_true",
+                           help="continue the run in --out from its last checkpoint")
+    run_group.add_argument("--overwrite", action="store_true",
+                           help="replace a different run already in --out")
+    run_group.add_argument("--no-progress", dest="no_progress", action="store_true",
+                           help="no progress bar")
+    p.set_defaults(run=run)
+    return p
+
+
+def _fail(message: str, status: int = 2) -> int:
+    print(f"backprop train: error: {message}", file=sys.stderr)
+    return status
+
+
+def _config_from_args(given: dict) -> RunConfig:
+    if given.get("resume"):
+        if "out" not in given:
+            raise ConfigError("--resume needs --out, the folder of the run to continue")
+        extra = sorted(set(given) & _CONFIG_FIELDS - {"out"}) + (
+            ["config"] if "config" in given else [])
+        if extra:
+            flags = ", ".join("--" + name.replace("_", "-") for name in extra)
+            raise ConfigError(f"--resume continues the run with its saved configuration; "
+                              f"drop {flags}")
+        path = os.path.join(given["out"], "config.json")
+        if not os.path.exists(path):
+            raise ConfigError(f"no run to resume in {given['out']}: config.json is missing")
+        return dataclasses.replace(load_run_config(path), out=given["out"])
+    base = load_run_config(given["config"]) if "config" in given else RunConfig()
+    overrides = {k: v for k, v in given.items() if k in _CONFIG_FIELDS}
+    return dataclasses.replace(base, **overrides)
+
+
+def _describe(config: RunConfig) -> str:
+    layers = config.layers or "default layers"
+    schedule = "" if config.schedule == "none" else f", {config.schedule}"
+    clip = "" if config.clip is None else f", clip {config.clip:g}"
+    return (f"{config.dataset}: {layers} {config.activation}, {config.optimizer} lr "
+            f"{config.lr:g}{schedule}{clip}, batch {config.batch_size}, {config.epochs} epochs")
+
+
+def _metrics_line(label: str, metrics: dict | None) -> str | None:
+    if metrics is None:
+        return None
+    line = f"  {label:<6} loss {metrics['loss']:.4f}"
+    if "accuracy" in metrics:
+        line += f"  accuracy {metrics['accuracy']:.2%}"
+    return line
+
+
+def _print_summary(result: dict, resumed: bool) -> None:
+    verb = "resumed and finished" if resumed else "finished"
+    print(f"{verb} {result['epochs']} epochs ({result['steps']} steps) in "
+          f"{result['time']:.1f} s of training")
+    if result["stop_reason"]:
+        print(f"  stopped early: {result['stop_reason']}")
+    for line in (_metrics_line("train", result["train"]), _metrics_line("test", result["test"])):
+        if line:
+            print(line)
+    best = result["best"]
+    if best is not None:
+        label = "test" if result["monitor"] == "val_loss" else "train"
+        acc_key = "val_accuracy" if label == "test" else "accuracy"
+        acc = f", {label} accuracy {best[acc_key]:.2%}" if acc_key in best else ""
+        print(f"  best   epoch {best['epoch']}: {label} loss {best[result['monitor']]:.4f}{acc}"
+              f" (best.safetensors)")
+    print(f"  files  {result['out']}{os.sep}: {', '.join(result['files'])}")
+    for note in result["notes"]:
+        print(f"  note   {note}")
+
+
+def run(args) -> int:
+    """Run ``backprop train`` with parsed arguments; returns the exit status."""
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "run")}
+    resume = bool(given.get("resume"))
+    try:
+        config = _config_from_args(given)
+        config.check()
+        print(f"backprop train {'--resume ' if resume else ''}{_describe(config)} -> "
+              f"{config.out_dir}", flush=True)
+        result = run_experiment(config, resume=resume, overwrite=bool(given.get("overwrite")),
+                                progress=not given.get("no_progress"))
+    except ConfigError as e:
+        return _fail(str(e))
+    except TrainingDiverged as e:
+        return _fail(f"training diverged: {e}", status=1)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return _fail(f"interrupted; continue from the last epoch's checkpoint with: "
+                     f"backprop train --resume --out {config.out_dir}", status=130)
+    _print_summary(result, resume)
+    return 0
