@@ -8,8 +8,9 @@ A reverse-mode automatic-differentiation engine with PyTorch's names::
     y.backward()
     x.grad
 """
-from backprop import autograd, data, functional, nn, ops, optim, random, utils
+from backprop import autograd, cuda, data, functional, nn, ops, optim, random, utils
 from backprop.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
+from backprop.autograd.grad_mode import inference_mode
 from backprop.creation import (
     arange, as_tensor, empty, eye, from_numpy, full, full_like, linspace, ones, ones_like, rand,
     rand_like, randint, randn, randn_like, randperm, tensor, zeros, zeros_like,
@@ -33,9 +34,15 @@ from backprop.ops import (
     sin, softplus, split, sqrt, square, squeeze, stack, std, sub, sum, swapaxes, swapdims, t,
     take_along_dim, tanh, tile, transpose, unbind, unflatten, unsqueeze, var, view, where,
 )
+from backprop.ops import (  # noqa: E402 (added after the first group; kept separate for diffs)
+    all, allclose, any, argsort, bitwise_and, bitwise_not, bitwise_or, bitwise_xor, cumsum, equal,
+    expm1, floor_divide, isclose, isfinite, isinf, isnan, log1p, logical_not, remainder, sort,
+    topk,
+)
 from backprop.random import Generator, get_rng_state, initial_seed, manual_seed, seed, set_rng_state
 from backprop.serialization import SerializationError, load, save
-from backprop.tensor import Tensor
+from backprop.tensor import Device as device
+from backprop.tensor import Size, Tensor
 
 bool = bool_  # noqa: A001 (PyTorch's name: backprop.bool)
 float = float32  # noqa: A001

@@ -7,6 +7,7 @@ from backprop import dtypes as _dt
 from backprop import random as _random
 from backprop.errors import DTypeError, ShapeError
 from backprop.tensor import Tensor, _make, _to_array
+from backprop.tensor import _check_device as _tensor_check_device
 
 
 def _size(size, op: str) -> tuple:
@@ -69,8 +70,8 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 def _check_device(device) -> None:
-    if device not in (None, "cpu"):
-        raise ValueError(f"device {device!r} is not available; backprop runs on the CPU")
+    if device is not None:
+        _tensor_check_device(device, "tensor")
 
 
 def zeros(*size, dtype=None, requires_grad: bool = False, device=None) -> Tensor:

@@ -62,6 +62,60 @@ def _make(data, requires_grad: bool = False, grad_fn=None) -> "Tensor":
     return t
 
 
+class Size(tuple):
+    """A tensor's shape: a tuple of ints, with PyTorch's ``numel()``."""
+
+    __slots__ = ()
+
+    def numel(self) -> int:
+        n = 1
+        for s in self:
+            n *= s
+        return n
+
+
+class Device:
+    """A device, as ``backprop.device("cpu")``: backprop computes on the CPU only."""
+
+    __slots__ = ("type", "index")
+
+    def __init__(self, type: str = "cpu", index: int | None = None):  # noqa: A002
+        if isinstance(type, Device):
+            type, index = type.type, type.index
+        name, _, idx = str(type).partition(":")
+        if name != "cpu":
+            raise ValueError(f"device {type!r} is not available: backprop runs on the CPU")
+        self.type = "cpu"
+        self.index = int(idx) if idx else index
+
+    def __repr__(self) -> str:
+        return "device(type='cpu')" if self.index is None else f"device(type='cpu', index={self.index})"
+
+    def __str__(self) -> str:
+        return "cpu" if self.index is None else f"cpu:{self.index}"
+
+    def __eq__(self, other) -> bool:
+        if isinstance(other, str):
+            other = Device(other) if other.split(":")[0] == "cpu" else None
+        return isinstance(other, Device) and other.type == self.type
+
+    def __hash__(self) -> int:
+        return hash(self.type)
+
+
+def _check_device(device, op: str) -> None:
+    if isinstance(device, Device):
+        return
+    if not isinstance(device, str) or device.split(":")[0] != "cpu":
+        raise ValueError(f"{op}: device {device!r} is not available: backprop runs on the CPU")
+
+
+def _size_arg(size) -> tuple:
+    if len(size) == 1 and isinstance(size[0], (tuple, list)):
+        size = tuple(size[0])
+    return tuple(int(s) for s in size)
+
+
 _SCALARS = (numbers.Number, np.generic)
 _OPERANDS = (numbers.Real, np.ndarray, np.generic)
 
@@ -87,8 +141,19 @@ class Tensor:
     __array_ufunc__ = None
     __array_priority__ = 1000
 
-    def __init__(self, data, dtype=None, requires_grad: bool = False):
-        arr = _to_array(data, dtype)
+    def __init__(self, *args, dtype=None, requires_grad: bool = False):
+        # PyTorch's legacy constructor: Tensor(2, 3) is a (2, 3) tensor, Tensor([1, 2])
+        # and Tensor(array) hold the data; both give the default float dtype.
+        if args and all(isinstance(a, (int, np.integer)) and not isinstance(a, bool)
+                        for a in args):
+            arr = np.zeros(args, dtype=_dt.to_numpy_dtype(dtype) if dtype is not None
+                           else _dt.default_float)
+        elif len(args) == 1:
+            arr = _to_array(args[0], dtype if dtype is not None else _dt.default_float)
+        elif not args:
+            arr = np.zeros((0,), dtype=_dt.default_float)
+        else:
+            raise TypeError(f"Tensor(): expected sizes (ints) or one piece of data, got {args!r}")
         self._data = arr
         self._requires_grad = False
         self.grad_fn = None
@@ -110,8 +175,8 @@ class Tensor:
         self._data = arr
 
     @property
-    def shape(self) -> tuple:
-        return self._data.shape
+    def shape(self) -> "Size":
+        return Size(self._data.shape)
 
     @property
     def ndim(self) -> int:
@@ -125,8 +190,8 @@ class Tensor:
         return _dt.from_numpy_dtype(self._data.dtype)
 
     @property
-    def device(self) -> str:
-        return "cpu"
+    def device(self) -> "Device":
+        return Device("cpu")
 
     @property
     def is_leaf(self) -> bool:
@@ -156,7 +221,7 @@ class Tensor:
 
     def size(self, dim: int | None = None):
         if dim is None:
-            return self._data.shape
+            return Size(self._data.shape)
         return self._data.shape[_norm_dim(dim, self._data.ndim, "size")]
 
     def numel(self) -> int:
@@ -188,7 +253,10 @@ class Tensor:
         return self._data.tolist()
 
     def __array__(self, dtype=None, copy=None):
-        return self._data if dtype is None else self._data.astype(dtype)
+        # np.array(t) asks for a copy (copy=True); np.asarray(t) may share memory.
+        if copy:
+            return np.array(self._data, dtype=dtype, copy=True)
+        return self._data if dtype is None else self._data.astype(dtype, copy=False)
 
     def __float__(self) -> float:
         return float(self.item())
@@ -220,16 +288,19 @@ class Tensor:
         self._requires_grad = False
         return self
 
-    def backward(self, gradient=None, retain_graph: bool = False) -> None:
+    def backward(self, gradient=None, retain_graph=None, create_graph: bool = False,
+                 inputs=None) -> None:
         """Accumulate the gradient of this tensor into ``.grad`` of every leaf that requires it.
 
         Args:
             gradient: d(something)/d(self), required unless self has one element.
             retain_graph: keep saved values so that backward can run through the graph again.
+            create_graph: must be False: higher-order gradients are not supported.
+            inputs: accumulate only into these tensors' ``.grad``.
         """
         from backprop.autograd.engine import backward
 
-        backward(self, gradient, retain_graph)
+        backward(self, gradient, retain_graph, create_graph, inputs)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -313,8 +384,15 @@ class Tensor:
                              f"tensor of shape {self._data.shape}") from None
         return self
 
+    def _check_value(self, other, op: str) -> None:
+        if isinstance(other, Tensor) and other._requires_grad and _state.enabled:
+            raise InplaceError(f"{op}: the value requires grad, and writing it in place into a "
+                               f"tensor would lose its gradient; use the out-of-place form "
+                               f"(y = x + value) or do it under backprop.no_grad()")
+
     def _ufunc_(self, ufunc, other, op: str) -> "Tensor":
         """self = ufunc(self, other), written into self's own storage."""
+        self._check_value(other, op)
         self._check_inplace(op)
         o = self._operand(other, op)
         try:
@@ -365,6 +443,7 @@ class Tensor:
 
     def copy_(self, src) -> "Tensor":
         """Copy ``src`` (broadcast to this shape) into this tensor, in place."""
+        self._check_value(src, "copy_")
         self._check_inplace("copy_")
         return self._assign(self._operand(src, "copy_"), "copy_")
 
@@ -387,22 +466,49 @@ class Tensor:
         return self._assign(g.uniform(a, b, self._data.shape), "uniform_")
 
     # -- conversion ------------------------------------------------------------
-    def to(self, *args, dtype=None, **kwargs) -> "Tensor":
-        """Convert dtype (``x.to(backprop.float64)``); devices other than "cpu" are refused."""
+    def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking: bool = False
+           ) -> "Tensor":
+        """Convert dtype: ``x.to(backprop.float64)``, ``x.to(other)``, ``x.to("cpu", dtype)``.
+
+        Only the CPU exists here: any other device is refused with a clear error.
+        """
         target = dtype
         for a in args:
-            if isinstance(a, str) and a in ("cpu",):
-                continue
-            if isinstance(a, Tensor):
+            if isinstance(a, (str, Device)):
+                _check_device(a, "to")
+            elif isinstance(a, Tensor):
                 target = a._data.dtype
             else:
                 target = a
-        device = kwargs.pop("device", None)
-        if device not in (None, "cpu"):
-            raise ValueError(f"to: device {device!r} is not available; backprop runs on the CPU")
-        if target is None:
-            return self
+        if device is not None:
+            _check_device(device, "to")
+        if target is None or self._data.dtype == _dt.to_numpy_dtype(target):
+            return self.clone().detach().requires_grad_(self._requires_grad) if copy else self
         return self.cast(target)  # installed by backprop.ops.elementwise
+
+    def type_as(self, other: "Tensor") -> "Tensor":
+        """This tensor converted to ``other``'s dtype."""
+        return self.to(other._data.dtype)
+
+    def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> "Tensor":
+        """A new tensor from ``data`` with this tensor's dtype unless ``dtype`` is given."""
+        d = self._data.dtype if dtype is None else _dt.to_numpy_dtype(dtype)
+        t = _make(np.array(data._data if isinstance(data, Tensor) else data, dtype=d))
+        return t.requires_grad_(True) if requires_grad else t
+
+    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> "Tensor":
+        d = self._data.dtype if dtype is None else _dt.to_numpy_dtype(dtype)
+        t = _make(np.full(_size_arg((size,)), fill_value, dtype=d))
+        return t.requires_grad_(True) if requires_grad else t
+
+    def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_size_arg(size), 0, dtype=dtype, requires_grad=requires_grad)
+
+    def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> "Tensor":
+        return self.new_full(_size_arg(size), 1, dtype=dtype, requires_grad=requires_grad)
+
+    def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> "Tensor":
+        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
 
     def type(self, dtype=None):
         if dtype is None:

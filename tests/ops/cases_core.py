@@ -78,3 +78,23 @@ CASES = [
            r.standard_normal(3), r.standard_normal((2, 3, 4))], lambda a, b: a @ b,
            covers=("MatMul",)),
 ]
+
+# -- log1p / expm1 / cumsum, and the composites sort, topk and remainder ----------------------
+CASES += [
+    OpCase("log1p", lambda a: a.log1p(), positive(3, 2, low=-0.5, high=2.0),
+           lambda a: a.log1p(), covers=("Log1p",)),
+    OpCase("expm1", lambda a: backprop.expm1(a), randn(4), lambda a: a.expm1(),
+           covers=("Expm1",)),
+    OpCase("cumsum/dim0", lambda a: a.cumsum(0), randn(4, 3), lambda a: a.cumsum(0),
+           covers=("CumSum",)),
+    OpCase("cumsum/negative-dim", lambda a: backprop.cumsum(a, -1), randn(2, 3, 4),
+           lambda a: a.cumsum(-1), covers=("CumSum",)),
+    OpCase("sort/values", lambda a: a.sort(dim=1).values, randn(3, 5),
+           lambda a: a.sort(dim=1).values, covers=("Gather",)),
+    OpCase("sort/descending", lambda a: a.sort(dim=0, descending=True).values, randn(4, 2),
+           lambda a: a.sort(dim=0, descending=True).values, covers=("Gather",)),
+    OpCase("topk", lambda a: a.topk(2, dim=1).values, randn(3, 5),
+           lambda a: a.topk(2, dim=1).values, covers=("Gather", "Narrow")),
+    OpCase("remainder", lambda a, b: a % b, lambda r: [r.uniform(-3, 3, (3, 4)) + 0.05,
+           r.uniform(0.7, 2, (4,))], lambda a, b: a % b, covers=("Sub", "Mul")),
+]

@@ -61,7 +61,7 @@ def _check_versions(fn) -> None:
             continue
         if any(s is t._data or np.may_share_memory(s, t._data) for s in saved):
             raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
-    for v, ref in reversed(inplace_log):
+    for v, ref in reversed(tuple(inplace_log)):  # a snapshot: other threads may append
         if v <= stamp:
             break
         arr = ref()
@@ -252,8 +252,21 @@ def _run_hooks(hooks, g):
     return g
 
 
-def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
-    """``tensor.backward()``: accumulate d(tensor)/d(leaf) into every leaf's ``.grad``."""
+def _no_create_graph(create_graph, op: str) -> None:
+    if create_graph:
+        raise NotImplementedError(
+            f"{op}: create_graph=True (higher-order gradients) is not supported: backward "
+            f"functions work on NumPy arrays, so a backward pass records no graph")
+
+
+def backward(tensor: Tensor, gradient=None, retain_graph=None, create_graph: bool = False,
+             inputs=None) -> None:
+    """``tensor.backward()``: accumulate d(tensor)/d(leaf) into every leaf's ``.grad``.
+
+    With ``inputs`` (tensors), only those accumulate gradients.
+    """
+    _no_create_graph(create_graph, "backward")
+    retain_graph = bool(retain_graph)
     if not tensor._requires_grad:
         raise GradError("backward: the tensor does not require grad and has no grad_fn; "
                         "did you forget requires_grad=True on an input, or run under no_grad?")
@@ -265,11 +278,25 @@ def backward(tensor: Tensor, gradient=None, retain_graph: bool = False) -> None:
         g = np.ones(tensor._data.shape, dtype=tensor._data.dtype)
     else:
         g = _as_array(gradient, tensor, "backward").copy()
-    run_backward([tensor], [g], retain_graph=retain_graph)
+    if inputs is None:
+        run_backward([tensor], [g], retain_graph=retain_graph)
+        return
+    inputs = [inputs] if isinstance(inputs, Tensor) else list(inputs)
+    for i, t in enumerate(inputs):
+        if not isinstance(t, Tensor) or not t._requires_grad:
+            raise GradError(f"backward: inputs[{i}] is not a tensor that requires grad")
+    for t, gi in zip(inputs, run_backward([tensor], [g], retain_graph=retain_graph,
+                                           capture=inputs, accumulate=False)):
+        if gi is None:
+            continue
+        if t.grad is None:
+            t.grad = _make(gi.copy())
+        else:
+            t.grad._data = t.grad._data + gi
 
 
-def grad(outputs, inputs, grad_outputs=None, retain_graph: bool = False,
-         allow_unused: bool = False):
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
+         only_inputs: bool = True, allow_unused: bool = False, materialize_grads: bool = False):
     """Gradients of ``outputs`` with respect to ``inputs``, returned, not stored in ``.grad``.
 
     Args:
@@ -280,12 +307,17 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool = False,
         retain_graph: keep saved values so backward can run again.
         allow_unused: return ``None`` for an input the outputs do not depend on,
             instead of raising.
+        materialize_grads: return zeros instead of ``None`` for unused inputs.
+        create_graph: must be False (no higher-order gradients).
 
     Example::
 
         x = backprop.tensor([3.0], requires_grad=True)
         (dx,) = backprop.autograd.grad((x ** 2).sum(), x)   # tensor([6.])
     """
+    _no_create_graph(create_graph, "grad")
+    retain_graph = bool(retain_graph)
+    allow_unused = allow_unused or materialize_grads
     outputs = [outputs] if isinstance(outputs, Tensor) else list(outputs)
     single = isinstance(inputs, Tensor)
     inputs = [inputs] if single else list(inputs)
@@ -318,7 +350,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph: bool = False,
             if not allow_unused:
                 raise GradError(f"grad: inputs[{i}] (shape {tuple(t.shape)}) was not used to "
                                 f"compute the outputs; pass allow_unused=True to get None")
-            out.append(None)
+            out.append(_make(np.zeros_like(t._data)) if materialize_grads else None)
         else:
             out.append(_make(g.copy()))
     return tuple(out)

@@ -6,6 +6,7 @@ The flag is per thread (as in PyTorch), so a lab session evaluating under
 from __future__ import annotations
 
 import functools
+import inspect
 import threading
 
 
@@ -47,6 +48,23 @@ class _GradModeContext:
         return False
 
     def __call__(self, fn):
+        if inspect.isgeneratorfunction(fn):
+            # The mode must hold while the generator's body runs, at every resume,
+            # not just while the generator object is created.
+            @functools.wraps(fn)
+            def gen_wrapper(*args, **kwargs):
+                gen = fn(*args, **kwargs)
+                value = None
+                while True:
+                    try:
+                        with self.__class__._clone(self):
+                            item = gen.send(value)
+                    except StopIteration as stop:
+                        return stop.value
+                    value = yield item
+
+            return gen_wrapper
+
         @functools.wraps(fn)
         def wrapper(*args, **kwargs):
             with self.__class__._clone(self):
@@ -127,4 +145,30 @@ class set_grad_enabled(_GradModeContext):
         clone._target = self._target
         clone._prev = state.enabled
         state.enabled = clone._target
+        return clone
+
+
+class inference_mode(_GradModeContext):
+    """PyTorch's ``inference_mode``: here the same as ``no_grad`` (when ``mode`` is True).
+
+    Example::
+
+        with backprop.inference_mode():
+            y = model(x)
+    """
+
+    def __new__(cls, mode=True):
+        self = super().__new__(cls)
+        if callable(mode):  # used bare, as @inference_mode
+            self._target = False
+            return self(mode)
+        return self
+
+    def __init__(self, mode=True):
+        if not callable(mode):
+            self._target = not bool(mode)
+
+    def _clone(self):
+        clone = object.__new__(inference_mode)
+        clone._target = self._target
         return clone

@@ -34,7 +34,7 @@ from backprop.autograd.grad_mode import state as _grad_state
 from backprop.autograd.hooks import RemovableHandle
 from backprop.errors import BackpropError, DTypeError
 from backprop.nn.parameter import Parameter
-from backprop.tensor import Tensor, _make
+from backprop.tensor import Device, Tensor, _make
 
 
 class StateDictError(BackpropError, RuntimeError):
@@ -160,7 +160,7 @@ def _parse_to(args, kwargs):
     for a in args:
         if isinstance(a, Tensor):
             dtype = a.dtype
-        elif isinstance(a, str):
+        elif isinstance(a, (str, Device)):
             device = a
         elif isinstance(a, bool):
             continue  # non_blocking

@@ -62,6 +62,18 @@ Tensor.__rpow__ = _binary(_Pow, reflected=True)
 Tensor.__matmul__ = _binary(_MatMul)
 Tensor.__rmatmul__ = _binary(_MatMul, reflected=True)
 Tensor.__neg__ = lambda self: _Neg.apply(self)
+Tensor.__abs__ = lambda self: elementwise.abs(self)
+Tensor.__floordiv__ = lambda self, other: elementwise.floor_divide(self, other)
+Tensor.__rfloordiv__ = lambda self, other: elementwise.floor_divide(other, self)
+Tensor.__mod__ = lambda self, other: elementwise.remainder(self, other)
+Tensor.__rmod__ = lambda self, other: elementwise.remainder(other, self)
+Tensor.__and__ = lambda self, other: elementwise.bitwise_and(self, other)
+Tensor.__rand__ = lambda self, other: elementwise.bitwise_and(other, self)
+Tensor.__or__ = lambda self, other: elementwise.bitwise_or(self, other)
+Tensor.__ror__ = lambda self, other: elementwise.bitwise_or(other, self)
+Tensor.__xor__ = lambda self, other: elementwise.bitwise_xor(self, other)
+Tensor.__rxor__ = lambda self, other: elementwise.bitwise_xor(other, self)
+Tensor.__invert__ = lambda self: elementwise.bitwise_not(self)
 Tensor.__pos__ = lambda self: self
 Tensor.__eq__ = lambda self, other: elementwise.eq(self, other)
 Tensor.__ne__ = lambda self, other: elementwise.ne(self, other)
@@ -73,13 +85,14 @@ Tensor.__hash__ = object.__hash__
 
 
 def _inplace(method, fn):
-    # NOTE: ``x += y`` on a tensor that is recording a graph becomes ``x = x + y``
-    # (Python rebinds the name), because changing it in place would corrupt the
-    # values backward needs. Outside the graph it is a true in-place update.
+    # NOTE: ``x += y`` where x or y is recording a graph becomes ``x = x + y`` (Python
+    # rebinds the name): changing x in place would corrupt values backward needs, or
+    # drop y's gradient. Outside the graph it is a true in-place update.
     def op(self, other):
         if not isinstance(other, _OPERANDS):
             return NotImplemented
-        if self._requires_grad and _grad_state.enabled:
+        if _grad_state.enabled and (self._requires_grad or (
+                isinstance(other, Tensor) and other._requires_grad)):
             return fn.apply(self, other)
         return getattr(self, method)(other)
     return op

@@ -13,17 +13,33 @@ F64 = np.dtype(np.float64)
 
 
 def is_f64(x) -> bool:
-    """Is ``x`` (array or value) a float64 array? Python floats are weak and don't count."""
-    return isinstance(x, np.ndarray) and x.dtype == F64
+    """Is ``x`` a float64 array with dimensions? Such an operand makes a result float64.
+
+    Python floats and 0-d arrays are "scalars" in PyTorch's promotion rules: they
+    cannot raise the precision of a tensor with dimensions.
+    """
+    return isinstance(x, np.ndarray) and x.dtype == F64 and x.ndim > 0
+
+
+def keeps_f64(a, b=None) -> bool:
+    """Should a float64 result of an op on ``a`` and ``b`` stay float64 (PyTorch's rules)?
+
+    Yes when an operand with dimensions is float64, or when no operand has dimensions
+    and one of them is a float64 0-d array. NumPy would also promote int64 + 0.5 or
+    float32 * (0-d float64) to float64; PyTorch keeps the default float32 there.
+    """
+    if is_f64(a) or is_f64(b):
+        return True
+    dims = (isinstance(a, np.ndarray) and a.ndim > 0) or (isinstance(b, np.ndarray) and b.ndim > 0)
+    if dims:
+        return False
+    return any(isinstance(x, np.ndarray) and x.dtype == F64 for x in (a, b))
 
 
 def fix_float(out: np.ndarray, a, b=None) -> np.ndarray:
-    """PyTorch's promotion: an integer tensor mixed with a float gives float32, not float64.
-
-    NumPy promotes int64 + 0.5 (or int64 + float32) to float64; PyTorch keeps the
-    default float dtype unless a float64 tensor is involved.
-    """
-    if out.dtype == F64 and not is_f64(a) and not is_f64(b):
+    """PyTorch's promotion: an integer tensor mixed with a float gives float32, not float64,
+    and a 0-d float64 tensor does not promote a float32 tensor (see ``keeps_f64``)."""
+    if out.dtype == F64 and not keeps_f64(a, b):
         return out.astype(F32)
     return out
 

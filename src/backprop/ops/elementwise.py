@@ -13,7 +13,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
-from backprop.ops._util import F32, F64, check_operand, fix_float, is_f64
+from backprop.ops._util import F32, F64, check_operand, fix_float, is_f64, keeps_f64
 from backprop.tensor import Tensor, _make
 
 
@@ -50,7 +50,7 @@ class Add(Function):
             out = a + b
         except ValueError:
             raise _broadcast_error("add", a, b) from None
-        if out.dtype == F64 and not is_f64(a) and not is_f64(b):
+        if out.dtype == F64 and not keeps_f64(a, b):
             out = out.astype(np.float32)
         return out
 
@@ -70,7 +70,7 @@ class Sub(Function):
             out = a - b
         except ValueError:
             raise _broadcast_error("sub", a, b) from None
-        if out.dtype == F64 and not is_f64(a) and not is_f64(b):
+        if out.dtype == F64 and not keeps_f64(a, b):
             out = out.astype(np.float32)
         return out
 
@@ -93,7 +93,7 @@ class Mul(Function):
         need_a, need_b = ctx.needs_input_grad
         if need_a or need_b:
             ctx.save_for_backward(b if need_a else None, a if need_b else None)
-        if out.dtype == F64 and not is_f64(a) and not is_f64(b):
+        if out.dtype == F64 and not keeps_f64(a, b):
             out = out.astype(np.float32)
         return out
 
@@ -117,7 +117,7 @@ class Div(Function):
             raise _broadcast_error("div", a, b) from None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a, b)
-        if out.dtype == F64 and not is_f64(a) and not is_f64(b):
+        if out.dtype == F64 and not keeps_f64(a, b):
             out = out.astype(np.float32)
         return out
 
@@ -745,3 +745,149 @@ TENSOR_METHODS = {
     "clamp_min": clamp_min, "clamp_max": clamp_max, "maximum": maximum, "minimum": minimum,
     "where": _where_method,
 }
+
+
+# -- more element-wise functions ----------------------------------------------------------
+
+class Log1p(Function):
+    """out = ln(1 + x), accurate for small x;  dx = g / (1 + x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return fix_float(np.log1p(x), x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        with np.errstate(divide="ignore"):
+            return grad_output / (1 + x)
+
+
+class Expm1(Function):
+    """out = eˣ - 1, accurate for small x;  dx = g · (out + 1)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        with np.errstate(over="ignore"):
+            out = fix_float(np.expm1(x), x)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(out)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (out,) = ctx.saved_tensors
+        return grad_output * (out + 1)
+
+
+def log1p(input):
+    """ln(1 + x), accurate near 0."""
+    return Log1p.apply(input)
+
+
+def expm1(input):
+    """eˣ - 1, accurate near 0."""
+    return Expm1.apply(input)
+
+
+def _data_of(x, op):
+    x = check_operand(x, op)
+    return x._data if isinstance(x, Tensor) else x
+
+
+def floor_divide(input, other):
+    """⌊input / other⌋ element-wise (``//``); like PyTorch, it has no gradient."""
+    a, b = _data_of(input, "floor_divide"), _data_of(other, "floor_divide")
+    try:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            out = np.floor_divide(a, b)
+    except ValueError:
+        raise _broadcast_error("floor_divide", a, b) from None
+    return _make(fix_float(np.asarray(out), a, b))
+
+
+def remainder(input, other):
+    """input - ⌊input / other⌋ · other (``%``), with the sign of ``other`` as in Python.
+
+    Built from differentiable ops: d/d input = 1, d/d other = -⌊input / other⌋.
+    """
+    q = floor_divide(input, other)
+    return sub(input, mul(q, other))
+
+
+def _predicate(np_fn, name, doc):
+    def predicate(input):
+        return _make(np.asarray(np_fn(_data_of(input, name))))
+    predicate.__name__ = name
+    predicate.__doc__ = doc
+    return predicate
+
+
+isnan = _predicate(np.isnan, "isnan", "A bool tensor: True where the element is NaN.")
+isinf = _predicate(np.isinf, "isinf", "A bool tensor: True where the element is ±inf.")
+isfinite = _predicate(np.isfinite, "isfinite", "A bool tensor: True where finite.")
+
+
+def _bitwise(np_fn, name):
+    def op(input, other):
+        a, b = _data_of(input, name), _data_of(other, name)
+        for v in (a, b):
+            if np.asarray(v).dtype.kind == "f" or isinstance(v, float):
+                raise DTypeError(f"{name}: expects bool or integer tensors, got a floating-point "
+                                 f"operand")
+        try:
+            return _make(np.asarray(np_fn(a, b)))
+        except ValueError:
+            raise _broadcast_error(name, a, b) from None
+    op.__name__ = name
+    op.__doc__ = f"Element-wise ``{name}`` of bool or integer tensors (no gradient)."
+    return op
+
+
+bitwise_and = _bitwise(np.bitwise_and, "bitwise_and")
+bitwise_or = _bitwise(np.bitwise_or, "bitwise_or")
+bitwise_xor = _bitwise(np.bitwise_xor, "bitwise_xor")
+
+
+def bitwise_not(input):
+    """``~x``: logical not of a bool tensor, bitwise not of an integer one (no gradient)."""
+    a = _data_of(input, "bitwise_not")
+    if np.asarray(a).dtype.kind == "f":
+        raise DTypeError("bitwise_not: expects a bool or integer tensor, got a floating-point one")
+    return _make(np.asarray(np.invert(a)))
+
+
+def logical_not(input):
+    return _make(np.asarray(np.logical_not(_data_of(input, "logical_not"))))
+
+
+def isclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False):
+    """A bool tensor: |input - other| <= atol + rtol · |other|, element-wise."""
+    a, b = _data_of(input, "isclose"), _data_of(other, "isclose")
+    return _make(np.asarray(np.isclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan)))
+
+
+def allclose(input, other, rtol=1e-05, atol=1e-08, equal_nan=False) -> bool:
+    """True when every element of ``input`` is close to ``other`` (see ``isclose``)."""
+    a, b = _data_of(input, "allclose"), _data_of(other, "allclose")
+    return bool(np.allclose(a, b, rtol=rtol, atol=atol, equal_nan=equal_nan))
+
+
+def equal(input, other) -> bool:
+    """True when both tensors have the same shape and elements."""
+    a, b = _data_of(input, "equal"), _data_of(other, "equal")
+    return bool(np.shape(a) == np.shape(b) and np.array_equal(a, b))
+
+
+__all__ += ["log1p", "expm1", "floor_divide", "remainder", "isnan", "isinf", "isfinite",
+            "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not", "logical_not", "isclose",
+            "allclose", "equal"]
+TENSOR_METHODS.update({
+    "log1p": log1p, "expm1": expm1, "floor_divide": floor_divide, "remainder": remainder,
+    "isnan": isnan, "isinf": isinf, "isfinite": isfinite, "bitwise_and": bitwise_and,
+    "bitwise_or": bitwise_or, "bitwise_xor": bitwise_xor, "bitwise_not": bitwise_not,
+    "logical_not": logical_not, "isclose": isclose, "allclose": allclose, "equal": equal,
+})

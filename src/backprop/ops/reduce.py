@@ -599,3 +599,92 @@ TENSOR_METHODS = {
     "amax": amax, "amin": amin, "argmax": argmax, "argmin": argmin, "norm": norm,
     "logsumexp": logsumexp,
 }
+
+
+# -- scans, sorting and truth reductions -------------------------------------------------
+
+class CumSum(Function):
+    """out_i = Σ_{j ≤ i} x_j along dim;  dx_j = Σ_{i ≥ j} g_i (a reversed cumulative sum)"""
+
+    @staticmethod
+    def forward(ctx, x, dim):
+        ctx.dim = dim
+        out = np.cumsum(x, axis=dim)
+        return out.astype(np.int64) if x.dtype.kind in "biu" else out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        flipped = np.flip(grad_output, axis=ctx.dim)
+        return np.flip(np.cumsum(flipped, axis=ctx.dim), axis=ctx.dim), None
+
+
+def cumsum(input, dim, *, dtype=None):
+    """Cumulative sum along ``dim``."""
+    if dtype is not None:
+        input = input.to(dtype)
+    d = norm_dim(dim, input.ndim, "cumsum")
+    if input.ndim == 0:
+        return input * 1
+    return CumSum.apply(input, d)
+
+
+sort_result = namedtuple("sort", ("values", "indices"))
+topk_result = namedtuple("topk", ("values", "indices"))
+
+
+def sort(input, dim=-1, descending=False, stable=False):
+    """Sorted values along ``dim`` and their indices; gradients flow to the picked elements.
+
+    Ties keep their original order (a stable sort), so the result is deterministic.
+    """
+    from backprop.ops.indexing import gather
+
+    if input.ndim == 0:
+        return sort_result(input * 1, _make(np.zeros((), dtype=np.int64)))
+    d = norm_dim(dim, input.ndim, "sort")
+    data = input._data
+    idx = np.argsort(-data if descending and data.dtype.kind != "b" else data, axis=d,
+                     kind="stable")
+    if descending and data.dtype.kind == "b":
+        idx = np.flip(np.argsort(data, axis=d, kind="stable"), axis=d)
+    idx = _make(idx.astype(np.int64))
+    return sort_result(gather(input, d, idx), idx)
+
+
+def argsort(input, dim=-1, descending=False, stable=False):
+    """The indices that sort ``input`` along ``dim``."""
+    return sort(input, dim, descending, stable).indices
+
+
+def topk(input, k, dim=-1, largest=True, sorted=True):  # noqa: A002 (PyTorch's name)
+    """The ``k`` largest (or smallest) values along ``dim`` and their indices."""
+    d = norm_dim(dim, input.ndim, "topk")
+    n = input.shape[d] if input.ndim else 1
+    if not isinstance(k, (int, np.integer)) or not 0 <= k <= n:
+        raise ShapeError(f"topk: k ({k}) is out of range for dimension {d} of size {n}")
+    values, indices = sort(input, d, descending=largest)
+    from backprop.ops.shape import narrow
+
+    if input.ndim == 0:
+        return topk_result(values, indices)
+    return topk_result(narrow(values, d, 0, k), narrow(indices, d, 0, k))
+
+
+def _truth(np_fn, name):
+    def reduce_(input, dim=None, keepdim=False):
+        data = input._data
+        if dim is None:
+            return _make(np.asarray(np_fn(data)))
+        axes = norm_dims(dim, data.ndim, name)
+        return _make(np.asarray(np_fn(data, axis=axes, keepdims=keepdim)))
+    reduce_.__name__ = name
+    reduce_.__doc__ = f"``{name}`` over ``dim`` (or everything): a bool tensor, no gradient."
+    return reduce_
+
+
+any = _truth(np.any, "any")  # noqa: A001 (PyTorch's name)
+all = _truth(np.all, "all")  # noqa: A001 (PyTorch's name)
+
+__all__ += ["cumsum", "sort", "argsort", "topk", "any", "all"]
+TENSOR_METHODS.update({"cumsum": cumsum, "sort": sort, "argsort": argsort, "topk": topk,
+                       "any": any, "all": all})
