@@ -850,10 +850,7 @@ def inplace_on_nonleaf_under_no_grad(L, dtype):
     return {"y": y.detach(), "grad": x.grad}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: in-place op on a non-leaf tensor under no_grad "
-                   "raises InplaceError although backward does not need its value "
-                   "(Tensor._check_inplace)")
-def test_bug_inplace_on_nonleaf_under_no_grad(libs):
+def test_fixed_inplace_on_nonleaf_under_no_grad(libs):
     run_both(inplace_on_nonleaf_under_no_grad, libs)
 
 
@@ -996,10 +993,7 @@ def test_grad_mode_is_per_thread():
     assert result["recording"] and backprop.is_grad_enabled()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: graph nodes keep every input tensor alive "
-                   "(Function.apply: ctx.inputs = args), also after backward freed the saved "
-                   "values; `history.append(loss)` retains all activations of every step")
-def test_bug_graph_keeps_activations_alive_after_backward():
+def test_fixed_graph_keeps_activations_alive_after_backward():
     """Holding on to ``loss`` after backward must not keep the activations alive.
 
     PyTorch nodes hold only what backward saved, and backward frees that, so a

@@ -358,10 +358,15 @@ class Tensor:
             raise InplaceError(f"{op}: in-place change of a tensor produced by "
                                f"{self.grad_fn.name()}, which is part of the autograd graph; "
                                f"use the out-of-place version")
-        if self.grad_fn is not None and self.grad_fn.saved_tensors is not None:
-            raise InplaceError(f"{op}: in-place change of a tensor produced by "
-                               f"{self.grad_fn.name()} while its graph is still alive; backward "
-                               f"would use the changed value")
+        fn = self.grad_fn
+        if fn is not None and fn.saved_tensors and any(
+                isinstance(a, np.ndarray) and np.may_share_memory(a, self._data)
+                for a in fn.saved_tensors):
+            # The op that made this tensor kept its output for backward (exp, sigmoid,
+            # relu...); ops that consume it are covered by the version check at backward.
+            raise InplaceError(f"{op}: in-place change of a tensor produced by {fn.name()}, "
+                               f"whose backward needs this value; use the out-of-place version "
+                               f"or clone() it first")
         self._version = _log_inplace(self._data)
 
     def _bump_version(self) -> None:

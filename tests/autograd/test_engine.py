@@ -407,13 +407,20 @@ def test_second_backward_without_retain_graph_raises():
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])  # the failed call added nothing
 
 
-def test_second_backward_through_ops_that_save_nothing_is_fine():
-    # As in PyTorch: only nodes with saved values are spent by a backward.
+def test_backward_frees_the_graph_even_through_ops_that_save_nothing():
+    # A deliberate departure from PyTorch (which lets a second backward through nodes
+    # that saved nothing): backward drops every node's links to its input tensors, so a
+    # kept output (losses.append(loss)) does not keep the activations alive.
     x = t64([1.0, 2.0])
     y = (x + 1.0).sum()
     y.backward()
-    y.backward()
-    np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
+    with pytest.raises(GradError, match="second time"):
+        y.backward()
+    z = (x + 1.0).sum()
+    z.backward(retain_graph=True)
+    z.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 3.0])
 
 
 def test_saved_buffers_freed_after_backward():
@@ -866,16 +873,25 @@ def test_inplace_on_input_that_is_not_saved_is_fine():
     np.testing.assert_allclose(x.grad.numpy(), [1.0, 1.0])
 
 
-def test_inplace_on_non_leaf_with_live_graph_raises():
+def test_inplace_on_non_leaf_with_live_graph():
     x = t64([1.0, 2.0])
     h = x * 2.0
-    with pytest.raises(InplaceError):
+    with pytest.raises(InplaceError):  # under grad mode: it would have to be recorded
         h.add_(1.0)
-    with backprop.no_grad():
-        with pytest.raises(InplaceError):
-            h.mul_(3.0)
+    with backprop.no_grad():  # as in PyTorch: allowed, no backward needs h's value
+        h.mul_(3.0)
     h.sum().backward()
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 2.0])
+    e = x.exp()  # Exp keeps its output for backward: changing it must be refused
+    with backprop.no_grad():
+        with pytest.raises(InplaceError, match="ExpBackward"):
+            e.mul_(3.0)
+    c = x * 1.0
+    s = c * c  # Mul saved c: the change is caught when backward runs
+    with backprop.no_grad():
+        c.add_(1.0)
+    with pytest.raises(InplaceError):
+        s.sum().backward()
 
 
 def test_iadd_on_tensor_requiring_grad_rebinds():

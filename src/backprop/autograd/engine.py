@@ -155,9 +155,9 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             for i in want_nodes[fn]:
                 captured[i] = g
         saved = fn.saved_tensors
-        if saved is None:
-            raise _freed_error(fn)
         inputs = fn.inputs
+        if saved is None or inputs is None:
+            raise _freed_error(fn)
         if last_inplace[0] > fn.seq:  # something changed in place after this op ran
             _check_versions(fn)
         in_grads = fn.backward(fn, g)
@@ -213,8 +213,11 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
                     total = prev + ig
                     sums[id(total)] = total  # (kept alive while listed, so its id is unique)
                     grads[parent] = total
-        if not retain_graph and saved:
+        if not retain_graph:
+            # Free what backward used: saved arrays, and the links to input tensors, so
+            # activations die even if the user keeps the output (``losses.append(loss)``).
             fn.saved_tensors = None
+            fn.inputs = None
 
     # Leaves: hooks, then accumulate into .grad (or hand back to autograd.grad).
     for t, g, owned in leaves.values():

@@ -99,8 +99,8 @@ class Function:
     @property
     def next_functions(self):
         """The nodes (or leaf tensors) whose gradients this node produces, in input order."""
-        if not hasattr(self, "inputs"):
-            return ()
+        if getattr(self, "inputs", None) is None:
+            return ()  # never recorded, or freed by backward
         return tuple(None if t is None else (t.grad_fn if t.grad_fn is not None else t)
                      for t in self.inputs)
 
