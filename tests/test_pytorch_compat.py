@@ -879,9 +879,7 @@ def setitem_with_grad_value(L, dtype):
     return {"grad": w.grad}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: tensor[idx] = value_requiring_grad raises GradError "
-                   "(torch records CopySlices); common when filling an output buffer in a loop")
-def test_bug_setitem_with_grad_value(libs):
+def test_fixed_setitem_with_grad_value(libs):
     run_both(setitem_with_grad_value, libs)
 
 

@@ -98,3 +98,24 @@ CASES += [
     OpCase("remainder", lambda a, b: a % b, lambda r: [r.uniform(-3, 3, (3, 4)) + 0.05,
            r.uniform(0.7, 2, (4,))], lambda a, b: a % b, covers=("Sub", "Mul")),
 ]
+
+
+def _put(index):
+    """x[index] = v recorded in the graph, written on a clone so the input stays intact."""
+    def fn(x, v):
+        out = x * 1.0
+        out[index] = v
+        return out
+    return fn
+
+
+CASES += [
+    OpCase("setitem/row", _put(0), lambda r: [r.standard_normal((3, 4)), r.standard_normal(4)],
+           _put(0), covers=("IndexPut",)),
+    OpCase("setitem/slice-broadcast", _put((slice(None), slice(1, 3))), lambda r: [
+           r.standard_normal((3, 4)), r.standard_normal((1, 2))],
+           _put((slice(None), slice(1, 3))), covers=("IndexPut",)),
+    OpCase("setitem/integer-array", _put(np.array([2, 0])), lambda r: [
+           r.standard_normal((4, 2)), r.standard_normal((2, 2))],
+           lambda x, v: _put(__import__("torch").tensor([2, 0]))(x, v), covers=("IndexPut",)),
+]

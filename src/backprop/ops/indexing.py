@@ -21,7 +21,7 @@ from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.errors import DTypeError, GradError, IndexOutOfRange, InplaceError, ShapeError
 from backprop.ops._util import norm_dim
-from backprop.tensor import Tensor
+from backprop.tensor import Tensor, _make
 
 _INT64 = np.dtype(np.int64)
 _SCALAR_BOOL = (bool, np.bool_)
@@ -415,19 +415,20 @@ def getitem(input, index):
 
 
 def setitem(self, index, value) -> None:
-    """``self[index] = value`` in place, for tensors outside the autograd graph.
-
-    ``value`` is a number, an array or a tensor, broadcast to the indexed shape.
-    Writing a tensor that requires grad is refused: its gradient would be lost.
+    """``self[index] = value``: ``value`` is a number, an array or a tensor, broadcast to
+    the indexed shape. Outside the graph it writes in place; when ``self`` or ``value``
+    requires grad it is recorded (``IndexPut``) so gradients flow to both.
     """
     entries, kind = _parse(index, self._data.shape, "__setitem__")
     if kind == _EMPTY:
         return  # a scalar False selects nothing
+    if _grad_state.enabled and (self._requires_grad or (
+            isinstance(value, Tensor) and value._requires_grad)):
+        if not isinstance(value, Tensor):
+            value = _make(np.asarray(value, dtype=self._data.dtype))
+        _setitem_recorded(self, entries, kind, value)
+        return
     if isinstance(value, Tensor):
-        if value._requires_grad and _grad_state.enabled:
-            raise GradError("__setitem__: can't write a tensor that requires grad into another "
-                            "tensor (its gradient would be lost); build the result out of place, "
-                            "e.g. with backprop.cat, backprop.stack or backprop.where")
         val = value._data
     elif isinstance(value, (numbers.Number, np.ndarray, np.generic)):
         val = value
@@ -455,6 +456,68 @@ def setitem(self, index, value) -> None:
     except TypeError:
         raise DTypeError(f"__setitem__: can't write a value of type {type(value).__name__} into "
                          f"a tensor of dtype {self.dtype}") from None
+
+
+def _indexed_view(data: np.ndarray, entries, kind):
+    """(array, index) such that ``array[index]`` is the part of ``data`` that ``entries`` select."""
+    if kind == _ADVANCED:
+        first, index_ = _split(entries)
+        return (data[first] if any(isinstance(e, int) for e in entries) else data), index_
+    return data, entries
+
+
+class IndexPut(Function):
+    """out = x with out[index] = v;  dx = g with g[index] = 0,  dv = g[index]
+
+    What ``x[index] = v`` records when x or v is part of the graph. The write goes into
+    a copy, so arrays saved earlier from x stay as they were.
+    """
+
+    @staticmethod
+    def forward(ctx, x, v, entries=(), kind=_BASIC):
+        out = x.copy()
+        target, index_ = _indexed_view(out, entries, kind)
+        try:
+            target[index_] = v
+        except ValueError:
+            raise ShapeError(f"__setitem__: shape mismatch: value of shape {np.shape(v)} cannot "
+                             f"be broadcast to the indexed shape {np.shape(target[index_])}") \
+                from None
+        ctx.entries, ctx.kind = entries, kind
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        gx = gv = None
+        if ctx.needs_input_grad[1]:
+            target, index_ = _indexed_view(grad_output, ctx.entries, ctx.kind)
+            gv = np.array(target[index_])  # the engine sums it to v's (broadcast) shape
+        if ctx.needs_input_grad[0]:
+            gx = grad_output.copy()
+            target, index_ = _indexed_view(gx, ctx.entries, ctx.kind)
+            target[index_] = 0
+        return gx, gv
+
+
+def _setitem_recorded(self, entries, kind, value) -> None:
+    """``self[index] = value`` inside the graph: self becomes the output of an IndexPut.
+
+    (As PyTorch's CopySlices: the tensor object stays the same, its history grows.)
+    """
+    if self._requires_grad and self.grad_fn is None:
+        raise InplaceError("__setitem__: a leaf tensor that requires grad is being used in an "
+                           "in-place operation; wrap the update in backprop.no_grad()")
+    if not self._data.flags.writeable:
+        raise InplaceError("__setitem__: this tensor is a broadcast view (from expand or "
+                           "broadcast_to) whose elements share memory; clone() it before "
+                           "writing to it")
+    if value._data.dtype != self._data.dtype:
+        value = value.to(self._data.dtype)
+    before = _make(self._data, self._requires_grad, self.grad_fn)  # self as it was
+    result = IndexPut.apply(before, value, entries=entries, kind=kind)
+    self._data = result._data
+    self.grad_fn = result.grad_fn
+    self._requires_grad = result._requires_grad
 
 
 def _iter(self):
