@@ -181,6 +181,13 @@ def _parse(index, shape: tuple, op: str):
     or ``_ADVANCED`` (some array).
     """
     items = index if type(index) is tuple else (index,)
+    if len(items) == len(shape) and all(
+            isinstance(it, Tensor) and it._data.dtype.kind == "i" for it in items):
+        # Fast path: one integer tensor per dimension (x[rows, targets]); uint8 tensors
+        # are masks (as in PyTorch) and take the general path. Bounds are
+        # checked by NumPy in forward (GetItem turns its IndexError into ours), and
+        # negative indices are wrapped there too.
+        return tuple(it._data for it in items), _ADVANCED
     if len(items) <= len(shape):  # fast path: only plain ints and slices
         fast = []
         for d, it in enumerate(items):
@@ -315,7 +322,13 @@ class GetItem(Function):
         first, rest = _split(entries)
         v = x[first] if any(isinstance(e, int) for e in entries) else x
         ctx.save_for_backward((first, rest))
-        return v[rest]
+        try:
+            return v[rest]
+        except IndexError:
+            for d, e in enumerate(entries):  # name the first index that is out of range
+                if isinstance(e, np.ndarray) and e.dtype.kind in "iu":
+                    _check_bounds(e, x.shape[d], d, "__getitem__", allow_negative=True)
+            raise
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -327,7 +340,9 @@ class GetItem(Function):
                 # x[i, j, ...] with one integer array per dimension (e.g. picking each
                 # row's target logit): one bincount over the flat positions, nothing else.
                 arrays = np.broadcast_arrays(*rest) if len(rest) > 1 else rest
-                lin = np.ravel_multi_index(arrays, ctx.in_shape) if len(rest) > 1 else rest[0]
+                # (mode="wrap" turns the negative indices the fast path lets through
+                # into their positive equivalents; forward has already bounds-checked.)
+                lin = np.ravel_multi_index(arrays, ctx.in_shape, mode="wrap")
                 return _scatter_flat(lin, g, ctx.in_shape)
         gx = np.zeros(ctx.in_shape, dtype=g.dtype)
         if ctx.kind == _EMPTY:
