@@ -117,7 +117,7 @@ def _size_arg(size) -> tuple:
 
 
 _SCALARS = (numbers.Number, np.generic)
-_OPERANDS = (numbers.Real, np.ndarray, np.generic)
+_OPERANDS = (float, int, np.ndarray, np.generic, numbers.Real)  # concrete types first
 
 
 class Tensor:

@@ -31,7 +31,9 @@ for _m in _MODULES:
 
 _Add, _Sub, _Mul, _Div = elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div
 _Pow, _Neg, _MatMul = elementwise.Pow, elementwise.Neg, linalg.MatMul
-_OPERANDS = (Tensor, numbers.Real, np.ndarray, np.generic)
+# Concrete types first: isinstance stops at the first match, and the numbers.Real ABC
+# check (for other real number types) is slow.
+_OPERANDS = (Tensor, float, int, np.ndarray, np.generic, numbers.Real)
 
 
 # -- operators: the hot path, kept to one isinstance check and one apply ------------------

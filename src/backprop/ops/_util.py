@@ -63,7 +63,7 @@ def as_tensor(x, op: str, like: Tensor | None = None) -> Tensor:
 
 def check_operand(x, op: str):
     """For binary ops: a Tensor or a real number (or array); anything else is a TypeError."""
-    if isinstance(x, (Tensor, numbers.Real, np.ndarray, np.generic)):
+    if isinstance(x, (Tensor, float, int, np.ndarray, np.generic, numbers.Real)):
         return x
     if isinstance(x, (list, tuple)):
         return as_tensor(x, op)
