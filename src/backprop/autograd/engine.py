@@ -137,7 +137,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
         if fn is None:
             _to_leaf(leaves, t, g, False)
         elif fn in grads:
-            grads[fn] = grads[fn] + g
+            grads[fn] = _plus(grads[fn], g)
         else:
             grads[fn] = g
             nodes[-fn.seq] = fn
@@ -197,8 +197,10 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
                                 owned = False
                         owned = owned and n_same == 1
                     leaves[t] = [t, ig, owned]
+                elif entry[2]:  # the engine owns the running sum: add into it
+                    np.add(entry[1], ig, out=entry[1])
                 else:
-                    entry[1] = entry[1] + ig
+                    entry[1] = _plus(entry[1], ig)
                     entry[2] = True
             else:
                 prev = grads.get(parent)
@@ -210,7 +212,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
                 elif id(prev) in sums:  # a sum the engine made: safe to add into in place
                     np.add(prev, ig, out=prev)
                 else:
-                    total = prev + ig
+                    total = _plus(prev, ig)
                     sums[id(total)] = total  # (kept alive while listed, so its id is unique)
                     grads[parent] = total
         if not retain_graph:
@@ -231,10 +233,16 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             if t.grad is None:
                 t.grad = _make(g if owned else g.copy())
             else:
-                t.grad._data = t.grad._data + g
+                t.grad._data = _plus(t.grad._data, g)
     if capture is not None:
         return [captured.get(i) for i in range(len(capture))]
     return None
+
+
+def _plus(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a + b as a new array (NumPy returns a scalar, not an array, for 0-d inputs)."""
+    out = a + b
+    return out if type(out) is np.ndarray else np.asarray(out)
 
 
 def _to_leaf(leaves, t, g, owned) -> None:
@@ -242,7 +250,7 @@ def _to_leaf(leaves, t, g, owned) -> None:
     if entry is None:
         leaves[t] = [t, g, owned]
     else:
-        entry[1] = entry[1] + g
+        entry[1] = _plus(entry[1], g)
         entry[2] = True
 
 
@@ -295,7 +303,7 @@ def backward(tensor: Tensor, gradient=None, retain_graph=None, create_graph: boo
         if t.grad is None:
             t.grad = _make(gi.copy())
         else:
-            t.grad._data = t.grad._data + gi
+            t.grad._data = _plus(t.grad._data, gi)
 
 
 def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bool = False,
