@@ -333,7 +333,23 @@ def _write_body(fh, header: bytes, arrays: list) -> None:
 
 
 def _atomic_write(path: str, header: bytes, arrays: list, fn: str) -> None:
-    """Write to a temporary file beside ``path``, fsync it, then rename it over ``path``."""
+    """Write the safetensors header and body to ``path`` all-or-nothing."""
+    atomic_write(path, lambda fh: _write_body(fh, header, arrays), fn)
+
+
+def atomic_write(path, write, fn: str = "write") -> None:
+    """Write a file all-or-nothing: a crash or an error leaves the previous file intact.
+
+    ``write(fh)`` fills a new temporary file beside ``path`` (opened for binary
+    writing); the file is flushed and fsynced, renamed over ``path``, and the rename
+    made durable. If ``write`` raises (a failed download, a checksum that does not
+    match, Ctrl-C), the temporary file is removed and ``path`` is untouched.
+
+    Example::
+
+        atomic_write("out.bin", lambda fh: fh.write(b"payload"))
+    """
+    path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{fn}: can't write {path!r}: folder {folder!r} does not exist")
@@ -351,7 +367,7 @@ def _atomic_write(path: str, header: bytes, arrays: list, fn: str) -> None:
             continue
     try:
         with os.fdopen(fd, "wb") as fh:
-            _write_body(fh, header, arrays)
+            write(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)

@@ -19,7 +19,6 @@ import http.client
 import os
 import struct
 import sys
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -29,6 +28,7 @@ import numpy as np
 
 from backprop.data.dataset import Dataset
 from backprop.errors import BackpropError, IndexOutOfRange, ShapeError
+from backprop.serialization import atomic_write
 from backprop.tensor import _make
 
 __all__ = [
@@ -160,7 +160,7 @@ def write_idx(path, array) -> None:
     path = os.fspath(path)
     if path.endswith(".gz"):
         payload = gzip.compress(payload, mtime=0)
-    _atomic_write(path, payload)
+    atomic_write(path, lambda fh: fh.write(payload), "write_idx")
 
 
 # -- downloads --------------------------------------------------------------------------------
@@ -172,71 +172,27 @@ def _md5(path: str) -> str:
     return h.hexdigest()
 
 
-def _fsync_dir(folder: str) -> None:
-    """Make a rename durable (POSIX); a no-op where directories can't be opened."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
-
-
-def _atomic_write(path: str, payload: bytes) -> None:
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(payload)
-            out.flush()
-            os.fsync(out.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_dir(folder)
-
-
-def _remove_quietly(path: str) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 class _ChecksumMismatch(Exception):
     pass
 
 
 def _fetch(url: str, dest: str, md5: str, timeout: float) -> None:
-    """Download ``url`` to a temporary file beside ``dest``; verify; rename into place."""
-    folder = os.path.dirname(os.path.abspath(dest))
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{os.path.basename(dest)}.", suffix=".part")
-    try:
+    """Download ``url`` into place at ``dest``, all-or-nothing, verifying its checksum."""
+    def stream(out) -> None:
         request = urllib.request.Request(url, headers={"User-Agent": "backprop"})
-        with os.fdopen(fd, "wb") as out, \
-                urllib.request.urlopen(request, timeout=timeout) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             expected = response.headers.get("Content-Length")
             h, size = hashlib.md5(usedforsecurity=False), 0
             for chunk in iter(lambda: response.read(1 << 20), b""):
                 h.update(chunk)
                 out.write(chunk)
                 size += len(chunk)
-            if expected is not None and expected.isdigit() and size != int(expected):
-                raise http.client.IncompleteRead(b"", int(expected) - size)
-            out.flush()
-            os.fsync(out.fileno())
+        if expected is not None and expected.isdigit() and size != int(expected):
+            raise http.client.IncompleteRead(b"", int(expected) - size)
         if h.hexdigest() != md5:
             raise _ChecksumMismatch(f"checksum mismatch: MD5 {h.hexdigest()}, expected {md5}")
-        os.replace(tmp, dest)
-    except BaseException:
-        _remove_quietly(tmp)
-        raise
-    _fsync_dir(folder)
+
+    atomic_write(dest, stream, "download")
 
 
 def _reason(e: BaseException) -> str:
