@@ -38,16 +38,17 @@ _OPERANDS = (Tensor, float, int, np.ndarray, np.generic, numbers.Real)
 
 # -- operators: the hot path, kept to one isinstance check and one apply ------------------
 def _binary(fn, reflected=False):
+    apply = fn.apply  # bound once, not looked up (and re-bound) on every call
     if reflected:
         def op(self, other):
             if not isinstance(other, _OPERANDS):
                 return NotImplemented
-            return fn.apply(other, self)
+            return apply(other, self)
     else:
         def op(self, other):
             if not isinstance(other, _OPERANDS):
                 return NotImplemented
-            return fn.apply(self, other)
+            return apply(self, other)
     return op
 
 
