@@ -160,7 +160,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             raise _freed_error(fn)
         if last_inplace[0] > fn.seq:  # something changed in place after this op ran
             _check_versions(fn)
-        in_grads = fn.backward(fn, g)
+        in_grads = fn.op.backward(fn, g)
         if type(in_grads) is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(inputs):

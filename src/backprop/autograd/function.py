@@ -47,51 +47,27 @@ from backprop.tensor import Tensor, _make, clock
 _new = object.__new__
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
 
-class Function:
-    """Base class of differentiable ops. Subclass it and write ``forward`` and ``backward``.
+class Node:
+    """The context of one recorded op and its node in the graph (a tensor's ``grad_fn``).
 
-    ``forward(ctx, *args, **kwargs)`` receives the arrays of tensor arguments (and
-    other arguments unchanged) and returns one array. ``backward(ctx, grad_output)``
-    returns one gradient per positional argument of ``forward``, in order, ``None``
-    where an argument needs none; a single gradient may be returned bare. The engine
-    checks the count and reduces broadcast gradients to each input's shape, so
-    ``backward`` may return a gradient in the broadcast (output) shape.
+    ``forward`` and ``backward`` receive it as ``ctx``: ``save_for_backward(*arrays)``
+    / ``saved_tensors``, ``needs_input_grad`` (one bool per positional argument), and
+    any attribute an op sets (``ctx.dim = dim``). ``op`` is the Function subclass.
 
-    On ``ctx``: ``save_for_backward(*arrays)`` / ``saved_tensors``,
-    ``needs_input_grad`` (one bool per positional argument), and any attribute you
-    set (``ctx.dim = dim``).
+    One class serves every op (as PyTorch's C++ nodes do), so the engine's attribute
+    accesses always see the same type, which keeps the hottest Python fast.
     """
 
-    # NOTE: subclasses that declare no __slots__ get a __dict__, so ``ctx.dim = dim``
-    # just works in user code; the hottest built-in ops declare ``__slots__ = ()``,
-    # which makes their nodes smaller and cheaper to create, free and garbage-collect.
-    __slots__ = ("inputs", "needs_input_grad", "saved_tensors", "seq", "_hooks", "_trace",
-                 "__weakref__")
+    __slots__ = ("op", "inputs", "needs_input_grad", "saved_tensors", "seq", "_hooks",
+                 "_trace", "__dict__", "__weakref__")
 
-    #: every subclass by qualified name, so tests can sweep all built-in ops
-    registry: dict[str, type] = {}
-
-    def __init_subclass__(cls, **kwargs):
-        super().__init_subclass__(**kwargs)
-        Function.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
-
-    # -- the two methods a subclass writes ---------------------------------
-    @staticmethod
-    def forward(ctx, *args, **kwargs):
-        raise NotImplementedError("Function subclasses must implement forward(ctx, *args)")
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        raise NotImplementedError("Function subclasses must implement backward(ctx, grad_output)")
-
-    # -- context API --------------------------------------------------------
     def save_for_backward(self, *arrays) -> None:
         """Keep the arrays that backward needs; they are freed once backward has run."""
         self.saved_tensors = arrays
 
     def name(self) -> str:
         """The node's name as shown in ``grad_fn``: ``MulBackward``."""
-        return type(self).__name__ + "Backward"
+        return self.op.__name__ + "Backward"
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
@@ -113,11 +89,44 @@ class Function:
         self._hooks.append(hook)
         return RemovableHandle(self._hooks, hook)
 
+
+class Function:
+    """Base class of differentiable ops. Subclass it and write ``forward`` and ``backward``.
+
+    ``forward(ctx, *args, **kwargs)`` receives the arrays of tensor arguments (and
+    other arguments unchanged) and returns one array. ``backward(ctx, grad_output)``
+    returns one gradient per positional argument of ``forward``, in order, ``None``
+    where an argument needs none; a single gradient may be returned bare. The engine
+    checks the count and reduces broadcast gradients to each input's shape, so
+    ``backward`` may return a gradient in the broadcast (output) shape.
+
+    ``ctx`` is the op's graph node (a ``Node``): ``save_for_backward(*arrays)`` /
+    ``saved_tensors``, ``needs_input_grad`` (one bool per positional argument), and
+    any attribute you set (``ctx.dim = dim``). ``result.grad_fn.op`` is your class.
+    """
+
+    #: every subclass by qualified name, so tests can sweep all built-in ops
+    registry: dict[str, type] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        Function.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+
+    # -- the two methods a subclass writes ---------------------------------
+    @staticmethod
+    def forward(ctx, *args, **kwargs):
+        raise NotImplementedError("Function subclasses must implement forward(ctx, *args)")
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError("Function subclasses must implement backward(ctx, grad_output)")
+
     # -- linking into the graph ----------------------------------------------
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on tensors (or plain values) and record it for backward."""
-        ctx = cls()
+        ctx = _new(Node)
+        ctx.op = cls
         ctx.saved_tensors = ()
         ctx._hooks = None
         record = False
@@ -207,6 +216,6 @@ def _anomaly_forward(ctx, out) -> None:
     ctx._trace = stack
     if out.dtype.kind == "f" and not np.isfinite(out).all():
         bad = "NaN" if np.isnan(out).any() else "Inf"
-        raise AnomalyError(f"detect_anomaly: {type(ctx).__name__} produced {bad} in its forward "
+        raise AnomalyError(f"detect_anomaly: {ctx.op.__name__} produced {bad} in its forward "
                            f"output of shape {out.shape}.\nThe op was called at:\n"
                            f"{_user_frame(stack)}")

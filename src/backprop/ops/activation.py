@@ -45,7 +45,6 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class ReLU(Function):
     """out = max(x, 0);  dx = g · [x > 0]"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -92,7 +91,6 @@ class LeakyReLU(Function):
 class Sigmoid(Function):
     """out = σ(x) = 1 / (1 + e⁻ˣ);  dx = g · out · (1 - out)"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -110,7 +108,6 @@ class Sigmoid(Function):
 class Tanh(Function):
     """out = tanh x;  dx = g · (1 - out²)"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):

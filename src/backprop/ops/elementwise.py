@@ -42,7 +42,6 @@ def _is_integral(v) -> bool:
 class Add(Function):
     """out = a + b;  da = g, db = g"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -62,7 +61,6 @@ class Add(Function):
 class Sub(Function):
     """out = a - b;  da = g, db = -g"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -82,7 +80,6 @@ class Sub(Function):
 class Mul(Function):
     """out = a * b;  da = g * b, db = g * a"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -107,7 +104,6 @@ class Mul(Function):
 class Div(Function):
     """out = a / b;  da = g / b, db = -g * a / b²"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -132,7 +128,6 @@ class Div(Function):
 class Neg(Function):
     """out = -x;  dx = -g"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -152,7 +147,6 @@ def _describe(v) -> str:
 class Pow(Function):
     """out = a ** b;  da = g · b · a^(b-1),  db = g · a^b · ln a (taken as 0 where a = 0)"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
@@ -193,7 +187,6 @@ class Pow(Function):
 class Exp(Function):
     """out = eˣ;  dx = g · out"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -212,7 +205,6 @@ class Exp(Function):
 class Log(Function):
     """out = ln x;  dx = g / x"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -246,7 +238,6 @@ class Cast(Function):
 class Clone(Function):
     """out = a copy of x;  dx = g"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):
@@ -260,7 +251,6 @@ class Clone(Function):
 class Sqrt(Function):
     """out = √x;  dx = g / (2·out)"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, x):

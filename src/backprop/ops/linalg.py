@@ -38,7 +38,6 @@ def _matmul_error(a_shape, b_shape) -> ShapeError:
 class MatMul(Function):
     """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g  (1-D operands promoted, batch dims broadcast)"""
 
-    __slots__ = ()
 
     @staticmethod
     def forward(ctx, a, b):
