@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
-import time
+
+from _timing import interleaved, set_threads
 
 
 def _parse():
@@ -37,9 +37,7 @@ def _parse():
 
 
 ARGS = _parse()
-# Thread counts must be fixed before NumPy (and its BLAS) is imported.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+set_threads(ARGS.threads)  # before NumPy (and its BLAS) is imported
 
 import numpy as np  # noqa: E402
 
@@ -60,20 +58,6 @@ except ImportError:  # pragma: no cover
 REPEATS = ARGS.repeats or (3 if ARGS.quick else 9)
 SIZES = (64, 128, 64, 10)
 LR = 1e-3
-
-
-def interleaved(fns: dict, repeats: int = REPEATS, warmup: int = 1) -> dict:
-    """Median time of each function, running them in turn within every repeat."""
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 def digits_data():
@@ -196,7 +180,7 @@ def main() -> None:
         if torch is not None:
             makers["pytorch"] = loop_torch
         runs = {name: make(X, y, batch) for name, make in makers.items()}
-        t = interleaved({name: run for name, (run, _) in runs.items()})
+        t = interleaved({name: run for name, (run, _) in runs.items()}, REPEATS)
         rates = {name: len(X) * ARGS.epochs / v for name, v in t.items()}
         print(f"   batch {batch}:")
         for name, rate in rates.items():

@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import argparse
 import os
-import statistics
 import sys
 import time
+
+from _timing import interleaved, set_threads
 
 
 def _parse():
@@ -32,9 +33,7 @@ def _parse():
 
 
 ARGS = _parse()
-# Thread counts must be fixed before NumPy (and its BLAS) is imported.
-for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ[var] = str(ARGS.threads)
+set_threads(ARGS.threads)  # before NumPy (and its BLAS) is imported
 
 import numpy as np  # noqa: E402
 
@@ -55,22 +54,6 @@ def median_time(fn, repeats=REPEATS, warmup=2) -> float:
     return interleaved({"_": fn}, repeats, warmup)["_"]
 
 
-def interleaved(fns: dict, repeats=REPEATS, warmup=2) -> dict:
-    """Median time of each function, running them in turn within every repeat.
-
-    Interleaving means a slow phase of this shared machine hits every engine alike,
-    so the ratios between them stay meaningful even when absolute times wander.
-    """
-    for fn in fns.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
 
 
 # -- 1. per-op overhead ----------------------------------------------------------------

@@ -1,0 +1,33 @@
+"""What every benchmark here shares: fixing thread counts, and interleaved timing.
+
+Import this before NumPy: ``set_threads`` must run before NumPy loads its BLAS.
+"""
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+
+def set_threads(n: int) -> None:
+    """Give every engine the same thread count (call before importing NumPy or torch)."""
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+
+
+def interleaved(fns: dict, repeats: int, warmup: int = 1) -> dict:
+    """Median time of each function, running them in turn within every repeat.
+
+    Interleaving means a slow phase of this shared machine hits every engine alike,
+    so the ratios between them stay meaningful even when absolute times wander.
+    """
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: statistics.median(ts) for name, ts in times.items()}
