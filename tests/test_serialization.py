@@ -249,7 +249,7 @@ def test_scalars_containers_and_keys(tmp_path):
         "dtypes": [backprop.float16, backprop.int64, backprop.bool],
         "nested": [[[], ()], {"": {}}, ((1,),)],
         "empty_ordered": collections.OrderedDict(),
-        0: "int key", -3: "negative", 2.5: "float key", None: "none key", False: "bool key",
+        0: "int key", -3: "negative", 2.5: "float key", None: "none key", True: "bool key",
         (1, "a", (None, 2.0)): "tuple key", "0": "string zero is not int zero",
     }
     back = roundtrip(obj, tmp_path)

@@ -42,7 +42,7 @@ import numpy as np
 from backprop.autograd.grad_mode import anomaly_state
 from backprop.autograd.grad_mode import state as _state
 from backprop.errors import AnomalyError
-from backprop.tensor import Tensor, _make, clock
+from backprop.tensor import Tensor, clock
 
 _new = object.__new__
 _PKG_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep

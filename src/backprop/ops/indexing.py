@@ -19,7 +19,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import state as _grad_state
-from backprop.errors import DTypeError, GradError, IndexOutOfRange, InplaceError, ShapeError
+from backprop.errors import DTypeError, IndexOutOfRange, InplaceError, ShapeError
 from backprop.ops._util import norm_dim
 from backprop.tensor import Tensor, _make
 
