@@ -108,17 +108,15 @@ def torch_model():
     return model
 
 
-def loop_backprop(X, y, batch):
-    model = backprop_model()
-    criterion = bnn.CrossEntropyLoss()
-    optimizer = boptim.Adam(model.parameters(), lr=LR)
-    Xt, yt = bp.from_numpy(X), bp.from_numpy(y)
+def training_loop(T, model, criterion, optimizer, X, y, batch):
+    """The PyTorch-style loop, written once for an engine module ``T`` (backprop or torch)."""
+    Xt, yt = T.from_numpy(X), T.from_numpy(y)
     rng = np.random.default_rng(0)
     losses = []
 
     def run():
         for _ in range(ARGS.epochs):
-            order = bp.from_numpy(rng.permutation(len(X)))
+            order = T.from_numpy(rng.permutation(len(X)))
             for i in range(0, len(X), batch):
                 idx = order[i:i + batch]
                 xb, yb = Xt[idx], yt[idx]
@@ -128,6 +126,12 @@ def loop_backprop(X, y, batch):
                 optimizer.step()
         losses.append(loss.item())
     return run, losses
+
+
+def loop_backprop(X, y, batch):
+    model = backprop_model()
+    return training_loop(bp, model, bnn.CrossEntropyLoss(),
+                         boptim.Adam(model.parameters(), lr=LR), X, y, batch)
 
 
 def fit_backprop(X, y, batch):
@@ -146,24 +150,8 @@ def fit_backprop(X, y, batch):
 
 def loop_torch(X, y, batch):
     model = torch_model()
-    criterion = torch.nn.CrossEntropyLoss()
-    optimizer = torch.optim.Adam(model.parameters(), lr=LR)
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    rng = np.random.default_rng(0)
-    losses = []
-
-    def run():
-        for _ in range(ARGS.epochs):
-            order = torch.from_numpy(rng.permutation(len(X)))
-            for i in range(0, len(X), batch):
-                idx = order[i:i + batch]
-                xb, yb = Xt[idx], yt[idx]
-                optimizer.zero_grad()
-                loss = criterion(model(xb), yb)
-                loss.backward()
-                optimizer.step()
-        losses.append(loss.item())
-    return run, losses
+    return training_loop(torch, model, torch.nn.CrossEntropyLoss(),
+                         torch.optim.Adam(model.parameters(), lr=LR), X, y, batch)
 
 
 def main() -> None:

@@ -110,15 +110,16 @@ def _data(seed=0):
     return X, y, Ws
 
 
-def mlp_backprop(batch):
+def mlp_raw_ops(T, batch):
+    """The MLP written once with raw tensor ops, for an engine module ``T`` (backprop or torch)."""
     X, y, Ws = _data()
     params = []
     for W, b in Ws:
-        params += [bp.tensor(W, requires_grad=True), bp.tensor(b, requires_grad=True)]
+        params += [T.tensor(W, requires_grad=True), T.tensor(b, requires_grad=True)]
     W1, b1, W2, b2, W3, b3 = params
-    Xt, yt = bp.from_numpy(X), bp.from_numpy(y)
+    Xt, yt = T.from_numpy(X), T.from_numpy(y)
     batches = [(Xt[i:i + batch], yt[i:i + batch]) for i in range(0, N_TRAIN, batch)]
-    rows = bp.arange(batch)
+    rows = T.arange(batch)
     losses = []
 
     def epoch():
@@ -128,38 +129,20 @@ def mlp_backprop(batch):
             logits = h2 @ W3 + b3
             loss = -logits.log_softmax(dim=1)[rows, yb].mean()
             loss.backward()
-            with bp.no_grad():
+            with T.no_grad():
                 for p in params:
                     p -= LR * p.grad
                     p.grad = None
         losses.append(loss.item())
     return epoch, losses
+
+
+def mlp_backprop(batch):
+    return mlp_raw_ops(bp, batch)
 
 
 def mlp_torch(batch):
-    X, y, Ws = _data()
-    params = []
-    for W, b in Ws:
-        params += [torch.tensor(W, requires_grad=True), torch.tensor(b, requires_grad=True)]
-    W1, b1, W2, b2, W3, b3 = params
-    Xt, yt = torch.from_numpy(X), torch.from_numpy(y)
-    batches = [(Xt[i:i + batch], yt[i:i + batch]) for i in range(0, N_TRAIN, batch)]
-    rows = torch.arange(batch)
-    losses = []
-
-    def epoch():
-        for xb, yb in batches:
-            h1 = (xb @ W1 + b1).relu()
-            h2 = (h1 @ W2 + b2).relu()
-            logits = h2 @ W3 + b3
-            loss = -logits.log_softmax(dim=1)[rows, yb].mean()
-            loss.backward()
-            with torch.no_grad():
-                for p in params:
-                    p -= LR * p.grad
-                    p.grad = None
-        losses.append(loss.item())
-    return epoch, losses
+    return mlp_raw_ops(torch, batch)
 
 
 def mlp_numpy(batch):
