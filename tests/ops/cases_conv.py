@@ -2,10 +2,15 @@
 import warnings
 
 import numpy as np
-import torch.nn.functional as F
 
 from backprop.ops.conv import avg_pool2d, conv2d, max_pool2d
 from tests.ops.catalogue import OpCase
+
+try:  # the oracle: the comparisons below skip cleanly without it
+    import torch
+    import torch.nn.functional as F
+except ImportError:  # pragma: no cover
+    torch = F = None
 
 
 def _draw(*shapes):
@@ -34,10 +39,10 @@ def _conv_case(name, x_shape, w_shape, bias=True, **kw):
 
 
 def _pool_case(kind, name, x_shape, **kw):
-    ours, theirs = {"max": (max_pool2d, F.max_pool2d), "avg": (avg_pool2d, F.avg_pool2d)}[kind]
+    ours = {"max": max_pool2d, "avg": avg_pool2d}[kind]
     return OpCase(f"{kind}_pool2d/{name}", lambda x: ours(x, **kw),
                   _distinct(*x_shape) if kind == "max" else _draw(x_shape),
-                  lambda x: theirs(x, **kw),
+                  lambda x: getattr(F, f"{kind}_pool2d")(x, **kw),  # F looked up when run
                   covers=("MaxPool2d",) if kind == "max" else ("AvgPool2d",))
 
 
