@@ -4,12 +4,16 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip
 
-.PHONY: demo test bench oracle clean
+.PHONY: demo lab test bench oracle clean
 
 $(VENV)/.core: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.lab: $(VENV)/.core
+	$(PIP) install -q -e ".[lab]"
 	touch $@
 
 $(VENV)/.dev: $(VENV)/.core
@@ -18,6 +22,10 @@ $(VENV)/.dev: $(VENV)/.core
 
 demo: $(VENV)/.core
 	$(PY) examples/demo.py
+
+# The lab: a local web page where the real engine trains while you drag the sliders.
+lab: $(VENV)/.lab
+	$(VENV)/bin/backprop lab
 
 test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports

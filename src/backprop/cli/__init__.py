@@ -12,11 +12,16 @@ from __future__ import annotations
 import argparse
 import sys
 
+from backprop.cli import doctor as _doctor
+from backprop.cli import explain as _explain
+from backprop.cli import gradcheck as _gradcheck
+from backprop.cli import lab as _lab
 from backprop.cli import train as _train
 
 __all__ = ["main"]
 
-COMMANDS = {"train": _train}
+COMMANDS = {"train": _train, "gradcheck": _gradcheck, "explain": _explain, "doctor": _doctor,
+            "lab": _lab}
 """Subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``."""
 
 

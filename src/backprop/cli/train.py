@@ -15,6 +15,7 @@ import dataclasses
 import os
 import sys
 
+from backprop.diagnostics import Monitor
 from backprop.train.experiment import (
     ACTIVATIONS, DATASETS, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, TrainingDiverged,
     load_run_config, run_experiment,
@@ -31,8 +32,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "train", help="train an MLP on a toy dataset or the 8x8 digits",
         description="Train a multi-layer perceptron and write a run folder: config.json, "
-                    "metrics.jsonl, history.json, last/best checkpoints and loss_curve.png "
-                    "(with matplotlib).",
+                    "metrics.jsonl, history.json, diagnostics.jsonl (for backprop doctor), "
+                    "last/best checkpoints and loss_curve.png (with matplotlib).",
         argument_default=argparse.SUPPRESS)  # absent flags leave the config's value alone
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME",
@@ -80,6 +81,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            help="replace a different run already in --out")
     run_group.add_argument("--no-progress", dest="no_progress", action="store_true",
                            help="no progress bar")
+    run_group.add_argument("--diagnostics-interval", dest="diagnostics_interval", type=int,
+                           metavar="N", help="record gradients and activations into "
+                           "diagnostics.jsonl every N steps (default 10)")
+    run_group.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true",
+                           help="do not write diagnostics.jsonl")
     p.set_defaults(run=run)
     return p
 
@@ -146,6 +152,19 @@ def _print_summary(result: dict, resumed: bool) -> None:
         print(f"  note   {note}")
 
 
+def _diagnostics(given: dict, out: str) -> list:
+    """The Monitor that writes diagnostics.jsonl, as a callback factory (it needs the model)."""
+    if given.get("no_diagnostics"):
+        if "diagnostics_interval" in given:
+            raise ConfigError("--diagnostics-interval and --no-diagnostics contradict each other")
+        return []
+    interval = given.get("diagnostics_interval", 10)
+    if interval < 1:
+        raise ConfigError(f"--diagnostics-interval must be an integer >= 1, got {interval}")
+    path = os.path.join(out, "diagnostics.jsonl")
+    return [lambda model, optimizer: Monitor(model, interval=interval, path=path)]
+
+
 def run(args) -> int:
     """Run ``backprop train`` with parsed arguments; returns the exit status."""
     given = {k: v for k, v in vars(args).items() if k not in ("command", "run")}
@@ -153,14 +172,19 @@ def run(args) -> int:
     try:
         config = _config_from_args(given)
         config.check()
+        callbacks = _diagnostics(given, config.out_dir)
         print(f"backprop train {'--resume ' if resume else ''}{_describe(config)} -> "
               f"{config.out_dir}", flush=True)
         result = run_experiment(config, resume=resume, overwrite=bool(given.get("overwrite")),
-                                progress=not given.get("no_progress"))
+                                progress=not given.get("no_progress"), callbacks=callbacks)
     except ConfigError as e:
         return _fail(str(e))
     except TrainingDiverged as e:
-        return _fail(f"training diverged: {e}", status=1)
+        status = _fail(f"training diverged: {e}", status=1)
+        if callbacks and os.path.exists(os.path.join(config.out_dir, "diagnostics.jsonl")):
+            # on stdout: stderr keeps its one-line error
+            print(f"  see why: backprop doctor {config.out_dir}")
+        return status
     except KeyboardInterrupt:
         print(file=sys.stderr)
         return _fail(f"interrupted; continue from the last epoch's checkpoint with: "

@@ -10,6 +10,8 @@ trains with :class:`~backprop.train.Trainer` and writes a run folder::
     last.safetensors     a full training checkpoint after every epoch (for --resume)
     best.safetensors     the checkpoint of the epoch with the lowest test loss
     loss_curve.png       train/test loss per epoch (when matplotlib is installed)
+    diagnostics.jsonl    gradient/activation readings, when a callback writes them there
+                         (``backprop train`` adds a diagnostics Monitor that does)
 
 The builders (:func:`build_mlp`, :func:`build_optimizer`, :func:`build_scheduler`)
 are useful on their own.
@@ -35,7 +37,7 @@ from backprop import nn, optim
 from backprop.data import TOY_DATASETS, TOY_TASKS, DataLoader, TensorDataset, load_toy
 from backprop.data import load_digits, train_test_split
 from backprop.random import Generator, manual_seed
-from backprop.train.callbacks import JSONLinesLogger, ModelCheckpoint
+from backprop.train.callbacks import Callback, JSONLinesLogger, ModelCheckpoint
 from backprop.train.history import History, _write_atomic
 from backprop.train.loop import Trainer, TrainingDiverged
 
@@ -354,7 +356,9 @@ def _check_layer_sizes(sizes: list, config: RunConfig, n_in: int, n_out: int, ta
 
 # -- the run folder ---------------------------------------------------------------------------
 RUN_FILES = ("config.json", "metrics.jsonl", "history.json", "last.safetensors",
-             "best.safetensors", "loss_curve.png")
+             "best.safetensors", "loss_curve.png", "diagnostics.jsonl",
+             # the plots `backprop doctor` writes into the folder (diagnostics.plots.PLOT_FILES)
+             "loss_steps.png", "grad_norms.png", "update_ratios.png", "activations.png")
 
 
 def prepare_run_dir(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> list:
@@ -441,7 +445,7 @@ def plot_history(history: History, path, title: str | None = None) -> bool:
 
 # -- running ----------------------------------------------------------------------------------
 def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool = False,
-                   progress: bool = True) -> dict:
+                   progress: bool = True, callbacks=None) -> dict:
     """Train the run that ``config`` describes and write its run folder.
 
     Args:
@@ -449,6 +453,10 @@ def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool =
         resume: continue the run in ``config.out`` from its ``last.safetensors``.
         overwrite: replace a different run already in ``config.out``.
         progress: show a progress bar (only on a terminal).
+        callbacks: extra training callbacks, run beside the run folder's own. Each is a
+            :class:`~backprop.train.Callback`, or a function ``(model, optimizer) ->
+            Callback`` for one that needs the model and optimizer built here, e.g.
+            ``lambda model, opt: Monitor(model, path=out + "/diagnostics.jsonl")``.
 
     Returns:
         A summary dict: ``history``, ``epochs``, ``steps``, ``time`` (training seconds),
@@ -484,9 +492,12 @@ def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool =
     test_loader = None if test_set is None else DataLoader(test_set, batch_size=eval_size)
     monitor = "val_loss" if test_loader is not None else "loss"
     checkpoint = ModelCheckpoint(out, every_n_epochs=1, monitor=monitor)
+    extra = [cb if isinstance(cb, Callback) or not callable(cb) else cb(model, optimizer)
+             for cb in (callbacks or ())]  # a non-callback is refused by the Trainer
     trainer = Trainer(model, loss_fn, optimizer, scheduler=scheduler, scheduler_interval=interval,
                       clip_grad_norm=config.clip, progress=progress,
-                      callbacks=[checkpoint, JSONLinesLogger(os.path.join(out, "metrics.jsonl"))])
+                      callbacks=[checkpoint, JSONLinesLogger(os.path.join(out, "metrics.jsonl")),
+                                 *extra])
     if not resume:
         write_config(config)
     started = time.perf_counter()
@@ -506,6 +517,8 @@ def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool =
     files = ["config.json", "metrics.jsonl", "history.json", "last.safetensors"]
     if os.path.exists(checkpoint.best_path):
         files.append("best.safetensors")
+    if os.path.exists(os.path.join(out, "diagnostics.jsonl")):
+        files.append("diagnostics.jsonl")
     if plot_history(history, os.path.join(out, "loss_curve.png"),
                     title=f"{config.dataset} {config.layers} {config.activation}"):
         files.append("loss_curve.png")

@@ -203,15 +203,7 @@ class History:
 
     def records(self):
         """Yield ``(kind, record)`` for every record in time order (steps before their epoch)."""
-        i = 0
-        for epoch in self.epochs:
-            last_step = epoch.get("step", 0)
-            while i < len(self.steps) and self.steps[i].get("step", 0) <= last_step:
-                yield "step", self.steps[i]
-                i += 1
-            yield "epoch", epoch
-        for record in self.steps[i:]:
-            yield "step", record
+        return in_time_order(self.steps, self.epochs)
 
     def truncate(self, step: int) -> None:
         """Drop the records after optimizer step ``step`` (used when resuming)."""
@@ -290,6 +282,20 @@ def _columns_from_arrays(columns: dict) -> list:
             for i, value in json.loads(columns["other"][key]):
                 records[i][key] = _from_json_value(value)
     return records
+
+
+def in_time_order(steps: list, epochs: list):
+    """Yield ``("step", record)`` and ``("epoch", record)`` in time order: each epoch after the
+    steps it covers (its ``"step"``), then any steps after the last epoch."""
+    i = 0
+    for epoch in epochs:
+        last_step = epoch.get("step") or 0
+        while i < len(steps) and (steps[i].get("step") or 0) <= last_step:
+            yield "step", steps[i]
+            i += 1
+        yield "epoch", epoch
+    for record in steps[i:]:
+        yield "step", record
 
 
 def json_line(kind: str, record: dict) -> str:

@@ -1,0 +1,337 @@
+"""Plots of training readings: loss, gradient-norm heat map, update ratios, activation histograms.
+
+Needs matplotlib (``pip install backprop[plot]``), imported only when a plot is
+drawn, with the non-interactive Agg backend: nothing ever opens a window. Every
+file is written to a temporary name in its folder and renamed into place, so a
+reader never sees half a PNG.
+
+The inputs are :class:`~backprop.diagnostics.Readings` (``meta``, ``steps``,
+``epochs``, ``nonfinite``, as recorded by ``Monitor``) and, for the loss, a
+:class:`~backprop.train.History` (``steps`` and ``epochs``) when there is one.
+
+Example::
+
+    from backprop.diagnostics import plots
+    paths = plots.write_plots(monitor.readings, trainer.history, "runs/spiral")
+    # ['runs/spiral/loss_steps.png', 'runs/spiral/grad_norms.png', ...]
+"""
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+
+import numpy as np
+
+__all__ = ["PlotDependencyError", "plot_loss", "plot_grad_norm_heatmap", "plot_update_ratios",
+           "plot_activation_histograms", "write_plots", "UPDATE_RATIO_GUIDE", "PLOT_FILES"]
+
+#: The update-to-weight ratio guide line: about 1e-3 per step is the rule of thumb
+#: for a healthy learning rate (Karpathy, CS231n notes, "ratio of weights:updates").
+UPDATE_RATIO_GUIDE = 1e-3
+
+#: File names :func:`write_plots` uses, by plot.
+PLOT_FILES = {"loss": "loss_steps.png", "grad_norms": "grad_norms.png",
+              "update_ratios": "update_ratios.png", "activations": "activations.png"}
+
+#: Most activation histograms drawn in one figure (the deepest layers are kept).
+MAX_HISTOGRAMS = 12
+
+
+class PlotDependencyError(ImportError):
+    """matplotlib is not installed; the message says how to install it."""
+
+
+def _pyplot():
+    """matplotlib.pyplot on the Agg backend, or PlotDependencyError naming the extra."""
+    try:
+        import matplotlib
+    except ImportError as e:
+        raise PlotDependencyError(
+            "backprop's plots need matplotlib, which is not installed: "
+            "pip install backprop[plot]") from e
+    matplotlib.use("Agg")  # files only; never a window (and no display needed)
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def _save(fig, path) -> str:
+    """Write ``fig`` as a PNG at ``path`` atomically (temp file in the same folder, rename)."""
+    plt = _pyplot()
+    path = os.fspath(path)
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            fig.savefig(f, format="png", dpi=100)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    finally:
+        plt.close(fig)
+    return path
+
+
+def _finite(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _nan(v) -> float:
+    return float(v) if _finite(v) else math.nan
+
+
+def _weight_names(readings) -> list:
+    """Parameter tensors to show, one row per layer: the ``.weight`` tensors in model order
+    (every parameter when no name ends in ``.weight``)."""
+    if hasattr(readings, "layer_weight_names"):
+        names = list(readings.layer_weight_names())
+    else:
+        names = [n for n in readings.meta.get("params", []) if n.endswith(".weight")]
+    if not names:
+        names = list(readings.meta.get("params", []))
+    if not names:  # meta without names: whatever the records hold, first seen first
+        seen = {}
+        for rec in readings.steps:
+            for n in rec.get("params", {}) or {}:
+                seen.setdefault(n, None)
+        names = [n for n in seen if n.endswith(".weight")] or list(seen)
+    return names
+
+
+def _series(readings, name: str, key: str):
+    """(steps, values) of one per-parameter reading; NaN where missing or non-finite."""
+    steps, values = [], []
+    for rec in readings.steps:
+        entry = (rec.get("params") or {}).get(name)
+        steps.append(rec["step"])
+        values.append(_nan(None if entry is None else entry.get(key)))
+    return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
+
+
+def _nonfinite_step(source):
+    nf = getattr(source, "nonfinite", None)
+    return nf.get("step") if isinstance(nf, dict) else None
+
+
+# -- the plots --------------------------------------------------------------------------------
+def plot_loss(readings_or_history, path) -> str:
+    """Training loss per step (and per-epoch train/validation loss) against the step.
+
+    Takes a ``Readings`` or a ``History`` (both have ``steps`` and ``epochs``). Steps
+    where the loss was NaN/Inf are marked by a red line at the first of them.
+    Returns ``path``.
+
+    Example::
+
+        plot_loss(trainer.history, "runs/spiral/loss_steps.png")
+    """
+    plt = _pyplot()
+    src = readings_or_history
+    steps = [r for r in getattr(src, "steps", []) if "step" in r]
+    epochs = [r for r in getattr(src, "epochs", []) if "step" in r]
+    fig, ax = plt.subplots(figsize=(7, 4))
+    positive = True
+    if steps:
+        x = [r["step"] for r in steps]
+        y = [_nan(r.get("loss")) for r in steps]
+        positive &= all(v > 0 for v in y if not math.isnan(v))
+        ax.plot(x, y, lw=0.8, alpha=0.6, label="batch loss")
+    for key, label in (("loss", "epoch loss (train)"), ("val_loss", "validation loss")):
+        pts = [(r["step"], _nan(r.get(key))) for r in epochs if key in r]
+        if pts:
+            positive &= all(v > 0 for _, v in pts if not math.isnan(v))
+            ax.plot(*zip(*pts), marker="o", ms=3, lw=1.5, label=label)
+    bad = _nonfinite_step(src)
+    if bad is None:
+        bad = next((r["step"] for r in steps if "loss" in r and r["loss"] is not None
+                    and not _finite(r["loss"])), None)
+    if bad is not None:
+        ax.axvline(bad, color="red", ls="--", lw=1, label=f"first non-finite value (step {bad})")
+    if positive and (steps or epochs):
+        ax.set_yscale("log")
+    if not (steps or epochs):
+        ax.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("loss")
+    ax.set_title("Loss")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_grad_norm_heatmap(readings, path) -> str:
+    """A heat map of each layer's weight-gradient norm: layers (rows, input at the top) by
+    recorded steps (columns), on a log colour scale. Vanishing gradients show as a pale
+    top, exploding ones as a dark band growing to the right. Returns ``path``.
+
+    Example::
+
+        plot_grad_norm_heatmap(monitor.readings, "grad_norms.png")
+    """
+    plt = _pyplot()
+    from matplotlib.colors import LogNorm
+
+    names = _weight_names(readings)
+    steps = [r["step"] for r in readings.steps]
+    grid = np.full((len(names), len(steps)), np.nan)
+    for i, name in enumerate(names):
+        grid[i] = _series(readings, name, "grad_norm")[1]
+    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * max(1, len(names))))
+    positive = grid[np.isfinite(grid) & (grid > 0)]
+    if positive.size and steps:
+        lo, hi = float(positive.min()), float(positive.max())
+        if hi <= lo:
+            lo, hi = lo / 10, hi * 10
+        shown = np.where(np.isfinite(grid) & (grid > 0), grid, np.nan)
+        cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")  # zero/missing/non-finite
+        # Columns at their own steps: the edges sit halfway between recorded steps.
+        x = np.asarray(steps, dtype=float)
+        if x.size > 1:
+            mids = (x[1:] + x[:-1]) / 2
+            edges = np.concatenate([[x[0] - (mids[0] - x[0])], mids, [x[-1] + (x[-1] - mids[-1])]])
+        else:
+            edges = np.array([x[0] - 0.5, x[0] + 0.5])
+        mesh = ax.pcolormesh(edges, np.arange(len(names) + 1), np.ma.masked_invalid(shown),
+                             cmap=cmap, norm=LogNorm(vmin=lo, vmax=hi), shading="flat")
+        fig.colorbar(mesh, ax=ax, label="gradient norm (log scale)")
+        ax.set_yticks(np.arange(len(names)) + 0.5)
+        ax.set_yticklabels(names, fontsize=8)
+        ax.invert_yaxis()  # first layer on top, as the network is usually drawn
+        if np.isnan(shown).any():  # say what grey means: a dead layer must not look like a gap
+            ax.set_title("grey: zero, missing or non-finite gradient", loc="right", fontsize=8)
+    else:
+        ax.text(0.5, 0.5, "no finite gradient norms recorded", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("optimizer step")
+    ax.set_title("Gradient norm per layer")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_update_ratios(readings, path) -> str:
+    """Each layer's update-to-weight ratio ||Δw|| / ||w|| over the steps (log scale) with
+    the 1e-3 guide line: far below it the layer barely learns (learning rate too low), far
+    above it the steps are too large. Returns ``path``.
+
+    Example::
+
+        plot_update_ratios(monitor.readings, "update_ratios.png")
+    """
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7, 4))
+    drawn = False
+    for name in _weight_names(readings):
+        x, y = _series(readings, name, "update_ratio")
+        keep = np.isfinite(y) & (y > 0)
+        if keep.any():
+            ax.plot(x[keep], y[keep], lw=1.2, label=name)
+            drawn = True
+    ax.axhline(UPDATE_RATIO_GUIDE, color="black", ls="--", lw=1,
+               label=f"guide {UPDATE_RATIO_GUIDE:g}")
+    ax.set_yscale("log")
+    if not drawn:
+        ax.text(0.5, 0.6, "no update ratios recorded", ha="center", va="center",
+                transform=ax.transAxes)
+    ax.set_xlabel("optimizer step")
+    ax.set_ylabel("||update|| / ||weight||")
+    ax.set_title("Update-to-weight ratio per layer")
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_activation_histograms(readings, path, step=None) -> str:
+    """One histogram per layer output, from the 20-bin histograms the Monitor stores.
+
+    Uses the last recorded step that has activation readings, or ``step`` when given.
+    Each title gives the layer, its kind, mean and std, and the dead (ReLU family) or
+    saturated (sigmoid/tanh) fraction. Returns ``path``.
+
+    Example::
+
+        plot_activation_histograms(monitor.readings, "activations.png")
+    """
+    plt = _pyplot()
+    candidates = [r for r in readings.steps if r.get("activations")]
+    if step is not None:
+        candidates = [r for r in candidates if r["step"] == step]
+        if not candidates:
+            have = [r["step"] for r in readings.steps if r.get("activations")]
+            raise ValueError(f"plot_activation_histograms: no activation readings at step "
+                             f"{step}; steps with them: {have[:10]}{'...' if len(have) > 10 else ''}")
+    record = candidates[-1] if candidates else None
+    acts = {} if record is None else record["activations"]
+    order = [n for n in readings.meta.get("layers", []) if n in acts]
+    order += [n for n in acts if n not in order]
+    order = [n for n in order if isinstance(acts[n].get("hist"), dict)][-MAX_HISTOGRAMS:]
+    cols = min(4, max(1, len(order)))
+    rows = max(1, math.ceil(len(order) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.flat[len(order):]:
+        ax.axis("off")
+    if not order:
+        axes[0][0].axis("on")
+        axes[0][0].text(0.5, 0.5, "no activation histograms recorded", ha="center",
+                        va="center", transform=axes[0][0].transAxes)
+    for ax, name in zip(axes.flat, order):
+        a = acts[name]
+        edges = np.asarray(a["hist"]["edges"], dtype=float)
+        counts = np.asarray(a["hist"]["counts"], dtype=float)
+        if edges.size == counts.size + 1 and counts.size and np.all(np.isfinite(edges)):
+            ax.bar(edges[:-1], counts, width=np.diff(edges), align="edge", color="tab:blue",
+                   edgecolor="white", lw=0.3)
+        else:
+            ax.text(0.5, 0.5, "no finite values", ha="center", va="center",
+                    transform=ax.transAxes)
+        extra = ""
+        if _finite(a.get("dead_fraction")):
+            extra = f", dead {a['dead_fraction']:.0%}"
+        elif _finite(a.get("saturated_fraction")):
+            extra = f", saturated {a['saturated_fraction']:.0%}"
+        ax.set_title(f"{name} ({a.get('kind', '?')})\nmean {_nan(a.get('mean')):.2g}, "
+                     f"std {_nan(a.get('std')):.2g}{extra}", fontsize=8)
+        ax.tick_params(labelsize=7)
+    title = "Activations" + ("" if record is None else f" at step {record['step']}")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_plots(readings, history=None, folder=".") -> list:
+    """Write every plot the data supports into ``folder``; returns the paths written.
+
+    The loss plot uses ``history`` when given (every step), else the readings;
+    the gradient and update plots need recorded steps, the histograms need
+    activation readings. Names are :data:`PLOT_FILES`.
+
+    Example::
+
+        write_plots(Readings.from_jsonl("runs/x/diagnostics.jsonl"),
+                    History.from_jsonl("runs/x/metrics.jsonl"), "runs/x")
+    """
+    _pyplot()  # fail before anything is written when matplotlib is missing
+    folder = os.fspath(folder)
+    os.makedirs(folder, exist_ok=True)
+    written = []
+    loss_source = history if history is not None and (history.steps or history.epochs) \
+        else readings
+    if loss_source is not None and (loss_source.steps or loss_source.epochs):
+        written.append(plot_loss(loss_source, os.path.join(folder, PLOT_FILES["loss"])))
+    if readings is None:
+        return written
+    has_params = any(r.get("params") for r in readings.steps)
+    if has_params:
+        written.append(plot_grad_norm_heatmap(readings,
+                                              os.path.join(folder, PLOT_FILES["grad_norms"])))
+        if any(_finite(p.get("update_ratio")) for r in readings.steps
+               for p in (r.get("params") or {}).values()):
+            written.append(plot_update_ratios(readings,
+                                              os.path.join(folder, PLOT_FILES["update_ratios"])))
+    if any(r.get("activations") for r in readings.steps):
+        written.append(plot_activation_histograms(
+            readings, os.path.join(folder, PLOT_FILES["activations"])))
+    return written

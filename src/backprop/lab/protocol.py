@@ -1,0 +1,299 @@
+"""The lab's WebSocket messages: what the page may send, what it gets back, and the checks.
+
+Every message is one JSON object with a ``"type"``. The server never evaluates anything
+the page sends; :func:`parse_message` turns text into a :class:`Command` or raises
+:class:`ProtocolError` (answered with an ``error`` message; the session keeps running).
+
+Size limits: :data:`MAX_CSV_MESSAGE_BYTES` (1 MB) for ``upload_csv``,
+:data:`MAX_MESSAGE_BYTES` (16 KB) for anything else.
+
+Page -> server
+--------------
+::
+
+    {"type": "hello", "settings": {name: value, ...}?}   first message; optional settings
+                      (e.g. from the URL) replace the defaults; bad entries are reported one
+                      by one (error with "field") and skipped, the rest apply. Sending hello
+                      again applies its settings and re-sends everything. (Any other
+                      message first starts a session with the default settings.)
+    {"type": "play"}  {"type": "pause"}                  start / stop training
+    {"type": "step"}       pause, train exactly one step, send "step_detail" and a state frame
+    {"type": "reset"}      fresh weights from the seed, step 0, the diverged state cleared
+    {"type": "set", "values": {name: value, ...}}         change settings (all or nothing:
+                      one bad value rejects the message, an "error" names it and the current
+                      "settings" follow so the controls can snap back)
+    {"type": "stability_map", "lrs": [float]?, "batch_sizes": [int]?, "steps": int?}
+    {"type": "cancel_stability"}                          stop a running stability map
+    {"type": "upload_csv", "text": "x1,x2,label\\n...", "name": str?}   your own data: two
+                      feature columns and a label, an optional header row (dataset "csv")
+    {"type": "export", "what": "script" | "checkpoint"}
+
+Setting names and ranges are in ``GET /api/settings`` (see below).
+
+Server -> page
+--------------
+::
+
+    {"type": "settings", "values": {name: value, ...}}    after hello, every accepted set,
+                      reset and upload (the full current settings)
+    {"type": "status", "running": bool, "step": int}       after play / pause / step / reset
+                      (and when training stops by itself, e.g. on divergence)
+    {"type": "state", ...}                                  a state frame (below), at most
+                      max_fps (10) per second and only while something changed; a slow
+                      page gets the latest frame, never a backlog
+    {"type": "step_detail", ...}                            after "step" (below)
+    {"type": "error", "message": str, "field": str | None} a rejected message or setting
+    {"type": "csv_loaded", "rows", "task", "classes", "class_labels", "header"}
+    {"type": "stability_start", "lrs": [...], "batch_sizes": [...], "steps": int}
+    {"type": "stability_cell", "lr", "batch_size", "i", "j", "final_loss" (float | null),
+     "test_loss", "diverged": bool, "steps"}               i indexes lrs, j batch_sizes;
+                      cells arrive in the order they finish
+    {"type": "stability_done", "cells": int, "cancelled": bool}
+    {"type": "export", "what": "script", "filename": "backprop-lab-spiral-step120.py",
+     "text": "..."}
+    {"type": "export", "what": "checkpoint", "filename": "....safetensors", "base64": "..."}
+
+A state frame (``LabSession.snapshot``); floats have 4-5 significant digits, NaN/Inf are
+null::
+
+    {"type": "state", "step": int, "epoch": int (completed passes), "samples_seen": int,
+     "running": bool,                        training is playing
+     "settings": {...},                       the settings this frame was trained with
+     "settings_step": int,                    the step at which they took effect (a frame
+                                              with step > settings_step was trained with them)
+     "lr_now": float (after the schedule), "batch_size_now": int (capped at n_train),
+     "n_train": int, "n_test": int,
+     "task": "classification" | "regression", "classes": int | null,
+     "inputs": ["x1", "x2", ...],            the input features in use
+     "metrics": {"train_loss", "test_loss", "train_accuracy", "test_accuracy"}  (whole sets,
+                dropout off; accuracies null for regression),
+     "batch_loss": float | null, "grad_norm": float | null   (of the last step, before clipping)
+     "train_loss": [[step, loss], ...], "test_loss": [[step, loss], ...]   (<= 500 points),
+     "boundary": null (digits) | {
+         "dims": 2, "res": 40, "x": [xmin, xmax], "y": [ymin, ymax],
+         "kind": "classification" | "regression", "classes": K | null,
+         "values": [grid, ...]   one grid per class (probabilities) or one (regression
+                                 predictions); grid[i][j] is the cell centred at
+                                 x = xmin + (j + .5)(xmax - xmin)/res, y = ymin + (i + .5)...
+                                 (row 0 is the BOTTOM row, ymin)
+         "range": [ymin, ymax]   regression only: the targets' range, for the colour scale
+       }  or for the 1-D sine set {"dims": 1, "res": 80, "x": [...], "kind": "regression",
+          "values": [[v0, ..., v79]], "range": [...]},
+     "points": {"dims": 2, "train": [[x1, x2, label_or_target], ...], "test": [...]}
+               (dims 1: [[x1, target], ...]; null for digits) -- present only in the first
+               frame after the data changed (and in every frame of detail "full"),
+     "data_version": int,                     changes whenever the data does
+     "network": {"sizes": [n_in, h1, ..., n_out], "inputs": [...], "activations": [per
+                 hidden layer], "output": "softmax" | "linear",
+                 "weights": [W per layer, W[out][in]], "biases": [[...] per layer],
+                 "weight_grads": [same shape as weights | null before the first step],
+                 "bias_grads": [...]},
+     "grad_norms": [{"layer": "0", "label": "layer 1" | ... | "output", "norm": |dL/dW|
+                    | null, "weight_norm": |W|}, ...]   one per Linear layer,
+     "findings": [{"name", "severity": "info" | "warning" | "error", "summary", "advice",
+                   "layers"}, ...]     the doctor's (empty without backprop.diagnostics),
+     "diverged": null | {"step": N, "what": "loss" | "gradient" (NaN/Inf) | "loss_blow_up"
+                         (the training-set loss above 5x that of guessing / of the start),
+                         "message": "diverged at step N: learning rate too high for this
+                                     batch size?"}}
+
+A step detail (``LabSession.one_step_detail``), for the one-step animation::
+
+    {"type": "step_detail", "step": N (after the step), "batch_size", "lr", "loss" (the
+     batch's), "grad_norm", "clipped": bool, "diverged": null | {...},
+     "sample": {"index", "input": [features], "raw": [x1, x2] | null, "target"},
+                                     the batch's first sample, which the animation follows
+     "forward":  [{"layer": "0", "pre": [z per neuron], "post": [activation per neuron;
+                  softmax probabilities or the prediction for the output layer]}, ...],
+     "backward": [{"layer": "0", "grad_pre": [dL/dz of the sample per neuron (the loss is
+                  the batch mean, so this includes 1/B)], "weight_grads": [[...]],
+                  "bias_grads": [...]}, ...],
+     "update":   [{"layer": "0", "weights": [[W_after - W_before]], "biases": [...]}, ...]}
+
+``GET /api/settings`` returns the settings table itself, name -> spec in display order (see
+:mod:`backprop.lab.settings`); ``GET /api/limits`` the session limits and the frame rate.
+
+Connection: ``ws://HOST:PORT/ws``. A handshake whose Origin is not this server (or a
+loopback name for it) is refused with close code 1008; a server that already has
+``max_sessions`` open accepts, sends an ``error`` and closes with 1013 (try again later).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+
+from backprop.errors import BackpropError
+from backprop.lab.settings import SETTINGS
+
+__all__ = [
+    "MAX_CSV_MESSAGE_BYTES", "MAX_MESSAGE_BYTES", "MESSAGE_TYPES", "Command", "ProtocolError",
+    "dumps", "parse_message",
+]
+
+MAX_MESSAGE_BYTES = 16 * 1024
+MAX_CSV_MESSAGE_BYTES = 1024 * 1024
+MAX_LIST = 64
+"""Most entries in a stability map's lrs or batch_sizes."""
+
+MESSAGE_TYPES = ("hello", "play", "pause", "step", "reset", "set", "stability_map",
+                 "cancel_stability", "upload_csv", "export")
+
+
+class ProtocolError(BackpropError, ValueError):
+    """A message the lab can't accept; ``field`` names the part at fault (or None)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """A checked message: ``type`` plus its arguments (``values``, ``settings``, ``lrs``...).
+
+    Example::
+
+        parse_message('{"type": "set", "values": {"lr": 0.1}}')
+        # Command(type='set', args={'values': {'lr': 0.1}})
+    """
+
+    type: str
+    args: dict = dataclasses.field(default_factory=dict)
+
+
+def _fields(msg: dict, kind: str, allowed: tuple) -> None:
+    extra = sorted(set(msg) - {"type", *allowed})
+    if extra:
+        raise ProtocolError(f"{kind} message: unexpected field {extra[0]!r}"
+                            + (f"; it takes {', '.join(allowed)}" if allowed else
+                               "; it takes no fields"), extra[0])
+
+
+def _settings_object(value, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise ProtocolError(f"{field} must be an object of setting: value, got "
+                            f"{type(value).__name__}", field)
+    if len(value) > len(SETTINGS):
+        raise ProtocolError(f"{field} has {len(value)} entries; there are only "
+                            f"{len(SETTINGS)} settings", field)
+    return value
+
+
+def _number_list(value, field: str, integer: bool) -> list:
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(f"{field} must be a non-empty list of numbers", field)
+    if len(value) > MAX_LIST:
+        raise ProtocolError(f"{field} has {len(value)} entries; at most {MAX_LIST}", field)
+    for v in value:
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
+                (integer and v != int(v)):
+            raise ProtocolError(f"{field} must hold {'integers' if integer else 'numbers'}, "
+                                f"got {v!r}", field)
+    return [int(v) for v in value] if integer else [float(v) for v in value]
+
+
+def parse_message(raw) -> Command:
+    """Check one incoming WebSocket message and return it as a :class:`Command`.
+
+    Args:
+        raw: the message text (or UTF-8 bytes).
+
+    Raises:
+        ProtocolError: too big, not JSON, not an object, an unknown type, or a field of
+            the wrong type. Setting values are range-checked later, by the session.
+
+    Example::
+
+        parse_message('{"type": "play"}').type      # 'play'
+    """
+    if isinstance(raw, (bytes, bytearray)):
+        size = len(raw)
+        try:
+            raw = bytes(raw).decode("utf-8")
+        except UnicodeDecodeError:
+            raise ProtocolError("messages must be UTF-8 JSON text") from None
+    elif isinstance(raw, str):
+        size = len(raw.encode("utf-8"))
+    else:
+        raise ProtocolError(f"messages must be JSON text, got {type(raw).__name__}")
+    if size > MAX_CSV_MESSAGE_BYTES:
+        raise ProtocolError(f"message of {size} bytes is too big (at most "
+                            f"{MAX_CSV_MESSAGE_BYTES} bytes)")
+    try:
+        msg = json.loads(raw)
+    except ValueError as e:
+        raise ProtocolError(f"message is not valid JSON: {e}") from None
+    if not isinstance(msg, dict):
+        raise ProtocolError(f"message must be a JSON object with a type, got "
+                            f"{type(msg).__name__}")
+    kind = msg.get("type")
+    if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
+        shown = kind if isinstance(kind, str) and len(kind) < 40 else type(kind).__name__
+        raise ProtocolError(f"unknown message type {shown!r}; known types are "
+                            f"{', '.join(MESSAGE_TYPES)}", "type")
+    if kind != "upload_csv" and size > MAX_MESSAGE_BYTES:
+        raise ProtocolError(f"{kind} message of {size} bytes is too big (at most "
+                            f"{MAX_MESSAGE_BYTES} bytes)")
+
+    if kind == "hello":
+        _fields(msg, kind, ("settings",))
+        settings = msg.get("settings")
+        return Command(kind, {"settings": None if settings is None
+                              else _settings_object(settings, "settings")})
+    if kind == "set":
+        _fields(msg, kind, ("values",))
+        if "values" not in msg:
+            raise ProtocolError("set message needs values: {name: value, ...}", "values")
+        values = _settings_object(msg["values"], "values")
+        if not values:
+            raise ProtocolError("set message has no values to set", "values")
+        return Command(kind, {"values": values})
+    if kind == "stability_map":
+        _fields(msg, kind, ("lrs", "batch_sizes", "steps"))
+        args = {"lrs": None, "batch_sizes": None, "steps": None}
+        if msg.get("lrs") is not None:
+            args["lrs"] = _number_list(msg["lrs"], "lrs", integer=False)
+        if msg.get("batch_sizes") is not None:
+            args["batch_sizes"] = _number_list(msg["batch_sizes"], "batch_sizes", integer=True)
+        if msg.get("steps") is not None:
+            steps = msg["steps"]
+            if isinstance(steps, bool) or not isinstance(steps, (int, float)) or \
+                    not math.isfinite(steps) or steps != int(steps):
+                raise ProtocolError(f"steps must be an integer, got {steps!r}", "steps")
+            args["steps"] = int(steps)
+        return Command(kind, args)
+    if kind == "upload_csv":
+        _fields(msg, kind, ("text", "name"))
+        text = msg.get("text")
+        if not isinstance(text, str):
+            raise ProtocolError("upload_csv message needs text: the CSV file's contents",
+                                "text")
+        return Command(kind, {"text": text})
+    if kind == "export":
+        _fields(msg, kind, ("what",))
+        what = msg.get("what")
+        if what not in ("script", "checkpoint"):
+            raise ProtocolError(f"export what must be 'script' or 'checkpoint', got {what!r}",
+                                "what")
+        return Command(kind, {"what": what})
+    _fields(msg, kind, ())          # play, pause, step, reset, cancel_stability
+    return Command(kind)
+
+
+def dumps(message: dict) -> str:
+    """Outgoing message as compact JSON (NaN/Inf, which JSON lacks, become null)."""
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_clean(message), separators=(",", ":"), allow_nan=False)
+
+
+def _clean(x):
+    if isinstance(x, float):
+        return x if math.isfinite(x) else None
+    if isinstance(x, dict):
+        return {k: _clean(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_clean(v) for v in x]
+    return x

@@ -1,0 +1,1253 @@
+"""One lab session: data, a network, an optimizer and the real backprop engine training it.
+
+No web code here: :class:`LabSession` is driven by method calls (the server calls them
+from a worker thread, tests call them directly)::
+
+    session = LabSession({"dataset": "spiral", "hidden": [8, 8]})
+    session.step(100)
+    session.apply({"lr": 0.1, "batch_size": 4})     # live: weights kept, next step uses them
+    frame = session.snapshot()                      # JSON-able dict (see below)
+    session.apply({"hidden": [16]})                 # a reset-type change rebuilds everything
+
+Live settings (lr, batch size, optimiser and its knobs, schedule, clipping, weight decay,
+dropout, activation, speed) change the running session in place; the others rebuild the
+data and the network (see ``effect`` in :mod:`backprop.lab.settings`).
+
+A snapshot (``snapshot()``) is a dict of plain lists, floats rounded to 4-5 significant
+digits and NaN/Inf written as None; its keys are listed in :mod:`backprop.lab.protocol`.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import copy
+import csv
+import io
+import math
+import multiprocessing
+import os
+
+import numpy as np
+
+import backprop
+from backprop import nn, optim
+from backprop.data import load_toy, train_test_split
+from backprop.lab.settings import (
+    REGRESSION_SETS, SETTINGS, LabError, defaults, validate,
+)
+from backprop.random import Generator
+
+__all__ = ["LIMITS", "LabError", "LabSession"]
+
+LIMITS = {
+    "max_hidden_layers": SETTINGS["hidden"]["max_len"],
+    "max_neurons": SETTINGS["hidden"]["item"]["max"],
+    "max_samples": SETTINGS["n_samples"]["max"],
+    "max_csv_rows": 5000,
+    "min_csv_rows": 10,
+    "max_csv_bytes": 1_000_000,
+    "max_csv_classes": 10,
+    "max_stability_cells": 64,
+    "max_stability_steps": 2000,
+    "boundary_res": 40,
+    "max_boundary_res": 100,
+    "curve_points": 500,
+}
+"""Sizes the lab refuses to go beyond (the page may show them)."""
+
+_ACTIVATION_MODULES = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh,
+                       "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
+_CURVE_KEEP = 4000          # loss points kept in memory before thinning by half
+_FINDINGS_EVERY = 50        # steps between two runs of the doctor (it reads the Monitor)
+_MONITOR_INTERVAL = 10      # the Monitor records every 10th step (its cost stays small)
+_READINGS_KEEP = 1000       # recorded steps kept for the doctor (the oldest are dropped)
+_WARMUP_SHARE = 0.1         # warmup + cosine: the first 10% of schedule_steps warm up
+_CHECK_EVERY = 10           # steps between two evaluations of the whole data (curve, blow-up)
+_EXPLODE_FACTOR = 5.0
+"""A training loss this many times the reference (the larger of a constant predictor's loss
+and the loss at the start or at the last live change) counts as diverged: cross-entropy with
+tanh/relu rarely reaches Inf, but a loss 5x worse than guessing means the steps overshoot."""
+_STABILITY_LRS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
+_STABILITY_BATCHES = (1, 4, 16, 64, 256)
+_STABILITY_STEPS = 200
+
+
+# -- small helpers ------------------------------------------------------------------------------
+def _round(a, digits: int = 4):
+    """``a`` (a number or array) as plain Python floats/lists to ``digits`` significant digits.
+
+    Non-finite values become None (JSON has no NaN). Powers of ten are applied exactly, so
+    the printed numbers are short (0.1235, not 0.12350000000000001).
+    """
+    arr = np.asarray(a, dtype=np.float64)
+    finite = np.isfinite(arr)
+    with np.errstate(all="ignore"):
+        safe = np.where(finite & (arr != 0), np.abs(arr), 1.0)
+        k = np.floor(np.log10(safe)).astype(np.int64) - (digits - 1)  # 10**k = last digit kept
+        up = np.power(10.0, np.maximum(-k, 0))     # exact for the exponents that occur
+        down = np.power(10.0, np.maximum(k, 0))
+        rounded = np.where(k < 0, np.round(arr * up) / up, np.round(arr / down) * down)
+    out = rounded.tolist()
+    if finite.all():
+        return out
+    return _none_for_nonfinite(out)
+
+
+def _none_for_nonfinite(x):
+    if isinstance(x, list):
+        return [_none_for_nonfinite(v) for v in x]
+    return x if math.isfinite(x) else None
+
+
+def _finite_or_none(x):
+    return float(x) if x is not None and math.isfinite(x) else None
+
+
+def _curve(points: list, limit: int) -> list:
+    """A loss curve ``[[step, loss], ...]`` downsampled to ``limit`` points and rounded."""
+    kept = _downsample(points, limit)
+    return [[step, loss] for (step, _), loss in zip(kept, _round([p[1] for p in kept], 5))]
+
+
+def _downsample(points: list, limit: int) -> list:
+    """At most ``limit`` evenly spaced entries of ``points``, the first and last kept."""
+    n = len(points)
+    if n <= limit:
+        return list(points)
+    idx = np.unique(np.linspace(0, n - 1, limit).round().astype(np.int64))
+    return [points[i] for i in idx]
+
+
+def _feature_columns(X: np.ndarray, names) -> np.ndarray:
+    """The input features ``names`` computed from raw coordinates ``X`` (n, 1 or 2)."""
+    x1 = X[:, 0]
+    x2 = X[:, 1] if X.shape[1] > 1 else None
+    table = {"x1": lambda: x1, "x2": lambda: x2, "x1^2": lambda: x1 * x1,
+             "x2^2": lambda: x2 * x2, "x1*x2": lambda: x1 * x2, "sin x1": lambda: np.sin(x1),
+             "sin x2": lambda: np.sin(x2)}
+    return np.stack([table[n]() for n in names], axis=1).astype(np.float32)
+
+
+def _usable_features(names, dims: int) -> list:
+    return [n for n in names if dims > 1 or "x2" not in n]
+
+
+class _Sampler:
+    """Draws mini-batches of any size from a fresh permutation each epoch.
+
+    The batch size may change from one draw to the next (the lab's live batch-size
+    slider); a draw that runs past the end of an epoch continues into the next one.
+    """
+
+    def __init__(self, n: int, rng: np.random.Generator):
+        self.n = n
+        self.rng = rng
+        self.order = rng.permutation(n)
+        self.pos = 0
+        self.epoch = 0        # completed passes over the training set
+        self.seen = 0         # samples drawn so far
+
+    def next(self, batch_size: int) -> np.ndarray:
+        need = min(int(batch_size), self.n)
+        parts = []
+        while need:
+            take = min(need, self.n - self.pos)
+            parts.append(self.order[self.pos:self.pos + take])
+            self.pos += take
+            need -= take
+            if self.pos == self.n:
+                self.order = self.rng.permutation(self.n)
+                self.pos = 0
+                self.epoch += 1
+        batch = parts[0] if len(parts) == 1 else np.concatenate(parts)
+        self.seen += len(batch)
+        return batch
+
+
+def _optimizer_family(name: str) -> str:
+    return "sgd" if name in ("sgd", "momentum") else name
+
+
+# -- the session --------------------------------------------------------------------------------
+class LabSession:
+    """A network training on a data set, controlled by the lab's settings.
+
+    Args:
+        settings: changes to the defaults (:func:`backprop.lab.settings.defaults`), checked
+            by :func:`~backprop.lab.settings.validate`.
+        boundary_res: cells per side of the decision-boundary grid (default 40).
+        diagnostics: attach a ``backprop.diagnostics.Monitor`` and report the doctor's
+            findings (when that package is available).
+
+    Attributes:
+        settings: the current settings (read only; change them with :meth:`apply`).
+        step_count: optimizer steps since the last reset.
+        settings_step: ``step_count`` when the settings last changed: every step after it
+            was trained with the current settings.
+        version: bumped by every change (a step, a setting), so a caller knows when a
+            new snapshot differs from the last.
+        data_version: bumped whenever the data changes.
+
+    Example::
+
+        s = LabSession({"dataset": "moons", "hidden": [4]})
+        s.step(50)
+        s.snapshot()["train_loss"][-1]     # [50, 0.31...]
+    """
+
+    def __init__(self, settings: dict | None = None, *, boundary_res: int = LIMITS["boundary_res"],
+                 diagnostics: bool = True, _csv: dict | None = None):
+        if isinstance(boundary_res, bool) or not isinstance(boundary_res, int) \
+                or not 4 <= boundary_res <= LIMITS["max_boundary_res"]:
+            raise LabError(f"boundary_res must be an int between 4 and "
+                           f"{LIMITS['max_boundary_res']}, got {boundary_res!r}")
+        self.boundary_res = boundary_res
+        self._want_diagnostics = diagnostics
+        self._csv = _csv                # {"X", "y", "task", ...} once a CSV is uploaded
+        self._monitor = None
+        self.version = 0
+        self.data_version = 0
+        self._points_version = -1      # data_version of the last snapshot that carried points
+        self.settings = validate(settings or {}, defaults())
+        self._build()
+
+    # -- building ---------------------------------------------------------------------------
+    def _build(self) -> None:
+        """(Re)build the data, the network, the optimizer and the counters from settings.
+
+        The data is loaded first: when it raises LabError nothing has changed yet.
+        """
+        s = self.settings
+        data = self._load_data()
+        self._close_monitor()
+        self.task = data["task"]
+        self.n_classes = data["n_classes"]
+        self.dims = data["dims"]
+        self.inputs = data["inputs"]
+        self._raw_train, self._raw_test = data["raw_train"], data["raw_test"]
+        self._X_train, self._y_train = data["X_train"], data["y_train"]
+        self._X_test, self._y_test = data["X_test"], data["y_test"]
+        self._view = self._view_box() if self.dims <= 2 else None
+        self.n_train = len(self._y_train)
+
+        self._gen = Generator(s["seed"])
+        self._build_model(len(self.inputs), self.n_classes if self.task == "classification"
+                          else 1)
+        self._loss_fn = nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
+        self._optimizer = None
+        self._optimizer_name = None
+        self._sync_optimizer()
+        self._sampler = _Sampler(self.n_train, np.random.default_rng(s["seed"]))
+
+        self.step_count = 0
+        self.settings_step = 0          # step_count when the settings last changed
+        self.diverged = None
+        self.last_grad_norm = None
+        self.last_batch_loss = None
+        self._lr_now = s["lr"]
+        self._schedule_start = 0
+        self._train_curve = []
+        self._test_curve = []
+        self._metrics = {}
+        self._metrics_version = -1
+        self._boundary_cache = (None, None)
+        self._findings = []
+        self._findings_step = 0
+        self._reference_loss = max(self.metrics()["train_loss"], self._chance_loss())
+        self._attach_monitor()
+        self.data_version += 1
+        self.version += 1
+
+    def _load_data(self) -> dict:
+        s = self.settings
+        name = s["dataset"]
+        test_fraction = round(1.0 - s["train_fraction"], 6)
+        if name == "digits":
+            try:
+                from backprop.data import load_digits
+                train, test = load_digits(test_fraction=test_fraction, seed=s["seed"])
+            except ImportError as e:
+                raise LabError(str(e), "dataset") from None
+            X_tr, y_tr = (t.numpy() for t in train.tensors)
+            X_te, y_te = (t.numpy() for t in test.tensors)
+            return {"task": "classification", "n_classes": 10, "dims": 64,
+                    "inputs": [f"pixel {i + 1}" for i in range(64)],
+                    "raw_train": None, "raw_test": None, "X_train": X_tr, "y_train": y_tr,
+                    "X_test": X_te, "y_test": y_te}
+        if name == "csv":
+            if self._csv is None:
+                raise LabError("dataset csv needs an uploaded CSV file first", "dataset")
+            X, y, task = self._csv["X"], self._csv["y"], self._csv["task"]
+        else:
+            X, y = self._toy(name, s)
+            task = "regression" if name in REGRESSION_SETS else "classification"
+        if task == "classification":
+            n_classes = int(y.max()) + 1
+        else:
+            n_classes = None
+            y = y.reshape(-1, 1).astype(np.float32)
+        (raw_tr, y_tr), (raw_te, y_te) = (
+            tuple(t.numpy() for t in part)
+            for part in train_test_split(X, y, test_fraction=test_fraction, seed=s["seed"]))
+        if len(y_tr) < 1 or len(y_te) < 1:
+            raise LabError(f"train_fraction {s['train_fraction']:g} of {len(y)} samples leaves "
+                           f"no {'training' if len(y_tr) < 1 else 'test'} samples",
+                           "train_fraction")
+        dims = X.shape[1]
+        inputs = _usable_features(s["features"], dims)
+        if not inputs:
+            raise LabError(f"{name} has a single input x1: choose a feature of x1 "
+                           f"(x1, x1^2, sin x1)", "features")
+        return {"task": task, "n_classes": n_classes, "dims": dims, "inputs": inputs,
+                "raw_train": raw_tr, "raw_test": raw_te,
+                "X_train": _feature_columns(raw_tr, inputs), "y_train": y_tr,
+                "X_test": _feature_columns(raw_te, inputs), "y_test": y_te}
+
+    @staticmethod
+    def _toy(name: str, s: dict):
+        if name == "blobs":
+            # Fixed centres on a circle keep the three clusters apart and inside the view;
+            # noise is their spread.
+            angles = np.deg2rad([90.0, 210.0, 330.0])
+            centres = 0.6 * np.stack([np.cos(angles), np.sin(angles)], axis=1)
+            X, y = load_toy("blobs", n_samples=s["n_samples"], centers=centres,
+                            cluster_std=2 * s["noise"], seed=s["seed"])
+        else:
+            X, y = load_toy(name, n_samples=s["n_samples"], noise=s["noise"], seed=s["seed"])
+        X, y = X.numpy(), y.numpy()
+        if name == "spiral" and len(np.unique(y)) < 3:
+            raise LabError("spiral needs at least 3 samples", "n_samples")
+        return X, y
+
+    def _view_box(self) -> dict:
+        """The plotted area: the raw data's extent with a 10% margin."""
+        X = np.concatenate([self._raw_train, self._raw_test])
+        lo, hi = X.min(axis=0).astype(np.float64), X.max(axis=0).astype(np.float64)
+        span = np.maximum(hi - lo, 1e-3)
+        lo, hi = lo - 0.1 * span, hi + 0.1 * span
+        box = {"x": _round([lo[0], hi[0]], 3)}
+        if self.dims == 2:
+            box["y"] = _round([lo[1], hi[1]], 3)
+        return box
+
+    def _activation_names(self) -> list:
+        s = self.settings
+        return list(s["activations"]) if s["activations"] is not None \
+            else [s["activation"]] * len(s["hidden"])
+
+    def _build_model(self, n_in: int, n_out: int) -> None:
+        s = self.settings
+        self.sizes = [n_in, *s["hidden"], n_out]
+        modules, self._linear_at, self._act_at, self._dropout_at = [], [], [], []
+        acts = self._activation_names()
+        for i, (fan_in, fan_out) in enumerate(zip(self.sizes[:-1], self.sizes[1:])):
+            self._linear_at.append(len(modules))
+            modules.append(nn.Linear(fan_in, fan_out))
+            if i < len(self.sizes) - 2:
+                self._act_at.append(len(modules))
+                modules.append(_ACTIVATION_MODULES[acts[i]]())
+                # A Dropout module sits after every hidden layer (p = 0 is the identity), so
+                # the dropout slider changes p in place instead of rebuilding the network.
+                self._dropout_at.append(len(modules))
+                modules.append(nn.Dropout(s["dropout"]))
+        self.model = nn.Sequential(*modules)
+        self._init_weights()
+        self._params = list(self.model.parameters())
+
+    def _init_weights(self) -> None:
+        """Draw the weights from this session's generator (same seed, same weights)."""
+        kind, g = self.settings["init"], self._gen
+        for i in self._linear_at:
+            layer = self.model[i]
+            fan_in = layer.in_features
+            if kind == "default":       # PyTorch's Linear default: U(±1/√fan_in) for both
+                bound = 1.0 / math.sqrt(fan_in)
+                nn.init.uniform_(layer.weight, -bound, bound, generator=g)
+                nn.init.uniform_(layer.bias, -bound, bound, generator=g)
+                continue
+            if kind == "xavier":
+                nn.init.xavier_uniform_(layer.weight, generator=g)
+            elif kind == "he":
+                nn.init.kaiming_normal_(layer.weight, nonlinearity="relu", generator=g)
+            elif kind == "too_small":   # signals and gradients shrink layer by layer
+                nn.init.normal_(layer.weight, 0.0, 0.01, generator=g)
+            else:                       # too_large: saturated tanh/sigmoid, exploding relu
+                nn.init.normal_(layer.weight, 0.0, 3.0, generator=g)
+            nn.init.zeros_(layer.bias)
+
+    def _sync_optimizer(self) -> None:
+        """Make the optimizer match the settings: a new one if its kind changed, else edit it.
+
+        Editing the existing optimizer's groups keeps its state (momentum buffers, Adam's
+        moments); only a different kind (say Adam -> SGD) starts from fresh state.
+        """
+        s = self.settings
+        name = s["optimizer"]
+        family = _optimizer_family(name)
+        if self._optimizer is None or _optimizer_family(self._optimizer_name) != family:
+            params = self._params
+            if family == "sgd":
+                self._optimizer = optim.SGD(params, lr=s["lr"])
+            elif family == "rmsprop":
+                self._optimizer = optim.RMSprop(params, lr=s["lr"])
+            elif family == "adam":
+                self._optimizer = optim.Adam(params, lr=s["lr"])
+            else:
+                self._optimizer = optim.AdamW(params, lr=s["lr"])
+            if getattr(self, "_monitor", None) is not None:
+                self._close_monitor()
+                self._attach_monitor()
+        self._optimizer_name = name
+        for group in self._optimizer.param_groups:
+            group["weight_decay"] = s["weight_decay"]
+            if family == "sgd":
+                group["momentum"] = s["momentum"] if name == "momentum" else 0.0
+            elif family in ("adam", "adamw"):
+                group["betas"] = (s["beta1"], s["beta2"])
+
+    # -- diagnostics (optional) -------------------------------------------------------------
+    def _attach_monitor(self) -> None:
+        self._monitor = None
+        if not self._want_diagnostics:
+            return
+        try:
+            from backprop.diagnostics import Monitor
+        except ImportError:
+            return
+        try:
+            self._monitor = Monitor(self.model, self._optimizer, interval=_MONITOR_INTERVAL)
+        except Exception:  # a diagnostics problem must never stop the lab from training
+            self._monitor = None
+
+    def _close_monitor(self) -> None:
+        monitor = getattr(self, "_monitor", None)
+        if monitor is not None:
+            try:
+                monitor.close()
+            except Exception:
+                pass
+        self._monitor = None
+
+    def _update_findings(self) -> None:
+        """Run the doctor on the Monitor's readings, at most every _FINDINGS_EVERY steps."""
+        if self._monitor is None:
+            return
+        due = self.step_count - self._findings_step >= _FINDINGS_EVERY
+        if not due and self.diverged is None:
+            return
+        self._findings_step = self.step_count
+        try:
+            from backprop.diagnostics import diagnose
+            steps = self._monitor.readings.steps
+            if len(steps) > _READINGS_KEEP:     # a session can run for hours: bounded memory
+                del steps[:len(steps) - _READINGS_KEEP // 2]
+            report = diagnose(self._monitor.readings)
+            self._findings = [
+                {"name": f.name, "severity": f.severity, "summary": f.summary,
+                 "advice": f.advice, "layers": list(getattr(f, "layers", []) or [])}
+                for f in report]
+        except Exception:
+            self._findings = []
+
+    # -- changing settings ------------------------------------------------------------------
+    def apply(self, changes: dict) -> dict:
+        """Check and apply setting changes; returns the new settings.
+
+        Live changes take effect at the next step with the weights kept; any reset-type
+        change rebuilds the data and the network (and the step count starts again).
+
+        Raises:
+            LabError: a bad value (the session is unchanged); ``field`` names it.
+
+        Example::
+
+            session.apply({"lr": 0.3, "optimizer": "momentum"})
+        """
+        new = validate(changes, self.settings)
+        changed = {k for k in SETTINGS if new[k] != self.settings[k]}
+        if not changed:
+            return copy.deepcopy(self.settings)
+        old = self.settings
+        if any(SETTINGS[k]["effect"] == "reset" for k in changed):
+            self.settings = new
+            try:
+                self._build()
+            except LabError:
+                self.settings = old       # _build raised before changing anything else
+                raise
+            return copy.deepcopy(self.settings)
+        self.settings = new
+        if changed & {"optimizer", "momentum", "beta1", "beta2", "weight_decay", "lr"}:
+            self._sync_optimizer()
+        if "schedule" in changed or ("schedule_steps" in changed
+                                     and new["schedule"] == "warmup_cosine"):
+            self._schedule_start = self.step_count   # a schedule starts when it is chosen
+        if "dropout" in changed:
+            for i in self._dropout_at:
+                self.model[i].p = new["dropout"]
+        if changed & {"activation", "activations"}:
+            for i, name in zip(self._act_at, self._activation_names()):
+                if not isinstance(self.model[i], _ACTIVATION_MODULES[name]):
+                    self.model[i] = _ACTIVATION_MODULES[name]()
+        self._lr_now = self._lr_at(self.step_count + 1)
+        self.settings_step = self.step_count
+        # A live change can itself move the loss (a new activation on trained weights), so
+        # the blow-up check measures from here.
+        self.version += 1
+        self._reference_loss = max(self._chance_loss(), self.metrics()["train_loss"])
+        return copy.deepcopy(self.settings)
+
+    def reset(self) -> None:
+        """Start again: fresh weights from the seed, step 0, the diverged state cleared."""
+        self._build()
+
+    def close(self) -> None:
+        """Remove the diagnostics hooks (the session can't train after this)."""
+        self._close_monitor()
+
+    # -- training ---------------------------------------------------------------------------
+    def _lr_at(self, step: int) -> float:
+        s = self.settings
+        lr = s["lr"]
+        if s["schedule"] != "warmup_cosine":
+            return lr
+        t = step - self._schedule_start            # 1 for the first scheduled step
+        total = s["schedule_steps"]
+        warmup = max(1, int(round(_WARMUP_SHARE * total)))
+        if t <= warmup:
+            return lr * t / warmup
+        if t >= total:
+            return 0.0
+        return lr * 0.5 * (1.0 + math.cos(math.pi * (t - warmup) / (total - warmup)))
+
+    @property
+    def epoch(self) -> int:
+        """Completed passes over the training set."""
+        return self._sampler.epoch
+
+    @property
+    def batch_size(self) -> int:
+        """The batch size actually used (the setting, at most the training set)."""
+        return min(self.settings["batch_size"], self.n_train)
+
+    def _chance_loss(self) -> float:
+        """The loss of the best constant prediction (class frequencies, or the mean)."""
+        y = self._y_train
+        if self.task == "classification":
+            p = np.bincount(y, minlength=self.n_classes) / len(y)
+            p = p[p > 0]
+            return float(-(p * np.log(p)).sum())
+        return float(((y - y.mean()) ** 2).mean())
+
+    def _diverge(self, step: int, what: str) -> None:
+        self.diverged = {
+            "step": step, "what": what,
+            "message": f"diverged at step {step}: learning rate too high for this batch size?"}
+        self._update_findings()
+        self.version += 1
+
+    def _train_step(self, trace: bool = False):
+        """One optimizer step on the next mini-batch; returns the traced forward when asked."""
+        idx = self._sampler.next(self.batch_size)
+        xb = backprop.from_numpy(self._X_train[idx])
+        yb = backprop.from_numpy(self._y_train[idx])
+        step = self.step_count + 1
+        self._lr_now = self._lr_at(step)
+        for group in self._optimizer.param_groups:
+            group["lr"] = self._lr_now
+        self._optimizer.zero_grad()
+        # np.errstate, not warnings.catch_warnings: it is per thread, and overflow while a run
+        # diverges is expected (the diverged state reports it).
+        with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            if trace:
+                outs, h = [], xb
+                for module in self.model:
+                    h = module(h)
+                    if isinstance(module, nn.Linear):
+                        h.retain_grad()     # dL/dz of each layer for the one-step view
+                    outs.append(h)
+                out = h
+            else:
+                outs, out = None, self.model(xb)
+            loss = self._loss_fn(out, yb)
+            loss_value = float(loss.item())
+            self.last_batch_loss = loss_value
+            if self._monitor is not None:
+                try:
+                    self._monitor.log_loss(loss_value)
+                except Exception:
+                    pass
+            if not math.isfinite(loss_value):
+                self._diverge(step, "loss")
+                return None
+            loss.backward()
+            grads = [p.grad.numpy() for p in self._params if p.grad is not None]
+            total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
+            self.last_grad_norm = total
+            if not math.isfinite(total):
+                self._diverge(step, "gradient")
+                return None
+            clipped = False
+            if self.settings["clip"] > 0 and total > self.settings["clip"]:
+                nn.utils.clip_grad_norm_(self._params, self.settings["clip"])
+                clipped = True
+            self._optimizer.step()
+        self.step_count = step
+        self.version += 1
+        return {"batch": idx, "xb": xb, "yb": yb, "outs": outs, "loss": loss_value,
+                "grad_norm": total, "clipped": clipped}
+
+    def step(self, n: int = 1) -> int:
+        """Train ``n`` steps (fewer if it diverges); returns how many were done.
+
+        After a non-finite loss or gradient the session stops stepping and
+        ``diverged`` holds ``{"step", "what", "message"}`` until :meth:`reset`.
+        """
+        if isinstance(n, bool) or not isinstance(n, int) or n < 0:
+            raise LabError(f"step: n must be a non-negative int, got {n!r}")
+        done = 0
+        for _ in range(n):
+            if self.diverged is not None:
+                break
+            self._train_step()
+            if self.diverged is None:
+                done += 1
+                if self.step_count % _CHECK_EVERY == 0:
+                    self._check_blow_up()
+        return done
+
+    def _check_blow_up(self) -> None:
+        """Evaluate the whole data (a loss-curve point) and flag a loss that blew up."""
+        loss = self.metrics()["train_loss"]
+        if not math.isfinite(loss):
+            self._diverge(self.step_count, "loss")
+        elif loss > _EXPLODE_FACTOR * self._reference_loss:
+            self._diverge(self.step_count, "loss_blow_up")
+
+    def one_step_detail(self) -> dict:
+        """Train one step and return what happened in it, for the one-step animation.
+
+        Returns:
+            ``{"type": "step_detail", "step", "batch_size", "loss", "lr", "grad_norm",
+            "clipped", "sample", "forward", "backward", "update", "diverged"}``; see
+            :mod:`backprop.lab.protocol` for each entry.
+
+        Raises:
+            LabError: when the session has diverged (reset first).
+        """
+        if self.diverged is not None:
+            raise LabError(f"training diverged at step {self.diverged['step']}; reset to "
+                           f"start again")
+        before = [(self.model[i].weight.detach().numpy().copy(),
+                   self.model[i].bias.detach().numpy().copy()) for i in self._linear_at]
+        traced = self._train_step(trace=True)
+        detail = {"type": "step_detail", "step": self.step_count, "batch_size": self.batch_size,
+                  "lr": _round(self._lr_now, 5), "loss": _round(self.last_batch_loss, 5),
+                  "grad_norm": _round(self.last_grad_norm, 5) if self.last_grad_norm is not None
+                  else None, "diverged": self.diverged}
+        if traced is None:
+            detail.update(clipped=False, sample=None, forward=[], backward=[], update=[])
+            return detail
+        row = 0                   # the animation follows the batch's first sample
+        k = int(traced["batch"][row])
+        target = self._y_train[k]
+        sample = {"index": k, "input": _round(self._X_train[k], 4),
+                  "raw": _round(self._raw_train[k], 4) if self._raw_train is not None else None,
+                  "target": int(target) if self.task == "classification"
+                  else _round(float(target[0]), 5)}
+        forward, backward, update = [], [], []
+        outs = traced["outs"]
+        for n_layer, (i, (w0, b0)) in enumerate(zip(self._linear_at, before)):
+            layer = self.model[i]
+            z = outs[i]
+            last = n_layer == len(self._linear_at) - 1
+            if last:
+                zs = z.detach().numpy()[row]
+                if self.task == "classification":
+                    e = np.exp(zs - zs.max())
+                    post = e / e.sum()
+                else:
+                    post = zs
+            else:
+                post = outs[i + 1].detach().numpy()[row]   # after the activation
+            forward.append({"layer": str(i), "pre": _round(z.detach().numpy()[row], 4),
+                            "post": _round(post, 4)})
+            grad_z = z.grad.numpy()[row] if z.grad is not None else np.zeros(z.shape[1])
+            backward.append({"layer": str(i), "grad_pre": _round(grad_z, 4),
+                             "weight_grads": _round(layer.weight.grad.numpy(), 4),
+                             "bias_grads": _round(layer.bias.grad.numpy(), 4)})
+            update.append({"layer": str(i),
+                           "weights": _round(layer.weight.detach().numpy() - w0, 4),
+                           "biases": _round(layer.bias.detach().numpy() - b0, 4)})
+        detail.update(clipped=traced["clipped"], sample=sample, forward=forward,
+                      backward=backward, update=update)
+        return detail
+
+    # -- evaluation -------------------------------------------------------------------------
+    def _evaluate(self, X: np.ndarray, y: np.ndarray) -> tuple:
+        with backprop.no_grad(), np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+            out = self.model(backprop.from_numpy(X))
+            loss = float(self._loss_fn(out, backprop.from_numpy(y)).item())
+            acc = None
+            if self.task == "classification":
+                acc = float((out.numpy().argmax(axis=1) == y).mean())
+        return loss, acc
+
+    def metrics(self) -> dict:
+        """Loss (and accuracy) of the whole training and test sets now, in eval mode."""
+        if self._metrics_version != self.version or not self._metrics:
+            was_training = self.model.training
+            self.model.eval()
+            try:
+                train_loss, train_acc = self._evaluate(self._X_train, self._y_train)
+                test_loss, test_acc = self._evaluate(self._X_test, self._y_test)
+            finally:
+                self.model.train(was_training)
+            self._metrics = {"train_loss": train_loss, "test_loss": test_loss,
+                             "train_accuracy": train_acc, "test_accuracy": test_acc}
+            self._metrics_version = self.version
+            self._record(self._train_curve, train_loss)
+            self._record(self._test_curve, test_loss)
+        return dict(self._metrics)
+
+    def _record(self, curve: list, loss: float) -> None:
+        if curve and curve[-1][0] == self.step_count:
+            curve[-1] = [self.step_count, loss]
+            return
+        curve.append([self.step_count, loss])
+        if len(curve) > _CURVE_KEEP:     # bounded memory: drop every other old point
+            del curve[1:-1:2]
+
+    def _boundary(self):
+        if self._view is None:
+            return None
+        key = (self.version, self.boundary_res)
+        if self._boundary_cache[0] == key:
+            return self._boundary_cache[1]
+        res = self.boundary_res if self.dims == 2 else max(self.boundary_res * 2, 50)
+        (x0, x1) = self._view["x"]
+        xs = x0 + (np.arange(res) + 0.5) * (x1 - x0) / res       # cell centres
+        if self.dims == 2:
+            (y0, y1) = self._view["y"]
+            ys = y0 + (np.arange(res) + 0.5) * (y1 - y0) / res
+            gx, gy = np.meshgrid(xs, ys)                          # row i: y = ys[i]
+            raw = np.stack([gx.ravel(), gy.ravel()], axis=1)
+        else:
+            raw = xs[:, None]
+        X = _feature_columns(raw, self.inputs)
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with backprop.no_grad(), np.errstate(over="ignore", invalid="ignore",
+                                                 divide="ignore"):
+                out = self.model(backprop.from_numpy(X)).numpy().astype(np.float64)
+        finally:
+            self.model.train(was_training)
+        if self.task == "classification":
+            with np.errstate(all="ignore"):
+                e = np.exp(out - out.max(axis=1, keepdims=True))
+                values = e / e.sum(axis=1, keepdims=True)
+            grids = values.T                                      # (classes, cells)
+        else:
+            grids = out.T                                         # (1, cells)
+        shape = (res, res) if self.dims == 2 else (res,)
+        boundary = {"dims": self.dims, "res": res, "x": self._view["x"],
+                    "kind": self.task, "classes": self.n_classes,
+                    "values": [_round(g.reshape(shape), 3) for g in grids]}
+        if self.dims == 2:
+            boundary["y"] = self._view["y"]
+        if self.task == "regression":
+            ys = np.concatenate([self._y_train.ravel(), self._y_test.ravel()])
+            boundary["range"] = _round([float(ys.min()), float(ys.max())], 4)
+        self._boundary_cache = (key, boundary)
+        return boundary
+
+    def _points(self) -> dict | None:
+        if self._raw_train is None:
+            return None
+
+        def rows(raw, y):
+            if self.task == "classification":
+                labels = y.astype(np.float64)[:, None]
+            else:
+                labels = y.astype(np.float64).reshape(-1, 1)
+            return _round(np.concatenate([raw.astype(np.float64), labels], axis=1), 4)
+
+        return {"dims": self.dims, "train": rows(self._raw_train, self._y_train),
+                "test": rows(self._raw_test, self._y_test)}
+
+    def _network(self) -> tuple:
+        """(the network's weights and gradients for drawing, per-layer gradient norms)."""
+        weights, biases, wgrads, bgrads, norms = [], [], [], [], []
+        for n_layer, i in enumerate(self._linear_at):
+            layer = self.model[i]
+            w = layer.weight.detach().numpy()
+            weights.append(_round(w, 4))
+            biases.append(_round(layer.bias.detach().numpy(), 4))
+            gw, gb = layer.weight.grad, layer.bias.grad
+            wgrads.append(None if gw is None else _round(gw.numpy(), 3))
+            bgrads.append(None if gb is None else _round(gb.numpy(), 3))
+            norms.append({
+                "layer": str(i),
+                "label": f"layer {n_layer + 1}" if n_layer < len(self._linear_at) - 1
+                else "output",
+                "norm": None if gw is None else _round(float(np.linalg.norm(gw.numpy())), 4),
+                "weight_norm": _round(float(np.linalg.norm(w)), 4)})
+        network = {"sizes": list(self.sizes), "inputs": list(self.inputs),
+                   "activations": self._activation_names(),
+                   "output": "softmax" if self.task == "classification" else "linear",
+                   "weights": weights, "biases": biases, "weight_grads": wgrads,
+                   "bias_grads": bgrads}
+        return network, norms
+
+    def snapshot(self, detail: str = "frame") -> dict:
+        """The session's state as a JSON-able dict (the lab's ``state`` message).
+
+        Args:
+            detail: ``"frame"`` sends the data points only when they changed since the
+                last snapshot that carried them; ``"full"`` always sends them.
+
+        Example::
+
+            frame = LabSession().snapshot("full")
+            frame["boundary"]["res"], len(frame["points"]["train"])    # (40, 210)
+        """
+        if detail not in ("frame", "full"):
+            raise LabError(f"snapshot: detail must be 'frame' or 'full', got {detail!r}")
+        m = self.metrics()
+        self._update_findings()
+        network, norms = self._network()
+        limit = LIMITS["curve_points"]
+        frame = {
+            "type": "state", "step": self.step_count, "epoch": self.epoch,
+            "samples_seen": self._sampler.seen,
+            "settings": copy.deepcopy(self.settings),
+            "settings_step": self.settings_step,
+            "lr_now": _round(self._lr_now, 5), "batch_size_now": self.batch_size,
+            "n_train": self.n_train, "n_test": len(self._y_test),
+            "task": self.task, "classes": self.n_classes, "inputs": list(self.inputs),
+            "metrics": {k: None if v is None else _round(v, 5) for k, v in m.items()},
+            "batch_loss": None if self.last_batch_loss is None
+            else _round(self.last_batch_loss, 5),
+            "grad_norm": None if self.last_grad_norm is None else _round(self.last_grad_norm, 5),
+            "train_loss": _curve(self._train_curve, limit),
+            "test_loss": _curve(self._test_curve, limit),
+            "boundary": self._boundary(),
+            "network": network,
+            "grad_norms": norms,
+            "findings": list(self._findings),
+            "diverged": copy.deepcopy(self.diverged),
+            "data_version": self.data_version,
+        }
+        if detail == "full" or self._points_version != self.data_version:
+            frame["points"] = self._points()
+            self._points_version = self.data_version
+        return frame
+
+    # -- user data ----------------------------------------------------------------------------
+    def load_csv(self, text: str) -> dict:
+        """Use a CSV of two feature columns and a label as the data set (``dataset = csv``).
+
+        The first row may be a header. Labels that are all integers with at most 10
+        distinct values make a classification set (classes numbered in sorted order);
+        anything else is a regression target. Nothing in the text is evaluated.
+
+        Returns:
+            ``{"rows", "task", "classes", "class_labels", "header"}``.
+
+        Raises:
+            LabError: too big or too small, a row of the wrong width, a value that is not a
+                finite number, or a single class.
+
+        Example::
+
+            session.load_csv("x1,x2,label\\n0.1,0.2,0\\n...")
+        """
+        if not isinstance(text, str):
+            raise LabError(f"load_csv: expected the CSV text as a string, got "
+                           f"{type(text).__name__}")
+        size = len(text.encode("utf-8"))
+        if size > LIMITS["max_csv_bytes"]:
+            raise LabError(f"the CSV is {size} bytes; the lab takes at most "
+                           f"{LIMITS['max_csv_bytes']} bytes")
+        reader = csv.reader(io.StringIO(text))
+        rows, header = [], None
+        try:
+            for number, row in enumerate(reader, start=1):
+                if not row or all(not cell.strip() for cell in row):
+                    continue
+                if len(row) != 3:
+                    raise LabError(f"CSV row {number}: expected 3 columns (x1, x2, label), got "
+                                   f"{len(row)}")
+                try:
+                    values = [float(cell) for cell in row]
+                except ValueError:
+                    if not rows and header is None:    # a header line names the columns
+                        header = [cell.strip() for cell in row]
+                        continue
+                    bad = next(c for c in row if not _is_float(c))
+                    raise LabError(f"CSV row {number}: {bad.strip()!r} is not a number") \
+                        from None
+                if not all(math.isfinite(v) for v in values):
+                    raise LabError(f"CSV row {number}: values must be finite numbers")
+                rows.append(values)
+                if len(rows) > LIMITS["max_csv_rows"]:
+                    raise LabError(f"the CSV has more than {LIMITS['max_csv_rows']} rows")
+        except csv.Error as e:
+            raise LabError(f"the CSV can't be read: {e}") from None
+        if len(rows) < LIMITS["min_csv_rows"]:
+            raise LabError(f"the CSV has {len(rows)} data rows; the lab needs at least "
+                           f"{LIMITS['min_csv_rows']}")
+        data = np.asarray(rows, dtype=np.float64)
+        X, labels = data[:, :2].astype(np.float32), data[:, 2]
+        distinct = np.unique(labels)
+        integral = bool(np.all(labels == np.round(labels)))
+        if integral and len(distinct) <= LIMITS["max_csv_classes"]:
+            if len(distinct) < 2:
+                raise LabError(f"the CSV's labels are all {distinct[0]:g}: a classification "
+                               f"set needs at least 2 classes")
+            y = np.searchsorted(distinct, labels).astype(np.int64)
+            task, class_labels = "classification", [float(v) for v in distinct]
+        else:
+            y = labels.astype(np.float32).reshape(-1, 1)
+            task, class_labels = "regression", None
+        previous = (self._csv, self.settings)
+        self._csv = {"X": X, "y": y, "task": task, "class_labels": class_labels,
+                     "header": header}
+        self.settings = validate({"dataset": "csv"}, self.settings)
+        try:
+            self._build()
+        except LabError:
+            self._csv, self.settings = previous
+            raise
+        return {"rows": len(rows), "task": task,
+                "classes": len(class_labels) if class_labels else None,
+                "class_labels": class_labels, "header": header}
+
+    # -- export ---------------------------------------------------------------------------------
+    def export_checkpoint(self) -> bytes:
+        """The trained weights as safetensors bytes (``backprop.load`` reads them back).
+
+        The file holds ``{"model": state_dict, "settings", "step", "sizes", "inputs"}``;
+        ``model`` loads into the network that :meth:`export_script` builds.
+        """
+        buffer = io.BytesIO()
+        backprop.save({"model": self.model.state_dict(), "settings": copy.deepcopy(self.settings),
+                       "step": self.step_count, "sizes": list(self.sizes),
+                       "inputs": list(self.inputs)}, buffer)
+        return buffer.getvalue()
+
+    def export_filename(self, what: str) -> str:
+        base = f"backprop-lab-{self.settings['dataset']}-step{self.step_count}"
+        return base + (".py" if what == "script" else ".safetensors")
+
+    def export_script(self) -> str:
+        """Python source that rebuilds this data, network and training with backprop.
+
+        The script trains from the same seed (``--steps N``, default the steps trained so
+        far or 1000) and can start from exported weights (``--checkpoint FILE``).
+        """
+        return _script(self)
+
+    # -- stability map --------------------------------------------------------------------------
+    def stability_map(self, lrs=None, batch_sizes=None, steps=None, *, max_workers=None,
+                      cancel=None):
+        """Short runs over a grid of learning rates x batch sizes, in background processes.
+
+        Every cell trains the current data and network from its initial weights (the
+        seed's) for ``steps`` steps with one learning rate and batch size; the other
+        settings are the session's. The settings are captured when this is called.
+
+        Args:
+            lrs: learning rates (default 1e-4 ... 10, six of them).
+            batch_sizes: batch sizes (default 1, 4, 16, 64, 256 up to the training set).
+            steps: steps per run (default 200).
+            max_workers: processes (default: up to 4, at most the CPUs).
+            cancel: a ``threading.Event``; once set, the iterator stops within a fraction
+                of a second and the runs not yet started are dropped.
+
+        Returns:
+            An iterator of cells ``{"type": "stability_cell", "lr", "batch_size", "i"
+            (index in lrs), "j" (index in batch_sizes), "final_loss" (training loss at the
+            end, None if diverged), "test_loss", "diverged", "steps"}`` in the order they
+            finish. Closing it (or dropping it) cancels the runs not yet started.
+        """
+        lrs, batch_sizes, steps = self.stability_grid(lrs, batch_sizes, steps)
+        base = copy.deepcopy(self.settings)
+        csv_data = None
+        if base["dataset"] == "csv":
+            csv_data = {k: self._csv[k] for k in ("X", "y", "task")}
+        jobs = [(i, j, {**base, "lr": lr, "batch_size": bs}, csv_data, steps)
+                for j, bs in enumerate(batch_sizes) for i, lr in enumerate(lrs)]
+        workers = max_workers or min(4, os.cpu_count() or 1, len(jobs))
+        return _run_cells(jobs, workers, cancel)
+
+    def stability_grid(self, lrs=None, batch_sizes=None, steps=None) -> tuple:
+        """The checked grid ``(lrs, batch_sizes, steps)`` of :meth:`stability_map`."""
+        if lrs is None:
+            lrs = list(_STABILITY_LRS)
+        if batch_sizes is None:
+            batch_sizes = sorted({min(b, self.n_train) for b in _STABILITY_BATCHES})
+        if steps is None:
+            steps = _STABILITY_STEPS
+        lrs = [validate({"lr": v}, self.settings)["lr"] for v in _as_list(lrs, "lrs")]
+        batch_sizes = [validate({"batch_size": v}, self.settings)["batch_size"]
+                       for v in _as_list(batch_sizes, "batch_sizes")]
+        if isinstance(steps, bool) or not isinstance(steps, int) \
+                or not 1 <= steps <= LIMITS["max_stability_steps"]:
+            raise LabError(f"steps must be an integer between 1 and "
+                           f"{LIMITS['max_stability_steps']}, got {steps!r}", "steps")
+        cells = len(lrs) * len(batch_sizes)
+        if cells > LIMITS["max_stability_cells"]:
+            raise LabError(f"a stability map of {len(lrs)} x {len(batch_sizes)} = {cells} cells "
+                           f"is too big; at most {LIMITS['max_stability_cells']}")
+        return lrs, batch_sizes, steps
+
+
+def _is_float(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _as_list(values, name: str) -> list:
+    if not isinstance(values, (list, tuple)) or not values:
+        raise LabError(f"{name} must be a non-empty list, got {values!r}", name)
+    return list(values)
+
+
+def _stability_cell(job) -> dict:
+    """One cell of a stability map (runs in a worker process)."""
+    i, j, settings, csv_data, steps = job
+    session = LabSession(settings, diagnostics=False, _csv=csv_data)
+    done = session.step(steps)
+    final = test = None
+    if session.diverged is None:
+        m = session.metrics()
+        final, test = _finite_or_none(m["train_loss"]), _finite_or_none(m["test_loss"])
+    diverged = session.diverged is not None or final is None
+    return {"type": "stability_cell", "lr": settings["lr"], "batch_size": settings["batch_size"],
+            "i": i, "j": j, "final_loss": None if final is None else _round(final, 4),
+            "test_loss": None if test is None else _round(test, 4), "diverged": diverged,
+            "steps": done}
+
+
+def _run_cells(jobs: list, workers: int, cancel=None):
+    # spawn: a fresh interpreter per worker, safe however many threads the server runs
+    # (fork copies locks held by other threads and can deadlock).
+    context = multiprocessing.get_context("spawn")
+    executor = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+    try:
+        pending = {executor.submit(_stability_cell, job) for job in jobs}
+        while pending:
+            if cancel is not None and cancel.is_set():
+                return
+            done, pending = concurrent.futures.wait(
+                pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
+            for future in done:
+                yield future.result()
+    finally:
+        executor.shutdown(wait=False, cancel_futures=True)
+
+
+# -- the exported script --------------------------------------------------------------------------
+def _script(session: LabSession) -> str:
+    s = session.settings
+    shown = {k: s[k] for k in SETTINGS if k != "speed"}
+    lines = []
+    add = lines.append
+    add(f'"""Train the network of a backprop lab session again: {s["dataset"]}, hidden '
+        f'{s["hidden"]}, {s["optimizer"]} lr {s["lr"]:g}.')
+    add("")
+    add(f"Exported from the backprop lab at step {session.step_count}. Run it with")
+    add("")
+    add("    python this_file.py --steps 2000                 # train from the seed's weights")
+    add("    python this_file.py --checkpoint lab.safetensors # start from exported weights")
+    add('"""')
+    add("import argparse")
+    add("import math")
+    add("")
+    add("import numpy as np")
+    add("")
+    add("import backprop")
+    add("from backprop import nn, optim")
+    add("from backprop.data import train_test_split")
+    add("")
+    add("SETTINGS = {")
+    for name, value in shown.items():
+        add(f"    {name!r}: {value!r},")
+    add("}")
+    add("")
+    # data
+    add("")
+    add("def load_data():")
+    add('    """Raw coordinates and targets, split as the lab split them."""')
+    if s["dataset"] == "csv":
+        csv_data = session._csv
+        add("    # The uploaded CSV, embedded.")
+        add(f"    X = np.array({_round(csv_data['X'], 7)}, dtype=np.float32)")
+        if csv_data["task"] == "classification":
+            add(f"    y = np.array({csv_data['y'].tolist()}, dtype=np.int64)")
+        else:
+            add(f"    y = np.array({_round(csv_data['y'].ravel(), 7)}, dtype=np.float32)"
+                f".reshape(-1, 1)")
+    elif s["dataset"] == "digits":
+        add("    from backprop.data import load_digits")
+        add(f"    train, test = load_digits(test_fraction={round(1 - s['train_fraction'], 6)}, "
+            f"seed=SETTINGS['seed'])")
+        add("    return ([t.numpy() for t in train.tensors], [t.numpy() for t in test.tensors])")
+    elif s["dataset"] == "blobs":
+        add("    from backprop.data import load_toy")
+        add("    angles = np.deg2rad([90.0, 210.0, 330.0])")
+        add("    centres = 0.6 * np.stack([np.cos(angles), np.sin(angles)], axis=1)")
+        add("    X, y = load_toy('blobs', n_samples=SETTINGS['n_samples'], centers=centres,")
+        add("                    cluster_std=2 * SETTINGS['noise'], seed=SETTINGS['seed'])")
+        add("    X, y = X.numpy(), y.numpy()")
+    else:
+        add("    from backprop.data import load_toy")
+        add(f"    X, y = load_toy({s['dataset']!r}, n_samples=SETTINGS['n_samples'], "
+            f"noise=SETTINGS['noise'], seed=SETTINGS['seed'])")
+        add("    X, y = X.numpy(), y.numpy()")
+    if s["dataset"] != "digits":
+        add(f"    test_fraction = {round(1 - s['train_fraction'], 6)}")
+        add("    train, test = train_test_split(X, y, test_fraction=test_fraction, "
+            "seed=SETTINGS['seed'])")
+        add("    return [t.numpy() for t in train], [t.numpy() for t in test]")
+    add("")
+    add("")
+    add("def features(raw):")
+    if s["dataset"] == "digits":
+        add('    """The digits are used as they are: 64 pixel values."""')
+        add("    return raw")
+    else:
+        add(f'    """The input features {session.inputs} of raw coordinates (x1, x2)."""')
+        add("    x1 = raw[:, 0]")
+        if session.dims > 1:
+            add("    x2 = raw[:, 1]")
+        exprs = {"x1": "x1", "x2": "x2", "x1^2": "x1 * x1", "x2^2": "x2 * x2",
+                 "x1*x2": "x1 * x2", "sin x1": "np.sin(x1)", "sin x2": "np.sin(x2)"}
+        add(f"    columns = [{', '.join(exprs[f] for f in session.inputs)}]")
+        add("    return np.stack(columns, axis=1).astype(np.float32)")
+    add("")
+    add("")
+    # model
+    acts = session._activation_names()
+    act_names = {"relu": "nn.ReLU()", "leaky_relu": "nn.LeakyReLU()", "tanh": "nn.Tanh()",
+                 "sigmoid": "nn.Sigmoid()", "gelu": "nn.GELU()"}
+    add("def build_model(generator):")
+    add(f'    """Linear layers {session.sizes}, each hidden one followed by its activation and '
+        f'dropout."""')
+    add(f"    sizes = {session.sizes}")
+    add(f"    activations = [{', '.join(act_names[a] for a in acts)}]")
+    add("    layers = []")
+    add("    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):")
+    add("        linear = nn.Linear(fan_in, fan_out)")
+    init = s["init"]
+    if init == "default":
+        add("        bound = 1.0 / math.sqrt(fan_in)     # PyTorch's default, from our generator")
+        add("        nn.init.uniform_(linear.weight, -bound, bound, generator=generator)")
+        add("        nn.init.uniform_(linear.bias, -bound, bound, generator=generator)")
+    else:
+        call = {"xavier": "nn.init.xavier_uniform_(linear.weight, generator=generator)",
+                "he": "nn.init.kaiming_normal_(linear.weight, nonlinearity='relu', "
+                      "generator=generator)",
+                "too_small": "nn.init.normal_(linear.weight, 0.0, 0.01, generator=generator)",
+                "too_large": "nn.init.normal_(linear.weight, 0.0, 3.0, generator=generator)"}
+        add(f"        {call[init]}")
+        add("        nn.init.zeros_(linear.bias)")
+    add("        layers.append(linear)")
+    add("        if i < len(sizes) - 2:")
+    add("            layers += [activations[i], nn.Dropout(SETTINGS['dropout'])]")
+    add("    return nn.Sequential(*layers)")
+    add("")
+    add("")
+    add("def lr_at(step, start=0):")
+    if s["schedule"] == "warmup_cosine":
+        add('    """Linear warmup over the first 10% of schedule_steps, then a cosine to 0."""')
+        add("    lr, total = SETTINGS['lr'], SETTINGS['schedule_steps']")
+        add(f"    warmup = max(1, round({_WARMUP_SHARE} * total))")
+        add("    t = step - start")
+        add("    if t <= warmup:")
+        add("        return lr * t / warmup")
+        add("    if t >= total:")
+        add("        return 0.0")
+        add("    return lr * 0.5 * (1.0 + math.cos(math.pi * (t - warmup) / (total - warmup)))")
+    else:
+        add('    """A constant learning rate."""')
+        add("    return SETTINGS['lr']")
+    add("")
+    add("")
+    opt = s["optimizer"]
+    opt_line = {
+        "sgd": "optim.SGD(params, lr=SETTINGS['lr'], weight_decay=SETTINGS['weight_decay'])",
+        "momentum": "optim.SGD(params, lr=SETTINGS['lr'], momentum=SETTINGS['momentum'], "
+                    "weight_decay=SETTINGS['weight_decay'])",
+        "rmsprop": "optim.RMSprop(params, lr=SETTINGS['lr'], "
+                   "weight_decay=SETTINGS['weight_decay'])",
+        "adam": "optim.Adam(params, lr=SETTINGS['lr'], betas=(SETTINGS['beta1'], "
+                "SETTINGS['beta2']), weight_decay=SETTINGS['weight_decay'])",
+        "adamw": "optim.AdamW(params, lr=SETTINGS['lr'], betas=(SETTINGS['beta1'], "
+                 "SETTINGS['beta2']), weight_decay=SETTINGS['weight_decay'])",
+    }[opt]
+    loss_line = "nn.CrossEntropyLoss()" if session.task == "classification" else "nn.MSELoss()"
+    add("def main(argv=None):")
+    add("    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])")
+    add(f"    parser.add_argument('--steps', type=int, default={max(session.step_count, 1000)},")
+    add("                        help='training steps')")
+    add("    parser.add_argument('--checkpoint', help='start from weights the lab exported')")
+    add("    args = parser.parse_args(argv)")
+    add("")
+    add("    (raw_train, y_train), (raw_test, y_test) = load_data()")
+    add("    X_train, X_test = features(raw_train), features(raw_test)")
+    add("    generator = backprop.Generator(SETTINGS['seed'])")
+    add("    model = build_model(generator)")
+    add("    if args.checkpoint:")
+    add("        model.load_state_dict(backprop.load(args.checkpoint)['model'])")
+    add(f"    loss_fn = {loss_line}")
+    add("    params = list(model.parameters())")
+    add(f"    optimizer = {opt_line}")
+    add("    rng = np.random.default_rng(SETTINGS['seed'])   # batch order")
+    add("    order, pos = rng.permutation(len(X_train)), 0")
+    add("    batch_size = min(SETTINGS['batch_size'], len(X_train))")
+    add("")
+    add("    def evaluate(X, y):")
+    add("        model.eval()")
+    add("        with backprop.no_grad():")
+    add("            loss = loss_fn(model(backprop.from_numpy(X)), backprop.from_numpy(y)).item()")
+    add("        model.train()")
+    add("        return loss")
+    add("")
+    add("    print(f'step 0: train loss {evaluate(X_train, y_train):.4f}, '")
+    add("          f'test loss {evaluate(X_test, y_test):.4f}')")
+    add("    report_every = max(1, args.steps // 10)")
+    add("    for step in range(1, args.steps + 1):")
+    add("        if pos + batch_size > len(order):          # a new epoch: a new permutation")
+    add("            rest = order[pos:]")
+    add("            order, pos = rng.permutation(len(X_train)), batch_size - len(rest)")
+    add("            idx = np.concatenate([rest, order[:pos]])")
+    add("        else:")
+    add("            idx, pos = order[pos:pos + batch_size], pos + batch_size")
+    add("        for group in optimizer.param_groups:")
+    add("            group['lr'] = lr_at(step)")
+    add("        optimizer.zero_grad()")
+    add("        loss = loss_fn(model(backprop.from_numpy(X_train[idx])),")
+    add("                       backprop.from_numpy(y_train[idx]))")
+    add("        if not math.isfinite(loss.item()):")
+    add("            print(f'diverged at step {step}: learning rate too high for this batch "
+        "size?')")
+    add("            return 1")
+    add("        loss.backward()")
+    if s["clip"] > 0:
+        add("        nn.utils.clip_grad_norm_(params, SETTINGS['clip'])")
+    add("        optimizer.step()")
+    add("        if step % report_every == 0 or step == args.steps:")
+    add("            print(f'step {step}: train loss {evaluate(X_train, y_train):.4f}, '")
+    add("                  f'test loss {evaluate(X_test, y_test):.4f}')")
+    add("    return 0")
+    add("")
+    add("")
+    add("if __name__ == '__main__':")
+    add("    raise SystemExit(main())")
+    return "\n".join(lines) + "\n"
+

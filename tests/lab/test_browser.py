@@ -1,0 +1,302 @@
+"""End-to-end tests of the lab in a real headless Chromium.
+
+The real app (``backprop.lab.server.create_app``) runs on uvicorn in a background thread on a
+free loopback port; Playwright for Python drives Debian's chromium package at
+``/usr/bin/chromium`` (never a downloaded browser). Everything skips cleanly when Playwright,
+the browser, FastAPI or uvicorn is missing.
+
+Screenshots are saved as test artefacts in ``$BACKPROP_ARTIFACTS`` (default
+``tests/lab/artifacts/``).
+"""
+from __future__ import annotations
+
+import os
+import re
+import socket
+import threading
+import time
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+WAIT_MS = 30_000   # generous: CI machines are slow and shared
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
+expect = sync_api.expect
+pytest.importorskip("fastapi", reason="the lab needs FastAPI (pip install 'backprop[lab]')")
+uvicorn = pytest.importorskip("uvicorn", reason="the lab needs uvicorn (pip install 'backprop[lab]')")
+if not os.access(CHROMIUM, os.X_OK):
+    pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
+
+ARTIFACTS = Path(os.environ.get("BACKPROP_ARTIFACTS") or Path(__file__).parent / "artifacts")
+
+
+# -- fixtures -----------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def base_url():
+    """The lab's real app on uvicorn in a thread, on a free loopback port."""
+    from backprop.lab.server import create_app
+
+    port = _free_port()
+    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning",
+                            lifespan="off", ws="auto")
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, name="lab-server", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not server.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            pytest.fail("the lab's server did not start")
+        time.sleep(0.05)
+    yield f"http://127.0.0.1:{port}/"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with sync_api.sync_playwright() as p:
+        try:
+            b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        except Exception as e:  # a broken browser install is not a lab bug
+            pytest.skip(f"Chromium at {CHROMIUM} does not start: {e}")
+        yield b
+        b.close()
+
+
+def _open(browser, width=1280, height=800):
+    """A new page that records console errors and uncaught exceptions."""
+    context = browser.new_context(viewport={"width": width, "height": height}, accept_downloads=True)
+    page = context.new_page()
+    page.set_default_timeout(WAIT_MS)
+    page.problems = []
+    page.on("console", lambda m: page.problems.append(f"console.{m.type}: {m.text}")
+            if m.type == "error" else None)
+    page.on("pageerror", lambda e: page.problems.append(f"uncaught: {e}"))
+    return page
+
+
+@pytest.fixture
+def page(browser):
+    p = _open(browser)
+    yield p
+    problems = list(p.problems)
+    p.context.close()
+    assert problems == [], f"the page logged errors: {problems}"
+
+
+@pytest.fixture
+def narrow_page(browser):
+    p = _open(browser, width=400, height=860)
+    yield p
+    problems = list(p.problems)
+    p.context.close()
+    assert problems == [], f"the page logged errors: {problems}"
+
+
+def shot(page, name, **kw):
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), **kw)
+
+
+# -- helpers --------------------------------------------------------------------------------------
+def text(page, testid) -> str:
+    return page.get_by_test_id(testid).inner_text().strip()
+
+
+def step_count(page) -> int:
+    return int(text(page, "step-count").replace(",", ""))
+
+
+def load(page, url):
+    """Open the lab and wait for its first frame from the server."""
+    page.goto(url)
+    page.get_by_test_id("lr").wait_for()
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=connection]').dataset.state === 'open'"
+        " && window.__lab && window.__lab.frames > 0")
+
+
+def wait_steps_at_least(page, n):
+    page.wait_for_function(
+        "n => parseInt(document.querySelector('[data-testid=step-count]').textContent"
+        ".replace(/,/g, ''), 10) >= n", arg=n)
+
+
+def query(page) -> dict:
+    return {k: v[0] for k, v in parse_qs(urlsplit(page.url).query).items()}
+
+
+def drag_to_end(page, testid):
+    """Drag a slider's thumb past the right end of its track with the mouse."""
+    box = page.get_by_test_id(testid).bounding_box()
+    y = box["y"] + box["height"] / 2
+    page.mouse.move(box["x"] + box["width"] / 2, y)
+    page.mouse.down()
+    for frac in (0.7, 0.9, 1.1):      # a few moves, as a hand would
+        page.mouse.move(box["x"] + box["width"] * frac, y)
+    page.mouse.up()
+
+
+# -- tests ----------------------------------------------------------------------------------------
+def test_play_trains_the_spiral_and_the_loss_falls(page, base_url):
+    load(page, base_url)
+    assert page.get_by_test_id("dataset").input_value() == "spiral"
+    assert step_count(page) == 0
+    first = float(text(page, "train-loss"))
+    assert first > 0.5            # 3 classes, untrained: about ln 3
+
+    page.get_by_test_id("play").click()
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "true")
+    # the whole-training-set loss, as the page shows it, must fall well below the start
+    page.wait_for_function(
+        "first => { const v = parseFloat(document.querySelector('[data-testid=train-loss]')"
+        ".textContent); return v < 0.75 * first; }", arg=first)
+    later = float(text(page, "train-loss"))
+    assert later < 0.75 * first
+    assert step_count(page) > 0
+    # the views are drawn: a heat map under the points, loss curve, bars, network
+    colours = page.evaluate("""() => {
+        const c = document.querySelector('[data-testid=boundary]');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        const seen = new Set();
+        for (let i = 0; i < d.length; i += 4 * 97) seen.add(`${d[i]},${d[i+1]},${d[i+2]}`);
+        return seen.size;
+    }""")
+    assert colours > 20
+    assert page.locator("[data-testid=grad-bars] .grad-row").count() == 3   # 2 hidden + output
+    page.get_by_test_id("play").click()
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "false")
+    shot(page, "spiral-training")
+
+
+def test_learning_rate_at_the_top_diverges_and_reset_clears_it(page, base_url):
+    load(page, base_url)
+    drag_to_end(page, "lr")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=lr-value]').textContent.trim() === '10'")
+    page.wait_for_function("() => location.search.includes('lr=10')")   # the server accepted it
+    page.get_by_test_id("play").click()
+
+    banner = page.get_by_test_id("diverged")
+    banner.wait_for(state="visible")
+    message = banner.inner_text()
+    assert re.search(r"diverged at step \d+: learning rate too high for this batch size\?", message)
+    # the charts keep what they had (the loss curve is not blank) and training stopped
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "false")
+    assert page.evaluate("() => window.__lab.frames") > 0
+    assert page.locator("[data-testid=loss-chart]").bounding_box()["height"] > 100
+    shot(page, "diverged")
+
+    page.get_by_test_id("diverged-reset").click()
+    banner.wait_for(state="hidden")
+    page.wait_for_function(
+        "() => document.querySelector('[data-testid=step-count]').textContent.trim() === '0'")
+    assert text(page, "lr-value") == "10"         # reset keeps the settings
+
+
+def test_batch_size_change_takes_effect_while_training(page, base_url):
+    load(page, base_url)
+    page.get_by_test_id("play").click()
+    wait_steps_at_least(page, 20)
+    # keyboard: the slider is a native range input; End moves it to the training set's size
+    page.get_by_test_id("batch_size").focus()
+    page.keyboard.press("End")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('batch_size')")
+    n_train = int(query(page)["batch_size"])
+    assert n_train > 16
+    assert text(page, "batch_size-value") == str(n_train)
+    # frames trained with the new batch size say so...
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=now]').textContent.includes('batch {n_train}')")
+    # ...and training goes on: with the whole training set per step, one step is one epoch
+    step0 = step_count(page)
+    epoch0 = int(text(page, "epoch-count").replace(",", ""))
+    wait_steps_at_least(page, step0 + 20)
+    steps = step_count(page) - step0
+    epochs = int(text(page, "epoch-count").replace(",", "")) - epoch0
+    assert abs(epochs - steps) <= 2, (steps, epochs)
+    page.get_by_test_id("play").click()
+    shot(page, "batch-size-full")
+
+
+def test_one_step_adds_exactly_one_step_and_animates_it(page, base_url):
+    load(page, base_url + "?hidden=4,3")
+    before = step_count(page)
+    page.get_by_test_id("step").click()
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=step-count]').textContent.trim() === '{before + 1}'")
+    page.get_by_test_id("step-phase").filter(has_text="Forward").wait_for()
+    shot(page, "one-step-forward")
+    page.get_by_test_id("step-phase").filter(has_text="Backward").wait_for()
+    page.get_by_test_id("step-phase").filter(has_text=f"Step {before + 1} done").wait_for()
+    assert step_count(page) == before + 1          # nothing trained in the meantime
+    page.get_by_test_id("step").click()
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=step-count]').textContent.trim() === '{before + 2}'")
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "false")
+
+
+def test_the_url_carries_the_settings(page, base_url):
+    load(page, base_url + "?dataset=moons&lr=0.1&hidden=4,4")
+    assert page.get_by_test_id("dataset").input_value() == "moons"
+    assert text(page, "lr-value") == "0.1"
+    assert text(page, "layer-count") == "2"
+    assert page.locator(".layer-tool .n").all_inner_texts() == ["4", "4"]
+    page.get_by_test_id("optimizer").select_option("sgd")
+    page.wait_for_function("() => new URLSearchParams(location.search).get('optimizer') === 'sgd'")
+    page.get_by_test_id("add-layer").click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('hidden') === '4,4,4'")
+    q = query(page)
+    assert q["dataset"] == "moons" and q["lr"] == "0.1" and q["optimizer"] == "sgd"
+
+    # the link reproduces the setting in a fresh page
+    link = page.url
+    page.goto("about:blank")
+    load(page, link)
+    assert page.get_by_test_id("optimizer").input_value() == "sgd"
+    assert page.get_by_test_id("dataset").input_value() == "moons"
+    assert text(page, "layer-count") == "3"
+    assert text(page, "lr-value") == "0.1"
+
+
+def test_export_buttons_download_a_script_and_a_checkpoint(page, base_url):
+    load(page, base_url + "?hidden=4")
+    page.get_by_test_id("step").click()
+    wait_steps_at_least(page, 1)
+    with page.expect_download() as info:
+        page.get_by_test_id("export-script").click()
+    script = Path(info.value.path()).read_text()
+    assert info.value.suggested_filename.endswith(".py")
+    assert "import backprop" in script or "from backprop" in script
+    compile(script, info.value.suggested_filename, "exec")     # valid Python
+    with page.expect_download() as info:
+        page.get_by_test_id("export-checkpoint").click()
+    assert info.value.suggested_filename.endswith(".safetensors")
+    data = Path(info.value.path()).read_bytes()
+    header = int.from_bytes(data[:8], "little")      # safetensors: u64 header size, JSON header
+    assert data[8:9] == b"{" and 8 + header <= len(data)
+
+
+def test_narrow_screen_has_no_horizontal_overflow(narrow_page, base_url):
+    page = narrow_page
+    load(page, base_url)
+    page.get_by_test_id("play").click()
+    wait_steps_at_least(page, 10)
+    page.get_by_test_id("play").click()
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= 400, f"the page is {width}px wide on a 400px screen"
+    for testid in ("boundary", "loss-chart", "network", "lr", "play"):
+        box = page.get_by_test_id(testid).bounding_box()
+        assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= 400, testid
+    shot(page, "narrow", full_page=True)

@@ -1,0 +1,103 @@
+"""Incoming lab messages: parsing, size limits and field checks."""
+import json
+
+import pytest
+
+from backprop.lab.protocol import (
+    MAX_CSV_MESSAGE_BYTES, MAX_MESSAGE_BYTES, MESSAGE_TYPES, Command, ProtocolError, dumps,
+    parse_message,
+)
+
+
+def msg(**fields) -> str:
+    return json.dumps(fields)
+
+
+@pytest.mark.parametrize("kind", ["play", "pause", "step", "reset", "cancel_stability"])
+def test_plain_commands(kind):
+    assert parse_message(msg(type=kind)) == Command(kind, {})
+    with pytest.raises(ProtocolError, match=f"{kind} message: unexpected field 'x'; it takes "
+                                            f"no fields") as e:
+        parse_message(msg(type=kind, x=1))
+    assert e.value.field == "x"
+
+
+def test_hello_and_set():
+    assert parse_message(msg(type="hello")).args == {"settings": None}
+    hello = parse_message(msg(type="hello", settings={"lr": 0.1, "hidden": [4]}))
+    assert hello.args == {"settings": {"lr": 0.1, "hidden": [4]}}
+    assert parse_message(msg(type="set", values={"lr": 0.5})) == \
+        Command("set", {"values": {"lr": 0.5}})
+    with pytest.raises(ProtocolError, match="set message needs values"):
+        parse_message(msg(type="set"))
+    with pytest.raises(ProtocolError, match="values must be an object of setting: value, got list"):
+        parse_message(msg(type="set", values=[["lr", 0.5]]))
+    with pytest.raises(ProtocolError, match="set message has no values"):
+        parse_message(msg(type="set", values={}))
+    with pytest.raises(ProtocolError, match="settings must be an object"):
+        parse_message(msg(type="hello", settings="lr=0.1"))
+
+
+@pytest.mark.parametrize("raw, pattern", [
+    ("{not json", "message is not valid JSON"),
+    ("[1, 2]", "message must be a JSON object with a type, got list"),
+    ('"play"', "message must be a JSON object with a type, got str"),
+    (msg(kind="play"), "unknown message type 'NoneType'"),
+    (msg(type="launch_missiles"), "unknown message type 'launch_missiles'; known types are "
+                                  + ", ".join(MESSAGE_TYPES)),
+    (msg(type=["play"]), "unknown message type 'list'"),
+    (b"\xff\xfe", "messages must be UTF-8 JSON text"),
+])
+def test_malformed(raw, pattern):
+    with pytest.raises(ProtocolError, match=pattern):
+        parse_message(raw)
+
+
+def test_bytes_are_accepted():
+    assert parse_message(msg(type="play").encode()).type == "play"
+    with pytest.raises(ProtocolError, match="must be JSON text, got int"):
+        parse_message(5)
+
+
+def test_size_limits():
+    big_set = msg(type="set", values={"lr": 0.1}, pad="x" * MAX_MESSAGE_BYTES)
+    with pytest.raises(ProtocolError, match=f"set message of {len(big_set)} bytes is too big "
+                                            f"\\(at most {MAX_MESSAGE_BYTES} bytes\\)"):
+        parse_message(big_set)
+    text = "0.1,0.2,1\n" * ((MAX_MESSAGE_BYTES // 10) * 4)        # ~64 KB: fine for a CSV
+    assert parse_message(msg(type="upload_csv", text=text)).args == {"text": text}
+    huge = msg(type="upload_csv", text="x" * MAX_CSV_MESSAGE_BYTES)
+    with pytest.raises(ProtocolError, match="too big"):
+        parse_message(huge)
+
+
+def test_stability_map_fields():
+    assert parse_message(msg(type="stability_map")).args == {"lrs": None, "batch_sizes": None,
+                                                             "steps": None}
+    cmd = parse_message(msg(type="stability_map", lrs=[0.01, 1], batch_sizes=[4.0, 16],
+                            steps=50))
+    assert cmd.args == {"lrs": [0.01, 1.0], "batch_sizes": [4, 16], "steps": 50}
+    for fields, pattern in [({"lrs": []}, "lrs must be a non-empty list"),
+                            ({"lrs": ["a"]}, "lrs must hold numbers, got 'a'"),
+                            ({"batch_sizes": [1.5]}, "batch_sizes must hold integers"),
+                            ({"lrs": [0.1] * 65}, "lrs has 65 entries; at most 64"),
+                            ({"steps": "many"}, "steps must be an integer")]:
+        with pytest.raises(ProtocolError, match=pattern):
+            parse_message(msg(type="stability_map", **fields))
+
+
+def test_upload_and_export_fields():
+    with pytest.raises(ProtocolError, match="upload_csv message needs text") as e:
+        parse_message(msg(type="upload_csv", text=5))
+    assert e.value.field == "text"
+    assert parse_message(msg(type="upload_csv", text="a", name="d.csv")).args == {"text": "a"}
+    assert parse_message(msg(type="export", what="checkpoint")).args == {"what": "checkpoint"}
+    with pytest.raises(ProtocolError, match="export what must be 'script' or 'checkpoint', got "
+                                            "'weights'"):
+        parse_message(msg(type="export", what="weights"))
+
+
+def test_dumps_writes_null_for_nonfinite():
+    assert json.loads(dumps({"a": [1.0, float("nan")], "b": {"c": float("inf")}})) == \
+        {"a": [1.0, None], "b": {"c": None}}
+    assert dumps({"type": "play"}) == '{"type":"play"}'

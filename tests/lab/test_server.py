@@ -1,0 +1,308 @@
+"""The lab's server through the ASGI test client: pages, the WebSocket session, safety."""
+import base64
+import io
+import json
+import threading
+import time
+
+import numpy as np
+import pytest
+
+pytest.importorskip("fastapi")
+pytest.importorskip("httpx")
+anyio = pytest.importorskip("anyio")
+
+from fastapi.testclient import TestClient  # noqa: E402
+from starlette.websockets import WebSocketDisconnect  # noqa: E402
+
+import backprop  # noqa: E402
+from backprop.lab.server import create_app, origin_allowed  # noqa: E402
+
+TIMEOUT = 10.0
+
+
+def recv(ws, timeout: float = TIMEOUT) -> dict:
+    """The next message, or a test failure after ``timeout`` seconds (never a hang)."""
+    async def receive():
+        with anyio.fail_after(timeout):
+            return await ws._send_rx.receive()
+
+    try:
+        message = ws.portal.call(receive)
+    except TimeoutError:
+        pytest.fail(f"no message from the lab within {timeout} s")
+    ws._raise_on_close(message)
+    return json.loads(message["text"])
+
+
+def until(ws, predicate, limit: int = 500) -> dict:
+    """Receive until a message satisfies ``predicate``; returns it."""
+    for _ in range(limit):
+        message = recv(ws)
+        if predicate(message):
+            return message
+    pytest.fail("the expected message never came")
+
+
+def of_type(kind):
+    return lambda m: m["type"] == kind
+
+
+def hello(ws, settings=None) -> dict:
+    ws.send_json({"type": "hello", **({"settings": settings} if settings else {})})
+    first = [recv(ws), recv(ws), recv(ws)]
+    assert [m["type"] for m in first] == ["settings", "status", "state"]
+    return first[2]
+
+
+@pytest.fixture
+def client():
+    app = create_app(max_sessions=2)
+    with TestClient(app) as c:
+        yield c
+
+
+def wait_for(predicate, timeout: float = 5.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if predicate():
+            return True
+        time.sleep(0.01)
+    return predicate()
+
+
+def test_pages_and_settings_table(client):
+    page = client.get("/")
+    assert page.status_code == 200 and "text/html" in page.headers["content-type"]
+    table = client.get("/api/settings").json()
+    assert table["lr"]["default"] == 0.03 and table["lr"]["effect"] == "live"
+    assert list(table)[0] == "dataset"
+    limits = client.get("/api/limits").json()
+    assert limits["max_sessions"] == 2 and limits["max_fps"] == 10
+    assert client.get("/static/no-such-file.js").status_code == 404
+
+
+def test_hello_play_and_live_lr_change(client):
+    with client.websocket_connect("/ws") as ws:
+        first = hello(ws, {"hidden": [4], "lr": 0.01})
+        assert first["step"] == 0 and first["running"] is False and "points" in first
+        assert first["settings"]["hidden"] == [4] and first["settings"]["lr"] == 0.01
+        ws.send_json({"type": "play"})
+        assert until(ws, of_type("status"))["running"] is True
+        frame = until(ws, lambda m: m["type"] == "state" and m["step"] > 0)
+        assert frame["running"] and "points" not in frame
+        ws.send_json({"type": "set", "values": {"lr": 0.2}})
+        assert until(ws, of_type("settings"))["values"]["lr"] == 0.2
+        trained = until(ws, lambda m: m["type"] == "state" and m["settings"]["lr"] == 0.2
+                        and m["step"] > m["settings_step"])
+        assert trained["settings_step"] >= frame["step"] and trained["lr_now"] == 0.2
+        assert trained["settings"]["hidden"] == [4]           # a live change: no rebuild
+        later = until(ws, lambda m: m["type"] == "state" and m["step"] > trained["step"])
+        assert later["settings"]["lr"] == 0.2 and later["settings_step"] == trained["settings_step"]
+        ws.send_json({"type": "pause"})
+        assert until(ws, of_type("status"))["running"] is False
+
+
+def test_frames_are_rate_limited():
+    app = create_app(max_fps=5)
+    with TestClient(app) as c, c.websocket_connect("/ws") as ws:
+        hello(ws, {"speed": 1000})
+        ws.send_json({"type": "play"})
+        until(ws, lambda m: m["type"] == "state" and m["step"] > 0)
+        start, frames = time.monotonic(), 0
+        while time.monotonic() - start < 1.0:
+            frames += recv(ws)["type"] == "state"
+        assert 2 <= frames <= 6
+
+
+def test_step_reset_and_step_detail(client):
+    with client.websocket_connect("/ws") as ws:
+        hello(ws, {"hidden": [3]})
+        ws.send_json({"type": "step"})
+        detail = until(ws, of_type("step_detail"))
+        assert detail["step"] == 1 and len(detail["forward"]) == 2
+        assert until(ws, of_type("status")) == {"type": "status", "running": False, "step": 1}
+        assert until(ws, of_type("state"))["step"] == 1
+        ws.send_json({"type": "step"})
+        assert until(ws, of_type("step_detail"))["step"] == 2
+        ws.send_json({"type": "reset"})
+        assert until(ws, of_type("settings"))["values"]["hidden"] == [3]
+        frame = until(ws, of_type("state"))
+        assert frame["step"] == 0 and frame["train_loss"] == [[0, frame["metrics"]["train_loss"]]]
+
+
+@pytest.mark.parametrize("bad, expected", [
+    ("{oops", {"message": "message is not valid JSON"}),
+    (json.dumps({"type": "jump"}), {"message": "unknown message type 'jump'", "field": "type"}),
+    (json.dumps({"type": "set", "values": {"lr": 50}}),
+     {"message": "lr must be between 1e-05 and 10, got 50", "field": "lr"}),
+    (json.dumps({"type": "set", "values": {"optimizer": "lbfgs"}}),
+     {"message": "optimizer must be one of", "field": "optimizer"}),
+    (json.dumps({"type": "upload_csv", "text": "1,2\n"}), {"message": "CSV row 1"}),
+])
+def test_bad_messages_get_an_error_and_the_session_goes_on(client, bad, expected):
+    with client.websocket_connect("/ws") as ws:
+        hello(ws)
+        ws.send_text(bad)
+        error = until(ws, of_type("error"))
+        assert error["message"].startswith(expected["message"]), error
+        assert error.get("field") == expected.get("field")
+        ws.send_json({"type": "step"})
+        assert until(ws, of_type("step_detail"))["step"] == 1
+
+
+def test_rejected_set_changes_nothing_and_resends_settings(client):
+    with client.websocket_connect("/ws") as ws:
+        hello(ws)
+        ws.send_json({"type": "set", "values": {"lr": 0.5, "batch_size": 0}})
+        assert until(ws, of_type("error"))["field"] == "batch_size"
+        assert until(ws, of_type("settings"))["values"]["lr"] == 0.03   # all or nothing
+
+
+def test_hello_skips_bad_link_values(client):
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "hello", "settings": {"lr": 99, "batch_size": 8,
+                                                    "dataset": "csv"}})
+        errors = [recv(ws), recv(ws)]
+        assert [e["field"] for e in errors] == ["lr", "dataset"]
+        settings = until(ws, of_type("settings"))["values"]
+        assert settings["batch_size"] == 8 and settings["lr"] == 0.03
+        assert settings["dataset"] == "spiral"
+
+
+def test_diverged_state_over_the_socket(client):
+    with client.websocket_connect("/ws") as ws:
+        hello(ws, {"dataset": "sine", "optimizer": "sgd", "lr": 10.0, "speed": 1000})
+        ws.send_json({"type": "play"})
+        assert until(ws, of_type("status"))["running"] is True
+        stopped = until(ws, lambda m: m["type"] == "status" or
+                        (m["type"] == "state" and m["diverged"]))
+        frame = stopped if stopped["type"] == "state" else until(ws, of_type("state"))
+        assert frame["diverged"]["message"].startswith(
+            f"diverged at step {frame['diverged']['step']}: learning rate too high")
+        assert frame["running"] is False
+        ws.send_json({"type": "play"})
+        assert "reset to start again" in until(ws, of_type("error"))["message"]
+        ws.send_json({"type": "reset"})
+        assert until(ws, of_type("state"))["diverged"] is None
+
+
+def test_upload_and_export(client):
+    rows = "".join(f"{i / 20:.3f},{(i * 7 % 20) / 20:.3f},{i % 2}\n" for i in range(40))
+    with client.websocket_connect("/ws") as ws:
+        hello(ws)
+        ws.send_json({"type": "upload_csv", "text": "x1,x2,label\n" + rows, "name": "mine.csv"})
+        loaded = until(ws, of_type("csv_loaded"))
+        assert loaded["rows"] == 40 and loaded["task"] == "classification"
+        assert until(ws, of_type("settings"))["values"]["dataset"] == "csv"
+        assert len(until(ws, lambda m: m["type"] == "state" and "points" in m)
+                   ["points"]["train"]) == 28
+        ws.send_json({"type": "export", "what": "script"})
+        script = until(ws, of_type("export"))
+        assert script["filename"].endswith(".py") and "def build_model" in script["text"]
+        compile(script["text"], script["filename"], "exec")
+        ws.send_json({"type": "export", "what": "checkpoint"})
+        ckpt = until(ws, of_type("export"))
+        data = backprop.load(io.BytesIO(base64.b64decode(ckpt["base64"])))
+        assert data["settings"]["dataset"] == "csv" and data["sizes"] == [2, 8, 8, 2]
+        assert np.asarray(data["model"]["0.weight"].numpy()).shape == (8, 2)
+
+
+def test_too_many_sessions(client):
+    with client.websocket_connect("/ws") as a, client.websocket_connect("/ws") as b:
+        hello(a)
+        hello(b)
+        with client.websocket_connect("/ws") as c:
+            error = recv(c)
+            assert error["type"] == "error" and "already has 2 sessions open" in error["message"]
+            with pytest.raises(WebSocketDisconnect) as closed:
+                recv(c)
+            assert closed.value.code == 1013
+
+
+def lab_threads():
+    return [t for t in threading.enumerate() if t.name.startswith("backprop-lab-session")]
+
+
+def test_disconnect_cleans_up():
+    app = create_app()
+    with TestClient(app) as c:
+        before = set(lab_threads())
+        with c.websocket_connect("/ws") as ws:
+            hello(ws, {"speed": 1000})
+            ws.send_json({"type": "play"})
+            until(ws, lambda m: m["type"] == "state" and m["step"] > 0)
+            assert len(app.state.workers) == 1
+            assert len(set(lab_threads()) - before) == 1
+        assert wait_for(lambda: not app.state.workers)
+        assert wait_for(lambda: not set(lab_threads()) - before)
+        with c.websocket_connect("/ws") as ws:     # the freed slot can be used again
+            hello(ws)
+
+
+@pytest.mark.parametrize("origin", ["https://evil.example", "http://testserver:9999", "null",
+                                    "http://127.0.0.1.evil.example"])
+def test_foreign_origin_is_refused(client, origin):
+    with pytest.raises(WebSocketDisconnect) as refused:
+        with client.websocket_connect("/ws", headers={"origin": origin}) as ws:
+            recv(ws)
+    assert refused.value.code == 1008
+
+
+def test_same_origin_and_allowed_origins():
+    app = create_app(allowed_origins=["https://lab.example.org/"])
+    with TestClient(app) as c:
+        for origin in ("http://testserver", "https://lab.example.org"):
+            with c.websocket_connect("/ws", headers={"origin": origin}) as ws:
+                hello(ws)
+
+
+def test_host_check_against_dns_rebinding():
+    app = create_app(allowed_hosts=["localhost", "127.0.0.1", "::1"])
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        with c.websocket_connect("/ws", headers={"host": "127.0.0.1:8000",
+                                                 "origin": "http://localhost:8000"}) as ws:
+            hello(ws)
+        with pytest.raises(WebSocketDisconnect) as refused:
+            with c.websocket_connect("/ws", headers={"host": "rebound.example:8000",
+                                                     "origin": "http://rebound.example:8000"}):
+                pass
+        assert refused.value.code == 1008
+
+
+def test_origin_rules():
+    assert origin_allowed(None, "127.0.0.1:8000")
+    assert origin_allowed("http://localhost:8000", "127.0.0.1:8000")
+    assert origin_allowed("http://[::1]:8000", "localhost:8000")
+    assert origin_allowed("http://lab.local", "lab.local:80")
+    assert not origin_allowed("http://localhost:8001", "127.0.0.1:8000")
+    assert not origin_allowed("http://evil.example:8000", "127.0.0.1:8000")
+    assert not origin_allowed("file://", "127.0.0.1:8000")
+    assert not origin_allowed("http://localhost:8000", None)
+    assert origin_allowed("https://proxy.example", "127.0.0.1:8000", {"https://proxy.example"})
+
+
+def test_message_rate_limit():
+    app = create_app(message_rate=1.0, message_burst=3)
+    with TestClient(app) as c, c.websocket_connect("/ws") as ws:
+        hello(ws)
+        for _ in range(8):
+            ws.send_json({"type": "pause"})
+        error = until(ws, of_type("error"))
+        assert error["message"].startswith("too many messages")
+        statuses = 0
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            try:
+                message = recv(ws, timeout=max(0.01, deadline - time.monotonic()))
+            except pytest.fail.Exception:
+                break
+            statuses += message["type"] == "status"
+        assert statuses <= 2                  # hello took a token; the rest were dropped
+
+
+def test_create_app_checks_arguments():
+    with pytest.raises(ValueError, match="max_sessions must be a positive int, got 0"):
+        create_app(max_sessions=0)
+    with pytest.raises(ValueError, match="max_fps must be positive"):
+        create_app(max_fps=0)
