@@ -9,9 +9,10 @@ mini-batches of 32 and of 256, for the same number of optimizer steps at both si
 (200 by default, over as many epochs as that takes). Three runs are timed for each:
 
 - ``fit``: no monitor;
-- ``fit + Monitor``: ``Monitor(model)`` with its defaults (every 10th step recorded:
+- ``fit + Monitor``: ``Monitor(model)`` with its defaults (every 20th step recorded:
   per-parameter norms and update ratios, activation statistics and histograms,
-  gradient noise over 8-step windows; cheap NaN checks on every step);
+  gradient noise over 8-step windows; a cheap NaN check on steps the
+  Trainer does not already check);
 - ``fit + Monitor(path)``: the same, also writing the live JSON-lines file.
 
 Each repeat builds fresh models and monitors from the same initial weights; the runs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import importlib.util
 import ipaddress
 import socket
 import sys
@@ -22,7 +23,7 @@ __all__ = ["add_parser", "run"]
 PORT_TRIES = 10
 """A busy port: try this many ports from the one asked for."""
 
-_MISSING = ("backprop lab needs FastAPI and uvicorn, which are not installed: "
+_MISSING = ("backprop lab needs FastAPI, uvicorn and websockets, which are not all installed: "
             "pip install 'backprop[lab]'")
 
 
@@ -101,6 +102,10 @@ def run(args) -> int:
 
         from backprop.lab.server import LOOPBACK_HOSTS, create_app
     except ImportError:
+        return _fail(_MISSING)
+    # Without a WebSocket library uvicorn still serves the page, whose socket then fails
+    # with a bare 404: say so now instead.
+    if importlib.util.find_spec("websockets") is None and importlib.util.find_spec("wsproto") is None:
         return _fail(_MISSING)
 
     loopback = is_loopback(args.host)

@@ -16,6 +16,7 @@ import os
 import sys
 
 from backprop.diagnostics import Monitor
+from backprop.diagnostics.monitor import DEFAULT_INTERVAL
 from backprop.train.experiment import (
     ACTIVATIONS, DATASETS, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, TrainingDiverged,
     load_run_config, run_experiment,
@@ -83,7 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            help="no progress bar")
     run_group.add_argument("--diagnostics-interval", dest="diagnostics_interval", type=int,
                            metavar="N", help="record gradients and activations into "
-                           "diagnostics.jsonl every N steps (default 10)")
+                           "diagnostics.jsonl every N steps (default 20)")
     run_group.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true",
                            help="do not write diagnostics.jsonl")
     p.set_defaults(run=run)
@@ -158,7 +159,7 @@ def _diagnostics(given: dict, out: str) -> list:
         if "diagnostics_interval" in given:
             raise ConfigError("--diagnostics-interval and --no-diagnostics contradict each other")
         return []
-    interval = given.get("diagnostics_interval", 10)
+    interval = given.get("diagnostics_interval", DEFAULT_INTERVAL)
     if interval < 1:
         raise ConfigError(f"--diagnostics-interval must be an integer >= 1, got {interval}")
     path = os.path.join(out, "diagnostics.jsonl")
