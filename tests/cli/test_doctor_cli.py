@@ -39,7 +39,7 @@ def test_a_run_that_turns_nan_is_diagnosed(tmp_path, capsys):
     assert [s["step"] for s in readings.steps] == [1]
     status, out, err = _run(capsys, "doctor", run, "--no-plots")
     assert status == 0, err
-    assert out.startswith(f"backprop doctor {run} (1 recorded steps")
+    assert out.startswith(f"backprop doctor {run} (1 recorded step, ")
     assert "1. ERROR: divergence" in out and "became nan" in out
     assert "lower it about ten times" in out.lower()
     assert _pngs(run) == []
@@ -123,3 +123,20 @@ def test_doctor_without_matplotlib_still_reports(tmp_path, capsys, monkeypatch):
     assert "ERROR: divergence" in out
     assert "plots skipped: backprop's plots need matplotlib" in out
     assert "pip install backprop[plot]" in out
+
+
+def test_doctor_takes_the_diagnostics_file_and_refuses_other_files(tmp_path, capsys):
+    run = tmp_path / "run"
+    run.mkdir()
+    steps = [{"step": s, "loss": 1.0 / s, "grad_norm": 0.5, "params": {}, "activations": {}}
+             for s in (1, 11)]
+    Readings({"interval": 10}, steps).to_jsonl(run / "diagnostics.jsonl")
+    status, out, err = _run(capsys, "doctor", run / "diagnostics.jsonl", "--no-plots")
+    assert status == 0, err
+    assert out.startswith(f"backprop doctor {run} (2 recorded steps, every 10 steps)")
+    (run / "config.json").write_text("{}")
+    status, out, err = _run(capsys, "doctor", run / "config.json")
+    assert status == 2 and out == ""
+    assert err == (f"backprop doctor: error: {run / 'config.json'} is a file, not a run folder; "
+                   f"give the folder that `backprop train --out` wrote (the one holding "
+                   f"diagnostics.jsonl)\n")

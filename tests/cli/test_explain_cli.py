@@ -78,6 +78,8 @@ def test_explain_graph_without_graphviz(tmp_path, capsys, monkeypatch):
     ["explain", "vanishing", "--init", "bogus"],
     ["explain", "--lr", "nan"],
     ["explain", "graph", "--format", "png"],
+    ["explain", "--lr", "-1"],
+    ["explain", "graph", "--out", "graph.pdf"],
 ])
 def test_usage_errors_are_one_line(capsys, argv):
     status, out, err = _run(capsys, *argv)

@@ -277,6 +277,12 @@ def test_dead_relus_all_dead_is_an_error():
     assert f.severity == "error" and f.layers == ["act1", "act2"]
 
 
+def test_dead_relus_all_dead_in_several_layers_reads_as_plural():
+    f = diagnose(readings_of(healthy_steps(dead=1.0)))["dead_relus"]
+    assert "In act1 and act2 no unit fires at all, so nothing flows back through them" \
+        in f.summary
+
+
 def test_dead_relus_not_for_early_deaths_small_batches_or_leaky_units():
     steps = healthy_steps()
     for s in steps[:5]:                       # dead early, recovered since
@@ -298,6 +304,18 @@ def test_saturated_units_on_sigmoid_and_tanh_layers():
     for s in steps[-3:]:
         s["activations"]["act1"]["saturated_fraction"] = 0.6
     assert diagnose(readings_of(steps))["saturated_units"].layers == ["act1"]
+
+
+def test_saturated_units_not_once_the_network_has_learned():
+    # Trained tanh classifiers sit near +-1: saturated, but the loss fell from 1.1 to 0.05.
+    learned = healthy_steps(kind="tanh", saturated=0.8,
+                            loss=lambda i: 0.05 + 1.05 * math.exp(-i))
+    assert "saturated_units" not in diagnose(readings_of(learned))
+    # The same saturation with a loss still at a third of the start is reported, with it.
+    stuck = healthy_steps(kind="tanh", saturated=0.8, loss=lambda i: 1.1 if i == 0 else 0.4)
+    f = diagnose(readings_of(stuck))["saturated_units"]
+    assert f.evidence["loss_start"] == 1.1 and f.evidence["loss_now"] == 0.4
+    assert "The loss is still 0.4, against 1.1 at the start." in f.summary
 
 
 def test_saturated_units_not_below_the_threshold_nor_for_a_confident_output():
@@ -363,6 +381,11 @@ def test_overfitting_not_for_a_wobble_a_fresh_best_or_both_losses_rising():
     rising = [1.0, 0.8, 0.6, 0.62, 0.65, 0.7, 0.75, 0.8, 0.9]
     both = epochs_of([1.0, 0.7, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 1.0], rising)
     assert "overfitting" not in diagnose(readings_of(healthy_steps(), epochs=both))
+    # A validation loss near zero that gave back a sliver of what it gained: a network at
+    # its best for any practical purpose (seen on moons with tanh: 0.0027 -> 0.0031).
+    near_zero = epochs_of([0.5, 0.1, 0.01, 0.005, 0.003, 0.002, 0.0015, 0.001, 0.0008],
+                          [0.4, 0.05, 0.004, 0.0027, 0.0028, 0.0029, 0.003, 0.003, 0.0031])
+    assert "overfitting" not in diagnose(readings_of(healthy_steps(), epochs=near_zero))
     # Validation no worse than training (momentum SGD oscillating on the same data).
     close = epochs_of([1.0, 0.7, 0.5, 0.4, 0.3, 0.25, 0.2, 0.15, 0.1],
                       [1.0, 0.7, 0.08, 0.085, 0.09, 0.095, 0.1, 0.1, 0.105])
@@ -594,6 +617,19 @@ def test_a_healthy_spiral_run_raises_no_alarm():
     assert str(report) == f"No problems found in {len(monitor.readings.steps)} recorded steps."
 
 
+def test_a_well_trained_tanh_network_is_not_called_saturated():
+    # Trained to a loss 40 times below its start, the second tanh layer sits near +-1 for
+    # most examples: saturated by the numbers, yet nothing is wrong.
+    backprop.manual_seed(0)
+    model = mlp([2, 32, 32, 3], nn.Tanh)
+    report, monitor, trainer = train(model, optim.Adam(model.parameters(), lr=0.01),
+                                     epochs=150, interval=10)
+    last = monitor.readings.steps[-3:]
+    assert all(r["activations"]["3"]["saturated_fraction"] > 0.5 for r in last)
+    assert trainer.history.epochs[-1]["loss"] < 0.05
+    assert report.names() == [], str(report)
+
+
 def test_large_init_makes_the_activations_grow_with_depth():
     backprop.manual_seed(0)
     model = mlp([2, 32, 32, 32, 32, 3], nn.ReLU)
@@ -644,3 +680,42 @@ def test_a_big_network_on_few_noisy_examples_overfits():
     assert f.evidence["last_val_loss"] > 1.05 * best["val_loss"]
     # The monitor's own epoch records tell the same story without the history.
     assert diagnose(monitor.readings)["overfitting"].evidence["best_epoch"] == best["epoch"]
+
+
+def test_a_deep_relu_network_with_unit_variance_weights_has_exploding_gradients():
+    # Std 1 where He would be sqrt(2/32) = 0.25: every layer multiplies the signal, and the
+    # gradient, by about 4; after 9 layers the total gradient norm is over 1e4.
+    backprop.manual_seed(0)
+    model = mlp([2] + [32] * 8 + [3], nn.ReLU)
+    for module in model.modules():
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, 0.0, 1.0)
+            nn.init.zeros_(module.bias)
+    report, monitor, _ = train(model, optim.SGD(model.parameters(), lr=1e-6), epochs=2)
+    f = report["exploding_gradients"]
+    assert f.severity == "warning" and f.evidence["grad_norm"] > EXPLODING_NORM
+    assert "clip" in f.advice.lower()
+    assert "poor_initialisation" in report and "divergence" not in report
+
+
+def test_one_example_per_step_with_a_large_step_is_gradient_noise():
+    # Batch 1 with SGD at lr 0.3: each step follows one example, the loss gets nowhere.
+    backprop.manual_seed(0)
+    model = mlp([2, 32, 32, 3], nn.ReLU)
+    report, _, _ = train(model, optim.SGD(model.parameters(), lr=0.3), epochs=3,
+                         batch_size=1, interval=25)
+    f = report["gradient_noise"]
+    assert f.evidence["batch_size"] == 1 and f.evidence["b_noise"] >= 10
+    assert report.names() == ["gradient_noise"]
+
+
+def test_the_whole_training_set_as_one_batch_is_too_large():
+    # 200 examples in one batch: the gradient barely changes from batch to batch, so a
+    # fraction of the batch would estimate it as well.
+    backprop.manual_seed(0)
+    model = mlp([2, 32, 32, 3], nn.ReLU)
+    report, _, _ = train(model, optim.SGD(model.parameters(), lr=0.1), epochs=60,
+                         batch_size=200, interval=10)
+    f = report["batch_too_large"]
+    assert f.evidence["batch_size"] == 200 and f.evidence["b_noise"] < 20
+    assert report.names() == ["batch_too_large"]

@@ -144,3 +144,102 @@ def test_missing_matplotlib_names_the_extra(monkeypatch, tmp_path):
     with pytest.raises(ImportError, match="matplotlib"):
         plots.write_plots(make_readings(), None, tmp_path)
     assert os.listdir(tmp_path) == []
+
+
+@pytest.fixture
+def figures(mpl, monkeypatch):
+    """Every figure a plot function saves, kept open for inspection."""
+    kept = []
+
+    def save(fig, path):
+        kept.append(fig)
+        fig.canvas.draw()  # labels are laid out as they would be in the file
+        return path
+    monkeypatch.setattr(plots, "_save", save)
+    yield kept
+    import matplotlib.pyplot as plt
+    for fig in kept:
+        plt.close(fig)
+
+
+def _sup(fig, which):
+    """The figure's suptitle / supxlabel / supylabel text (getters are new in matplotlib)."""
+    getter = getattr(fig, f"get_sup{which}", None)
+    if getter is not None:
+        return getter()
+    artist = getattr(fig, f"_sup{which}", None)
+    return "" if artist is None else artist.get_text()
+
+
+def test_every_plot_is_labelled(figures, tmp_path):
+    r = make_readings()
+    plots.plot_loss(r, tmp_path / "l.png")
+    plots.plot_grad_norm_heatmap(r, tmp_path / "g.png")
+    plots.plot_update_ratios(r, tmp_path / "u.png")
+    plots.plot_activation_histograms(r, tmp_path / "a.png")
+    loss, grads, ratios, acts = figures
+    ax = loss.axes[0]
+    assert ax.get_title() == "Loss" and ax.get_xlabel() == "optimizer step"
+    assert ax.get_ylabel() == "loss (log scale)" and ax.get_legend() is not None
+    ax, bar = grads.axes
+    assert ax.get_title() == "Gradient norm per layer"
+    assert ax.get_xlabel() == "optimizer step" and "layer" in ax.get_ylabel()
+    assert bar.get_ylabel() == "gradient norm (log scale)"
+    assert [t.get_text() for t in ax.get_yticklabels()] == \
+        ["layers.0.weight", "layers.2.weight", "layers.4.weight"]
+    ax = ratios.axes[0]
+    assert ax.get_ylabel() == "||update|| / ||weight||" and ax.get_legend() is not None
+    assert _sup(acts, "xlabel") == "output value"
+    assert _sup(acts, "ylabel").startswith("count")
+    assert _sup(acts, "title") == "Activations (layer outputs) at step 111"
+    titles = [a.get_title() for a in acts.axes if a.get_title()]
+    assert titles[0].startswith("layers.1 (relu)\nmean 0.4, std 0.6, dead 25%")
+    # Cells without a finite gradient are grey, and the title says so.
+    plots.plot_grad_norm_heatmap(make_readings(diverge_at=61), tmp_path / "g2.png")
+    assert figures[-1].axes[0].get_title().endswith(
+        "(grey: zero, missing or non-finite gradient)")
+
+
+def test_deep_networks_show_their_first_and_last_layers(figures, tmp_path):
+    # 20 Linear + 19 Tanh outputs: the activations first, spread over the depth.
+    r = make_readings(n_steps=2)
+    names = [str(i) for i in range(39)]
+    r.meta["layers"] = names
+    for s in r.steps:
+        s["activations"] = {n: {"kind": "linear" if i % 2 == 0 else "tanh", "mean": 0.0,
+                                "std": 1.0, "dead_fraction": None, "saturated_fraction": 0.0,
+                                "hist": {"edges": [0.0, 1.0], "counts": [4]}}
+                            for i, n in enumerate(names)}
+    plots.plot_activation_histograms(r, tmp_path / "a.png")
+    fig = figures[0]
+    shown = [a.get_title().split(" ")[0] for a in fig.axes if a.get_title()]
+    assert len(shown) == plots.MAX_HISTOGRAMS
+    assert shown[0] == "1" and shown[-1] == "38"              # first activation, the output
+    assert all(int(n) % 2 == 1 for n in shown[:-1])            # Linear outputs left out
+    assert _sup(fig, "title").endswith(f": {plots.MAX_HISTOGRAMS} of 39 layers")
+
+
+def test_the_loss_plot_marks_where_a_history_stopped_going_finite(figures, tmp_path):
+    # The trainer stops before it records the step whose loss was inf: the history ends at
+    # step 2, and only the readings know that step 3 went wrong.
+    h = History(steps=[{"step": 1, "loss": 0.5}, {"step": 2, "loss": 2e9}])
+    r = make_readings(n_steps=1, diverge_at=3)
+    plots.write_plots(r, h, tmp_path)
+    labels = figures[0].axes[0].get_legend_handles_labels()[1]
+    assert "first non-finite value (step 3)" in labels
+    assert [t for t in figures[0].axes[0].get_xticks() if 1 <= t <= 3] == [1, 2, 3]
+
+
+def test_a_layer_that_never_moves_is_drawn_not_dropped(figures, tmp_path):
+    # Gradients too small to change float32 weights give update ratios of exactly 0: that
+    # layer is the one to see, so it must not vanish from a log-scale plot.
+    r = make_readings(n_steps=4)
+    for s in r.steps:
+        s["params"]["layers.0.weight"]["update_ratio"] = 0.0
+    plots.plot_update_ratios(r, tmp_path / "u.png")
+    ax = figures[0].axes[0]
+    labels = ax.get_legend_handles_labels()[1]
+    assert labels[0] == "layers.0.weight: no change (ratio 0)"
+    assert labels[1:] == ["layers.2.weight", "layers.4.weight", "guide 0.001"]
+    floor = ax.lines[0].get_ydata()
+    assert len(floor) == 4 and 0 < floor.max() < 1e-3   # below every drawn ratio (>= 1e-3)

@@ -166,3 +166,24 @@ def test_default_graph_and_to_dict():
     assert names == {"0.weight", "0.bias", "2.weight", "2.bias"}
     d = g.to_dict()
     assert len(d["nodes"]) == len(g) and all(isinstance(n["shape"], list) for n in d["nodes"])
+
+
+def test_render_refuses_a_suffix_it_would_not_write(tmp_path, monkeypatch):
+    # Checked before looking for Graphviz: SVG text in "g.pdf" would be a broken file.
+    monkeypatch.setattr(graph_module.shutil, "which", lambda name: None)
+    for name in ("g.pdf", "g.jpeg"):
+        with pytest.raises(ValueError, match=r"suffix \.(pdf|jpeg) is not one of \.svg, \.png"):
+            default_graph().render(tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_named_data_stays_an_input():
+    x = backprop.tensor([0.5, 0.8])
+    W = backprop.tensor([[0.1, 0.2]], requires_grad=True)
+    g = graph((W @ x).sum(), params={"x": x, "W": W})
+    kinds = {n["name"]: n["kind"] for n in g.nodes if n["kind"] != "op"}
+    assert kinds == {"x": "input", "W": "parameter"}
+    g.detach_hooks()
+    # The default example names its data, so the picture says which input is the target.
+    labels = {n["name"]: n["kind"] for n in default_graph().nodes if n["kind"] == "input"}
+    assert labels == {"x": "input", "y (target)": "input"}

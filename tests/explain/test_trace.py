@@ -218,8 +218,32 @@ def test_unsupported_models_are_named():
         trace(nn.MSELoss(), [1.0], 1.0, HalfSquaredError())
     with pytest.raises(ValueError, match=r"x must be \(m, 2\)"):
         trace(nn.Sequential(nn.Linear(2, 1)), [1.0, 2.0, 3.0], 1.0, HalfSquaredError())
-    with pytest.raises(ValueError, match="lr must be a finite number"):
+    with pytest.raises(ValueError, match="lr must be a non-negative finite number"):
         trace(*default_example()[:4], lr=float("nan"))
+    with pytest.raises(ValueError, match=r"trace: lr must be .* got -1"):
+        trace(*default_example()[:4], lr=-1)   # named by trace, not by the blame it calls
+
+
+def test_other_models_are_pointed_to_graph_and_blame():
+    class Doubler(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 1)
+
+        def forward(self, x):
+            return 2 * self.fc(x)
+
+    for model in (Doubler(), nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))):
+        with pytest.raises(TypeError) as e:
+            trace(model, [1.0, 2.0], 1.0, HalfSquaredError())
+        assert "graph(loss)" in str(e.value) and "blame(model" in str(e.value)
+
+
+def test_a_target_that_does_not_fit_names_both_shapes():
+    model = nn.Sequential(nn.Linear(2, 1)).to(F64)
+    with pytest.raises(backprop.ShapeError, match=r"trace: loss_fn\(y_hat, y\) failed with "
+                                                  r"y_hat of shape \(4, 1\).*\(3, 1\)"):
+        trace(model, np.zeros((4, 2)), np.zeros((3, 1)), HalfSquaredError())
 
 
 def test_nested_sequential_and_no_bias():

@@ -29,6 +29,8 @@ sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Pyt
 expect = sync_api.expect
 pytest.importorskip("fastapi", reason="the lab needs FastAPI (pip install 'backprop[lab]')")
 uvicorn = pytest.importorskip("uvicorn", reason="the lab needs uvicorn (pip install 'backprop[lab]')")
+pytest.importorskip("websockets",
+                    reason="uvicorn needs websockets for the lab's socket (pip install 'backprop[lab]')")
 if not os.access(CHROMIUM, os.X_OK):
     pytest.skip(f"no Chromium at {CHROMIUM} (apt-get install chromium)", allow_module_level=True)
 
@@ -196,6 +198,10 @@ def test_learning_rate_at_the_top_diverges_and_reset_clears_it(page, base_url):
     expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "false")
     assert page.evaluate("() => window.__lab.frames") > 0
     assert page.locator("[data-testid=loss-chart]").bounding_box()["height"] > 100
+    # the doctor says so too, in plain words
+    finding = page.locator("[data-testid=findings] li.error[data-name=divergence]")
+    finding.wait_for()
+    assert "learning rate" in finding.inner_text().lower()
     shot(page, "diverged")
 
     page.get_by_test_id("diverged-reset").click()
@@ -300,3 +306,95 @@ def test_narrow_screen_has_no_horizontal_overflow(narrow_page, base_url):
         box = page.get_by_test_id(testid).bounding_box()
         assert box["width"] > 0 and box["x"] >= 0 and box["x"] + box["width"] <= 400, testid
     shot(page, "narrow", full_page=True)
+
+
+def test_the_doctor_names_vanishing_gradients(page, base_url):
+    load(page, base_url + "?activation=sigmoid&hidden=8,8,8,8,8,8&init=too_small"
+                          "&optimizer=sgd&lr=0.1&speed=1000")
+    page.get_by_test_id("play").click()
+    finding = page.locator("[data-testid=findings] li[data-name=vanishing_gradients]")
+    finding.wait_for()
+    page.get_by_test_id("play").click()
+    words = finding.inner_text()
+    # layers are named as the gradient bars name them, not by module numbers (0, 3, ..., 18)
+    assert "layer 1" in words and not re.search(r"\blayer (1\d|[7-9])\b", words)
+    assert page.locator("[data-testid=grad-bars] .name").all_inner_texts()[0] == "layer 1"
+    shot(page, "doctor-vanishing", full_page=True)
+
+
+# Every control a person can reach, with the name a screen reader gives it.
+CONTROL_NAMES = """() => [...document.querySelectorAll('input, select, button')]
+    .filter((el) => !el.closest('[hidden]') && (el.offsetParent !== null || el.type === 'file'))
+    .map((el) => {
+      let name = el.getAttribute('aria-label') || '';
+      if (!name && el.getAttribute('aria-labelledby')) name = el.getAttribute('aria-labelledby')
+          .split(' ').map((id) => (document.getElementById(id) || {}).textContent || '').join(' ');
+      if (!name && el.labels && el.labels.length) {
+        name = [...el.labels].map((l) => l.textContent).join(' ');
+      }
+      if (!name && el.tagName === 'BUTTON') name = el.textContent;
+      return [el.dataset.testid || el.id || el.outerHTML.slice(0, 60), name.trim()];
+    })"""
+
+
+def test_controls_have_names_and_work_by_mouse_and_keyboard(page, base_url):
+    load(page, base_url + "?hidden=4,3")
+    # keyboard: Tab from the page's start reaches Play, Space and Enter press it, keys move sliders
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.dataset.testid") == "play"
+    page.keyboard.press("Space")
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "true")
+    page.keyboard.press("Enter")
+    expect(page.get_by_test_id("play")).to_have_attribute("aria-pressed", "false")
+    page.get_by_test_id("lr").focus()
+    page.keyboard.press("PageUp")
+    page.wait_for_function("() => Number(new URLSearchParams(location.search).get('lr')) > 0.03")
+    controls = page.evaluate(CONTROL_NAMES)
+    assert len(controls) > 30
+    assert [c for c in controls if not c[1]] == []
+    # the layer tools sit over the network picture: a real mouse click reaches them
+    page.get_by_test_id("add-neuron-0").click()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('hidden') === '5,3'")
+    page.get_by_test_id("activation-1").click()
+    page.get_by_test_id("activation-1").select_option("relu")
+    page.wait_for_function(
+        "() => new URLSearchParams(location.search).get('activations') === 'tanh,relu'")
+    # knobs show only where they mean something
+    page.get_by_test_id("optimizer").select_option("rmsprop")
+    expect(page.get_by_test_id("momentum")).to_be_hidden()
+    page.get_by_test_id("optimizer").select_option("momentum")
+    expect(page.get_by_test_id("momentum")).to_be_visible()
+
+
+def test_csv_upload_and_stability_map(page, base_url, tmp_path):
+    load(page, base_url)
+    rows = "".join(f"{(i % 7) / 7 - 0.5:.3f},{(i % 5) / 5 - 0.5:.3f},"
+                   f"{'yes' if i % 7 > 3 else 'no'}\n" for i in range(40))
+    upload = tmp_path / "mine.csv"
+    upload.write_text("a,b,kind\n" + rows)
+    page.get_by_test_id("csv").set_input_files(str(upload))
+    page.get_by_test_id("toast").filter(has_text="Loaded your CSV: 40 rows, 2 classes (no, yes)") \
+        .wait_for()
+    page.wait_for_function("() => new URLSearchParams(location.search).get('dataset') === 'csv'")
+    assert page.get_by_test_id("dataset").input_value() == "csv"
+    # a small map (the Run button asks for 6 x 5 runs of 200 steps): cells fill in, and the
+    # diverged ones are drawn in their own colour
+    page.evaluate("""() => window.__lab.ws.send(JSON.stringify({type: 'stability_map',
+        lrs: [0.01, 10], batch_sizes: [4], steps: 40}))""")
+    expect(page.get_by_test_id("stability-run")).to_have_text("Run again")
+    diverged_pixels = page.evaluate("""() => {
+        const c = document.querySelector('[data-testid=stability]');
+        const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+        let n = 0;
+        for (let i = 0; i < d.length; i += 4) n += d[i] === 127 && d[i+1] === 29 && d[i+2] === 45;
+        return n;
+    }""")
+    assert diverged_pixels > 100
+    # a cell is picked with the keyboard too: its learning rate and batch size are used
+    page.get_by_test_id("stability").focus()
+    page.keyboard.press("ArrowRight")          # the first cell
+    page.keyboard.press("ArrowRight")          # lr 10
+    page.keyboard.press("Enter")
+    page.wait_for_function("() => { const q = new URLSearchParams(location.search);"
+                           " return q.get('lr') === '10' && q.get('batch_size') === '4'; }")
+    shot(page, "csv-and-stability", full_page=True)

@@ -170,6 +170,17 @@ def test_hello_skips_bad_link_values(client):
         assert settings["dataset"] == "spiral"
 
 
+def test_hello_takes_link_settings_in_any_order(client):
+    # backprop.lab.settings.to_query sorts names: "activations" comes before "hidden"
+    with client.websocket_connect("/ws") as ws:
+        ws.send_json({"type": "hello", "settings": {
+            "activations": ["relu", "tanh", "gelu"], "hidden": [5, 4, 3], "lr": 0.1}})
+        first = recv(ws)
+        assert first["type"] == "settings", first
+        assert first["values"]["hidden"] == [5, 4, 3]
+        assert first["values"]["activations"] == ["relu", "tanh", "gelu"]
+
+
 def test_diverged_state_over_the_socket(client):
     with client.websocket_connect("/ws") as ws:
         hello(ws, {"dataset": "sine", "optimizer": "sgd", "lr": 10.0, "speed": 1000})

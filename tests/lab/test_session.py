@@ -357,3 +357,110 @@ def test_diagnostics_monitor_is_attached_when_available():
     assert s._monitor.readings.steps and s._monitor.optimizer is s._optimizer
     s.close()
     assert s._monitor is None
+
+
+# -- the doctor in the lab ------------------------------------------------------------------------
+@pytest.mark.parametrize("settings, what", [
+    ({"lr": 10.0}, "loss_blow_up"),                                      # no NaN, a loss 5x
+    ({"dataset": "sine", "optimizer": "sgd", "lr": 10.0}, "loss"),        # NaN/Inf
+])
+def test_a_diverged_run_has_a_divergence_finding(settings, what):
+    pytest.importorskip("backprop.diagnostics")
+    s = LabSession(settings)
+    s.step(100)
+    assert s.diverged is not None and s.diverged["what"] == what
+    assert s.diverged["step"] < 50       # before the doctor's regular 50-step turn
+    findings = s.snapshot()["findings"]
+    assert findings[0]["name"] == "divergence" and findings[0]["severity"] == "error"
+
+
+def test_the_lab_says_diverged_when_the_doctor_cannot(monkeypatch):
+    diagnostics = pytest.importorskip("backprop.diagnostics")
+    monkeypatch.setattr(diagnostics, "diagnose", lambda readings, history=None: [])
+    s = LabSession({"lr": 10.0, "optimizer": "sgd"})
+    s.step(100)
+    step = s.diverged["step"]
+    (finding,) = s.snapshot()["findings"]
+    assert finding["name"] == "divergence" and finding["severity"] == "error"
+    assert finding["summary"].startswith(f"At step {step}, the loss on the training set reached")
+    assert "learning rate 10, batch size 16" in finding["summary"]
+    assert "try 1)" in finding["advice"]
+    assert s.snapshot()["findings"] == [finding]       # made once, not at every frame
+    s.reset()
+    assert s.snapshot()["findings"] == []
+
+
+def test_the_doctor_reads_every_step_numbered_as_the_page_shows(monkeypatch):
+    diagnostics = pytest.importorskip("backprop.diagnostics")
+    real, seen = diagnostics.diagnose, []
+
+    def spy(readings, history=None):
+        seen.append((readings, history))
+        return real(readings, history)
+
+    monkeypatch.setattr(diagnostics, "diagnose", spy)
+    s = LabSession()
+    s.step(50)
+    s.snapshot()                           # the doctor runs when a frame is made
+    readings, history = seen[-1]
+    assert [r["step"] for r in history.steps] == list(range(1, 51))
+    assert all(math.isfinite(r["loss"]) and r["lr"] == 0.03 for r in history.steps)
+    assert readings.meta["batch_size"] == 16
+    # a new optimizer makes a new Monitor counting from 1: its steps are shifted to the
+    # session's, and the doctor is told the batch size in use now
+    s.apply({"optimizer": "sgd", "batch_size": 4})
+    s.step(100)
+    s.snapshot()
+    readings, history = seen[-1]
+    assert [r["step"] for r in history.steps] == list(range(1, 151))
+    assert [r["step"] for r in readings.steps] == list(range(51, 151, 10))
+    assert readings.meta["batch_size"] == 4
+
+
+def test_findings_name_layers_as_the_page_does():
+    pytest.importorskip("backprop.diagnostics")
+    s = LabSession({"activation": "sigmoid", "hidden": [8] * 6, "init": "too_small",
+                    "optimizer": "sgd", "lr": 0.1})
+    # modules: Linear 0, 3, ..., 15 and the output 18; activations 1, 4, ...; dropouts 2, 5, ...
+    assert s._page_names("Layer 18 beats layer 4, 6.weight and 18.bias; layer 2 drops") == \
+        "The output layer beats layer 2, layer 3's weights and the output layer's biases; " \
+        "layer 1 dropout drops"
+    s.step(100)
+    finding = {f["name"]: f for f in s.snapshot()["findings"]}["vanishing_gradients"]
+    assert "layer 1" in finding["summary"]
+    assert not re.search(r"layer (1\d|[7-9])\b", finding["summary"])   # no module numbers
+    assert set(finding["layers"]) <= {f"layer {k}" for k in range(1, 7)} | {"output"}
+
+
+def test_load_csv_with_text_labels():
+    rng = np.random.default_rng(1)
+    X = rng.uniform(-1, 1, (40, 2))
+    names = np.where(X[:, 0] > 0, "yes", "no")
+    s = LabSession(diagnostics=False)
+    info = s.load_csv("a,b,kind\n" + "".join(f"{x:.3f},{y:.3f}, {n}\n"
+                                              for (x, y), n in zip(X, names)))
+    assert info == {"rows": 40, "task": "classification", "classes": 2,
+                    "class_labels": ["no", "yes"], "header": ["a", "b", "kind"]}
+    labels = np.concatenate([s._y_train, s._y_test])
+    assert sorted(labels.tolist()) == sorted((names == "yes").astype(int).tolist())
+    assert s.step(20) == 20
+    compile(s.export_script(), "lab.py", "exec")
+    many = "".join(f"{i},{i},class{i}\n" for i in range(12))
+    with pytest.raises(LabError, match="labels are text with 12 different values; a "
+                                       "classification set takes at most 10 classes"):
+        s.load_csv(many)
+    with pytest.raises(LabError, match="CSV row 3: the label \\(third column\\) is empty"):
+        s.load_csv("1,2,a\n1,2,b\n1,2, \n" + "1,2,a\n" * 10)
+    assert s.task == "classification" and s._csv["class_labels"] == ["no", "yes"]
+
+
+def test_the_doctors_history_is_bounded(monkeypatch):
+    import backprop.lab.session as session_module
+    monkeypatch.setattr(session_module, "_HISTORY_HEAD", 5)
+    monkeypatch.setattr(session_module, "_HISTORY_KEEP", 20)
+    s = LabSession(diagnostics=False)
+    s.step(137)
+    steps = [r["step"] for r in s._history]
+    assert steps[:5] == [1, 2, 3, 4, 5]              # the untrained start stays
+    assert steps[-1] == 137 and steps[5:] == list(range(steps[5], 138))
+    assert len(steps) <= 5 + 20

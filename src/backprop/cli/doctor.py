@@ -33,7 +33,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         description="Read the diagnostics that `backprop train` recorded in a run folder, "
                     "print the findings (vanishing or exploding gradients, divergence, dead "
                     "units, ...) with advice, and write plots into the folder.")
-    p.add_argument("run_dir", metavar="RUN", help="a run folder written by `backprop train`")
+    p.add_argument("run_dir", metavar="RUN",
+                   help="a run folder written by `backprop train` (or its diagnostics.jsonl)")
     where = p.add_mutually_exclusive_group()
     where.add_argument("--plots", metavar="DIR", help="write the plots here (default: RUN)")
     where.add_argument("--no-plots", dest="no_plots", action="store_true",
@@ -45,6 +46,17 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def _fail(message: str, status: int) -> int:
     print(f"backprop doctor: error: {message}", file=sys.stderr)
     return status
+
+
+def _print(text: str = "") -> None:
+    """Print; when the reader has gone (``backprop doctor RUN | head``), print nothing more
+    and carry on: the plots are still written."""
+    try:
+        print(text)
+        sys.stdout.flush()
+    except BrokenPipeError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
 
 
 def _history(run_dir: str):
@@ -60,7 +72,8 @@ def _history(run_dir: str):
 def _describe(readings, history) -> str:
     interval = readings.meta.get("interval")
     every = f", every {interval} steps" if interval and interval > 1 else ""
-    parts = [f"{len(readings.steps)} recorded steps{every}"]
+    n = len(readings.steps)
+    parts = [f"{n} recorded step{'' if n == 1 else 's'}{every}"]
     last = history.steps[-1]["step"] if history is not None and history.steps else None
     if last is not None:
         parts.append(f"{last} steps in all")
@@ -72,6 +85,11 @@ def _describe(readings, history) -> str:
 def run(args) -> int:
     """Run ``backprop doctor`` with parsed arguments; returns the exit status."""
     run_dir = args.run_dir
+    if os.path.isfile(run_dir) and os.path.basename(run_dir) == DIAGNOSTICS_FILE:
+        run_dir = os.path.dirname(run_dir) or "."  # the run's own file: its folder is the run
+    elif os.path.exists(run_dir) and not os.path.isdir(run_dir):
+        return _fail(f"{run_dir} is a file, not a run folder; give the folder that "
+                     f"`backprop train --out` wrote (the one holding {DIAGNOSTICS_FILE})", 2)
     if not os.path.isdir(run_dir):
         return _fail(f"no run folder {run_dir}; make one with: backprop train --out {run_dir}",
                      2)
@@ -86,20 +104,18 @@ def run(args) -> int:
     except (OSError, ValueError, TypeError) as e:
         return _fail(f"cannot read the run in {run_dir}: {e}", 1)
     report = diagnose(readings, history)
-    print(f"backprop doctor {run_dir} ({_describe(readings, history)})")
-    print()
-    print(report)
+    _print(f"backprop doctor {run_dir} ({_describe(readings, history)})\n\n{report}")
     if args.no_plots:
         return 0
     folder = args.plots or run_dir
     try:
         written = _plots.write_plots(readings, history, folder)
     except _plots.PlotDependencyError as e:
-        print(f"\nplots skipped: {e}")
+        _print(f"\nplots skipped: {e}")
         return 0
     except OSError as e:
         return _fail(f"cannot write the plots into {folder}: {e.strerror or e}", 1)
     if written:
         names = ", ".join(os.path.basename(p) for p in written)
-        print(f"\nplots in {folder}{os.sep}: {names}")
+        _print(f"\nplots in {os.path.join(folder, '')}: {names}")  # one separator at the end
     return 0

@@ -87,7 +87,7 @@ DEAD_KINDS = frozenset({"relu", "leaky_relu", "gelu", "elu"})
 # Module class -> activation kind; the first isinstance match wins.
 _MODULE_KINDS = (
     (nn.ReLU, "relu"), (nn.LeakyReLU, "leaky_relu"), (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"),
-    (nn.GELU, "gelu"), (nn.ELU, "elu"), (nn.Softplus, "softplus"),
+    (nn.GELU, "gelu"), (nn.ELU, "elu"), (nn.Softplus, "softplus"), (nn.SiLU, "silu"),
     (nn.Linear, "linear"), (nn.Conv2d, "linear"),
 )
 

@@ -34,7 +34,10 @@ UPDATE_RATIO_GUIDE = 1e-3
 PLOT_FILES = {"loss": "loss_steps.png", "grad_norms": "grad_norms.png",
               "update_ratios": "update_ratios.png", "activations": "activations.png"}
 
-#: Most activation histograms drawn in one figure (the deepest layers are kept).
+#: Most activation histograms drawn in one figure. A deeper network shows its activation
+#: layers first (the Linear outputs feeding them are dropped, the network's output kept),
+#: then an evenly spaced choice that always includes the first and the last layer: the
+#: first layers are where vanishing signals and dead units start.
 MAX_HISTOGRAMS = 12
 
 
@@ -117,18 +120,23 @@ def _nonfinite_step(source):
 
 
 # -- the plots --------------------------------------------------------------------------------
-def plot_loss(readings_or_history, path) -> str:
+def plot_loss(readings_or_history, path, *, nonfinite=None) -> str:
     """Training loss per step (and per-epoch train/validation loss) against the step.
 
-    Takes a ``Readings`` or a ``History`` (both have ``steps`` and ``epochs``). Steps
-    where the loss was NaN/Inf are marked by a red line at the first of them.
+    Takes a ``Readings`` or a ``History`` (both have ``steps`` and ``epochs``). The first
+    non-finite value is marked by a red line at its step: the source's ``nonfinite``
+    record, else ``nonfinite`` (a Readings' record, for a History that stops before the
+    step that went NaN/Inf), else the first NaN/Inf loss among the steps.
     Returns ``path``.
 
     Example::
 
-        plot_loss(trainer.history, "runs/spiral/loss_steps.png")
+        plot_loss(trainer.history, "runs/spiral/loss_steps.png",
+                  nonfinite=monitor.readings.nonfinite)
     """
     plt = _pyplot()
+    from matplotlib.ticker import MaxNLocator
+
     src = readings_or_history
     steps = [r for r in getattr(src, "steps", []) if "step" in r]
     epochs = [r for r in getattr(src, "epochs", []) if "step" in r]
@@ -145,6 +153,8 @@ def plot_loss(readings_or_history, path) -> str:
             positive &= all(v > 0 for _, v in pts if not math.isnan(v))
             ax.plot(*zip(*pts), marker="o", ms=3, lw=1.5, label=label)
     bad = _nonfinite_step(src)
+    if bad is None and isinstance(nonfinite, dict):
+        bad = nonfinite.get("step")
     if bad is None:
         bad = next((r["step"] for r in steps if "loss" in r and r["loss"] is not None
                     and not _finite(r["loss"])), None)
@@ -154,8 +164,9 @@ def plot_loss(readings_or_history, path) -> str:
         ax.set_yscale("log")
     if not (steps or epochs):
         ax.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=ax.transAxes)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss")
+    ax.set_ylabel("loss (log scale)" if ax.get_yscale() == "log" else "loss")
     ax.set_title("Loss")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8)
@@ -201,13 +212,16 @@ def plot_grad_norm_heatmap(readings, path) -> str:
         ax.set_yticks(np.arange(len(names)) + 0.5)
         ax.set_yticklabels(names, fontsize=8)
         ax.invert_yaxis()  # first layer on top, as the network is usually drawn
-        if np.isnan(shown).any():  # say what grey means: a dead layer must not look like a gap
-            ax.set_title("grey: zero, missing or non-finite gradient", loc="right", fontsize=8)
+        ax.set_ylabel("weight of layer (input at top)")
+        greyed = bool(np.isnan(shown).any())
     else:
+        greyed = False
         ax.text(0.5, 0.5, "no finite gradient norms recorded", ha="center", va="center",
                 transform=ax.transAxes)
     ax.set_xlabel("optimizer step")
-    ax.set_title("Gradient norm per layer")
+    # Say what grey means: a dead layer must not look like a gap in the data.
+    ax.set_title("Gradient norm per layer" +
+                 ("\n(grey: zero, missing or non-finite gradient)" if greyed else ""))
     fig.tight_layout()
     return _save(fig, path)
 
@@ -215,20 +229,35 @@ def plot_grad_norm_heatmap(readings, path) -> str:
 def plot_update_ratios(readings, path) -> str:
     """Each layer's update-to-weight ratio ||Δw|| / ||w|| over the steps (log scale) with
     the 1e-3 guide line: far below it the layer barely learns (learning rate too low), far
-    above it the steps are too large. Returns ``path``.
+    above it the steps are too large. Steps that changed a layer not at all (ratio 0) are
+    triangles at the bottom. Returns ``path``.
 
     Example::
 
         plot_update_ratios(monitor.readings, "update_ratios.png")
     """
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(7, 4))
+    fig, ax = plt.subplots(figsize=(8.5, 4))
     drawn = False
-    for name in _weight_names(readings):
-        x, y = _series(readings, name, "update_ratio")
+    series = [(name, *_series(readings, name, "update_ratio"))
+              for name in _weight_names(readings)]
+    # Past ten layers the default colours repeat: shade by depth instead (dark = input side).
+    shades = list(plt.get_cmap("viridis")(np.linspace(0, 0.9, len(series)))) \
+        if len(series) > 10 else [None] * len(series)
+    positive = [v for _, _, y in series for v in y[np.isfinite(y) & (y > 0)]]
+    # A ratio of exactly 0 (the step changed nothing: a gradient too small to move a float32
+    # weight, or none at all) has no place on a log scale, yet it is the layer to look at:
+    # it is drawn as triangles on a floor below every other value.
+    floor = (min(positive) if positive else UPDATE_RATIO_GUIDE) / 10
+    for (name, x, y), color in zip(series, shades):
         keep = np.isfinite(y) & (y > 0)
+        zero = y == 0
         if keep.any():
-            ax.plot(x[keep], y[keep], lw=1.2, label=name)
+            color = ax.plot(x[keep], y[keep], lw=1.2, label=name, color=color)[0].get_color()
+            drawn = True
+        if zero.any():
+            ax.plot(x[zero], np.full(int(zero.sum()), floor), ls="none", marker="v", ms=5,
+                    color=color, label=f"{name}: no change (ratio 0)")
             drawn = True
     ax.axhline(UPDATE_RATIO_GUIDE, color="black", ls="--", lw=1,
                label=f"guide {UPDATE_RATIO_GUIDE:g}")
@@ -239,7 +268,9 @@ def plot_update_ratios(readings, path) -> str:
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("||update|| / ||weight||")
     ax.set_title("Update-to-weight ratio per layer")
-    ax.legend(fontsize=7, ncol=2)
+    # Beside the axes, not over the lines: deep networks have many entries.
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5),
+              ncol=1 if len(series) <= 14 else 2)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -267,7 +298,9 @@ def plot_activation_histograms(readings, path, step=None) -> str:
     acts = {} if record is None else record["activations"]
     order = [n for n in readings.meta.get("layers", []) if n in acts]
     order += [n for n in acts if n not in order]
-    order = [n for n in order if isinstance(acts[n].get("hist"), dict)][-MAX_HISTOGRAMS:]
+    order = [n for n in order if isinstance(acts[n].get("hist"), dict)]
+    total = len(order)
+    order = _choose_layers(order, acts, MAX_HISTOGRAMS)
     cols = min(4, max(1, len(order)))
     rows = max(1, math.ceil(len(order) / cols))
     fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
@@ -295,10 +328,30 @@ def plot_activation_histograms(readings, path, step=None) -> str:
         ax.set_title(f"{name} ({a.get('kind', '?')})\nmean {_nan(a.get('mean')):.2g}, "
                      f"std {_nan(a.get('std')):.2g}{extra}", fontsize=8)
         ax.tick_params(labelsize=7)
-    title = "Activations" + ("" if record is None else f" at step {record['step']}")
+    title = "Activations (layer outputs)" + ("" if record is None else
+                                             f" at step {record['step']}")
+    if len(order) < total:
+        title += f": {len(order)} of {total} layers"
     fig.suptitle(title)
+    if order:
+        fig.supxlabel("output value", fontsize=9)
+        fig.supylabel("count (entries in the batch)", fontsize=9)
     fig.tight_layout()
     return _save(fig, path)
+
+
+def _choose_layers(order: list, acts: dict, most: int) -> list:
+    """At most ``most`` of the layers in ``order`` (see :data:`MAX_HISTOGRAMS`), in order."""
+    if len(order) <= most:
+        return order
+    # The activations and the output first: a Linear output says less than the
+    # activation it feeds.
+    kept = [n for i, n in enumerate(order)
+            if acts[n].get("kind") != "linear" or i == len(order) - 1]
+    if len(kept) <= most:
+        return kept
+    picks = np.linspace(0, len(kept) - 1, most).round().astype(int)
+    return [kept[i] for i in sorted(set(picks.tolist()))]
 
 
 def write_plots(readings, history=None, folder=".") -> list:
@@ -320,7 +373,8 @@ def write_plots(readings, history=None, folder=".") -> list:
     loss_source = history if history is not None and (history.steps or history.epochs) \
         else readings
     if loss_source is not None and (loss_source.steps or loss_source.epochs):
-        written.append(plot_loss(loss_source, os.path.join(folder, PLOT_FILES["loss"])))
+        written.append(plot_loss(loss_source, os.path.join(folder, PLOT_FILES["loss"]),
+                                 nonfinite=getattr(readings, "nonfinite", None)))
     if readings is None:
         return written
     has_params = any(r.get("params") for r in readings.steps)

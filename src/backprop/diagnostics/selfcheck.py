@@ -324,6 +324,12 @@ class SelfCheckReport:
     summary line, ``summary()`` the summary line alone, ``to_dict()`` plain data.
     ``uncovered`` lists built-in primitives that no op case reached (None when only
     part of the catalogue ran).
+
+    Example::
+
+        report = run_selfcheck(layers=False, pattern="pool")
+        print(report)            # one row per case, then "3 passed, 0 failed in 0.05 s"
+        report.passed, report.failed
     """
 
     def __init__(self, results: list, seconds: float, uncovered: list | None = None):
@@ -349,6 +355,7 @@ class SelfCheckReport:
         return self.results[i]
 
     def summary(self) -> str:
+        """The last line of the table: counts, time, and what failed or was not reached."""
         n_fail = len(self.failed)
         line = (f"{len(self.results) - n_fail} passed, {n_fail} failed "
                 f"in {self.seconds:.2f} s")
@@ -359,6 +366,7 @@ class SelfCheckReport:
         return line
 
     def to_dict(self) -> dict:
+        """``{"passed", "seconds", "uncovered", "results": [row dicts]}``, plain data."""
         return {"passed": self.passed, "seconds": self.seconds, "uncovered": self.uncovered,
                 "results": [asdict(r) for r in self.results]}
 

@@ -87,6 +87,13 @@ class BlameTable:
         optimizer: the optimizer's class name in ``"optimizer"`` mode.
         total_grad_norm: L2 norm of all gradients together.
         total_grad_abs_sum: Σ|g| over all gradients (the denominator of the shares).
+
+    Example::
+
+        table = blame(model, lr=0.1)
+        print(table.sort_by("share"))       # the most-blamed parameter first
+        table["0.weight"].share             # 0.42
+        table.to_dict()["rows"][0]["grad_norm"]
     """
 
     def __init__(self, rows, *, mode=None, lr=None, optimizer=None):

@@ -60,6 +60,13 @@ class Graph:
     gradient of the loss with respect to that node's output (its total, summed over all
     the node's consumers); on an edge it is that of the edge's ``src``, the gradient that
     flows back along it (the total again where ``src`` feeds several ops).
+
+    Example::
+
+        g = graph(loss, params=dict(model.named_parameters()))
+        loss.backward()
+        print(g.to_mermaid())                   # or g.to_dot(), g.render("graph.svg")
+        [e["grad_norm"] for e in g.edges][:3]
     """
 
     def __init__(self, nodes: list, edges: list):
@@ -161,14 +168,27 @@ class Graph:
 
         Args:
             path: the file to write (replaced atomically: a failure leaves no partial file).
-            format: ``"svg"`` or ``"png"``; by default taken from ``path``'s suffix, else SVG.
+            format: ``"svg"`` or ``"png"``; by default taken from ``path``'s suffix (SVG
+                when it has none).
 
-        Raises GraphvizNotFound, saying how to install Graphviz, when ``dot`` is missing.
+        Raises GraphvizNotFound, saying how to install Graphviz, when ``dot`` is missing,
+        and ValueError for a format (or a suffix, when no format is given) other than
+        SVG or PNG.
+
+        Example::
+
+            g.render("graph.png")               # PNG, from the suffix
+            g.render("graph", format="svg")
         """
         path = os.fspath(path)
         if format is None:
             suffix = os.path.splitext(path)[1].lstrip(".").lower()
-            format = suffix if suffix in FORMATS else "svg"
+            if suffix and suffix not in FORMATS:
+                # Writing SVG into "graph.pdf" would give a file no viewer opens as a PDF.
+                raise ValueError(f"Graph.render: cannot draw {path!r}: the suffix .{suffix} is "
+                                 f"not one of {', '.join('.' + f for f in FORMATS)}; rename "
+                                 f"the file or pass format=")
+            format = suffix or "svg"
         if format not in FORMATS:
             raise ValueError(f"Graph.render: format must be one of {', '.join(FORMATS)}, got "
                              f"{format!r}")
@@ -196,7 +216,9 @@ def graph(tensor: Tensor, params: dict | None = None, *, hooks: bool = True,
 
     Args:
         tensor: the output (usually the loss).
-        params: names for leaf tensors, e.g. ``dict(model.named_parameters())``.
+        params: names for leaf tensors, e.g. ``dict(model.named_parameters())``; a named
+            tensor that requires grad is drawn as a parameter, one that does not (the data,
+            ``{"x": x, "y": y}``) as a named input.
         hooks: attach one-shot hooks so the next backward records gradient norms on every
             node and edge; each hook removes itself when it fires
             (:meth:`Graph.detach_hooks` removes those that never fire).
@@ -236,8 +258,9 @@ def graph(tensor: Tensor, params: dict | None = None, *, hooks: bool = True,
         ids[id(obj)] = nid
         objects.append(obj)
         if isinstance(obj, Tensor):
-            kind = "parameter" if isinstance(obj, Parameter) or id(obj) in names else \
-                ("leaf" if obj.requires_grad else "input")
+            # A named tensor that needs no gradient is still data (an input or a target).
+            kind = "input" if not obj.requires_grad else \
+                ("parameter" if isinstance(obj, Parameter) or id(obj) in names else "leaf")
             nodes.append({"id": nid, "kind": kind, "op": None, "shape": shape,
                           "name": names.get(id(obj)), "requires_grad": obj.requires_grad})
         else:
@@ -288,7 +311,7 @@ def default_graph() -> Graph:
 
     model, x, y, loss_fn, _ = default_example()
     loss = loss_fn(model(x), y)
-    g = graph(loss, params=dict(model.named_parameters()))
+    g = graph(loss, params={**dict(model.named_parameters()), "x": x, "y (target)": y})
     loss.backward()
     return g
 

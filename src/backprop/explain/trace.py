@@ -31,6 +31,7 @@ from backprop import dtypes as _dt
 from backprop import random as _random
 from backprop.autograd import enable_grad, grad, no_grad
 from backprop.creation import tensor as _tensor
+from backprop.errors import ShapeError
 from backprop.explain.blame import BlameTable, blame
 from backprop.nn import (
     ELU, GELU, Identity, LeakyReLU, Linear, Module, MSELoss, ReLU, Sequential, Sigmoid, SiLU,
@@ -154,6 +155,7 @@ class LayerTrace:
                "W_new", "b_new")
 
     def to_dict(self) -> dict:
+        """The layer's values as plain data (nested lists; None where there is no bias)."""
         out = {"index": self.index, "linear": self.linear, "activation": self.activation,
                "kind": self.kind, "symbol": self.symbol, "fprime_formula": self.fprime_formula}
         for k in self._ARRAYS:
@@ -176,6 +178,13 @@ class Trace:
         param_names: textbook name -> the model's parameter name (``"W[1]" -> "0.weight"``).
 
     ``str(trace)`` is the printed explanation; ``to_dict()`` the same as plain data.
+
+    Example::
+
+        t = trace(*default_example())
+        t.loss, t.loss_after          # 0.0270581..., 0.0254549...
+        t.layers[0].dZ                # dZ[1], a (2, 1) column
+        t.blame.sort_by("share")[0].name
     """
 
     def __init__(self, *, layers, m, lr, dtype, X, y, y_hat, y_hat_after, loss, loss_after,
@@ -267,8 +276,9 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
         t.loss_after            # 0.0254550...
         print(t)
     """
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr):
-        raise ValueError(f"trace: lr must be a finite number, got {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
+            or lr < 0:
+        raise ValueError(f"trace: lr must be a non-negative finite number, got {lr!r}")
     if not callable(loss_fn):
         raise TypeError(f"trace: loss_fn must be callable, got {type(loss_fn).__name__}")
     stages = _stages(model)
@@ -312,7 +322,12 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
         if Y.dtype.kind == "f" and Y.size == y_hat._data.size and Y.shape != y_hat._data.shape:
             Y = Y.reshape(y_hat._data.shape)
         Yt = _tensor(Y)
-        loss = loss_fn(y_hat, Yt)
+        try:
+            loss = loss_fn(y_hat, Yt)
+        except ShapeError as e:  # say which call failed: the user never wrote it
+            raise ShapeError(f"trace: loss_fn(y_hat, y) failed with y_hat of shape "
+                             f"{tuple(y_hat.shape)} (m = {m} samples) and y of shape "
+                             f"{Y.shape}: {e}") from e
         if not isinstance(loss, Tensor) or loss._data.size != 1:
             raise ValueError(f"trace: loss_fn must return a scalar tensor, got "
                              f"{type(loss).__name__ if not isinstance(loss, Tensor) else loss.shape}")
@@ -374,6 +389,12 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
 
 
 # -- building blocks ---------------------------------------------------------------------
+# What to use instead, for a model trace() cannot write out in the textbook's notation.
+_OTHER_MODELS = ("; for any other model, backprop.explain.graph(loss) shows its autograd graph "
+                 "and backprop.explain.blame(model, lr=...) its gradients after "
+                 "loss.backward()")
+
+
 def _stages(model) -> list:
     """[(linear name, Linear, activation name | None, activation | None), ...]."""
     if isinstance(model, Linear):
@@ -382,7 +403,7 @@ def _stages(model) -> list:
         modules = _ordered(model)
     else:
         raise TypeError(f"trace: expected an nn.Sequential of Linear layers and activations, got "
-                        f"{type(model).__name__}")
+                        f"{type(model).__name__}{_OTHER_MODELS}")
     supported = ", ".join(c.__name__ for c in _ACTIVATIONS)
     stages = []
     for name, mod in modules:
@@ -401,7 +422,7 @@ def _stages(model) -> list:
         else:
             raise TypeError(f"trace: unsupported module model[{name}] = {mod!r}; trace explains "
                             f"a Sequential of Linear layers, each followed by at most one "
-                            f"activation ({supported})")
+                            f"activation ({supported}){_OTHER_MODELS}")
     if not stages:
         raise ValueError("trace: the model has no Linear layer")
     return [tuple(s) for s in stages]

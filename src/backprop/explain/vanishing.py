@@ -62,6 +62,14 @@ class VanishingResult:
             gradient has travelled (with skips the activations grow, and so does it).
         verdict: ``"vanishing"``, ``"exploding"`` or ``"healthy"``.
         message: the one-line verdict in words.
+
+    ``str(result)`` prints one log-scale bar per layer and the verdict.
+
+    Example::
+
+        result = vanishing(depth=8, activation="sigmoid")
+        result.verdict             # "vanishing"
+        result.norms[0] / result.norms[-2]
     """
 
     config: dict
@@ -72,6 +80,8 @@ class VanishingResult:
     message: str
 
     def to_dict(self) -> dict:
+        """``{"config", "layers": [{"layer", "name", "grad_norm"}], "ratio", "verdict",
+        "message"}``, plain data."""
         return {"config": dict(self.config), "layers": [
             {"layer": i + 1, "name": n, "grad_norm": g}
             for i, (n, g) in enumerate(zip(self.names, self.norms))],

@@ -44,6 +44,7 @@ Server -> page
     {"type": "step_detail", ...}                            after "step" (below)
     {"type": "error", "message": str, "field": str | None} a rejected message or setting
     {"type": "csv_loaded", "rows", "task", "classes", "class_labels", "header"}
+                      class_labels: the label values (numbers or text) of classes 0, 1, ...
     {"type": "stability_start", "lrs": [...], "batch_sizes": [...], "steps": int}
     {"type": "stability_cell", "lr", "batch_size", "i", "j", "final_loss" (float | null),
      "test_loss", "diverged": bool, "steps"}               i indexes lrs, j batch_sizes;
@@ -92,6 +93,9 @@ null::
                     | null, "weight_norm": |W|}, ...]   one per Linear layer,
      "findings": [{"name", "severity": "info" | "warning" | "error", "summary", "advice",
                    "layers"}, ...]     the doctor's (empty without backprop.diagnostics),
+                   layers named as the page names them ("layer 1", "output"); after a
+                   divergence there is always a "divergence" finding (the lab's own when
+                   the doctor has too few readings to say so),
      "diverged": null | {"step": N, "what": "loss" | "gradient" (NaN/Inf) | "loss_blow_up"
                          (the training-set loss above 5x that of guessing / of the start),
                          "message": "diverged at step N: learning rate too high for this

@@ -331,7 +331,11 @@ class _Worker:
 
     def _do_hello(self, settings=None) -> None:
         good = {}
-        for name, value in (settings or {}).items():
+        # In the table's order, whatever the link's: "activations" is checked against the
+        # link's "hidden", which comes before it in the table.
+        order = {name: i for i, name in enumerate(SETTINGS)}
+        items = sorted((settings or {}).items(), key=lambda kv: order.get(kv[0], len(order)))
+        for name, value in items:
             try:
                 validate({**good, name: value}, defaults())
                 good[name] = value

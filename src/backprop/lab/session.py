@@ -25,6 +25,7 @@ import io
 import math
 import multiprocessing
 import os
+import re
 
 import numpy as np
 
@@ -60,6 +61,9 @@ _CURVE_KEEP = 4000          # loss points kept in memory before thinning by half
 _FINDINGS_EVERY = 50        # steps between two runs of the doctor (it reads the Monitor)
 _MONITOR_INTERVAL = 10      # the Monitor records every 10th step (its cost stays small)
 _READINGS_KEEP = 1000       # recorded steps kept for the doctor (the oldest are dropped)
+_HISTORY_HEAD = 50          # per-step losses for the doctor: the first ones (the untrained
+_HISTORY_KEEP = 1000        # start it compares with) and up to this many recent ones; the
+                            # doctor's cost grows with their number (~6 ms per 1000)
 _WARMUP_SHARE = 0.1         # warmup + cosine: the first 10% of schedule_steps warm up
 _CHECK_EVERY = 10           # steps between two evaluations of the whole data (curve, blow-up)
 _EXPLODE_FACTOR = 5.0
@@ -252,6 +256,8 @@ class LabSession:
         self._boundary_cache = (None, None)
         self._findings = []
         self._findings_step = 0
+        self._findings_at_divergence = None   # step_count of the findings made after diverging
+        self._history = []              # {"step", "epoch", "loss", "lr", "grad_norm"} per step
         self._reference_loss = max(self.metrics()["train_loss"], self._chance_loss())
         self._attach_monitor()
         self.data_version += 1
@@ -417,6 +423,9 @@ class LabSession:
             self._monitor = Monitor(self.model, self._optimizer, interval=_MONITOR_INTERVAL)
         except Exception:  # a diagnostics problem must never stop the lab from training
             self._monitor = None
+        # A Monitor counts steps from its own start (a new optimizer makes a new Monitor):
+        # its step k is the session's step k + offset.
+        self._monitor_offset = getattr(self, "step_count", 0)
 
     def _close_monitor(self) -> None:
         monitor = getattr(self, "_monitor", None)
@@ -428,26 +437,117 @@ class LabSession:
         self._monitor = None
 
     def _update_findings(self) -> None:
-        """Run the doctor on the Monitor's readings, at most every _FINDINGS_EVERY steps."""
-        if self._monitor is None:
+        """Run the doctor, at most every _FINDINGS_EVERY steps, and once after a divergence.
+
+        The doctor reads the Monitor's readings (every 10th step in detail) and the
+        session's own per-step losses (a :class:`~backprop.train.History`), both numbered
+        by the session's steps, so its messages name the steps the page shows. When
+        training diverged and the doctor has not said so (too few readings yet, or a loss
+        that blew up without turning NaN), the lab adds its own ``divergence`` finding.
+        """
+        if not self._want_diagnostics:
             return
-        due = self.step_count - self._findings_step >= _FINDINGS_EVERY
-        if not due and self.diverged is None:
+        if self.diverged is not None:
+            if self._findings_at_divergence == self.step_count:
+                return
+            self._findings_at_divergence = self.step_count
+        elif self._monitor is None or \
+                self.step_count - self._findings_step < _FINDINGS_EVERY:
             return
         self._findings_step = self.step_count
-        try:
-            from backprop.diagnostics import diagnose
-            steps = self._monitor.readings.steps
-            if len(steps) > _READINGS_KEEP:     # a session can run for hours: bounded memory
-                del steps[:len(steps) - _READINGS_KEEP // 2]
-            report = diagnose(self._monitor.readings)
-            self._findings = [
-                {"name": f.name, "severity": f.severity, "summary": f.summary,
-                 "advice": f.advice, "layers": list(getattr(f, "layers", []) or [])}
-                for f in report]
-        except Exception:
-            self._findings = []
+        findings = []
+        if self._monitor is not None:
+            try:
+                findings = self._doctor()
+            except Exception:  # a diagnostics problem must never stop the lab from training
+                findings = []
+        if self.diverged is not None and not any(f["name"] == "divergence" for f in findings):
+            findings.insert(0, self._divergence_finding())
+        self._findings = findings
 
+    def _doctor(self) -> list:
+        from backprop.diagnostics import Readings, diagnose
+        from backprop.train import History
+
+        readings = self._monitor.readings
+        steps = readings.steps
+        if len(steps) > _READINGS_KEEP:     # a session can run for hours: bounded memory
+            del steps[:len(steps) - _READINGS_KEEP // 2]
+        offset = self._monitor_offset
+        nonfinite = readings.nonfinite
+        if offset:
+            steps = [{**r, "step": r["step"] + offset} if isinstance(r.get("step"), int) else r
+                     for r in steps]
+            if nonfinite and isinstance(nonfinite.get("step"), int):
+                nonfinite = {**nonfinite, "step": nonfinite["step"] + offset}
+        # The batch-size slider is live; the Monitor noted the batch size it saw first.
+        meta = {**readings.meta, "batch_size": self.batch_size}
+        view = Readings(meta=meta, steps=steps, epochs=readings.epochs, nonfinite=nonfinite)
+        history = History()
+        history.steps = list(self._history)
+        report = diagnose(view, history)
+        return [{"name": f.name, "severity": f.severity, "summary": self._page_names(f.summary),
+                 "advice": self._page_names(f.advice),
+                 "layers": [self._layer_label(n) for n in (getattr(f, "layers", None) or [])]}
+                for f in report]
+
+    def _layer_label(self, module: str) -> str:
+        """The page's name of a module of the Sequential ("3" -> "layer 2", "output")."""
+        if not str(module).isdigit():
+            return str(module)
+        i = int(module)
+        last = len(self._linear_at) - 1
+        for n, at in enumerate(self._linear_at):
+            if at == i:
+                return "output" if n == last else f"layer {n + 1}"
+        for n, at in enumerate(self._act_at):
+            if at == i:
+                return f"layer {n + 1}"
+        for n, at in enumerate(self._dropout_at):
+            if at == i:
+                return f"layer {n + 1} dropout"
+        return f"module {i}"
+
+    def _page_names(self, text: str) -> str:
+        """``text`` with the Sequential's module numbers ("layer 18", "6.weight") replaced
+        by the names the page uses ("the output layer", "layer 3's weights")."""
+        if not isinstance(text, str):
+            return text
+
+        def module(match):
+            label = self._layer_label(match.group(2))
+            words = "the output layer" if label == "output" else label
+            return words[0].upper() + words[1:] if match.group(1)[0] == "L" else words
+
+        def param(match):
+            label = self._layer_label(match.group(1))
+            owner = "the output layer" if label == "output" else label
+            return f"{owner}'s {'weights' if match.group(2) == 'weight' else 'biases'}"
+
+        text = re.sub(r"\b([Ll]ayer) (\d+)\b", module, text)
+        return re.sub(r"\b(\d+)\.(weight|bias)\b", param, text)
+
+    def _divergence_finding(self) -> dict:
+        """The lab's own finding for a diverged run, in the doctor's format."""
+        d = self.diverged
+        lr, batch = self._lr_now, self.batch_size
+        if d.get("what") == "loss_blow_up":
+            loss = self.metrics()["train_loss"]
+            what = (f"the loss on the training set reached {loss:.3g}, more than "
+                    f"{_EXPLODE_FACTOR:g} times {self._reference_loss:.3g} (that of the "
+                    f"untrained network or of guessing)")
+        elif d.get("what") == "gradient":
+            what = f"the gradient norm became {self.last_grad_norm}"
+        else:
+            what = f"the loss became {self.last_batch_loss}"
+        return {
+            "name": "divergence", "severity": "error",
+            "summary": f"At step {d['step']}, {what} (learning rate {lr:g}, batch size "
+                       f"{batch}). Training stopped.",
+            "advice": f"The steps overshoot: lower the learning rate about ten times (try "
+                      f"{lr / 10:g}), or use a larger batch (a less noisy gradient), "
+                      f"gradient clipping or the warmup + cosine schedule. Then press Reset.",
+            "layers": []}
     # -- changing settings ------------------------------------------------------------------
     def apply(self, changes: dict) -> dict:
         """Check and apply setting changes; returns the new settings.
@@ -571,6 +671,11 @@ class LabSession:
             loss = self._loss_fn(out, yb)
             loss_value = float(loss.item())
             self.last_batch_loss = loss_value
+            record = {"step": step, "epoch": self._sampler.epoch, "loss": loss_value,
+                      "lr": self._lr_now, "grad_norm": None}
+            self._history.append(record)
+            if len(self._history) > _HISTORY_HEAD + _HISTORY_KEEP:   # a long session
+                del self._history[_HISTORY_HEAD:len(self._history) - _HISTORY_KEEP // 2]
             if self._monitor is not None:
                 try:
                     self._monitor.log_loss(loss_value)
@@ -583,6 +688,7 @@ class LabSession:
             grads = [p.grad.numpy() for p in self._params if p.grad is not None]
             total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
             self.last_grad_norm = total
+            record["grad_norm"] = total
             if not math.isfinite(total):
                 self._diverge(step, "gradient")
                 return None
@@ -849,14 +955,16 @@ class LabSession:
 
         The first row may be a header. Labels that are all integers with at most 10
         distinct values make a classification set (classes numbered in sorted order);
-        anything else is a regression target. Nothing in the text is evaluated.
+        text labels ("yes"/"no", "setosa"...) make one too, at most 10 distinct names, in
+        sorted order; any other numbers are a regression target. Nothing in the text is
+        evaluated.
 
         Returns:
             ``{"rows", "task", "classes", "class_labels", "header"}``.
 
         Raises:
-            LabError: too big or too small, a row of the wrong width, a value that is not a
-                finite number, or a single class.
+            LabError: too big or too small, a row of the wrong width, a feature that is not
+                a finite number, an empty label, a single class or too many text labels.
 
         Example::
 
@@ -870,7 +978,7 @@ class LabSession:
             raise LabError(f"the CSV is {size} bytes; the lab takes at most "
                            f"{LIMITS['max_csv_bytes']} bytes")
         reader = csv.reader(io.StringIO(text))
-        rows, header = [], None
+        features, labels, header = [], [], None
         try:
             for number, row in enumerate(reader, start=1):
                 if not row or all(not cell.strip() for cell in row):
@@ -879,37 +987,59 @@ class LabSession:
                     raise LabError(f"CSV row {number}: expected 3 columns (x1, x2, label), got "
                                    f"{len(row)}")
                 try:
-                    values = [float(cell) for cell in row]
+                    values = [float(cell) for cell in row[:2]]
                 except ValueError:
-                    if not rows and header is None:    # a header line names the columns
+                    if not features and header is None:    # a header line names the columns
                         header = [cell.strip() for cell in row]
                         continue
-                    bad = next(c for c in row if not _is_float(c))
+                    bad = next(c for c in row[:2] if not _is_float(c))
                     raise LabError(f"CSV row {number}: {bad.strip()!r} is not a number") \
                         from None
-                if not all(math.isfinite(v) for v in values):
+                label = row[2].strip()
+                if not label:
+                    raise LabError(f"CSV row {number}: the label (third column) is empty")
+                number_label = float(label) if _is_float(label) else None
+                if not all(math.isfinite(v) for v in values) or \
+                        (number_label is not None and not math.isfinite(number_label)):
                     raise LabError(f"CSV row {number}: values must be finite numbers")
-                rows.append(values)
-                if len(rows) > LIMITS["max_csv_rows"]:
+                features.append(values)
+                labels.append(label if number_label is None else number_label)
+                if len(features) > LIMITS["max_csv_rows"]:
                     raise LabError(f"the CSV has more than {LIMITS['max_csv_rows']} rows")
         except csv.Error as e:
             raise LabError(f"the CSV can't be read: {e}") from None
-        if len(rows) < LIMITS["min_csv_rows"]:
-            raise LabError(f"the CSV has {len(rows)} data rows; the lab needs at least "
+        if len(features) < LIMITS["min_csv_rows"]:
+            raise LabError(f"the CSV has {len(features)} data rows; the lab needs at least "
                            f"{LIMITS['min_csv_rows']}")
-        data = np.asarray(rows, dtype=np.float64)
-        X, labels = data[:, :2].astype(np.float32), data[:, 2]
-        distinct = np.unique(labels)
-        integral = bool(np.all(labels == np.round(labels)))
-        if integral and len(distinct) <= LIMITS["max_csv_classes"]:
+        X = np.asarray(features, dtype=np.float32)
+        max_classes = LIMITS["max_csv_classes"]
+        if any(isinstance(v, str) for v in labels):
+            # Class names: every label is one, numbers included ("0" next to "yes").
+            names = [v if isinstance(v, str) else f"{v:g}" for v in labels]
+            distinct = sorted(set(names))
+            if len(distinct) > max_classes:
+                raise LabError(f"the CSV's labels are text with {len(distinct)} different "
+                               f"values; a classification set takes at most {max_classes} "
+                               f"classes")
             if len(distinct) < 2:
-                raise LabError(f"the CSV's labels are all {distinct[0]:g}: a classification "
+                raise LabError(f"the CSV's labels are all {distinct[0]!r}: a classification "
                                f"set needs at least 2 classes")
-            y = np.searchsorted(distinct, labels).astype(np.int64)
-            task, class_labels = "classification", [float(v) for v in distinct]
+            index = {name: k for k, name in enumerate(distinct)}
+            y = np.asarray([index[n] for n in names], dtype=np.int64)
+            task, class_labels = "classification", distinct
         else:
-            y = labels.astype(np.float32).reshape(-1, 1)
-            task, class_labels = "regression", None
+            numbers = np.asarray(labels, dtype=np.float64)
+            distinct = np.unique(numbers)
+            integral = bool(np.all(numbers == np.round(numbers)))
+            if integral and len(distinct) <= max_classes:
+                if len(distinct) < 2:
+                    raise LabError(f"the CSV's labels are all {distinct[0]:g}: a "
+                                   f"classification set needs at least 2 classes")
+                y = np.searchsorted(distinct, numbers).astype(np.int64)
+                task, class_labels = "classification", [float(v) for v in distinct]
+            else:
+                y = numbers.astype(np.float32).reshape(-1, 1)
+                task, class_labels = "regression", None
         previous = (self._csv, self.settings)
         self._csv = {"X": X, "y": y, "task": task, "class_labels": class_labels,
                      "header": header}
@@ -919,7 +1049,7 @@ class LabSession:
         except LabError:
             self._csv, self.settings = previous
             raise
-        return {"rows": len(rows), "task": task,
+        return {"rows": len(features), "task": task,
                 "classes": len(class_labels) if class_labels else None,
                 "class_labels": class_labels, "header": header}
 

@@ -233,7 +233,9 @@ function handle(msg) {
     case "export": return download(msg);
     case "csv_loaded": case "uploaded":
       if (lab.uploadToast) lab.uploadToast.remove();
-      return toast(`Loaded your CSV: ${msg.rows ?? "?"} rows${msg.task ? `, ${msg.task}` : ""}.`, "info");
+      return toast(`Loaded your CSV: ${msg.rows ?? "?"} rows, ${msg.task === "classification"
+        ? `${msg.classes} classes${Array.isArray(msg.class_labels) ? ` (${msg.class_labels.join(", ")})` : ""}`
+        : msg.task || "?"}.`, "info");
     case "status":
       lab.awaitStatus = false;
       if (typeof msg.running === "boolean") { lab.running = msg.running; renderPlay(); }

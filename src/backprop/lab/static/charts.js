@@ -503,6 +503,27 @@ export class StabilityMap {
       const c = this.cellAt(e.offsetX, e.offsetY);
       if (c && this.onPick) this.onPick(c.lr, c.batch_size);
     });
+    // Keyboard: Tab to the map, arrows move between cells, Enter or Space uses one.
+    this.focus = null;      // [i, j] of the cell chosen with the keyboard
+    canvas.tabIndex = 0;
+    canvas.addEventListener("keydown", (e) => this.onKey(e));
+    canvas.addEventListener("blur", () => { this.focus = null; tooltip.hide(this); this.draw(); });
+  }
+
+  onKey(e) {
+    if (!this.lrs.length) return;
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, 1], ArrowDown: [0, -1] };
+    if (e.key in moves) {
+      const [di, dj] = moves[e.key];
+      const [i, j] = this.focus || [0, 0];
+      this.focus = this.focus
+        ? [clamp(i + di, 0, this.lrs.length - 1), clamp(j + dj, 0, this.bss.length - 1)] : [0, 0];
+    } else if ((e.key === "Enter" || e.key === " ") && this.focus) {
+      const [i, j] = this.focus;
+      if (this.onPick) this.onPick(this.lrs[i], this.bss[j]);
+    } else return;
+    e.preventDefault();
+    this.draw();
   }
 
   start(lrs, bss) {
@@ -587,14 +608,22 @@ export class StabilityMap {
     ctx.save(); ctx.translate(10, m.t + ph / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center"; ctx.fillStyle = INK2;
     ctx.fillText("batch size →", 0, 0); ctx.restore();
 
-    if (this.hover) {
+    const describe = (c, how) => [`lr ${fmt(c.lr, 3)}, batch ${fmtInt(c.batch_size)}`,
+      c.pending ? "running…" : c.diverged ? "diverged" : `final loss ${fmt(c.final_loss, 4)}`,
+      `${how} to use these`].join("\n");
+    if (this.focus) {
+      const [i, j] = this.focus.map((v, k) => Math.min(v, (k ? this.bss : this.lrs).length - 1));
+      const x = m.l + i * cw, y = m.t + (this.bss.length - 1 - j) * ch;
+      ctx.strokeStyle = "#f0b429"; ctx.lineWidth = 3;
+      ctx.strokeRect(x + 1.5, y + 1.5, cw - 3, ch - 3);
+      const c = this.cells.get(`${this.lrs[i]}|${this.bss[j]}`)
+        || { lr: this.lrs[i], batch_size: this.bss[j], pending: true };
+      const r = this.canvas.getBoundingClientRect();
+      tooltip.show(this, r.left + x + cw / 2, r.top + y + ch / 2, describe(c, "Enter"));
+    } else if (this.hover) {
       const c = this.cellAt(this.hover[0], this.hover[1]);
-      if (c) {
-        const text = [`lr ${fmt(c.lr, 3)}, batch ${fmtInt(c.batch_size)}`,
-          c.pending ? "running…" : c.diverged ? "diverged" : `final loss ${fmt(c.final_loss, 4)}`,
-          "click to use these"].join("\n");
-        tooltip.show(this, this.hover[2], this.hover[3], text);
-      } else tooltip.hide(this);
+      if (c) tooltip.show(this, this.hover[2], this.hover[3], describe(c, "click"));
+      else tooltip.hide(this);
     }
   }
 }

@@ -24,13 +24,15 @@ const ELSEWHERE = new Set(["speed", "hidden", "activations"]);
 
 // Knobs that only mean something for some optimisers.
 const RELEVANT = {
-  momentum: (v) => !("optimizer" in v) || ["momentum", "sgd_momentum", "rmsprop", "nesterov"].includes(v.optimizer),
+  // the session gives momentum to SGD + momentum only (RMSprop runs without it)
+  momentum: (v) => !("optimizer" in v) || v.optimizer === "momentum",
   beta1: (v) => !("optimizer" in v) || ["adam", "adamw"].includes(v.optimizer),
   beta2: (v) => !("optimizer" in v) || ["adam", "adamw"].includes(v.optimizer),
   schedule_steps: (v) => !("schedule" in v) || v.schedule !== "constant",
   // the toy sets' knobs mean nothing for fixed data
   noise: (v) => !["csv", "digits"].includes(v.dataset),
   n_samples: (v) => !["csv", "digits"].includes(v.dataset),
+  features: (v) => v.dataset !== "digits",   // the digits' inputs are their 64 pixels
 };
 
 // Settings whose useful values span decades although 0 ("off") is allowed: the slider's first

@@ -163,9 +163,11 @@ export class NetworkView {
     tools.dataset.key = key;
     tools.replaceChildren();
     const inputs = g.sizes[0];
-    // columns closer than a full tool: smaller buttons, and the per-layer menus go
+    // columns closer than a full tool: smaller buttons and menus; the menus go only when
+    // even a narrow one would overlap its neighbour's
     const gap = g.xs.length > 1 ? g.xs[1] - g.xs[0] : g.w;
     const compact = gap < 100;
+    const menus = gap >= 58;
     tools.classList.toggle("compact", compact);
     const addCaption = (x, text) => {
       const d = document.createElement("div");
@@ -191,7 +193,7 @@ export class NetworkView {
       plus.disabled = n >= this.limits.maxN;
       minus.addEventListener("click", () => this.resize(l, -1));
       plus.addEventListener("click", () => this.resize(l, +1));
-      if (this.hasActivations && this.limits.activations.length && !compact) {
+      if (this.hasActivations && this.limits.activations.length && menus) {
         const sel = document.createElement("select");
         sel.setAttribute("aria-label", `Activation of hidden layer ${l + 1}`);
         sel.dataset.testid = `activation-${l}`;
