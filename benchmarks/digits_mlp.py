@@ -47,6 +47,7 @@ from backprop import nn as bnn  # noqa: E402
 from backprop import optim as boptim  # noqa: E402
 from backprop.data import DataLoader, TensorDataset  # noqa: E402
 from backprop.train import fit  # noqa: E402
+from _digits import digits_data  # noqa: E402
 
 try:
     import torch  # noqa: E402
@@ -58,20 +59,6 @@ except ImportError:  # pragma: no cover
 REPEATS = ARGS.repeats or (3 if ARGS.quick else 9)
 SIZES = (64, 128, 64, 10)
 LR = 1e-3
-
-
-def digits_data():
-    """(X float32 (n, 64) in [0, 1], y int64 (n,)): the 80% training split, or random data."""
-    try:
-        from backprop.data import load_digits
-        train, _ = load_digits(test_fraction=0.2, seed=0)
-        X, y = train.tensors
-        return X.numpy(), y.numpy(), "8x8 digits (scikit-learn)"
-    except ImportError:
-        rng = np.random.default_rng(0)
-        X = rng.random((1437, 64), dtype=np.float32)
-        y = rng.integers(0, 10, 1437).astype(np.int64)
-        return X, y, "random stand-in for the digits (scikit-learn is not installed)"
 
 
 def initial_weights(seed: int = 0) -> list:

@@ -84,7 +84,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            help="no progress bar")
     run_group.add_argument("--diagnostics-interval", dest="diagnostics_interval", type=int,
                            metavar="N", help="record gradients and activations into "
-                           "diagnostics.jsonl every N steps (default 20)")
+                           "diagnostics.jsonl every N steps (default 25)")
     run_group.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true",
                            help="do not write diagnostics.jsonl")
     p.set_defaults(run=run)

@@ -69,10 +69,12 @@ SIGMOID_SATURATION_DERIVATIVE = 0.0025
 # tanh: tanh'(x) = 1 - t^2, peak 1 at t = 0; 1% of it is 0.01 (|x| > ~2.99).
 TANH_SATURATION_DERIVATIVE = 0.01
 # Bins of the activation histograms: enough to see a shape, small enough to store every record.
-# Steps between two recorded steps by default. A recorded step costs a few hundred µs of
-# statistics; spread over 20 steps of a small MLP (0.4-1 ms each) that stays under the
-# issue's 10% budget, while 20 steps is still fine-grained enough to see a trend.
-DEFAULT_INTERVAL = 20
+# Steps between two recorded steps by default. A recorded step costs several hundred µs of
+# statistics and each step of a noise window ~15 µs; spread over 25 steps of a small MLP
+# (0.4-1 ms each) that stays under the issue's 10% budget (benchmarks/diagnostics_overhead.py
+# measured 10-15% at 10 and 2-12% at 20 on a noisy 2-core machine), while 25 steps is still
+# fine-grained enough to follow a trend.
+DEFAULT_INTERVAL = 25
 HISTOGRAM_BINS = 20
 # A histogram is counted over at most this many entries of an output (an evenly spaced
 # sample of larger ones, whose range also sets the edges). A bin holding 10% of the mass is
@@ -313,12 +315,18 @@ class _Layout:
         self.grads = self.rows[self.GRADS]
         self._sizes = sizes
         self._zeros = [np.zeros(n, self.dtype) for n in sizes]
+        self._all = list(range(len(self.params)))
 
     def gather_grads(self) -> list:
         """Copy every gradient into the gradient row (zeros where there is none).
 
         Returns the indices of the parameters that have a gradient.
         """
+        try:  # the usual case: every parameter has its gradient, of its own size
+            np.concatenate([p.grad._data.reshape(-1) for p in self.params], out=self.grads)
+            return self._all
+        except (AttributeError, ValueError):  # a missing (None) or odd gradient: see below
+            pass
         parts, present = [], []
         sizes = self._sizes
         for i, p in enumerate(self.params):
@@ -382,8 +390,8 @@ class Monitor(Callback):
         model: the ``nn.Module`` being trained.
         optimizer: its optimizer (None: taken from the trainer at ``on_fit_start``, or
             no optimizer at all, see above).
-        interval: record steps 1, 1 + interval, 1 + 2·interval, ... (default 20: a
-            recorded step costs several unrecorded ones, and at 20 a small MLP trains
+        interval: record steps 1, 1 + interval, 1 + 2·interval, ... (default 25: a
+            recorded step costs several unrecorded ones, and at 25 a small MLP trains
             under 10% slower with a Monitor; ``benchmarks/diagnostics_overhead.py``).
         activations: record statistics of every leaf module's output on recorded steps.
         noise: estimate the gradient noise scale at recorded steps.
@@ -418,7 +426,8 @@ class Monitor(Callback):
     # Runs before the other callbacks, so it sees each event first.
     order = -100
 
-    def __init__(self, model, optimizer=None, *, interval: int = DEFAULT_INTERVAL, activations: bool = True,
+    def __init__(self, model, optimizer=None, *, interval: int = DEFAULT_INTERVAL,
+                 activations: bool = True,
                  noise: bool = True, noise_window: int = 8, histograms: bool = True,
                  path=None):
         if not (hasattr(model, "named_parameters") and hasattr(model, "named_modules")):
