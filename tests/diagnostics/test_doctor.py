@@ -719,3 +719,13 @@ def test_the_whole_training_set_as_one_batch_is_too_large():
     f = report["batch_too_large"]
     assert f.evidence["batch_size"] == 200 and f.evidence["b_noise"] < 20
     assert report.names() == ["batch_too_large"]
+
+
+def test_the_nonfinite_word_reads_the_counts_not_the_word_infinite():
+    from backprop.diagnostics.doctor import _nonfinite_word
+
+    assert _nonfinite_word("the gradient of 0.weight has 3 NaN and 0 infinite values out of 9") \
+        == "nan"
+    assert _nonfinite_word("the output of 1 has 0 NaN and 2 infinite values out of 8") == "inf"
+    assert _nonfinite_word("1 NaN and 1 infinite values") == "NaN or Inf"
+    assert _nonfinite_word("the loss is nan") == "nan"

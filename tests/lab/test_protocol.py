@@ -101,3 +101,9 @@ def test_dumps_writes_null_for_nonfinite():
     assert json.loads(dumps({"a": [1.0, float("nan")], "b": {"c": float("inf")}})) == \
         {"a": [1.0, None], "b": {"c": None}}
     assert dumps({"type": "play"}) == '{"type":"play"}'
+
+
+def test_deeply_nested_json_is_refused_with_a_protocol_error():
+    # json.loads raises RecursionError here, which is not a ValueError: it must not escape
+    with pytest.raises(ProtocolError, match="nested too deeply"):
+        parse_message("[" * 100_000)

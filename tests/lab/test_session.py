@@ -464,3 +464,11 @@ def test_the_doctors_history_is_bounded(monkeypatch):
     assert steps[:5] == [1, 2, 3, 4, 5]              # the untrained start stays
     assert steps[-1] == 137 and steps[5:] == list(range(steps[5], 138))
     assert len(steps) <= 5 + 20
+
+
+def test_a_csv_value_beyond_float32_is_refused_not_turned_into_inf():
+    rows = "\n".join(f"{i * 0.1},{1e39 if i == 3 else i},{i % 2}" for i in range(20))
+    session = LabSession()
+    with pytest.raises(LabError, match="row 4: values must be finite"):
+        session.load_csv(rows)
+    session.snapshot()  # the session is untouched and still draws

@@ -24,6 +24,7 @@ Example::
 from __future__ import annotations
 
 import math
+import re
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -1165,9 +1166,23 @@ def _setting(lr, batch) -> str:
 
 
 def _nonfinite_word(detail) -> str:
-    text = str(detail or "").lower()
-    for word in ("-inf", "inf", "nan"):
-        if word in text:
+    """"nan", "inf", "-inf" or "NaN or Inf" from a non-finite record's detail text.
+
+    The Monitor's details read "... 3 NaN and 0 infinite values ...": the counts decide,
+    and whole words only, so "infinite" is never taken for "inf".
+    """
+    text = str(detail or "")
+    counts = re.search(r"(\d+) NaN and (\d+) infinite", text)
+    if counts:
+        n_nan, n_inf = int(counts.group(1)), int(counts.group(2))
+        if n_nan and not n_inf:
+            return "nan"
+        if n_inf and not n_nan:
+            return "inf"
+        return "NaN or Inf"
+    lower = text.lower()
+    for pattern, word in ((r"\bnan\b", "nan"), (r"-inf\b", "-inf"), (r"\binf\b", "inf")):
+        if re.search(pattern, lower):
             return word
     return "NaN or Inf"
 

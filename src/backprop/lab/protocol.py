@@ -228,6 +228,8 @@ def parse_message(raw) -> Command:
         msg = json.loads(raw)
     except ValueError as e:
         raise ProtocolError(f"message is not valid JSON: {e}") from None
+    except RecursionError:  # '[[[[...' a hundred thousand deep: refused, the session goes on
+        raise ProtocolError("message is nested too deeply") from None
     if not isinstance(msg, dict):
         raise ProtocolError(f"message must be a JSON object with a type, got "
                             f"{type(msg).__name__}")

@@ -4,7 +4,9 @@ Needs the ``lab`` extra (``pip install 'backprop[lab]'``: FastAPI and uvicorn)::
 
     import uvicorn
     from backprop.lab.server import create_app
-    uvicorn.run(create_app(), host="127.0.0.1", port=8000)
+
+    if __name__ == "__main__":   # stability maps start worker processes that import __main__
+        uvicorn.run(create_app(), host="127.0.0.1", port=8000)
 
 Routes: ``/`` (index.html), ``/static/*`` (the page's files, shipped in the package),
 ``GET /api/settings`` (the controls table), ``GET /api/limits``, and the WebSocket ``/ws``
@@ -346,6 +348,8 @@ class _Worker:
             try:
                 session = LabSession(good, **self.session_kwargs)
             except LabError as e:     # e.g. dataset=csv in a link: there is no upload yet
+                if not good:  # the defaults themselves fail: a server problem, not the link
+                    raise
                 self.error(f"ignored from the link: {e}", e.field)
                 if e.field in good:
                     del good[e.field]
@@ -416,6 +420,8 @@ class _Worker:
         cancel = threading.Event()
         cells = self.session.stability_map(lrs, batch_sizes, steps, cancel=cancel)
         self.stability_cancel = cancel
+        if self.stopped.is_set():  # the client left while the grid was being set up
+            cancel.set()
         self.post({"type": "stability_start", "lrs": lrs, "batch_sizes": batch_sizes,
                    "steps": steps})
 

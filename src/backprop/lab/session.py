@@ -58,6 +58,7 @@ LIMITS = {
 _ACTIVATION_MODULES = {"relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "tanh": nn.Tanh,
                        "sigmoid": nn.Sigmoid, "gelu": nn.GELU}
 _CURVE_KEEP = 4000          # loss points kept in memory before thinning by half
+_FLOAT32_MAX = float(np.finfo(np.float32).max)   # CSV values beyond it would become inf
 _FINDINGS_EVERY = 50        # steps between two runs of the doctor (it reads the Monitor)
 _MONITOR_INTERVAL = 10      # the Monitor records every 10th step (its cost stays small)
 _READINGS_KEEP = 1000       # recorded steps kept for the doctor (the oldest are dropped)
@@ -999,9 +1000,12 @@ class LabSession:
                 if not label:
                     raise LabError(f"CSV row {number}: the label (third column) is empty")
                 number_label = float(label) if _is_float(label) else None
-                if not all(math.isfinite(v) for v in values) or \
-                        (number_label is not None and not math.isfinite(number_label)):
-                    raise LabError(f"CSV row {number}: values must be finite numbers")
+                # Finite, and finite in float32 too (the network's dtype): 1e39 would be inf.
+                if not all(math.isfinite(v) and abs(v) <= _FLOAT32_MAX for v in values) or \
+                        (number_label is not None and not (math.isfinite(number_label)
+                                                           and abs(number_label) <= _FLOAT32_MAX)):
+                    raise LabError(f"CSV row {number}: values must be finite numbers of at most "
+                                   f"{_FLOAT32_MAX:.3g} in size")
                 features.append(values)
                 labels.append(label if number_label is None else number_label)
                 if len(features) > LIMITS["max_csv_rows"]:
@@ -1216,11 +1220,11 @@ def _script(session: LabSession) -> str:
     if s["dataset"] == "csv":
         csv_data = session._csv
         add("    # The uploaded CSV, embedded.")
-        add(f"    X = np.array({_round(csv_data['X'], 7)}, dtype=np.float32)")
+        add(f"    X = np.array({_round(csv_data['X'], 9)}, dtype=np.float32)")
         if csv_data["task"] == "classification":
             add(f"    y = np.array({csv_data['y'].tolist()}, dtype=np.int64)")
         else:
-            add(f"    y = np.array({_round(csv_data['y'].ravel(), 7)}, dtype=np.float32)"
+            add(f"    y = np.array({_round(csv_data['y'].ravel(), 9)}, dtype=np.float32)"
                 f".reshape(-1, 1)")
     elif s["dataset"] == "digits":
         add("    from backprop.data import load_digits")
