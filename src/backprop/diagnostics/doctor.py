@@ -429,7 +429,15 @@ class _Run:
 
     def losses(self) -> list:
         """``[(step, loss, lr)]`` of every step with a loss: the history's (every step) when
-        it has them, else the recorded steps'."""
+        it has them, else the recorded steps'. Built once per ``diagnose`` (several rules
+        ask, and a long history has thousands of steps); treat it as read-only."""
+        cached = self.__dict__.get("_losses")
+        if cached is not None:
+            return cached
+        self._losses = self._build_losses()
+        return self._losses
+
+    def _build_losses(self) -> list:
         rows = [(_step_of(r), _num(r.get("loss")), _num(r.get("lr"))) for r in self.history_steps]
         rows = [row for row in rows if row[1] is not None]
         if not rows:
