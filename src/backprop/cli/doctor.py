@@ -16,7 +16,9 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from functools import partial
 
+from backprop.cli._common import fail
 from backprop.diagnostics import Readings, diagnose
 from backprop.diagnostics import plots as _plots
 from backprop.train import History
@@ -43,9 +45,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str, status: int) -> int:
-    print(f"backprop doctor: error: {message}", file=sys.stderr)
-    return status
+_fail = partial(fail, "doctor")
+"""Print a one-line ``backprop doctor: error: ...`` and return the exit status (2 by default)."""
 
 
 def _print(text: str = "") -> None:

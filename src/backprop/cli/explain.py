@@ -17,7 +17,9 @@ import argparse
 import json
 import os
 import sys
+from functools import partial
 
+from backprop.cli._common import fail
 from backprop.explain import (
     GraphvizNotFound, default_example, default_graph, trace, vanishing,
 )
@@ -68,9 +70,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"backprop explain: error: {message}", file=sys.stderr)
-    return status
+_fail = partial(fail, "explain")
+"""Print a one-line ``backprop explain: error: ...`` and return the exit status (2 by default)."""
 
 
 def _print(text: str) -> None:

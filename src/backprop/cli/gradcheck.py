@@ -11,8 +11,8 @@ passes and 1 otherwise. Parsing and printing only: the checks are
 from __future__ import annotations
 
 import argparse
-import sys
 
+from backprop.cli._common import fail
 from backprop.diagnostics.selfcheck import run_selfcheck
 
 __all__ = ["add_parser", "run"]
@@ -43,8 +43,6 @@ def run(args) -> int:
     report = run_selfcheck(ops=args.ops or both, layers=args.layers or both,
                            pattern=args.pattern)
     if not len(report):
-        print(f"backprop gradcheck: error: no check matches -k {args.pattern!r}",
-              file=sys.stderr)
-        return 2
+        return fail("gradcheck", f"no check matches -k {args.pattern!r}")
     print(report.table(failed_only=args.failed_only))
     return 0 if report.passed else 1

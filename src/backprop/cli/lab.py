@@ -17,6 +17,9 @@ import socket
 import sys
 import threading
 import webbrowser
+from functools import partial
+
+from backprop.cli._common import fail
 
 __all__ = ["add_parser", "run"]
 
@@ -44,9 +47,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"backprop lab: error: {message}", file=sys.stderr)
-    return status
+_fail = partial(fail, "lab")
+"""Print a one-line ``backprop lab: error: ...`` and return the exit status (2 by default)."""
 
 
 def is_loopback(host: str) -> bool:
@@ -105,7 +107,7 @@ def run(args) -> int:
         return _fail(_MISSING)
     # Without a WebSocket library uvicorn still serves the page, whose socket then fails
     # with a bare 404: say so now instead.
-    if importlib.util.find_spec("websockets") is None and importlib.util.find_spec("wsproto") is None:
+    if all(importlib.util.find_spec(name) is None for name in ("websockets", "wsproto")):
         return _fail(_MISSING)
 
     loopback = is_loopback(args.host)

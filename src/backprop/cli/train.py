@@ -14,7 +14,9 @@ import argparse
 import dataclasses
 import os
 import sys
+from functools import partial
 
+from backprop.cli._common import fail
 from backprop.diagnostics import Monitor
 from backprop.diagnostics.monitor import DEFAULT_INTERVAL
 from backprop.train.experiment import (
@@ -91,9 +93,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
-def _fail(message: str, status: int = 2) -> int:
-    print(f"backprop train: error: {message}", file=sys.stderr)
-    return status
+_fail = partial(fail, "train")
+"""Print a one-line ``backprop train: error: ...`` and return the exit status (2 by default)."""
 
 
 def _config_from_args(given: dict) -> RunConfig:
