@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 
 .PHONY: demo lab test bench oracle clean
 
-$(VENV)/.core: pyproject.toml
+$(VENV)/.core: pyproject.toml setup.py src/backprop/autograd/_cengine.c
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e .
@@ -27,9 +27,15 @@ demo: $(VENV)/.core
 lab: $(VENV)/.lab
 	$(VENV)/bin/backprop lab
 
+# The engine's tests run twice: with the C accelerator (when it was built) and with
+# the pure-Python engine it mirrors, which is the reference.
+ENGINE_TESTS := tests/autograd tests/ops tests/test_tensor.py tests/test_errors.py \
+	tests/test_tutorial.py tests/test_pytorch_compat.py tests/diagnostics/test_selfcheck.py
+
 test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 tests || [ $$? -eq 5 ]
+	BACKPROP_PURE_PYTHON=1 $(PY) -m pytest -n 2 -q $(ENGINE_TESTS) || [ $$? -eq 5 ]
 
 # PyTorch CPU, the oracle for tests and benchmarks. torch==2.13.0 is the CPU wheel
 # this machine keeps on disk; on other machines pip may fetch a (large) CUDA build.

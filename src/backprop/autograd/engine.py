@@ -9,6 +9,7 @@ orders by sequence number.)
 """
 from __future__ import annotations
 
+import os
 from heapq import heappop, heappush
 
 import numpy as np
@@ -83,6 +84,23 @@ def _freed_error(fn) -> GradError:
         f"backward() if you need to run backward twice.")
 
 
+def _count_error(fn, n_grads: int) -> GradError:
+    return GradError(f"{fn.name()}: backward returned {n_grads} gradients but forward took "
+                     f"{len(fn.inputs)} positional inputs")
+
+
+def _fix_grad(fn, inputs, t: Tensor, ig) -> np.ndarray:
+    """``fn``'s gradient ``ig`` for input ``t`` as an array of t's shape and dtype."""
+    data = t._data
+    if type(ig) is not np.ndarray:
+        ig = ig._data if isinstance(ig, Tensor) else np.asarray(ig)
+    if ig.shape != data.shape:
+        ig = unbroadcast(ig, data.shape, fn.name(), next(k for k, x in enumerate(inputs) if x is t))
+    if ig.dtype != data.dtype:
+        ig = ig.astype(data.dtype)
+    return ig
+
+
 def _anomaly_backward(fn, grads) -> None:
     from backprop.autograd.function import _user_frame
 
@@ -144,6 +162,11 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             heappush(heap, -fn.seq)
 
     anomaly = anomaly_state.enabled
+    if _accel is not None and capture is None and not anomaly:
+        # The same loop in C (_cengine.c), which hands every rare case back to the
+        # helpers in this file. Capturing and anomaly mode stay on the Python path.
+        _accel.walk([nodes[k] for k in heap], grads, leaves, retain_graph)
+        heap = ()
     while heap:
         fn = nodes.pop(heappop(heap))
         g = grads.pop(fn)
@@ -164,21 +187,15 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
         if type(in_grads) is not tuple:
             in_grads = tuple(in_grads) if isinstance(in_grads, list) else (in_grads,)
         if len(in_grads) != len(inputs):
-            raise GradError(f"{fn.name()}: backward returned {len(in_grads)} gradients but "
-                            f"forward took {len(inputs)} positional inputs")
+            raise _count_error(fn, len(in_grads))
         if anomaly:
             _anomaly_backward(fn, in_grads)
         for t, need, ig in zip(inputs, fn.needs_input_grad, in_grads):
             if not need or ig is None:
                 continue
             data = t._data
-            if type(ig) is not np.ndarray:
-                ig = ig._data if isinstance(ig, Tensor) else np.asarray(ig)
-            if ig.shape != data.shape:
-                ig = unbroadcast(ig, data.shape, fn.name(),
-                                 next(k for k, x in enumerate(inputs) if x is t))
-            if ig.dtype is not data.dtype and ig.dtype != data.dtype:
-                ig = ig.astype(data.dtype)
+            if type(ig) is not np.ndarray or ig.shape != data.shape or ig.dtype is not data.dtype:
+                ig = _fix_grad(fn, inputs, t, ig)
             parent = t.grad_fn
             if parent is None:
                 entry = leaves.get(t)
@@ -366,3 +383,34 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
             out.append(_make(g.copy()))
     return tuple(out)
 
+
+
+#: the interface of _cengine.c this file was written for
+_CENGINE_API = 1
+
+
+def _load_accelerator():
+    """The C accelerator (``_cengine.c``), or None: not built, or BACKPROP_PURE_PYTHON=1.
+
+    Without it backprop runs the same loops in Python (this file and ``function.py``),
+    which are the reference: the accelerator changes speed, never results.
+    """
+    if os.environ.get("BACKPROP_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from backprop.autograd import _cengine
+    except ImportError:
+        return None
+    if getattr(_cengine, "API_VERSION", None) != _CENGINE_API:
+        import warnings
+
+        warnings.warn(f"backprop: ignoring a stale build of the C accelerator "
+                      f"({_cengine.__file__}); reinstall backprop (pip install -e .) to "
+                      f"rebuild it", RuntimeWarning, stacklevel=2)
+        return None
+    _cengine.setup(np.ndarray, last_inplace, _run_hooks, _freed_error, _check_versions,
+                   _count_error, _fix_grad, np.asarray)
+    return _cengine
+
+
+_accel = _load_accelerator()

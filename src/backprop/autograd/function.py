@@ -125,81 +125,97 @@ class Function:
     @classmethod
     def apply(cls, *args, **kwargs):
         """Run the op on tensors (or plain values) and record it for backward."""
-        ctx = _new(Node)
-        ctx.op = cls
-        ctx.saved_tensors = ()
-        ctx._hooks = None
-        record = False
-        # NOTE: one and two arguments are unrolled, and the call to forward avoids
-        # ``**kwargs`` when there are none: this is the hottest Python in the library,
-        # and the generic path below costs several hundred ns more per op.
-        if len(args) == 2:
-            a, b = args
-            if isinstance(a, Tensor):
-                da, ra = a._data, a._requires_grad
-                inputs = args if isinstance(b, Tensor) else (a, None)
-            else:
-                da, ra = a, False
-                inputs = (None, b)
-            if isinstance(b, Tensor):
-                db, rb = b._data, b._requires_grad
-            else:
-                db, rb = b, False
-            if (ra or rb) and _state.enabled:
+        if _capply is not None and not kwargs:
+            n = len(args)
+            if n == 2:
+                return _capply[1](cls, args[0], args[1])
+            if n == 1:
+                return _capply[0](cls, args[0])
+        return _apply(cls, args, kwargs)
+
+
+def _apply(cls, args, kwargs):
+    """Function.apply in Python: the reference that ``_cengine.apply1/apply2`` follow."""
+    ctx = _new(Node)
+    ctx.op = cls
+    ctx.saved_tensors = ()
+    ctx._hooks = None
+    record = False
+    # NOTE: one and two arguments are unrolled, and the call to forward avoids
+    # ``**kwargs`` when there are none: this is the hottest Python in the library,
+    # and the generic path below costs several hundred ns more per op.
+    if len(args) == 2:
+        a, b = args
+        if isinstance(a, Tensor):
+            da, ra = a._data, a._requires_grad
+            inputs = args if isinstance(b, Tensor) else (a, None)
+        else:
+            da, ra = a, False
+            inputs = (None, b)
+        if isinstance(b, Tensor):
+            db, rb = b._data, b._requires_grad
+        else:
+            db, rb = b, False
+        if (ra or rb) and _state.enabled:
+            record = True
+            ctx.needs_input_grad = _NEEDS2[ra + 2 * rb]  # a shared tuple: no allocation
+        else:
+            ctx.needs_input_grad = _NO_GRAD2
+        out = cls.forward(ctx, da, db, **kwargs) if kwargs else cls.forward(ctx, da, db)
+    elif len(args) == 1:
+        a = args[0]
+        inputs = args
+        if isinstance(a, Tensor):
+            if a._requires_grad and _state.enabled:
                 record = True
-                ctx.needs_input_grad = _NEEDS2[ra + 2 * rb]  # a shared tuple: no allocation
-            else:
-                ctx.needs_input_grad = _NO_GRAD2
-            out = cls.forward(ctx, da, db, **kwargs) if kwargs else cls.forward(ctx, da, db)
-        elif len(args) == 1:
-            a = args[0]
-            inputs = args
-            if isinstance(a, Tensor):
-                if a._requires_grad and _state.enabled:
-                    record = True
-                    ctx.needs_input_grad = _GRAD1
-                else:
-                    ctx.needs_input_grad = _NO_GRAD1
-                a = a._data
+                ctx.needs_input_grad = _GRAD1
             else:
                 ctx.needs_input_grad = _NO_GRAD1
-            out = cls.forward(ctx, a, **kwargs) if kwargs else cls.forward(ctx, a)
+            a = a._data
         else:
-            if _state.enabled:
-                needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
-                record = True in needs
-            else:
-                needs = (False,) * len(args)
-            ctx.needs_input_grad = needs
-            inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
-            out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args],
-                              **kwargs)
-        if type(out) is not np.ndarray:
-            if isinstance(out, (tuple, list)):
-                raise TypeError(f"{cls.__name__}.forward returned a {type(out).__name__}: a "
-                                f"Function returns one array (write one Function per output)")
-            out = out._data if isinstance(out, Tensor) else np.asarray(out)
-        if anomaly_state.enabled:
-            _anomaly_forward(ctx, out)
-        # The result (what backprop.tensor._make does, inlined: one call fewer per op).
-        result = _new(Tensor)
-        result._data = out
-        result.grad = None
-        result._version = 0
-        result._hooks = None
-        if record:
-            ctx.inputs = inputs  # the node's parents: the tensor arguments, None for values
-            ctx.seq = next(clock)
-            result._requires_grad = True
-            result.grad_fn = ctx
+            ctx.needs_input_grad = _NO_GRAD1
+        out = cls.forward(ctx, a, **kwargs) if kwargs else cls.forward(ctx, a)
+    else:
+        if _state.enabled:
+            needs = tuple([isinstance(a, Tensor) and a._requires_grad for a in args])
+            record = True in needs
         else:
-            result._requires_grad = False
-            result.grad_fn = None
-        return result
+            needs = (False,) * len(args)
+        ctx.needs_input_grad = needs
+        inputs = tuple([a if isinstance(a, Tensor) else None for a in args])
+        out = cls.forward(ctx, *[a._data if isinstance(a, Tensor) else a for a in args],
+                          **kwargs)
+    if type(out) is not np.ndarray:
+        out = _as_output(cls, out)
+    if anomaly_state.enabled:
+        _anomaly_forward(ctx, out)
+    # The result (what backprop.tensor._make does, inlined: one call fewer per op).
+    result = _new(Tensor)
+    result._data = out
+    result.grad = None
+    result._version = 0
+    result._hooks = None
+    if record:
+        ctx.inputs = inputs  # the node's parents: the tensor arguments, None for values
+        ctx.seq = next(clock)
+        result._requires_grad = True
+        result.grad_fn = ctx
+    else:
+        result._requires_grad = False
+        result.grad_fn = None
+    return result
 
 
 _GRAD1, _NO_GRAD1, _NO_GRAD2 = (True,), (False,), (False, False)
 _NEEDS2 = (_NO_GRAD2, (True, False), (False, True), (True, True))
+
+
+def _as_output(cls, out) -> np.ndarray:
+    """A forward's result as an array; a tuple or list is refused (one Function per output)."""
+    if isinstance(out, (tuple, list)):
+        raise TypeError(f"{cls.__name__}.forward returned a {type(out).__name__}: a "
+                        f"Function returns one array (write one Function per output)")
+    return out._data if isinstance(out, Tensor) else np.asarray(out)
 
 
 def _user_frame(stack) -> str:
@@ -219,3 +235,17 @@ def _anomaly_forward(ctx, out) -> None:
         raise AnomalyError(f"detect_anomaly: {ctx.op.__name__} produced {bad} in its forward "
                            f"output of shape {out.shape}.\nThe op was called at:\n"
                            f"{_user_frame(stack)}")
+
+
+def _load_accelerator():
+    """``(apply1, apply2)`` from the C accelerator (``_cengine.c``), or None without it."""
+    from backprop.autograd.engine import _accel
+
+    if _accel is None:
+        return None
+    _accel.setup_apply(Node, Tensor, _state, anomaly_state, clock, _NEEDS2, _GRAD1, _NO_GRAD1,
+                       _as_output, _anomaly_forward)
+    return _accel.apply1, _accel.apply2
+
+
+_capply = _load_accelerator()

@@ -10,6 +10,7 @@ import numbers
 
 import numpy as np
 
+from backprop.autograd.function import _capply
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.ops import elementwise, linalg, reduce, shape
 from backprop.tensor import Tensor
@@ -38,6 +39,19 @@ _OPERANDS = (Tensor, float, int, np.ndarray, np.generic, numbers.Real)
 
 # -- operators: the hot path, kept to one isinstance check and one apply ------------------
 def _binary(fn, reflected=False):
+    if _capply is not None:  # the C accelerator's Function.apply, called without a detour
+        apply2 = _capply[1]
+        if reflected:
+            def op(self, other):
+                if not isinstance(other, _OPERANDS):
+                    return NotImplemented
+                return apply2(fn, other, self)
+        else:
+            def op(self, other):
+                if not isinstance(other, _OPERANDS):
+                    return NotImplemented
+                return apply2(fn, self, other)
+        return op
     apply = fn.apply  # bound once, not looked up (and re-bound) on every call
     if reflected:
         def op(self, other):
