@@ -49,6 +49,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 import backprop as bp  # noqa: E402
+from backprop.autograd.engine import ENGINE  # noqa: E402
 from backprop import nn, optim  # noqa: E402
 from _digits import digits_data  # noqa: E402  (the same data as digits_mlp.py)
 from backprop.data import DataLoader, TensorDataset  # noqa: E402
@@ -99,7 +100,7 @@ def training(X, y, batch, monitor=None):
 
 def main() -> None:
     X, y, source = digits_data()
-    print(f"backprop {bp.__version__} | numpy {np.__version__} | threads {ARGS.threads} | "
+    print(f"backprop {bp.__version__} ({ENGINE}) | numpy {np.__version__} | threads {ARGS.threads} | "
           f"median of {REPEATS}, runs interleaved")
     print(f"MLP 64-128-64-10 (ReLU), Adam, fit(): {ARGS.steps} steps on {len(X)} {source}")
     worst = 0.0

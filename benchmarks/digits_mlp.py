@@ -43,6 +43,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 import backprop as bp  # noqa: E402
+from backprop.autograd.engine import ENGINE  # noqa: E402
 from backprop import nn as bnn  # noqa: E402
 from backprop import optim as boptim  # noqa: E402
 from backprop.data import DataLoader, TensorDataset  # noqa: E402
@@ -143,7 +144,7 @@ def loop_torch(X, y, batch):
 
 def main() -> None:
     X, y, source = digits_data()
-    print(f"backprop {bp.__version__} | numpy {np.__version__} | "
+    print(f"backprop {bp.__version__} ({ENGINE}) | numpy {np.__version__} | "
           f"torch {torch.__version__ if torch else 'not installed'} | threads {ARGS.threads} | "
           f"median of {REPEATS}, engines interleaved")
     print(f"MLP 64-128-64-10 (ReLU), CrossEntropyLoss, Adam: training samples/s on "

@@ -38,6 +38,7 @@ import numpy as np  # noqa: E402
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "src"))
 import backprop as bp  # noqa: E402
+from backprop.autograd.engine import ENGINE  # noqa: E402
 
 try:
     import torch  # noqa: E402
@@ -192,7 +193,7 @@ def matmul_gflops(n=1024) -> float:
 
 
 def main() -> None:
-    print(f"backprop {bp.__version__} | numpy {np.__version__} | "
+    print(f"backprop {bp.__version__} ({ENGINE}) | numpy {np.__version__} | "
           f"torch {torch.__version__ if torch else 'not installed'} | threads {ARGS.threads} | "
           f"median of {REPEATS}, engines interleaved")
     print()

@@ -32,12 +32,14 @@ def _compiler_present() -> bool:
 def test_accelerator_is_used_where_it_can_be_built():
     if PURE:
         assert engine._accel is None and function._capply is None
+        assert engine.ENGINE == "pure Python (BACKPROP_PURE_PYTHON is set)"
         return
     if not _compiler_present():
         pytest.skip("no C compiler: backprop runs its pure-Python engine")
     assert engine._accel is not None, "a C compiler is present but _cengine was not built"
     assert function._capply is not None
     assert engine._accel.API_VERSION == engine._CENGINE_API
+    assert engine.ENGINE == "C accelerator"
     # the operators call the C apply directly
     y = backprop.ones(2, requires_grad=True) * 2
     assert y.grad_fn.name() == "MulBackward"
@@ -120,4 +122,5 @@ def test_stale_build_is_refused(monkeypatch):
         pytest.skip("the C accelerator is not built here")
     monkeypatch.setattr(engine._accel, "API_VERSION", engine._CENGINE_API + 1)
     with pytest.warns(RuntimeWarning, match="stale build"):
-        assert engine._load_accelerator() is None
+        module, line = engine._load_accelerator()
+    assert module is None and "stale" in line

@@ -390,27 +390,31 @@ _CENGINE_API = 1
 
 
 def _load_accelerator():
-    """The C accelerator (``_cengine.c``), or None: not built, or BACKPROP_PURE_PYTHON=1.
+    """The C accelerator (``_cengine.c``) and a line saying which engine runs.
 
-    Without it backprop runs the same loops in Python (this file and ``function.py``),
-    which are the reference: the accelerator changes speed, never results.
+    The module is None when it was not built (no C compiler at install time), when
+    BACKPROP_PURE_PYTHON=1, or when the build is stale. Without it backprop runs the
+    same loops in Python (this file and ``function.py``), which are the reference: the
+    accelerator changes speed, never results.
     """
     if os.environ.get("BACKPROP_PURE_PYTHON", "") not in ("", "0"):
-        return None
+        return None, "pure Python (BACKPROP_PURE_PYTHON is set)"
     try:
         from backprop.autograd import _cengine
     except ImportError:
-        return None
+        return None, "pure Python (the C accelerator is not built)"
     if getattr(_cengine, "API_VERSION", None) != _CENGINE_API:
         import warnings
 
         warnings.warn(f"backprop: ignoring a stale build of the C accelerator "
                       f"({_cengine.__file__}); reinstall backprop (pip install -e .) to "
                       f"rebuild it", RuntimeWarning, stacklevel=2)
-        return None
+        return None, "pure Python (the C accelerator's build is stale: reinstall backprop)"
     _cengine.setup(np.ndarray, last_inplace, _run_hooks, _freed_error, _check_versions,
                    _count_error, _fix_grad, np.asarray)
-    return _cengine
+    return _cengine, "C accelerator"
 
 
-_accel = _load_accelerator()
+# ENGINE says which engine runs: "C accelerator", or "pure Python (why)"; backprop
+# --version and the benchmarks print it.
+_accel, ENGINE = _load_accelerator()

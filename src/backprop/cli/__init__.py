@@ -38,7 +38,10 @@ def build_parser() -> ArgumentParser:
         prog="backprop",
         description="backprop: backpropagation made fast, correct and visible.")
     from backprop import __version__
-    parser.add_argument("--version", action="version", version=f"backprop {__version__}")
+    from backprop.autograd.engine import ENGINE
+
+    parser.add_argument("--version", action="version",
+                        version=f"backprop {__version__} (engine: {ENGINE})")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        parser_class=ArgumentParser)
     for module in COMMANDS.values():
