@@ -35,7 +35,7 @@ ENGINE_TESTS := tests/autograd tests/ops tests/test_tensor.py tests/test_errors.
 test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports
 	$(PY) -m pytest -n 2 tests || [ $$? -eq 5 ]
-	BACKPROP_PURE_PYTHON=1 $(PY) -m pytest -n 2 -q $(ENGINE_TESTS) || [ $$? -eq 5 ]
+	BACKPROP_PURE_PYTHON=1 $(PY) -m pytest -n 2 $(ENGINE_TESTS) || [ $$? -eq 5 ]
 
 # PyTorch CPU, the oracle for tests and benchmarks. torch==2.13.0 is the CPU wheel
 # this machine keeps on disk; on other machines pip may fetch a (large) CUDA build.

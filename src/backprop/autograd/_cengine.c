@@ -31,6 +31,40 @@ static PyObject *h_count_error = NULL;   /* (fn, n_grads) -> exception */
 static PyObject *h_fix_grad = NULL;      /* (fn, inputs, t, ig) -> array of t's shape and dtype */
 static PyObject *h_asarray = NULL;       /* numpy.asarray */
 
+/* Node and Tensor (set by setup_apply), and the offsets of their __slots__: both are
+ * fixed classes, so the hot paths read and write their slots directly. */
+static PyTypeObject *node_type = NULL, *tensor_type = NULL;
+static Py_ssize_t n_op, n_saved, n_hooks, n_needs, n_inputs, n_seq;
+static Py_ssize_t t_data, t_requires_grad, t_grad_fn, t_grad, t_version, t_hooks;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* obj.name as a new reference: read from the slot when obj is exactly `exact`, by
+ * attribute lookup otherwise (a subclass, or an empty slot's AttributeError). */
+static inline PyObject *field(PyObject *obj, PyTypeObject *exact, Py_ssize_t off,
+                              PyObject *name)
+{
+    if (Py_TYPE(obj) == exact) {
+        PyObject *v = SLOT(obj, off);
+        if (v != NULL) {
+            Py_INCREF(v);
+            return v;
+        }
+    }
+    return PyObject_GetAttr(obj, name);
+}
+
+/* obj.name = value, by slot or by attribute, as field() reads it. */
+static inline int set_field(PyObject *obj, PyTypeObject *exact, Py_ssize_t off,
+                            PyObject *name, PyObject *value)
+{
+    if (Py_TYPE(obj) != exact)
+        return PyObject_SetAttr(obj, name, value);
+    Py_INCREF(value);
+    Py_XSETREF(SLOT(obj, off), value);
+    return 0;
+}
+
 /* ---- a max-heap of (seq, node), strong references to the nodes ---------------------- */
 typedef struct {
     long long seq;
@@ -102,7 +136,7 @@ static void heap_clear(Heap *h)
 /* ---- small helpers -------------------------------------------------------------------- */
 static int get_seq(PyObject *node, long long *out)
 {
-    PyObject *seq = PyObject_GetAttr(node, s_seq);
+    PyObject *seq = field(node, node_type, n_seq, s_seq);
     if (seq == NULL)
         return -1;
     *out = PyLong_AsLongLong(seq);
@@ -127,7 +161,12 @@ static int add_into(PyObject *a, PyObject *b)
     PyObject *r = PyNumber_InPlaceAdd(a, b);
     if (r == NULL)
         return -1;
+    int same = r == a;
     Py_DECREF(r);
+    if (!same) {
+        PyErr_SetString(PyExc_SystemError, "backprop engine: in-place add made a new array");
+        return -1;
+    }
     return 0;
 }
 
@@ -166,12 +205,15 @@ static int is_owned(PyObject *ig, PyObject *g, PyObject *in_grads, PyObject *sav
         n_same += PyTuple_GET_ITEM(in_grads, k) == ig;
     if (n_same != 1)
         return 0;
-    if (PyTuple_Check(saved)) {
-        for (Py_ssize_t k = 0; k < PyTuple_GET_SIZE(saved); k++)
-            if (PyTuple_GET_ITEM(saved, k) == ig)
-                return 0;
-    }
-    return 1;
+    PyObject *seq = PySequence_Fast(saved, "saved_tensors must be iterable");
+    if (seq == NULL)
+        return -1;
+    int owned = 1;
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(seq); k++)
+        if (PySequence_Fast_GET_ITEM(seq, k) == ig)
+            owned = 0;
+    Py_DECREF(seq);
+    return owned;
 }
 
 /* Deliver gradient ig to leaf t: start its entry, or add into the running sum. */
@@ -276,7 +318,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
         if (found < 0)
             goto done;
     }
-    hooks = PyObject_GetAttr(fn, s_hooks);
+    hooks = field(fn, node_type, n_hooks, s_hooks);
     if (hooks == NULL)
         goto done;
     if (hooks != Py_None) {
@@ -290,10 +332,10 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
             Py_SETREF(g, g2);
         }
     }
-    saved = PyObject_GetAttr(fn, s_saved_tensors);
+    saved = field(fn, node_type, n_saved, s_saved_tensors);
     if (saved == NULL)
         goto done;
-    inputs = PyObject_GetAttr(fn, s_inputs);
+    inputs = field(fn, node_type, n_inputs, s_inputs);
     if (inputs == NULL)
         goto done;
     if (saved == Py_None || inputs == Py_None) {
@@ -309,7 +351,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
         goto done;
     }
     /* something changed in place after this op ran? */
-    seqobj = PyObject_GetAttr(fn, s_seq);
+    seqobj = field(fn, node_type, n_seq, s_seq);
     if (seqobj == NULL)
         goto done;
     {
@@ -324,7 +366,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
             Py_DECREF(r);
         }
     }
-    op = PyObject_GetAttr(fn, s_op);
+    op = field(fn, node_type, n_op, s_op);
     if (op == NULL)
         goto done;
     in_grads = PyObject_CallMethodObjArgs(op, s_backward, fn, g, NULL);
@@ -347,7 +389,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
         }
         goto done;
     }
-    needs = PyObject_GetAttr(fn, s_needs_input_grad);
+    needs = field(fn, node_type, n_needs, s_needs_input_grad);
     if (needs == NULL)
         goto done;
     if (!PyTuple_Check(needs) || PyTuple_GET_SIZE(needs) < n) {
@@ -366,7 +408,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
         /* the common case: an array of the input's shape and dtype, used as is */
         int fine = Py_TYPE(ig) == ndarray_type;
         if (fine) {
-            PyObject *data = PyObject_GetAttr(t, s_data);
+            PyObject *data = field(t, tensor_type, t_data, s_data);
             if (data == NULL) {
                 Py_DECREF(ig);
                 goto done;
@@ -387,7 +429,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
                 goto done;
             ig = fixed;
         }
-        PyObject *parent = PyObject_GetAttr(t, s_grad_fn);
+        PyObject *parent = field(t, tensor_type, t_grad_fn, s_grad_fn);
         if (parent == NULL) {
             Py_DECREF(ig);
             goto done;
@@ -401,8 +443,8 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
     }
     if (!retain_graph) {
         /* free what backward used: saved arrays, and the links to the input tensors */
-        if (PyObject_SetAttr(fn, s_saved_tensors, Py_None) < 0 ||
-            PyObject_SetAttr(fn, s_inputs, Py_None) < 0)
+        if (set_field(fn, node_type, n_saved, s_saved_tensors, Py_None) < 0 ||
+            set_field(fn, node_type, n_inputs, s_inputs, Py_None) < 0)
             goto done;
     }
     rc = 0;
@@ -425,8 +467,9 @@ static PyObject *walk(PyObject *self, PyObject *args)
     if (!PyArg_ParseTuple(args, "O!O!O!p", &PyList_Type, &start, &PyDict_Type, &grads,
                           &PyDict_Type, &leaves, &retain_graph))
         return NULL;
-    if (ndarray_type == NULL) {
-        PyErr_SetString(PyExc_RuntimeError, "backprop engine: setup() was not called");
+    if (ndarray_type == NULL || node_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "backprop engine: setup() and setup_apply() must be called first");
         return NULL;
     }
     Heap heap = {NULL, 0, 0};
@@ -492,18 +535,12 @@ static PyObject *setup(PyObject *self, PyObject *args)
  * Node and Tensor are fixed __slots__ classes, so their slots are written directly
  * at offsets read once from the classes' member descriptors in setup_apply().
  */
-static PyTypeObject *node_type = NULL, *tensor_type = NULL;
 static PyObject *grad_state = NULL, *anomaly_state = NULL, *seq_clock = NULL;
 static PyObject *needs2[4], *grad1 = NULL, *no_grad1 = NULL, *empty_tuple = NULL;
 static PyObject *h_as_output = NULL;       /* (cls, out) -> array, or raises */
 static PyObject *h_anomaly_forward = NULL; /* (ctx, out) -> None, or raises */
 static PyObject *s_forward, *s_enabled;
 
-/* slot offsets */
-static Py_ssize_t n_op, n_saved, n_hooks, n_needs, n_inputs, n_seq;
-static Py_ssize_t t_data, t_requires_grad, t_grad_fn, t_grad, t_version, t_hooks;
-
-#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
 /* Store a new reference to value in a slot of a fresh object (the slot is empty). */
 static inline void put(PyObject *obj, Py_ssize_t off, PyObject *value)
@@ -532,30 +569,37 @@ static inline int is_tensor(PyObject *x)
     return PyObject_TypeCheck(x, tensor_type);
 }
 
-/* The tensor's array and whether it requires grad (borrowed array). */
+/* The tensor's array (a NEW reference: forward may run code that replaces the
+ * tensor's array before it is called) and whether it requires grad. */
 static inline int unwrap(PyObject *x, PyObject **data, int *requires_grad)
 {
     PyObject *d, *r;
     if (Py_TYPE(x) == tensor_type) {
         d = SLOT(x, t_data);
         r = SLOT(x, t_requires_grad);
+        if (d == NULL || r == NULL) {
+            PyErr_SetString(PyExc_AttributeError, "Tensor is not initialised");
+            return -1;
+        }
+        Py_INCREF(d);
+        Py_INCREF(r);
     } else {  /* a subclass (Parameter): go through attribute lookup */
-        d = PyObject_GetAttr(x, s_data);
-        if (d == NULL)
+        if ((d = PyObject_GetAttr(x, s_data)) == NULL)
             return -1;
-        Py_DECREF(d);  /* the tensor keeps it alive */
-        r = PyObject_GetAttr(x, s_requires_grad);
-        if (r == NULL)
+        if ((r = PyObject_GetAttr(x, s_requires_grad)) == NULL) {
+            Py_DECREF(d);
             return -1;
-        Py_DECREF(r);
+        }
     }
-    if (d == NULL || r == NULL) {
-        PyErr_SetString(PyExc_AttributeError, "Tensor is not initialised");
+    int rg = (r == Py_True) ? 1 : (r == Py_False ? 0 : PyObject_IsTrue(r));
+    Py_DECREF(r);
+    if (rg < 0) {
+        Py_DECREF(d);
         return -1;
     }
     *data = d;
-    *requires_grad = (r == Py_True) ? 1 : (r == Py_False ? 0 : PyObject_IsTrue(r));
-    return *requires_grad < 0 ? -1 : 0;
+    *requires_grad = rg;
+    return 0;
 }
 
 static int flag(PyObject *obj)
@@ -570,7 +614,9 @@ static int flag(PyObject *obj)
 
 static PyObject *new_node(PyObject *cls)
 {
-    PyObject *ctx = node_type->tp_alloc(node_type, 0);
+    /* object.__new__(Node), as function.py does: on 3.11 and 3.12 it also sets up the
+     * instance's inline attribute values, which tp_alloc alone leaves out */
+    PyObject *ctx = PyBaseObject_Type.tp_new(node_type, empty_tuple, NULL);
     if (ctx == NULL)
         return NULL;
     put(ctx, n_op, cls);
@@ -605,6 +651,10 @@ static PyObject *finish(PyObject *cls, PyObject *ctx, PyObject *out, PyObject *i
     put(result, t_grad, Py_None);
     put(result, t_hooks, Py_None);
     PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) {
+        Py_DECREF(result);
+        return NULL;
+    }
     SLOT(result, t_version) = zero;
     if (record) {
         PyObject *seq = PyIter_Next(seq_clock);
@@ -615,7 +665,7 @@ static PyObject *finish(PyObject *cls, PyObject *ctx, PyObject *out, PyObject *i
             return NULL;
         }
         put(ctx, n_inputs, inputs);
-        SLOT(ctx, n_seq) = seq;
+        Py_XSETREF(SLOT(ctx, n_seq), seq);  /* forward may have set ctx.seq */
         put(result, t_requires_grad, Py_True);
         put(result, t_grad_fn, ctx);
     } else {
@@ -661,13 +711,25 @@ static PyObject *apply2(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "apply2(cls, a, b) takes 3 arguments");
         return NULL;
     }
-    PyObject *a = args[1], *b = args[2], *arrays[2] = {a, b};
-    int ra = 0, rb = 0, ta = is_tensor(a), tb = is_tensor(b);
-    if ((ta && unwrap(a, &arrays[0], &ra) < 0) || (tb && unwrap(b, &arrays[1], &rb) < 0))
+    if (node_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "backprop engine: setup_apply() was not called");
         return NULL;
+    }
+    PyObject *a = args[1], *b = args[2], *arrays[2] = {NULL, NULL};
+    int ra = 0, rb = 0, ta = is_tensor(a), tb = is_tensor(b);
+    if (ta ? unwrap(a, &arrays[0], &ra) < 0 : (arrays[0] = Py_NewRef(a)) == NULL)
+        return NULL;
+    if (tb ? unwrap(b, &arrays[1], &rb) < 0 : (arrays[1] = Py_NewRef(b)) == NULL) {
+        Py_DECREF(arrays[0]);
+        return NULL;
+    }
     /* the node's parents: the tensor arguments, None for plain values */
     PyObject *inputs = ta ? PyTuple_Pack(2, a, tb ? b : Py_None) : PyTuple_Pack(2, Py_None, b);
-    return run_forward(args[0], inputs, arrays, 2, ra || rb, needs2[ra + 2 * rb], needs2[0]);
+    PyObject *res = run_forward(args[0], inputs, arrays, 2, ra || rb, needs2[ra + 2 * rb],
+                                needs2[0]);
+    Py_DECREF(arrays[0]);
+    Py_DECREF(arrays[1]);
+    return res;
 }
 
 static PyObject *apply1(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
@@ -676,11 +738,17 @@ static PyObject *apply1(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         PyErr_SetString(PyExc_TypeError, "apply1(cls, a) takes 2 arguments");
         return NULL;
     }
-    PyObject *a = args[1], *arrays[1] = {a};
-    int ra = 0;
-    if (is_tensor(a) && unwrap(a, &arrays[0], &ra) < 0)
+    if (node_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "backprop engine: setup_apply() was not called");
         return NULL;
-    return run_forward(args[0], PyTuple_Pack(1, a), arrays, 1, ra, grad1, no_grad1);
+    }
+    PyObject *a = args[1], *arrays[1] = {NULL};
+    int ra = 0;
+    if (is_tensor(a) ? unwrap(a, &arrays[0], &ra) < 0 : (arrays[0] = Py_NewRef(a)) == NULL)
+        return NULL;
+    PyObject *res = run_forward(args[0], PyTuple_Pack(1, a), arrays, 1, ra, grad1, no_grad1);
+    Py_DECREF(arrays[0]);
+    return res;
 }
 
 static PyObject *setup_apply(PyObject *self, PyObject *args)
