@@ -29,18 +29,42 @@ clock = itertools.count(1)
 last_inplace = [0]
 
 
-# The arrays changed in place, newest last, as (stamp, weak reference). Aliases
+# The arrays changed in place, newest last, as (stamp, weak reference, bounds). Aliases
 # (detach(), .data, from_numpy) share an array but not a Tensor, so backward checks
 # saved arrays against this log as well as against each input's ``_version``.
 inplace_log: collections.deque = collections.deque(maxlen=4096)
 
 
 def _log_inplace(array) -> int:
-    """Stamp an in-place change of ``array``: advance the clock, log it, return the stamp."""
+    """Stamp an in-place change of ``array``: advance the clock, log it, return the stamp.
+
+    A view (``w.detach()[0:1].add_(1)``) may be gone by the time backward runs, so for
+    a view the log keeps the array that owns the memory, and the byte range the view
+    covered (``bounds``), which is what backward compares saved arrays with.
+    """
     v = next(clock)
     last_inplace[0] = v
-    inplace_log.append((v, weakref.ref(array)))
+    if isinstance(array.base, np.ndarray):
+        bounds = byte_bounds(array)
+        while isinstance(array.base, np.ndarray):
+            array = array.base
+        inplace_log.append((v, weakref.ref(array), bounds))
+    else:
+        inplace_log.append((v, weakref.ref(array), None))
     return v
+
+
+def byte_bounds(a: np.ndarray) -> tuple:
+    """The addresses ``[low, high)`` of the memory that array ``a`` can reach."""
+    low = high = a.__array_interface__["data"][0]
+    for n, stride in zip(a.shape, a.strides):
+        if n == 0:
+            return low, low
+        if stride < 0:
+            low += (n - 1) * stride
+        else:
+            high += (n - 1) * stride
+    return low, high + a.itemsize
 
 
 def tick() -> int:

@@ -16,7 +16,7 @@ import numpy as np
 
 from backprop.autograd.grad_mode import anomaly_state
 from backprop.errors import AnomalyError, GradError, InplaceError, ShapeError
-from backprop.tensor import Tensor, _make, inplace_log, last_inplace
+from backprop.tensor import Tensor, _make, byte_bounds, inplace_log, last_inplace
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) -> np.ndarray:
@@ -62,12 +62,20 @@ def _check_versions(fn) -> None:
             continue
         if any(s is t._data or np.may_share_memory(s, t._data) for s in saved):
             raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
-    for v, ref in reversed(tuple(inplace_log)):  # a snapshot: other threads may append
+    for v, ref, bounds in reversed(tuple(inplace_log)):  # a snapshot: others may append
         if v <= stamp:
             break
         arr = ref()
-        if arr is not None and any(np.may_share_memory(s, arr) for s in saved):
-            raise _inplace_error(fn, f"an array of shape {arr.shape} it saved")
+        if arr is None:
+            continue
+        for s in saved:
+            if np.may_share_memory(s, arr) and (bounds is None or _overlap(s, bounds)):
+                raise _inplace_error(fn, f"an array of shape {s.shape} it saved")
+
+
+def _overlap(a: np.ndarray, bounds: tuple) -> bool:
+    low, high = byte_bounds(a)
+    return low < bounds[1] and bounds[0] < high and low < high and bounds[0] < bounds[1]
 
 
 def _inplace_error(fn, what: str) -> InplaceError:
