@@ -694,8 +694,17 @@ static PyObject *run_forward(PyObject *cls, PyObject *inputs, PyObject *const *a
     put(ctx, n_needs, record ? needs : no_needs);
     if ((forward = PyObject_GetAttr(cls, s_forward)) == NULL)
         goto done;
-    PyObject *fargs[3] = {ctx, arrays[0], n > 1 ? arrays[1] : NULL};
+    PyObject *small[9], **fargs = small;
+    if (n + 1 > 9 && (fargs = PyMem_Malloc((n + 1) * sizeof(PyObject *))) == NULL) {
+        PyErr_NoMemory();
+        goto done;
+    }
+    fargs[0] = ctx;
+    for (Py_ssize_t i = 0; i < n; i++)
+        fargs[i + 1] = arrays[i];
     out = PyObject_Vectorcall(forward, fargs, n + 1, NULL);
+    if (fargs != small)
+        PyMem_Free(fargs);
     if (out != NULL)
         result = finish(cls, ctx, out, inputs, record);
 done:
@@ -751,6 +760,51 @@ static PyObject *apply1(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return res;
 }
 
+/* applyn(cls, *args): any number of positional arguments (the generic path of _apply). */
+static PyObject *applyn(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1) {
+        PyErr_SetString(PyExc_TypeError, "applyn(cls, *args) needs the Function class");
+        return NULL;
+    }
+    if (node_type == NULL) {
+        PyErr_SetString(PyExc_RuntimeError, "backprop engine: setup_apply() was not called");
+        return NULL;
+    }
+    Py_ssize_t n = nargs - 1, done = 0;
+    PyObject *small[8], **arrays = small, *inputs = NULL, *needs = NULL, *no_needs = NULL;
+    PyObject *result = NULL;
+    int any = 0;
+    if (n > 8 && (arrays = PyMem_Malloc(n * sizeof(PyObject *))) == NULL)
+        return PyErr_NoMemory();
+    inputs = PyTuple_New(n);
+    needs = PyTuple_New(n);
+    no_needs = PyTuple_New(n);
+    if (inputs == NULL || needs == NULL || no_needs == NULL)
+        goto fail;
+    for (; done < n; done++) {
+        PyObject *a = args[done + 1];
+        int r = 0, t = is_tensor(a);
+        if (t ? unwrap(a, &arrays[done], &r) < 0 : (arrays[done] = Py_NewRef(a)) == NULL)
+            goto fail;
+        any |= r;
+        PyTuple_SET_ITEM(inputs, done, Py_NewRef(t ? a : Py_None));
+        PyTuple_SET_ITEM(needs, done, Py_NewRef(r ? Py_True : Py_False));
+        PyTuple_SET_ITEM(no_needs, done, Py_NewRef(Py_False));
+    }
+    result = run_forward(args[0], inputs, arrays, n, any, needs, no_needs);
+    inputs = NULL;  /* run_forward took it */
+fail:
+    for (Py_ssize_t i = 0; i < done; i++)
+        Py_DECREF(arrays[i]);
+    if (arrays != small)
+        PyMem_Free(arrays);
+    Py_XDECREF(inputs);
+    Py_XDECREF(needs);
+    Py_XDECREF(no_needs);
+    return result;
+}
+
 static PyObject *setup_apply(PyObject *self, PyObject *args)
 {
     PyObject *nt, *tt, *gs, *as, *ck, *n2, *g1, *ng1, *ao, *af;
@@ -801,6 +855,8 @@ static PyMethodDef methods[] = {
      "apply1(cls, a): Function.apply for one positional argument and no keywords."},
     {"apply2", (PyCFunction)(void (*)(void))apply2, METH_FASTCALL,
      "apply2(cls, a, b): Function.apply for two positional arguments and no keywords."},
+    {"applyn", (PyCFunction)(void (*)(void))applyn, METH_FASTCALL,
+     "applyn(cls, *args): Function.apply for any number of positional arguments, no keywords."},
     {"setup_apply", setup_apply, METH_VARARGS,
      "setup_apply(Node, Tensor, grad_state, anomaly_state, clock, needs2, grad1, no_grad1, "
      "as_output, anomaly_forward)."},
@@ -818,7 +874,7 @@ static struct PyModuleDef module = {
 
 /* Bumped whenever the functions' arguments change, so that engine.py never uses a
  * stale build of this file (it falls back to Python and says so). */
-#define API_VERSION 1
+#define API_VERSION 2
 
 PyMODINIT_FUNC PyInit__cengine(void)
 {

@@ -394,7 +394,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 
 
 #: the interface of _cengine.c this file was written for
-_CENGINE_API = 1
+_CENGINE_API = 2
 
 
 def _load_accelerator():

@@ -131,11 +131,12 @@ class Function:
                 return _capply[1](cls, args[0], args[1])
             if n == 1:
                 return _capply[0](cls, args[0])
+            return _capply[2](cls, *args)
         return _apply(cls, args, kwargs)
 
 
 def _apply(cls, args, kwargs):
-    """Function.apply in Python: the reference that ``_cengine.apply1/apply2`` follow."""
+    """Function.apply in Python: the reference that ``_cengine``'s apply functions follow."""
     ctx = _new(Node)
     ctx.op = cls
     ctx.saved_tensors = ()
@@ -238,14 +239,14 @@ def _anomaly_forward(ctx, out) -> None:
 
 
 def _load_accelerator():
-    """``(apply1, apply2)`` from the C accelerator (``_cengine.c``), or None without it."""
+    """``(apply1, apply2, applyn)`` from the C accelerator (``_cengine.c``), or None."""
     from backprop.autograd.engine import _accel
 
     if _accel is None:
         return None
     _accel.setup_apply(Node, Tensor, _state, anomaly_state, clock, _NEEDS2, _GRAD1, _NO_GRAD1,
                        _as_output, _anomaly_forward)
-    return _accel.apply1, _accel.apply2
+    return _accel.apply1, _accel.apply2, _accel.applyn
 
 
 _capply = _load_accelerator()
