@@ -46,4 +46,4 @@ bench: $(VENV)/.core
 	$(PY) benchmarks/run.py
 
 clean:
-	rm -rf $(VENV)
+	rm -rf $(VENV) build src/backprop/autograd/_cengine*.so

@@ -21,12 +21,13 @@ import backprop
 from backprop.autograd import engine, function
 
 PURE = os.environ.get("BACKPROP_PURE_PYTHON", "") not in ("", "0")
-SRC = os.path.join(os.path.dirname(backprop.__file__), "autograd", "_cengine.c")
 
 
 def _compiler_present() -> bool:
+    """A C compiler and the Python headers: what setup.py needs to build _cengine."""
     cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
-    return shutil.which(cc) is not None
+    headers = os.path.join(sysconfig.get_paths()["include"], "Python.h")
+    return shutil.which(cc) is not None and os.path.exists(headers)
 
 
 def test_accelerator_is_used_where_it_can_be_built():
@@ -36,7 +37,7 @@ def test_accelerator_is_used_where_it_can_be_built():
         return
     if not _compiler_present():
         pytest.skip("no C compiler: backprop runs its pure-Python engine")
-    assert engine._accel is not None, "a C compiler is present but _cengine was not built"
+    assert engine._accel is not None, f"a C compiler is present, but {engine.ENGINE}"
     assert function._capply is not None
     assert engine._accel.API_VERSION == engine._CENGINE_API
     assert engine.ENGINE == "C accelerator"
@@ -116,6 +117,17 @@ def test_both_engines_give_identical_gradients():
     assert pure["dtype"] == "backprop.float32"
 
 
+def test_build_of_another_source_is_refused(monkeypatch):
+    """An in-place build of an older _cengine.c (another SHA-256) is never used."""
+    if engine._accel is None:
+        pytest.skip("the C accelerator is not built here")
+    assert engine._same_source(engine._accel)
+    monkeypatch.setattr(engine._accel, "SOURCE_SHA256", "0" * 64)
+    with pytest.warns(RuntimeWarning, match="stale build"):
+        module, line = engine._load_accelerator()
+    assert module is None and "stale" in line
+
+
 def test_stale_build_is_refused(monkeypatch):
     """A build of an older _cengine.c (another API_VERSION) is never used."""
     if engine._accel is None:
@@ -124,3 +136,26 @@ def test_stale_build_is_refused(monkeypatch):
     with pytest.warns(RuntimeWarning, match="stale build"):
         module, line = engine._load_accelerator()
     assert module is None and "stale" in line
+
+
+def test_a_node_read_as_python_reads_it():
+    """What the Python loop accepts, the C walk accepts: needs_input_grad as a list, and an
+    uninitialised tensor fails with Python's own AttributeError on both paths."""
+    from backprop.autograd import Function
+
+    class Twice(Function):
+        @staticmethod
+        def forward(ctx, a):
+            ctx.needs_input_grad = list(ctx.needs_input_grad)
+            return a * 2.0
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            return grad_output * 2.0
+
+    x = backprop.ones(2, requires_grad=True)
+    Twice.apply(x).sum().backward()
+    assert x.grad.tolist() == [2.0, 2.0]
+    blank = backprop.Tensor.__new__(backprop.Tensor)
+    with pytest.raises(AttributeError, match="_data|_requires_grad"):
+        Twice.apply(blank)

@@ -346,10 +346,10 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
         }
         goto done;
     }
-    if (!PyTuple_Check(inputs)) {
-        PyErr_SetString(PyExc_SystemError, "backprop engine: node inputs are not a tuple");
+    /* (a tuple, as apply makes it; any other sequence is read as Python would) */
+    Py_SETREF(inputs, PySequence_Fast(inputs, "a node's inputs must be a sequence"));
+    if (inputs == NULL)
         goto done;
-    }
     /* something changed in place after this op ran? */
     seqobj = field(fn, node_type, n_seq, s_seq);
     if (seqobj == NULL)
@@ -379,7 +379,7 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
             goto done;
         Py_SETREF(in_grads, t);
     }
-    Py_ssize_t n = PyTuple_GET_SIZE(inputs);
+    Py_ssize_t n = PySequence_Fast_GET_SIZE(inputs);
     if (PyTuple_GET_SIZE(in_grads) != n) {
         PyObject *err = PyObject_CallFunction(h_count_error, "On", fn,
                                               PyTuple_GET_SIZE(in_grads));
@@ -392,14 +392,15 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
     needs = field(fn, node_type, n_needs, s_needs_input_grad);
     if (needs == NULL)
         goto done;
-    if (!PyTuple_Check(needs) || PyTuple_GET_SIZE(needs) < n) {
-        PyErr_SetString(PyExc_SystemError, "backprop engine: bad needs_input_grad");
+    Py_SETREF(needs, PySequence_Fast(needs, "needs_input_grad must be a sequence"));
+    if (needs == NULL)
         goto done;
-    }
+    if (PySequence_Fast_GET_SIZE(needs) < n)  /* zip() in the Python loop stops there */
+        n = PySequence_Fast_GET_SIZE(needs);
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *t = PyTuple_GET_ITEM(inputs, i);
+        PyObject *t = PySequence_Fast_GET_ITEM(inputs, i);
         PyObject *ig = PyTuple_GET_ITEM(in_grads, i);
-        int need = PyObject_IsTrue(PyTuple_GET_ITEM(needs, i));
+        int need = PyObject_IsTrue(PySequence_Fast_GET_ITEM(needs, i));
         if (need < 0)
             goto done;
         if (!need || ig == Py_None || t == Py_None)
@@ -574,16 +575,13 @@ static inline int is_tensor(PyObject *x)
 static inline int unwrap(PyObject *x, PyObject **data, int *requires_grad)
 {
     PyObject *d, *r;
-    if (Py_TYPE(x) == tensor_type) {
+    if (Py_TYPE(x) == tensor_type && SLOT(x, t_data) != NULL &&
+        SLOT(x, t_requires_grad) != NULL) {
         d = SLOT(x, t_data);
         r = SLOT(x, t_requires_grad);
-        if (d == NULL || r == NULL) {
-            PyErr_SetString(PyExc_AttributeError, "Tensor is not initialised");
-            return -1;
-        }
         Py_INCREF(d);
         Py_INCREF(r);
-    } else {  /* a subclass (Parameter): go through attribute lookup */
+    } else {  /* a subclass (Parameter), or an empty slot: attribute lookup (and its error) */
         if ((d = PyObject_GetAttr(x, s_data)) == NULL)
             return -1;
         if ((r = PyObject_GetAttr(x, s_requires_grad)) == NULL) {
@@ -876,6 +874,12 @@ static struct PyModuleDef module = {
  * stale build of this file (it falls back to Python and says so). */
 #define API_VERSION 2
 
+/* setup.py defines the SHA-256 of this file, so engine.py can tell a build of an
+ * older version of it sitting beside the source (an in-place, editable build). */
+#ifndef CENGINE_SOURCE_SHA256
+#define CENGINE_SOURCE_SHA256 ""
+#endif
+
 PyMODINIT_FUNC PyInit__cengine(void)
 {
 #define INTERN(var, text)                                   \
@@ -898,7 +902,8 @@ PyMODINIT_FUNC PyInit__cengine(void)
     INTERN(s_requires_grad, "_requires_grad");
 #undef INTERN
     PyObject *m = PyModule_Create(&module);
-    if (m != NULL && PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) < 0) {
+    if (m != NULL && (PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) < 0 ||
+                      PyModule_AddStringConstant(m, "SOURCE_SHA256", CENGINE_SOURCE_SHA256) < 0)) {
         Py_DECREF(m);
         return NULL;
     }

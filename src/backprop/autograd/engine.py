@@ -405,13 +405,13 @@ def _load_accelerator():
     same loops in Python (this file and ``function.py``), which are the reference: the
     accelerator changes speed, never results.
     """
-    if os.environ.get("BACKPROP_PURE_PYTHON", "") not in ("", "0"):
+    if os.environ.get("BACKPROP_PURE_PYTHON", "").lower() not in ("", "0", "false", "no", "off"):
         return None, "pure Python (BACKPROP_PURE_PYTHON is set)"
     try:
         from backprop.autograd import _cengine
     except ImportError:
         return None, "pure Python (the C accelerator is not built)"
-    if getattr(_cengine, "API_VERSION", None) != _CENGINE_API:
+    if getattr(_cengine, "API_VERSION", None) != _CENGINE_API or not _same_source(_cengine):
         import warnings
 
         warnings.warn(f"backprop: ignoring a stale build of the C accelerator "
@@ -421,6 +421,17 @@ def _load_accelerator():
     _cengine.setup(np.ndarray, last_inplace, _run_hooks, _freed_error, _check_versions,
                    _count_error, _fix_grad, np.asarray)
     return _cengine, "C accelerator"
+
+
+def _same_source(module) -> bool:
+    """False when the module was built from another version of the _cengine.c beside it."""
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cengine.c")
+    if not os.path.exists(source):  # an installed wheel: no source to compare with
+        return True
+    import hashlib
+
+    with open(source, "rb") as f:
+        return getattr(module, "SOURCE_SHA256", "") == hashlib.sha256(f.read()).hexdigest()
 
 
 # ENGINE says which engine runs: "C accelerator", or "pure Python (why)"; backprop
