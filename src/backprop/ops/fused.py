@@ -390,7 +390,7 @@ def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
     """x - max(x) along ``dim`` (a new array); a slice whose max is ±inf is shifted by 0."""
     if x.size == 0:
         return x.copy()
-    m = x.max(axis=dim, keepdims=True)
+    m = np.maximum.reduce(x, axis=dim, keepdims=True)  # (the ufunc itself: x.max's wrapper costs)
     if not np.isfinite(m).all():
         m = np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
     return np.asarray(np.subtract(x, m))  # (asarray: a 0-d input gives a NumPy scalar)
@@ -407,9 +407,12 @@ class LogSoftmax(Function):
     def forward(ctx, x, dim):
         dim = None if x.ndim == 0 else dim
         out = _shifted(x, dim)
-        e = np.exp(out)
-        with np.errstate(divide="ignore"):
-            out -= np.log(np.sum(e, axis=dim, keepdims=True))
+        total = np.add.reduce(np.exp(out), axis=dim, keepdims=True)
+        if total.all():
+            out -= np.log(total)
+        else:  # a slice of -inf only: log 0 = -inf, without NumPy's divide warning
+            with np.errstate(divide="ignore"):
+                out -= np.log(total)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(out)
             ctx.dim = dim
@@ -418,7 +421,7 @@ class LogSoftmax(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        total = np.sum(grad_output, axis=ctx.dim, keepdims=True)
+        total = np.add.reduce(grad_output, axis=ctx.dim, keepdims=True)
         return grad_output - np.exp(out) * total, None
 
 

@@ -309,7 +309,7 @@ class GetItem(Function):
     """out = x[index];  dx = zeros with g scattered back to the indexed places (repeats add up)"""
 
     @staticmethod
-    def forward(ctx, x, entries=(), kind=_BASIC):
+    def forward(ctx, x, entries, kind):
         ctx.in_shape, ctx.kind = x.shape, kind
         if kind == _BASIC:
             ctx.save_for_backward(entries)
@@ -332,33 +332,37 @@ class GetItem(Function):
 
     @staticmethod
     def backward(ctx, grad_output):
-        g = grad_output
-        if ctx.kind == _ADVANCED:
-            first, rest = ctx.saved_tensors[0]
-            if len(rest) == len(ctx.in_shape) and all(
-                    isinstance(e, np.ndarray) and e.dtype.kind in "iu" for e in rest):
-                # x[i, j, ...] with one integer array per dimension (e.g. picking each
-                # row's target logit): one bincount over the flat positions, nothing else.
-                arrays = np.broadcast_arrays(*rest) if len(rest) > 1 else rest
-                # (mode="wrap" turns the negative indices the fast path lets through
-                # into their positive equivalents; forward has already bounds-checked.)
-                lin = np.ravel_multi_index(arrays, ctx.in_shape, mode="wrap")
-                return _scatter_flat(lin, g, ctx.in_shape)
-        gx = np.zeros(ctx.in_shape, dtype=g.dtype)
-        if ctx.kind == _EMPTY:
-            return gx
-        (saved,) = ctx.saved_tensors
-        if ctx.kind == _BASIC:
-            gx[saved] = g
-            return gx
-        first, rest = saved
-        has_int = any(isinstance(e, int) for e in first)
-        arrays = [e for e in rest if isinstance(e, np.ndarray)]
-        if len(arrays) == 1 and arrays[0].dtype.kind == "b":
-            # NOTE: a single mask never selects an element twice, so a plain write suffices.
-            (gx[first] if has_int else gx)[rest] = g
-            return gx
-        return _advanced_backward(g, gx, first, rest, has_int)
+        return _getitem_backward(ctx, grad_output), None, None
+
+
+def _getitem_backward(ctx, g):
+    """The gradient of x in ``GetItem``: zeros with ``g`` scattered back to the indexed places."""
+    if ctx.kind == _ADVANCED:
+        first, rest = ctx.saved_tensors[0]
+        if len(rest) == len(ctx.in_shape) and all(
+                isinstance(e, np.ndarray) and e.dtype.kind in "iu" for e in rest):
+            # x[i, j, ...] with one integer array per dimension (e.g. picking each
+            # row's target logit): one bincount over the flat positions, nothing else.
+            arrays = np.broadcast_arrays(*rest) if len(rest) > 1 else rest
+            # (mode="wrap" turns the negative indices the fast path lets through
+            # into their positive equivalents; forward has already bounds-checked.)
+            lin = np.ravel_multi_index(arrays, ctx.in_shape, mode="wrap")
+            return _scatter_flat(lin, g, ctx.in_shape)
+    gx = np.zeros(ctx.in_shape, dtype=g.dtype)
+    if ctx.kind == _EMPTY:
+        return gx
+    (saved,) = ctx.saved_tensors
+    if ctx.kind == _BASIC:
+        gx[saved] = g
+        return gx
+    first, rest = saved
+    has_int = any(isinstance(e, int) for e in first)
+    arrays = [e for e in rest if isinstance(e, np.ndarray)]
+    if len(arrays) == 1 and arrays[0].dtype.kind == "b":
+        # NOTE: a single mask never selects an element twice, so a plain write suffices.
+        (gx[first] if has_int else gx)[rest] = g
+        return gx
+    return _advanced_backward(g, gx, first, rest, has_int)
 
 
 def _advanced_backward(g, gx, first, rest, has_int):
@@ -426,7 +430,7 @@ def getitem(input, index):
         x[1], x[:, ::-1], x[[0, 2, 2]], x[x > 5]
     """
     entries, kind = _parse(index, input._data.shape, "__getitem__")
-    return GetItem.apply(input, entries=entries, kind=kind)
+    return GetItem.apply(input, entries, kind)  # (positional: the fast path of apply)
 
 
 def setitem(self, index, value) -> None:
@@ -539,7 +543,7 @@ def _iter(self):
     if self._data.ndim == 0:
         raise TypeError("iteration over a 0-d tensor")
     for i in range(self._data.shape[0]):
-        yield GetItem.apply(self, entries=(i,))
+        yield GetItem.apply(self, (i,), _BASIC)
 
 
 # -- gather and friends -----------------------------------------------------------------------
@@ -780,7 +784,7 @@ def masked_select(input, mask):
     from backprop.ops.shape import expand
 
     x = expand(input, *shape) if shape != input._data.shape else input
-    return GetItem.apply(x, entries=(np.broadcast_to(m, shape),), kind=_ADVANCED)
+    return GetItem.apply(x, (np.broadcast_to(m, shape),), _ADVANCED)
 
 
 class ScatterAdd(Function):

@@ -121,9 +121,11 @@ class Mean(Function):
         ctx.axes = axes
         ctx.keepdim = keepdim
         ctx.n = _count(x.shape, axes)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.asarray(np.true_divide(np.sum(x, axis=axes, keepdims=keepdim), ctx.n),
-                              dtype=x.dtype)
+        total = np.add.reduce(x, axis=axes, keepdims=keepdim)
+        if ctx.n:
+            return np.asarray(total / ctx.n, dtype=x.dtype)
+        with np.errstate(invalid="ignore", divide="ignore"):  # the mean of nothing: NaN
+            return np.asarray(np.true_divide(total, 0), dtype=x.dtype)
 
     @staticmethod
     def backward(ctx, grad_output):

@@ -14,7 +14,7 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError
 from backprop.ops._util import norm_dim
-from backprop.ops.indexing import GetItem, index_add_along
+from backprop.ops.indexing import _BASIC, GetItem, index_add_along
 from backprop.tensor import Tensor
 
 
@@ -362,7 +362,7 @@ def unbind(input, dim=0):
         raise ShapeError("unbind: expects at least a 1-dimensional tensor")
     d = norm_dim(dim, input.ndim, "unbind")
     lead = (slice(None),) * d
-    return tuple(GetItem.apply(input, entries=lead + (i,)) for i in range(input.shape[d]))
+    return tuple(GetItem.apply(input, lead + (i,), _BASIC) for i in range(input.shape[d]))
 
 
 def _result_dtype(arrays) -> np.dtype:
