@@ -39,6 +39,11 @@ def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) 
         if len(_UNBROADCAST_AXES) < 4096:  # a training loop sees the same few shapes
             _UNBROADCAST_AXES[(gshape, shape)] = axes
     if axes:
+        if axes[-1] < len(gshape) - len(shape):
+            # Only the leading axes that broadcasting added (a bias): the sum already has
+            # the input's shape, and is a new array the engine can keep without a copy.
+            out = np.add.reduce(grad, axis=axes)
+            return out if type(out) is np.ndarray else np.asarray(out)
         grad = np.add.reduce(grad, axis=axes, keepdims=True)
     return grad.reshape(shape)
 
