@@ -98,7 +98,10 @@ class Function:
     returns one gradient per positional argument of ``forward``, in order, ``None``
     where an argument needs none; a single gradient may be returned bare. The engine
     checks the count and reduces broadcast gradients to each input's shape, so
-    ``backward`` may return a gradient in the broadcast (output) shape.
+    ``backward`` may return a gradient in the broadcast (output) shape. A new array
+    that ``backward`` returns may become a leaf's ``.grad`` without a copy, so do not
+    keep it anywhere else (in a ``ctx`` attribute, say) unless it is one of the
+    ``saved_tensors``, which the engine checks for.
 
     ``ctx`` is the op's graph node (a ``Node``): ``save_for_backward(*arrays)`` /
     ``saved_tensors``, ``needs_input_grad`` (one bool per positional argument), and
