@@ -397,7 +397,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     return tuple(out)
 
 
-
 #: the interface of _cengine.c this file was written for
 _CENGINE_API = 2
 

@@ -146,8 +146,8 @@ def _apply(cls, args, kwargs):
     ctx._hooks = None
     record = False
     # NOTE: one and two arguments are unrolled, and the call to forward avoids
-    # ``**kwargs`` when there are none: this is the hottest Python in the library,
-    # and the generic path below costs several hundred ns more per op.
+    # ``**kwargs`` when there are none: this is the hottest Python of the pure-Python
+    # engine, and the generic path below costs several hundred ns more per op.
     if len(args) == 2:
         a, b = args
         if isinstance(a, Tensor):

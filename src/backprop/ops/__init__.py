@@ -6,6 +6,7 @@ op is added in exactly one file.
 """
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -39,20 +40,9 @@ _OPERANDS = (Tensor, float, int, np.ndarray, np.generic, numbers.Real)
 
 # -- operators: the hot path, kept to one isinstance check and one apply ------------------
 def _binary(fn, reflected=False):
-    if _capply is not None:  # the C accelerator's Function.apply, called without a detour
-        apply2 = _capply[1]
-        if reflected:
-            def op(self, other):
-                if not isinstance(other, _OPERANDS):
-                    return NotImplemented
-                return apply2(fn, other, self)
-        else:
-            def op(self, other):
-                if not isinstance(other, _OPERANDS):
-                    return NotImplemented
-                return apply2(fn, self, other)
-        return op
-    apply = fn.apply  # bound once, not looked up (and re-bound) on every call
+    # Bound once, not looked up on every call: the C accelerator's apply2 with fn as its
+    # first argument (a partial object calls straight through), or the Python apply.
+    apply = functools.partial(_capply[1], fn) if _capply is not None else fn.apply
     if reflected:
         def op(self, other):
             if not isinstance(other, _OPERANDS):
