@@ -1,13 +1,15 @@
-/* The backward walk of engine.py, in C: the same loop, step for step, without the
- * interpreter's cost per step.
+/* Function.apply and the backward walk of backprop.autograd, in C: the same code paths,
+ * step for step, without the interpreter's cost per step.
  *
- * engine.py is the reference. This file is an optional accelerator (the pattern of
- * CPython's heapq/_heapq): it is built when a C compiler is present, and engine.py
- * falls back to its own Python loop when it is not, or when BACKPROP_PURE_PYTHON=1.
- * Every rare or subtle case (hooks, in-place checks, a gradient that needs reducing
- * or casting, errors) is handed to the Python helpers that engine.py passes to
- * setup(), so the rules live in one place and this file holds only control flow.
+ * function.py (_apply) and engine.py (run_backward) are the reference. This file is an
+ * optional accelerator (the pattern of CPython's heapq/_heapq): it is built when a C
+ * compiler is present, and backprop falls back to the Python code when it is not, when
+ * its build is stale, or when BACKPROP_PURE_PYTHON=1. Every rare or subtle case (hooks,
+ * in-place checks, a gradient that needs reducing or casting, anomaly mode, errors) is
+ * handed to the Python helpers passed to setup() and setup_apply(), so the rules live
+ * in one place and this file holds only control flow.
  *
+ * apply1/apply2/applyn(cls, *args): Function.apply for positional arguments.
  * walk(heap_nodes, grads, leaves, retain_graph) runs the loop of run_backward:
  *   heap_nodes: the graph nodes that hold a gradient already (the roots' nodes);
  *   grads: dict node -> gradient delivered to the node's output so far;
@@ -54,14 +56,20 @@ static inline PyObject *field(PyObject *obj, PyTypeObject *exact, Py_ssize_t off
     return PyObject_GetAttr(obj, name);
 }
 
+/* Store a new reference to value in a slot, releasing what it held. */
+static inline void put(PyObject *obj, Py_ssize_t off, PyObject *value)
+{
+    Py_INCREF(value);
+    Py_XSETREF(SLOT(obj, off), value);
+}
+
 /* obj.name = value, by slot or by attribute, as field() reads it. */
 static inline int set_field(PyObject *obj, PyTypeObject *exact, Py_ssize_t off,
                             PyObject *name, PyObject *value)
 {
     if (Py_TYPE(obj) != exact)
         return PyObject_SetAttr(obj, name, value);
-    Py_INCREF(value);
-    Py_XSETREF(SLOT(obj, off), value);
+    put(obj, off, value);
     return 0;
 }
 
@@ -528,9 +536,9 @@ static PyObject *setup(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
-/* ---- the forward half: Function.apply for one or two positional arguments ------------
+/* ---- the forward half: Function.apply for positional arguments -----------------------
  *
- * apply1(cls, a) and apply2(cls, a, b) do what Function.apply does for those calls
+ * apply1(cls, a), apply2(cls, a, b) and applyn(cls, *args) do what Function.apply does
  * (function.py is the reference): make the node, unwrap tensors, run cls.forward on
  * arrays, wrap the result and link it into the graph when an input requires grad.
  * Node and Tensor are fixed __slots__ classes, so their slots are written directly
@@ -541,16 +549,6 @@ static PyObject *needs2[4], *grad1 = NULL, *no_grad1 = NULL, *empty_tuple = NULL
 static PyObject *h_as_output = NULL;       /* (cls, out) -> array, or raises */
 static PyObject *h_anomaly_forward = NULL; /* (ctx, out) -> None, or raises */
 static PyObject *s_forward, *s_enabled;
-
-
-/* Store a new reference to value in a slot of a fresh object (the slot is empty). */
-static inline void put(PyObject *obj, Py_ssize_t off, PyObject *value)
-{
-    Py_INCREF(value);
-    PyObject *old = SLOT(obj, off);
-    SLOT(obj, off) = value;
-    Py_XDECREF(old);
-}
 
 static int slot_offset(PyTypeObject *type, const char *name, Py_ssize_t *out)
 {
