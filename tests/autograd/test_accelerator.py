@@ -20,7 +20,7 @@ import pytest
 import backprop
 from backprop.autograd import engine, function
 
-PURE = os.environ.get("BACKPROP_PURE_PYTHON", "") not in ("", "0")
+PURE = engine.pure_python_requested()
 
 
 def _compiler_present() -> bool:

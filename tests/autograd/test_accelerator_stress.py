@@ -28,7 +28,7 @@ import backprop
 from backprop import GradError, InplaceError, ShapeError
 from backprop.autograd import Function, engine, function
 
-PURE = os.environ.get("BACKPROP_PURE_PYTHON", "") not in ("", "0")
+PURE = engine.pure_python_requested()
 ACCEL = engine._accel is not None and function._capply is not None
 
 

@@ -401,6 +401,12 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 _CENGINE_API = 2
 
 
+def pure_python_requested() -> bool:
+    """True when BACKPROP_PURE_PYTHON asks for the pure-Python engine (1, true, yes, on)."""
+    return os.environ.get("BACKPROP_PURE_PYTHON", "").lower() not in ("", "0", "false", "no",
+                                                                      "off")
+
+
 def _load_accelerator():
     """The C accelerator (``_cengine.c``) and a line saying which engine runs.
 
@@ -409,7 +415,7 @@ def _load_accelerator():
     same loops in Python (this file and ``function.py``), which are the reference: the
     accelerator changes speed, never results.
     """
-    if os.environ.get("BACKPROP_PURE_PYTHON", "").lower() not in ("", "0", "false", "no", "off"):
+    if pure_python_requested():
         return None, "pure Python (BACKPROP_PURE_PYTHON is set)"
     try:
         from backprop.autograd import _cengine
