@@ -120,6 +120,15 @@ def step_count(page) -> int:
     return int(text(page, "step-count").replace(",", ""))
 
 
+def step_and_epoch(page) -> tuple:
+    """The step and epoch counters read together: both come from the same frame (two
+    separate reads can straddle a frame, which carries many steps on a fast engine)."""
+    pair = page.evaluate(
+        "() => ['step-count', 'epoch-count'].map(id => parseInt(document.querySelector("
+        "`[data-testid=${id}]`).textContent.replace(/,/g, ''), 10))")
+    return pair[0], pair[1]
+
+
 def load(page, url):
     """Open the lab and wait for its first frame from the server."""
     page.goto(url)
@@ -226,11 +235,10 @@ def test_batch_size_change_takes_effect_while_training(page, base_url):
     page.wait_for_function(
         f"() => document.querySelector('[data-testid=now]').textContent.includes('batch {n_train}')")
     # ...and training goes on: with the whole training set per step, one step is one epoch
-    step0 = step_count(page)
-    epoch0 = int(text(page, "epoch-count").replace(",", ""))
+    step0, epoch0 = step_and_epoch(page)
     wait_steps_at_least(page, step0 + 20)
-    steps = step_count(page) - step0
-    epochs = int(text(page, "epoch-count").replace(",", "")) - epoch0
+    step1, epoch1 = step_and_epoch(page)
+    steps, epochs = step1 - step0, epoch1 - epoch0
     assert abs(epochs - steps) <= 2, (steps, epochs)
     page.get_by_test_id("play").click()
     shot(page, "batch-size-full")
