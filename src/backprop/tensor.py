@@ -372,9 +372,18 @@ class Tensor:
 
     # -- in-place updates ------------------------------------------------------
     def _check_inplace(self, op: str) -> None:
+        """Refuse an in-place change that would corrupt the graph; else stamp it (version, log)."""
+        self._check_writeable(op)
+        if self.grad_fn is not None or self._requires_grad and _state.enabled:
+            self._check_graph(op)
+        self._version = _log_inplace(self._data)
+
+    def _check_writeable(self, op: str) -> None:
         if not self._data.flags.writeable:
             raise InplaceError(f"{op}: this tensor is a read-only broadcast view (made by expand() or "
                                f"broadcast_to()) whose elements share memory; clone() it first")
+
+    def _check_graph(self, op: str) -> None:
         if self._requires_grad and _state.enabled:
             if self.grad_fn is None:
                 raise InplaceError(f"{op}: a leaf tensor that requires grad is being used in an "
@@ -391,7 +400,6 @@ class Tensor:
             raise InplaceError(f"{op}: in-place change of a tensor produced by {fn.name()}, "
                                f"whose backward needs this value; use the out-of-place version "
                                f"or clone() it first")
-        self._version = _log_inplace(self._data)
 
     def _bump_version(self) -> None:
         """Record that ``self._data`` was changed in place by code working on the array
@@ -420,15 +428,24 @@ class Tensor:
                                f"(y = x + value) or do it under backprop.no_grad()")
 
     def _ufunc_(self, ufunc, other, op: str) -> "Tensor":
-        """self = ufunc(self, other), written into self's own storage."""
+        """self = ufunc(self, other), written into self's own storage.
+
+        (The checks of ``_check_inplace`` in the order an optimizer step needs them fast:
+        the graph checks only for a tensor in a graph, the read-only check only when
+        NumPy refuses the write, and the stamp only once the write has happened.)
+        """
         self._check_value(other, op)
-        self._check_inplace(op)
         o = self._operand(other, op)
+        if self.grad_fn is not None or self._requires_grad and _state.enabled:
+            self._check_graph(op)
+        data = self._data
         try:
-            ufunc(self._data, o, out=self._data, casting="unsafe")
+            ufunc(data, o, out=data, casting="unsafe")
         except ValueError:
+            self._check_writeable(op)
             raise ShapeError(f"{op}: a value of shape {np.shape(o)} can't be combined in place "
-                             f"with a tensor of shape {self._data.shape}") from None
+                             f"with a tensor of shape {data.shape}") from None
+        self._version = _log_inplace(data)
         return self
 
     def add_(self, other, alpha=1) -> "Tensor":

@@ -28,6 +28,13 @@ MASK = backprop.tensor(np.array([True, False, True]))
     (lambda: t(3)[5], IndexOutOfRange,
      r"__getitem__: index 5 is out of bounds for dimension 0 with size 3"),
     (lambda: t(3)[-4], IndexOutOfRange, r"index -4 is out of bounds for dimension 0 with size 3"),
+    (lambda: t(3, 4)[idx(0, 1, 2), idx(0, 1)], IndexOutOfRange,
+     r"__getitem__: shape mismatch: index tensors of shapes \(3,\), \(2,\) can't be broadcast "
+     r"together"),
+    (lambda: t(3, 4)[[0, 1], [0, 1, 2]], IndexOutOfRange,
+     r"shape mismatch: index tensors of shapes \(2,\), \(3,\)"),
+    (lambda: t(3, 4)[idx(0, 3), idx(0, 1)], IndexOutOfRange,
+     r"index 3 is out of bounds for dimension 0 with size 3"),
     (lambda: t(3, 4)[:, 7], IndexOutOfRange,
      r"index 7 is out of bounds for dimension 1 with size 4"),
     (lambda: t(3, 4)[0, ..., 4], IndexOutOfRange, r"index 4 is out of bounds for dimension 1"),

@@ -19,7 +19,7 @@ from backprop.errors import AnomalyError, GradError, InplaceError, ShapeError
 from backprop.tensor import Tensor, _make, byte_bounds, inplace_log, last_inplace
 
 
-def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) -> np.ndarray:
+def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     """Sum ``grad`` over the axes that broadcasting added or stretched, to get ``shape``.
 
     The one place where broadcasting is undone: ops return gradients in the
@@ -32,8 +32,8 @@ def unbroadcast(grad: np.ndarray, shape: tuple, op: str = "op", index: int = 0) 
     if axes is None:
         lead = len(gshape) - len(shape)
         if lead < 0 or any(s != 1 and s != g for s, g in zip(shape, gshape[lead:])):
-            raise ShapeError(f"{op}: backward returned a gradient of shape {gshape} for input "
-                             f"{index} of shape {shape}")
+            raise ShapeError(f"unbroadcast: a gradient of shape {gshape} can't be summed to "
+                             f"shape {shape}")
         axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
                                           if s == 1 and gshape[lead + i] != 1)
         if len(_UNBROADCAST_AXES) < 4096:  # a training loop sees the same few shapes
@@ -108,7 +108,12 @@ def _fix_grad(fn, inputs, t: Tensor, ig) -> np.ndarray:
     if type(ig) is not np.ndarray:
         ig = ig._data if isinstance(ig, Tensor) else np.asarray(ig)
     if ig.shape != data.shape:
-        ig = unbroadcast(ig, data.shape, fn.name(), next(k for k, x in enumerate(inputs) if x is t))
+        try:
+            ig = unbroadcast(ig, data.shape)
+        except ShapeError:
+            index = next(k for k, x in enumerate(inputs) if x is t)
+            raise ShapeError(f"{fn.name()}: backward returned a gradient of shape {ig.shape} "
+                             f"for input {index} of shape {data.shape}") from None
     if ig.dtype != data.dtype:
         ig = ig.astype(data.dtype)
     return ig

@@ -91,21 +91,22 @@ Tensor.__ge__ = lambda self, other: elementwise.ge(self, other)
 Tensor.__hash__ = object.__hash__
 
 
-def _inplace(method, fn):
+def _inplace(name, ufunc, fn):
     # NOTE: ``x += y`` where x or y is recording a graph becomes ``x = x + y`` (Python
     # rebinds the name): changing x in place would corrupt values backward needs, or
-    # drop y's gradient. Outside the graph it is a true in-place update.
+    # drop y's gradient. Outside the graph it is a true in-place update, as x.add_(y)
+    # (the ufunc is called straight away: this is the update of every optimizer step).
     def op(self, other):
         if not isinstance(other, _OPERANDS):
             return NotImplemented
         if _grad_state.enabled and (self._requires_grad or (
                 isinstance(other, Tensor) and other._requires_grad)):
             return fn.apply(self, other)
-        return getattr(self, method)(other)
+        return self._ufunc_(ufunc, other, name)
     return op
 
 
-Tensor.__iadd__ = _inplace("add_", _Add)
-Tensor.__isub__ = _inplace("sub_", _Sub)
-Tensor.__imul__ = _inplace("mul_", _Mul)
-Tensor.__itruediv__ = _inplace("div_", _Div)
+Tensor.__iadd__ = _inplace("add_", np.add, _Add)
+Tensor.__isub__ = _inplace("sub_", np.subtract, _Sub)
+Tensor.__imul__ = _inplace("mul_", np.multiply, _Mul)
+Tensor.__itruediv__ = _inplace("div_", np.true_divide, _Div)

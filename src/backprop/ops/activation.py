@@ -56,11 +56,10 @@ class ReLU(Function):
     @staticmethod
     def backward(ctx, grad_output):
         (out,) = ctx.saved_tensors
-        # NOTE: relu has a kink at 0; like torch we take the gradient there to be 0
-        # (the test is out <= 0, so a NaN input passes its gradient through, as torch).
-        keep = np.asarray(out <= 0)
-        np.logical_not(keep, out=keep)
-        return grad_output * keep
+        # NOTE: relu has a kink at 0; like torch we take the gradient there to be 0, and a
+        # NaN input passes its gradient through, as in torch. out is max(x, 0): never
+        # negative, so out != 0 is exactly torch's "not out <= 0", in one ufunc.
+        return grad_output * (out != 0)
 
 
 class LeakyReLU(Function):

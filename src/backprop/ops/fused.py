@@ -396,6 +396,13 @@ def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
     return np.asarray(np.subtract(x, m))  # (asarray: a 0-d input gives a NumPy scalar)
 
 
+def _minus_logsumexp(x: np.ndarray, m: np.ndarray, dim) -> np.ndarray:
+    """x - log Σ exp(x) along ``dim`` (a new array), given m = max(x) along ``dim``."""
+    out = np.asarray(x - m)  # (asarray: a 0-d input gives a NumPy scalar)
+    out -= np.log(np.add.reduce(np.exp(out), axis=dim, keepdims=True))
+    return out
+
+
 class LogSoftmax(Function):
     """out = x - log Σ exp(x) along dim;  dx = g - softmax(x) · Σ g along dim
 
@@ -406,13 +413,15 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         dim = None if x.ndim == 0 else dim
-        out = _shifted(x, dim)
-        total = np.add.reduce(np.exp(out), axis=dim, keepdims=True)
-        if total.all():
-            out -= np.log(total)
-        else:  # a slice of -inf only: log 0 = -inf, without NumPy's divide warning
-            with np.errstate(divide="ignore"):
-                out -= np.log(total)
+        if x.size == 0:
+            out = x.copy()
+        else:
+            m = np.maximum.reduce(x, axis=dim, keepdims=True)
+            if np.isfinite(m).all():  # the common case: each Σ exp(x - max) is in [1, n]
+                out = _minus_logsumexp(x, m, dim)
+            else:  # a slice whose max is ±inf or NaN: NaN throughout that slice, as torch
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    out = _minus_logsumexp(x, m, dim)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(out)
             ctx.dim = dim

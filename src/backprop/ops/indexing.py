@@ -8,7 +8,8 @@ Slices may have negative steps (PyTorch refuses them; NumPy allows them).
 
 Backward of advanced indexing is a scatter-add: an element read twice gets
 both gradients. The scatter kernels here (``index_add_along``, ``_scatter_flat``)
-use ``np.bincount`` or a sort and ``np.add.reduceat``, never a Python loop.
+use ``np.bincount`` or a sort and ``np.add.reduceat``, and picking one element per
+row (``x[rows, targets]``) uses ``np.add.at``; never a Python loop.
 """
 from __future__ import annotations
 
@@ -162,7 +163,7 @@ def _convert(item, op: str):
     return arr
 
 
-_BASIC, _EMPTY, _ADVANCED = "basic", "empty", "advanced"
+_BASIC, _EMPTY, _ADVANCED, _PICK = "basic", "empty", "advanced", "pick"
 
 
 def _simple_slice(it) -> bool:
@@ -177,8 +178,10 @@ def _parse(index, shape: tuple, op: str):
     Entries: int (in range, non-negative), slice, None, ``_FALSE``, bool array
     (shape checked) or int array (in range, non-negative). Ellipsis is expanded
     into full slices and missing trailing dims are left implicit. The kind is
-    ``_BASIC`` (ints, slices, None: a view), ``_EMPTY`` (basic with a scalar False)
-    or ``_ADVANCED`` (some array).
+    ``_BASIC`` (ints, slices, None: a view), ``_EMPTY`` (basic with a scalar False),
+    ``_ADVANCED`` (some array) or ``_PICK`` (one integer array per dimension, nothing
+    else: ``x[rows, targets]``; written and read as NumPy does, so where code only needs
+    "index ``data`` with ``entries``" it is handled like a basic index).
     """
     items = index if type(index) is tuple else (index,)
     if len(items) == len(shape) and all(
@@ -187,7 +190,7 @@ def _parse(index, shape: tuple, op: str):
         # are masks (as in PyTorch) and take the general path. Bounds are
         # checked by NumPy in forward (GetItem turns its IndexError into ours), and
         # negative indices are wrapped there too.
-        return tuple(it._data for it in items), _ADVANCED
+        return tuple(it._data for it in items), _PICK
     if len(items) <= len(shape):  # fast path: only plain ints and slices
         fast = []
         for d, it in enumerate(items):
@@ -319,35 +322,35 @@ class GetItem(Function):
             falses = _false_axes(entries)
             return out[tuple(slice(0, 0) if a in falses else slice(None)
                              for a in range(out.ndim))]
-        first, rest = _split(entries)
-        v = x[first] if any(isinstance(e, int) for e in entries) else x
-        ctx.save_for_backward((first, rest))
+        if kind == _PICK:
+            v, rest = x, entries
+        else:
+            first, rest = _split(entries)
+            v = x[first] if any(isinstance(e, int) for e in entries) else x
+        ctx.save_for_backward(entries if kind == _PICK else (first, rest))
         try:
             return v[rest]
         except IndexError:
-            for d, e in enumerate(entries):  # name the first index that is out of range
-                if isinstance(e, np.ndarray) and e.dtype.kind in "iu":
-                    _check_bounds(e, x.shape[d], d, "__getitem__", allow_negative=True)
-            raise
+            raise _index_error(x.shape, entries) from None
 
     @staticmethod
     def backward(ctx, grad_output):
         return _getitem_backward(ctx, grad_output), None, None
 
 
+def _index_error(shape: tuple, entries) -> IndexOutOfRange:
+    """Our error for an IndexError NumPy raised reading ``x[entries]`` (x of ``shape``)."""
+    arrays = [(d, e) for d, e in enumerate(entries)
+              if isinstance(e, np.ndarray) and e.dtype.kind in "iu"]
+    for d, e in arrays:  # name the first index that is out of range
+        _check_bounds(e, shape[d], d, "__getitem__", allow_negative=True)
+    shapes = ", ".join(str(e.shape) for _, e in arrays)
+    return IndexOutOfRange(f"__getitem__: shape mismatch: index tensors of shapes {shapes} "
+                           f"can't be broadcast together")
+
+
 def _getitem_backward(ctx, g):
     """The gradient of x in ``GetItem``: zeros with ``g`` scattered back to the indexed places."""
-    if ctx.kind == _ADVANCED:
-        first, rest = ctx.saved_tensors[0]
-        if len(rest) == len(ctx.in_shape) and all(
-                isinstance(e, np.ndarray) and e.dtype.kind in "iu" for e in rest):
-            # x[i, j, ...] with one integer array per dimension (e.g. picking each
-            # row's target logit): one bincount over the flat positions, nothing else.
-            arrays = np.broadcast_arrays(*rest) if len(rest) > 1 else rest
-            # (mode="wrap" turns the negative indices the fast path lets through
-            # into their positive equivalents; forward has already bounds-checked.)
-            lin = np.ravel_multi_index(arrays, ctx.in_shape, mode="wrap")
-            return _scatter_flat(lin, g, ctx.in_shape)
     gx = np.zeros(ctx.in_shape, dtype=g.dtype)
     if ctx.kind == _EMPTY:
         return gx
@@ -355,7 +358,17 @@ def _getitem_backward(ctx, g):
     if ctx.kind == _BASIC:
         gx[saved] = g
         return gx
+    if ctx.kind == _PICK:
+        np.add.at(gx, saved, g)
+        return gx
     first, rest = saved
+    if len(rest) == gx.ndim and all(isinstance(e, np.ndarray) and e.dtype.kind in "iu"
+                                    for e in rest):
+        # x[i, j, ...] with one integer array per dimension, as _PICK (e.g. x[[0, 1], [2, 3]]):
+        # one unbuffered add at those places (repeats add up; negative indices wrap as
+        # in forward, which has checked the bounds), nothing else.
+        np.add.at(gx, rest, g)
+        return gx
     has_int = any(isinstance(e, int) for e in first)
     arrays = [e for e in rest if isinstance(e, np.ndarray)]
     if len(arrays) == 1 and arrays[0].dtype.kind == "b":

@@ -58,6 +58,8 @@ class MatMul(Function):
         a, b = ctx.saved_tensors
         g = grad_output
         need_a, need_b = ctx.needs_input_grad
+        if a.ndim == 2 and b.ndim == 2:  # the common case (a layer): .T is a free view
+            return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
         if a.ndim == 1 and b.ndim == 1:  # dot product: g is a scalar
             return (g * b if need_a else None), (g * a if need_b else None)
         # NOTE: a 1-D operand acts as a row (a) or column (b) vector; put that axis back

@@ -130,6 +130,10 @@ class Mean(Function):
     @staticmethod
     def backward(ctx, grad_output):
         g = grad_output / ctx.n if ctx.n else grad_output
+        if g.ndim == 0:  # the mean of everything (a loss): one fill
+            out = np.empty(ctx.in_shape, dtype=grad_output.dtype)
+            out.fill(g)
+            return out, None, None
         return _spread(g.astype(grad_output.dtype, copy=False), ctx.in_shape, ctx.axes,
                        ctx.keepdim), None, None
 
