@@ -4,6 +4,7 @@ Import this before NumPy: ``set_threads`` must run before NumPy loads its BLAS.
 """
 from __future__ import annotations
 
+import gc
 import os
 import statistics
 import time
@@ -23,10 +24,16 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1, samples: bool = False)
     order rotates from one repeat to the next, so no function always runs first.
     ``samples=True`` returns every repeat's time (lists, repeat by repeat) instead, for
     ratios taken within each repeat.
+
+    A full garbage collection runs before the timed repeats: the collector's debt from
+    importing the engines (a full pass over ~170k objects with torch loaded, ~90 ms)
+    would otherwise land on whichever engine happens to allocate next. The collector
+    stays on while timing, as in a user's program.
     """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
+    gc.collect()
     names = list(fns)
     times = {name: [] for name in fns}
     for r in range(repeats):

@@ -230,7 +230,7 @@ def main() -> None:
         if torch is None:
             del makers["pytorch"]
         epochs = {name: make(batch)[0] for name, make in makers.items()}
-        raw = interleaved(epochs, repeats=max(5, REPEATS // 2), warmup=1, samples=True)
+        raw = interleaved(epochs, repeats=max(5, REPEATS), warmup=1, samples=True)
         n_used = (N_TRAIN // batch) * batch
         print(f"   batch {batch}:")
         for name, times in raw.items():

@@ -26,7 +26,7 @@ def log_softmax(input, dim, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     require_float(input, "log_softmax")
-    return LogSoftmax.apply(input, norm_dim(dim, input.ndim, "log_softmax"))
+    return LogSoftmax.apply(input, norm_dim(dim, input._data.ndim, "log_softmax"))
 
 
 def softmax(input, dim, dtype=None):

@@ -67,6 +67,16 @@ def byte_bounds(a: np.ndarray) -> tuple:
     return low, high + a.itemsize
 
 
+def _engine_backward(*args) -> None:
+    """``backprop.autograd.engine.backward``, imported on the first call (the engine
+    imports this module), which then puts the engine's function in this one's place."""
+    global _engine_backward
+    from backprop.autograd.engine import backward
+
+    _engine_backward = backward
+    backward(*args)
+
+
 def tick() -> int:
     """Advance the clock for an in-place change made outside Tensor's own methods."""
     v = next(clock)
@@ -322,9 +332,7 @@ class Tensor:
             create_graph: must be False: higher-order gradients are not supported.
             inputs: accumulate only into these tensors' ``.grad``.
         """
-        from backprop.autograd.engine import backward
-
-        backward(self, gradient, retain_graph, create_graph, inputs)
+        _engine_backward(self, gradient, retain_graph, create_graph, inputs)
 
     def retain_grad(self) -> None:
         """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
@@ -434,8 +442,11 @@ class Tensor:
         the graph checks only for a tensor in a graph, the read-only check only when
         NumPy refuses the write, and the stamp only once the write has happened.)
         """
-        self._check_value(other, op)
-        o = self._operand(other, op)
+        if type(other) is Tensor and not (other._requires_grad and _state.enabled):
+            o = other._data  # (the usual case, checked inline: optimizers run this per step)
+        else:
+            self._check_value(other, op)
+            o = self._operand(other, op)
         if self.grad_fn is not None or self._requires_grad and _state.enabled:
             self._check_graph(op)
         data = self._data

@@ -978,3 +978,23 @@ def test_nodes_with_ctx_attributes_cost_no_more_memory_than_the_reference():
     assert here.returncode == 0 and reference.returncode == 0, here.stderr + reference.stderr
     per_node, per_node_ref = float(here.stdout), float(reference.stdout)
     assert per_node <= 1.15 * per_node_ref, (per_node, per_node_ref)
+
+
+def test_broadcast_leaf_gradients_are_summed_owned_and_accumulated():
+    # A bias (leading axes added) and a 0-d scale (every axis): the engine sums both
+    # (the C walk does the bias itself; NumPy gives a scalar for the 0-d sum), and the
+    # leaves keep arrays of their own shape that own their memory.
+    s = t64(2.0)
+    b = t64([0.5, -1.0, 2.0])
+    x = t64(np.arange(12.0).reshape(4, 3), requires_grad=False)
+    for _ in range(2):  # the second pass adds into the first pass's .grad
+        (x * s + b).sum().backward()
+    assert type(arr(s.grad)) is np.ndarray and arr(s.grad).shape == ()
+    assert arr(s.grad) == 2 * arr(x).sum()
+    np.testing.assert_array_equal(arr(b.grad), [8.0, 8.0, 8.0])
+    assert arr(b.grad).flags.owndata and arr(s.grad).flags.owndata
+    # a bias of another dtype is summed and cast (float32 bias, float64 gradient)
+    b32 = backprop.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    (x * 1.0 + b32.to(backprop.float64)).sum().backward()
+    assert b32.grad.dtype == backprop.float32
+    np.testing.assert_array_equal(arr(b32.grad), [4.0, 4.0, 4.0])

@@ -14,6 +14,8 @@
  *   heap_nodes: the graph nodes that hold a gradient already (the roots' nodes);
  *   grads: dict node -> gradient delivered to the node's output so far;
  *   leaves: dict leaf tensor -> [leaf, gradient, owned], filled as engine.py does.
+ * settle(leaves) then runs each leaf's hooks and adds its gradient into .grad (the end
+ *   of run_backward; it needs setup_apply() too, to make the .grad tensors).
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -21,7 +23,8 @@
 
 /* attribute names, interned once */
 static PyObject *s_saved_tensors, *s_inputs, *s_needs_input_grad, *s_seq, *s_hooks,
-    *s_op, *s_backward, *s_data, *s_grad_fn, *s_shape, *s_dtype, *s_base, *s_requires_grad;
+    *s_op, *s_backward, *s_data, *s_grad_fn, *s_shape, *s_dtype, *s_base, *s_requires_grad,
+    *s_grad, *s_copy;
 
 /* set by setup() */
 static PyTypeObject *ndarray_type = NULL;
@@ -32,6 +35,7 @@ static PyObject *h_check_versions = NULL;/* (fn) -> None, raises */
 static PyObject *h_count_error = NULL;   /* (fn, n_grads) -> exception */
 static PyObject *h_fix_grad = NULL;      /* (fn, inputs, t, ig) -> array of t's shape and dtype */
 static PyObject *h_asarray = NULL;       /* numpy.asarray */
+static PyObject *h_add_reduce = NULL;    /* numpy.add.reduce */
 
 /* Node and Tensor (set by setup_apply), and the offsets of their __slots__: both are
  * fixed classes, so the hot paths read and write their slots directly. */
@@ -297,6 +301,54 @@ static int to_node(PyObject *grads, PyObject *sums, Heap *heap, PyObject *parent
     return rc;
 }
 
+/* The one reduction common enough to keep out of _fix_grad: a gradient with extra
+ * leading axes over an input of the same dtype (a bias broadcast over a batch). Gives
+ * np.add.reduce(ig, axis=(0, ..., lead - 1)), which is what unbroadcast returns then;
+ * Py_None when the case is another (for _fix_grad); NULL on error. */
+static PyObject *sum_leading(PyObject *ig, PyObject *data)
+{
+    PyObject *gshape = NULL, *shape = NULL, *tail = NULL, *axes = NULL, *out = NULL;
+    int same = same_attr(ig, data, s_dtype, 1);
+    if (same <= 0)
+        return same < 0 ? NULL : Py_NewRef(Py_None);
+    if ((gshape = PyObject_GetAttr(ig, s_shape)) == NULL ||
+        (shape = PyObject_GetAttr(data, s_shape)) == NULL)
+        goto done;
+    if (!PyTuple_Check(gshape) || !PyTuple_Check(shape))
+        goto other;
+    Py_ssize_t lead = PyTuple_GET_SIZE(gshape) - PyTuple_GET_SIZE(shape);
+    if (lead <= 0)
+        goto other;
+    if ((tail = PyTuple_GetSlice(gshape, lead, PyTuple_GET_SIZE(gshape))) == NULL)
+        goto done;
+    int eq = PyObject_RichCompareBool(tail, shape, Py_EQ);
+    if (eq <= 0) {
+        if (eq == 0)
+            goto other;
+        goto done;
+    }
+    if ((axes = PyTuple_New(lead)) == NULL)
+        goto done;
+    for (Py_ssize_t i = 0; i < lead; i++) {
+        PyObject *k = PyLong_FromSsize_t(i);
+        if (k == NULL)
+            goto done;
+        PyTuple_SET_ITEM(axes, i, k);
+    }
+    out = PyObject_CallFunctionObjArgs(h_add_reduce, ig, axes, NULL);
+    if (out != NULL && Py_TYPE(out) != ndarray_type)  /* a 0-d input: NumPy gives a scalar */
+        Py_SETREF(out, PyObject_CallOneArg(h_asarray, out));
+    goto done;
+other:
+    out = Py_NewRef(Py_None);
+done:
+    Py_XDECREF(gshape);
+    Py_XDECREF(shape);
+    Py_XDECREF(tail);
+    Py_XDECREF(axes);
+    return out;
+}
+
 /* Run one node: its hooks, its backward, and deliver each input's gradient. */
 static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *leaves,
                     Heap *heap, int retain_graph)
@@ -425,6 +477,17 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
             fine = same_attr(ig, data, s_shape, 0);
             if (fine == 1)
                 fine = same_attr(ig, data, s_dtype, 1);
+            else if (fine == 0) {  /* a bias's gradient, summed here; others: _fix_grad */
+                PyObject *summed = sum_leading(ig, data);
+                if (summed == NULL)
+                    fine = -1;
+                else if (summed == Py_None)
+                    Py_DECREF(summed);
+                else {
+                    Py_SETREF(ig, summed);
+                    fine = 1;
+                }
+            }
             Py_DECREF(data);
             if (fine < 0) {
                 Py_DECREF(ig);
@@ -509,9 +572,9 @@ fail:
 
 static PyObject *setup(PyObject *self, PyObject *args)
 {
-    PyObject *nd, *li, *rh, *fe, *cv, *ce, *fg, *aa;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOOO", &PyType_Type, &nd, &PyList_Type, &li, &rh, &fe,
-                          &cv, &ce, &fg, &aa))
+    PyObject *nd, *li, *rh, *fe, *cv, *ce, *fg, *aa, *ar;
+    if (!PyArg_ParseTuple(args, "O!O!OOOOOOO", &PyType_Type, &nd, &PyList_Type, &li, &rh, &fe,
+                          &cv, &ce, &fg, &aa, &ar))
         return NULL;
     if (PyList_GET_SIZE(li) != 1) {
         PyErr_SetString(PyExc_ValueError, "setup: last_inplace must be a list of one stamp");
@@ -533,6 +596,8 @@ static PyObject *setup(PyObject *self, PyObject *args)
     Py_XSETREF(h_fix_grad, fg);
     Py_INCREF(aa);
     Py_XSETREF(h_asarray, aa);
+    Py_INCREF(ar);
+    Py_XSETREF(h_add_reduce, ar);
     Py_RETURN_NONE;
 }
 
@@ -621,6 +686,28 @@ static PyObject *new_node(PyObject *cls)
     return ctx;
 }
 
+/* A Tensor of `data` outside the graph, as tensor.py's _make(data). Steals data. */
+static PyObject *new_tensor(PyObject *data)
+{
+    PyObject *t = tensor_type->tp_alloc(tensor_type, 0);
+    if (t == NULL) {
+        Py_DECREF(data);
+        return NULL;
+    }
+    SLOT(t, t_data) = data;
+    put(t, t_requires_grad, Py_False);
+    put(t, t_grad_fn, Py_None);
+    put(t, t_grad, Py_None);
+    put(t, t_hooks, Py_None);
+    PyObject *zero = PyLong_FromLong(0);
+    if (zero == NULL) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    SLOT(t, t_version) = zero;
+    return t;
+}
+
 /* Wrap the forward output; link the node in when recording. Steals out. */
 static PyObject *finish(PyObject *cls, PyObject *ctx, PyObject *out, PyObject *inputs, int record)
 {
@@ -640,18 +727,9 @@ static PyObject *finish(PyObject *cls, PyObject *ctx, PyObject *out, PyObject *i
             goto fail;
         Py_DECREF(r);
     }
-    PyObject *result = tensor_type->tp_alloc(tensor_type, 0);
+    PyObject *result = new_tensor(out);  /* steals out */
     if (result == NULL)
-        goto fail;
-    SLOT(result, t_data) = out;  /* steals out */
-    put(result, t_grad, Py_None);
-    put(result, t_hooks, Py_None);
-    PyObject *zero = PyLong_FromLong(0);
-    if (zero == NULL) {
-        Py_DECREF(result);
         return NULL;
-    }
-    SLOT(result, t_version) = zero;
     if (record) {
         PyObject *seq = PyIter_Next(seq_clock);
         if (seq == NULL) {
@@ -664,9 +742,6 @@ static PyObject *finish(PyObject *cls, PyObject *ctx, PyObject *out, PyObject *i
         Py_XSETREF(SLOT(ctx, n_seq), seq);  /* forward may have set ctx.seq */
         put(result, t_requires_grad, Py_True);
         put(result, t_grad_fn, ctx);
-    } else {
-        put(result, t_requires_grad, Py_False);
-        put(result, t_grad_fn, Py_None);
     }
     return result;
 fail:
@@ -801,6 +876,68 @@ fail:
     return result;
 }
 
+/* settle(leaves): the end of run_backward. For each [leaf, gradient, owned] entry: run
+ * the leaf's hooks, then start its .grad (the gradient itself when the engine owns it,
+ * else a copy) or add into it. */
+static PyObject *settle(PyObject *self, PyObject *leaves)
+{
+    if (!PyDict_Check(leaves)) {
+        PyErr_SetString(PyExc_TypeError, "settle(leaves): leaves must be a dict");
+        return NULL;
+    }
+    if (tensor_type == NULL || h_run_hooks == NULL) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "backprop engine: setup() and setup_apply() must be called first");
+        return NULL;
+    }
+    Py_ssize_t pos = 0;
+    PyObject *key, *entry;
+    while (PyDict_Next(leaves, &pos, &key, &entry)) {
+        if (!PyList_Check(entry) || PyList_GET_SIZE(entry) != 3) {
+            PyErr_SetString(PyExc_SystemError, "backprop engine: malformed leaf entry");
+            return NULL;
+        }
+        PyObject *t = PyList_GET_ITEM(entry, 0);
+        PyObject *g = Py_NewRef(PyList_GET_ITEM(entry, 1));
+        int owned = PyList_GET_ITEM(entry, 2) == Py_True;
+        PyObject *hooks = field(t, tensor_type, t_hooks, s_hooks);
+        int truth = hooks == NULL ? -1 : PyObject_IsTrue(hooks);
+        if (truth > 0) {
+            PyObject *g2 = PyObject_CallFunctionObjArgs(h_run_hooks, hooks, g, NULL);
+            truth = g2 == NULL ? -1 : 0;
+            if (g2 != NULL)
+                Py_SETREF(g, g2);
+            owned = 0;
+        }
+        Py_XDECREF(hooks);
+        PyObject *grad = truth < 0 ? NULL : field(t, tensor_type, t_grad, s_grad);
+        if (grad == NULL) {
+            Py_DECREF(g);
+            return NULL;
+        }
+        int rc;
+        if (grad == Py_None) {  /* t.grad = _make(g if owned else g.copy()) */
+            if (!owned)
+                Py_SETREF(g, PyObject_CallMethodNoArgs(g, s_copy));
+            PyObject *made = g == NULL ? NULL : new_tensor(g);  /* steals g */
+            g = NULL;
+            rc = made == NULL ? -1 : set_field(t, tensor_type, t_grad, s_grad, made);
+            Py_XDECREF(made);
+        } else {  /* t.grad._data = _plus(t.grad._data, g) */
+            PyObject *old = field(grad, tensor_type, t_data, s_data);
+            PyObject *total = old == NULL ? NULL : plus(old, g);
+            rc = total == NULL ? -1 : set_field(grad, tensor_type, t_data, s_data, total);
+            Py_XDECREF(old);
+            Py_XDECREF(total);
+        }
+        Py_XDECREF(g);
+        Py_DECREF(grad);
+        if (rc < 0)
+            return NULL;
+    }
+    Py_RETURN_NONE;
+}
+
 static PyObject *setup_apply(PyObject *self, PyObject *args)
 {
     PyObject *nt, *tt, *gs, *as, *ck, *n2, *g1, *ng1, *ao, *af;
@@ -844,9 +981,11 @@ static PyObject *setup_apply(PyObject *self, PyObject *args)
 static PyMethodDef methods[] = {
     {"walk", walk, METH_VARARGS,
      "walk(heap_nodes, grads, leaves, retain_graph): the loop of engine.run_backward."},
+    {"settle", settle, METH_O,
+     "settle(leaves): run the leaves' hooks and accumulate their gradients into .grad."},
     {"setup", setup, METH_VARARGS,
      "setup(ndarray, last_inplace, run_hooks, freed_error, check_versions, count_error, "
-     "fix_grad, asarray): the Python helpers the loop hands rare cases to."},
+     "fix_grad, asarray, add_reduce): the Python helpers the loop hands rare cases to."},
     {"apply1", (PyCFunction)(void (*)(void))apply1, METH_FASTCALL,
      "apply1(cls, a): Function.apply for one positional argument and no keywords."},
     {"apply2", (PyCFunction)(void (*)(void))apply2, METH_FASTCALL,
@@ -870,7 +1009,7 @@ static struct PyModuleDef module = {
 
 /* Bumped whenever the functions' arguments change, so that engine.py never uses a
  * stale build of this file (it falls back to Python and says so). */
-#define API_VERSION 2
+#define API_VERSION 3
 
 /* setup.py defines the SHA-256 of this file, so engine.py can tell a build of an
  * older version of it sitting beside the source (an in-place, editable build). */
@@ -898,6 +1037,8 @@ PyMODINIT_FUNC PyInit__cengine(void)
     INTERN(s_forward, "forward");
     INTERN(s_enabled, "enabled");
     INTERN(s_requires_grad, "_requires_grad");
+    INTERN(s_grad, "grad");
+    INTERN(s_copy, "copy");
 #undef INTERN
     PyObject *m = PyModule_Create(&module);
     if (m != NULL && (PyModule_AddIntConstant(m, "API_VERSION", API_VERSION) < 0 ||

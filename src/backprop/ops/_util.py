@@ -72,6 +72,8 @@ def check_operand(x, op: str):
 
 def norm_dim(dim: int, ndim: int, op: str) -> int:
     """Wrap a negative dim; raise naming the op when it is out of range."""
+    if type(dim) is int and -ndim <= dim < ndim:  # the usual case
+        return dim % ndim
     if not isinstance(dim, (int, np.integer)) or isinstance(dim, bool):
         raise TypeError(f"{op}: dim must be an int, got {type(dim).__name__}")
     n = max(ndim, 1)

@@ -184,13 +184,18 @@ def _parse(index, shape: tuple, op: str):
     "index ``data`` with ``entries``" it is handled like a basic index).
     """
     items = index if type(index) is tuple else (index,)
-    if len(items) == len(shape) and all(
-            isinstance(it, Tensor) and it._data.dtype.kind == "i" for it in items):
+    if len(items) == len(shape):
         # Fast path: one integer tensor per dimension (x[rows, targets]); uint8 tensors
         # are masks (as in PyTorch) and take the general path. Bounds are
         # checked by NumPy in forward (GetItem turns its IndexError into ours), and
         # negative indices are wrapped there too.
-        return tuple(it._data for it in items), _PICK
+        arrays = []
+        for it in items:
+            if not isinstance(it, Tensor) or it._data.dtype.kind != "i":
+                break
+            arrays.append(it._data)
+        else:
+            return tuple(arrays), _PICK
     if len(items) <= len(shape):  # fast path: only plain ints and slices
         fast = []
         for d, it in enumerate(items):

@@ -551,7 +551,7 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     require_float(input, "mean")
-    return Mean.apply(input, _axes(dim, input.ndim, "mean"), keepdim)
+    return Mean.apply(input, _axes(dim, input._data.ndim, "mean"), keepdim)
 
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):
