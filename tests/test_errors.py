@@ -53,6 +53,10 @@ def test_matmul_message_for_function_and_vectors():
         backprop.matmul(backprop.randn(3), backprop.randn(4))
     with pytest.raises(ShapeError, match="matmul"):
         backprop.randn(2, 3) @ backprop.randn(2)
+    with pytest.raises(TypeError, match=r"matmul: expected two tensors, got Tensor and int"):
+        backprop.randn(3) @ 2
+    with pytest.raises(TypeError, match=r"matmul: expected two tensors, got float and Tensor"):
+        2.5 @ backprop.randn(3)
 
 
 @pytest.mark.parametrize("name,op", [("add", lambda a, b: a + b), ("sub", lambda a, b: a - b),

@@ -29,28 +29,33 @@ clock = itertools.count(1)
 last_inplace = [0]
 
 
-# The arrays changed in place, newest last, as (stamp, weak reference, bounds). Aliases
-# (detach(), .data, from_numpy) share an array but not a Tensor, so backward checks
-# saved arrays against this log as well as against each input's ``_version``.
+# The arrays changed in place, newest last, as (stamp, weak reference or None, bounds).
+# Aliases (detach(), .data, from_numpy) share an array but not a Tensor, so backward
+# checks saved arrays against this log as well as against each input's ``_version``.
 inplace_log: collections.deque = collections.deque(maxlen=4096)
 
 
 def _log_inplace(array) -> int:
     """Stamp an in-place change of ``array``: advance the clock, log it, return the stamp.
 
-    A view (``w.detach()[0:1].add_(1)``) may be gone by the time backward runs, so for
-    a view the log keeps the array that owns the memory, and the byte range the view
-    covered (``bounds``), which is what backward compares saved arrays with.
+    The log names the memory that changed: the ndarray that owns it (weakly), and for
+    a view the byte range the view covered (``bounds``), since a view such as
+    ``w.detach()[0:1]`` is gone by the time backward runs. Memory that no ndarray owns
+    (``np.frombuffer`` over a bytearray, a memory map) may have only temporary ndarrays
+    over it, so there the log keeps the byte range alone: an array saved before the
+    change is still alive, so any change since to bytes inside its range was to its own
+    memory.
     """
     v = next(clock)
     last_inplace[0] = v
-    if isinstance(array.base, np.ndarray):
-        bounds = byte_bounds(array)
-        while isinstance(array.base, np.ndarray):
-            array = array.base
-        inplace_log.append((v, weakref.ref(array), bounds))
-    else:
+    base = array.base
+    if base is None:
         inplace_log.append((v, weakref.ref(array), None))
+        return v
+    bounds = byte_bounds(array)
+    while isinstance(base, np.ndarray):
+        array, base = base, base.base
+    inplace_log.append((v, weakref.ref(array) if base is None else None, bounds))
     return v
 
 

@@ -956,6 +956,29 @@ def test_inplace_through_a_temporary_view_is_detected():
         y.backward()
 
 
+@pytest.mark.parametrize("part", [slice(None), slice(1, 2)])
+def test_inplace_through_a_temporary_wrapper_of_a_foreign_buffer_is_detected(part):
+    # memory owned by a bytearray: each np.frombuffer is a new, temporary ndarray over it,
+    # so no ndarray owner outlives the change; the log keeps the byte range instead
+    buf = bytearray(np.array([1.0, 2.0, 3.0]).tobytes())
+    w = backprop.from_numpy(np.frombuffer(buf, dtype=np.float64))
+    x = t64([3.0, 4.0, 5.0])
+    y = (w * x).sum()
+    backprop.from_numpy(np.frombuffer(buf, dtype=np.float64)[part]).add_(1.0)
+    with pytest.raises(InplaceError, match="MulBackward: an array of shape \\(3,\\) it saved"):
+        y.backward()
+
+
+def test_inplace_on_a_disjoint_part_of_a_foreign_buffer_is_fine():
+    buf = bytearray(np.array([1.0, 2.0, 3.0, 4.0]).tobytes())
+    w = backprop.from_numpy(np.frombuffer(buf, dtype=np.float64))
+    x = t64([5.0, 6.0])
+    y = (w[2:] * x).sum()          # saves a view of the buffer's last two elements
+    backprop.from_numpy(np.frombuffer(buf, dtype=np.float64)[0:2]).mul_(10.0)
+    y.backward()
+    np.testing.assert_allclose(x.grad.numpy(), [3.0, 4.0])
+
+
 def test_inplace_on_a_disjoint_part_of_the_same_array_is_fine():
     w = t64([1.0, 2.0, 3.0, 4.0], requires_grad=False)
     x = t64([5.0, 6.0])

@@ -70,11 +70,12 @@ def _check_versions(fn) -> None:
     for v, ref, bounds in reversed(tuple(inplace_log)):  # a snapshot: others may append
         if v <= stamp:
             break
-        arr = ref()
-        if arr is None:
-            continue
+        arr = None if ref is None else ref()
+        if arr is None and ref is not None:
+            continue  # the owner is gone, so no saved array (which would keep it) shares it
         for s in saved:
-            if np.may_share_memory(s, arr) and (bounds is None or _overlap(s, bounds)):
+            if ((arr is None or np.may_share_memory(s, arr)) and
+                    (bounds is None or _overlap(s, bounds))):
                 raise _inplace_error(fn, f"an array of shape {s.shape} it saved")
 
 

@@ -35,20 +35,24 @@ def _matmul_error(a_shape, b_shape) -> ShapeError:
                       f"cannot be broadcast together")
 
 
+def _kind(value) -> str:
+    return "Tensor" if isinstance(value, np.ndarray) else type(value).__name__
+
+
 class MatMul(Function):
     """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g  (1-D operands promoted, batch dims broadcast)"""
 
 
     @staticmethod
     def forward(ctx, a, b):
-        if a.ndim == 0 or b.ndim == 0:
-            raise _matmul_error(np.shape(a), np.shape(b))
-        if a.dtype != b.dtype:
+        if not isinstance(a, np.ndarray) or not isinstance(b, np.ndarray):  # x @ 2
+            raise TypeError(f"matmul: expected two tensors, got {_kind(a)} and {_kind(b)}")
+        if a.dtype is not b.dtype:  # (identity first: NumPy's built-in dtypes are singletons)
             _same_dtype("matmul", a, b)
         try:
             out = np.matmul(a, b)
-        except ValueError:
-            raise _matmul_error(a.shape, b.shape) from None
+        except ValueError:  # 0-d operands too: NumPy refuses them
+            raise _matmul_error(np.shape(a), np.shape(b)) from None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a, b)
         return out
