@@ -315,20 +315,21 @@ def test_bce_with_logits_errors():
         O.binary_cross_entropy_with_logits(x, _t(np.zeros((2, 3))), reduction="elementwise")
 
 
-# -- log_softmax: its fast path (every slice's max finite) and the careful one --------------
+# -- softmax and log_softmax: the fast path (every slice's max finite) and the careful one -
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_log_softmax_special_values_match_torch_without_warnings(oracle, dtype):
+def test_softmax_and_log_softmax_special_values_match_torch_without_warnings(oracle, dtype):
     inf, nan = float("inf"), float("nan")
     big = float(np.finfo(dtype).max) / 4
     data = np.array([[0.5, -1.0, 2.0], [inf, 1.0, 2.0], [-inf, -inf, -inf], [nan, 0.0, 1.0],
                      [-inf, 0.0, 1.0], [big, -big, 1.0]], dtype=dtype)
     for rows in (data, data[[0, 4, 5]]):  # the careful path, then the fast one
         for dim in (1, 0):
-            ours = backprop.log_softmax(backprop.tensor(rows), dim).numpy()
-            theirs = oracle.log_softmax(oracle.tensor(rows), dim).numpy()
             tol = 1e-6 if dtype == np.float32 else 1e-15  # NaN and ±inf must match exactly
-            np.testing.assert_allclose(ours, theirs, rtol=tol, atol=0)
+            for name in ("log_softmax", "softmax"):
+                ours = getattr(backprop, name)(backprop.tensor(rows), dim).numpy()
+                theirs = getattr(oracle, name)(oracle.tensor(rows), dim).numpy()
+                np.testing.assert_allclose(ours, theirs, rtol=tol, atol=0, err_msg=name)
 
 
 def test_log_softmax_gradient_is_the_same_on_both_paths(rng):

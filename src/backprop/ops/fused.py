@@ -386,20 +386,31 @@ class BinaryCrossEntropyWithLogits(Function):
 
 # -- argument checks ---------------------------------------------------------------------------
 
-def _shifted(x: np.ndarray, dim: int) -> np.ndarray:
-    """x - max(x) along ``dim`` (a new array); a slice whose max is ±inf is shifted by 0."""
+def _shifted(fn, x: np.ndarray, dim):
+    """fn(x, m, dim) with m = max(x) along ``dim``: softmax and log-softmax computed on
+    x - m, so that no exp overflows. When a slice's max is ±inf or NaN, that slice is
+    NaN throughout (as in torch: inf - inf), without NumPy's warnings."""
     if x.size == 0:
         return x.copy()
     m = np.maximum.reduce(x, axis=dim, keepdims=True)  # (the ufunc itself: x.max's wrapper costs)
-    if not np.isfinite(m).all():
-        m = np.where(np.isinf(m), 0, m).astype(x.dtype, copy=False)
-    return np.asarray(np.subtract(x, m))  # (asarray: a 0-d input gives a NumPy scalar)
+    if np.isfinite(m).all():  # the common case: each Σ exp(x - m) is in [1, n]
+        return fn(x, m, dim)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return fn(x, m, dim)
 
 
 def _minus_logsumexp(x: np.ndarray, m: np.ndarray, dim) -> np.ndarray:
     """x - log Σ exp(x) along ``dim`` (a new array), given m = max(x) along ``dim``."""
     out = np.asarray(x - m)  # (asarray: a 0-d input gives a NumPy scalar)
     out -= np.log(np.add.reduce(np.exp(out), axis=dim, keepdims=True))
+    return out
+
+
+def _softmax(x: np.ndarray, m: np.ndarray, dim) -> np.ndarray:
+    """exp(x) / Σ exp(x) along ``dim`` (a new array), given m = max(x) along ``dim``."""
+    out = np.asarray(x - m)
+    np.exp(out, out=out)
+    out /= np.add.reduce(out, axis=dim, keepdims=True)
     return out
 
 
@@ -413,15 +424,7 @@ class LogSoftmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         dim = None if x.ndim == 0 else dim
-        if x.size == 0:
-            out = x.copy()
-        else:
-            m = np.maximum.reduce(x, axis=dim, keepdims=True)
-            if np.isfinite(m).all():  # the common case: each Σ exp(x - max) is in [1, n]
-                out = _minus_logsumexp(x, m, dim)
-            else:  # a slice whose max is ±inf or NaN: NaN throughout that slice, as torch
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    out = _minus_logsumexp(x, m, dim)
+        out = _shifted(_minus_logsumexp, x, dim)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(out)
             ctx.dim = dim
@@ -440,9 +443,7 @@ class Softmax(Function):
     @staticmethod
     def forward(ctx, x, dim):
         dim = None if x.ndim == 0 else dim
-        out = _shifted(x, dim)
-        np.exp(out, out=out)
-        out /= np.sum(out, axis=dim, keepdims=True)
+        out = _shifted(_softmax, x, dim)
         if ctx.needs_input_grad[0]:
             ctx.save_for_backward(out)
             ctx.dim = dim

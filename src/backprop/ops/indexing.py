@@ -336,21 +336,23 @@ class GetItem(Function):
         try:
             return v[rest]
         except IndexError:
-            raise _index_error(x.shape, entries) from None
+            raise _index_error(x.shape, entries, "__getitem__", kind == _PICK) from None
 
     @staticmethod
     def backward(ctx, grad_output):
         return _getitem_backward(ctx, grad_output), None, None
 
 
-def _index_error(shape: tuple, entries) -> IndexOutOfRange:
-    """Our error for an IndexError NumPy raised reading ``x[entries]`` (x of ``shape``)."""
-    arrays = [(d, e) for d, e in enumerate(entries)
-              if isinstance(e, np.ndarray) and e.dtype.kind in "iu"]
-    for d, e in arrays:  # name the first index that is out of range
-        _check_bounds(e, shape[d], d, "__getitem__", allow_negative=True)
-    shapes = ", ".join(str(e.shape) for _, e in arrays)
-    return IndexOutOfRange(f"__getitem__: shape mismatch: index tensors of shapes {shapes} "
+def _index_error(shape: tuple, entries, op: str, pick: bool) -> IndexOutOfRange:
+    """Our error for the IndexError NumPy raised indexing an array of ``shape`` with
+    ``entries``: an index out of range (``_PICK`` entries, one array per dimension, are
+    bounds-checked only here; other kinds were checked by ``_parse``), or index arrays
+    whose shapes can't be broadcast together."""
+    if pick:
+        for d, e in enumerate(entries):  # name the first index that is out of range
+            _check_bounds(e, shape[d], d, op, allow_negative=True)
+    shapes = ", ".join(str(e.shape) for e in entries if isinstance(e, np.ndarray))
+    return IndexOutOfRange(f"{op}: shape mismatch: index tensors of shapes {shapes} "
                            f"can't be broadcast together")
 
 
@@ -482,6 +484,8 @@ def setitem(self, index, value) -> None:
         target, index_ = data, entries
     try:
         target[index_] = val
+    except IndexError:
+        raise _index_error(data.shape, entries, "__setitem__", kind == _PICK) from None
     except ValueError:
         if not data.flags.writeable:
             raise InplaceError("__setitem__: this tensor is a broadcast view (from expand or "
@@ -516,6 +520,8 @@ class IndexPut(Function):
         target, index_ = _indexed_view(out, entries, kind)
         try:
             target[index_] = v
+        except IndexError:
+            raise _index_error(x.shape, entries, "__setitem__", kind == _PICK) from None
         except ValueError:
             raise ShapeError(f"__setitem__: shape mismatch: value of shape {np.shape(v)} cannot "
                              f"be broadcast to the indexed shape {np.shape(target[index_])}") \
