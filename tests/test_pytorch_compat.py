@@ -1096,8 +1096,5 @@ def inplace_in_forward(L, dtype):
     return {"s": s.detach(), "grad": x.grad}
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (or undocumented limitation): in-place ops and "
-                   "__setitem__ on non-leaf tensors of the graph raise InplaceError; torch "
-                   "records them (Tensor._check_inplace); relu_ etc. are missing")
-def test_bug_inplace_ops_on_activations(libs):
+def test_inplace_ops_on_activations(libs):
     run_both(inplace_in_forward, libs)

@@ -29,33 +29,46 @@ clock = itertools.count(1)
 last_inplace = [0]
 
 
-# The arrays changed in place, newest last, as (stamp, weak reference or None, bounds).
-# Aliases (detach(), .data, from_numpy) share an array but not a Tensor, so backward
-# checks saved arrays against this log as well as against each input's ``_version``.
+# The arrays changed in place, newest last, as (stamp, weak reference or None, bounds,
+# region, recorded). Aliases (detach(), .data, from_numpy) share an array but not a
+# Tensor, so backward checks saved arrays against this log as well as against each
+# input's ``_version``.
 inplace_log: collections.deque = collections.deque(maxlen=4096)
 
+# The stamp of the newest in-place write that was recorded in the graph (a write into a
+# tensor that is part of it: ``y[0] = 5``, ``y.add_(w)``). Such a write gives the tensor
+# a new ``grad_fn``; backward only has to look for older history when this is newer
+# than the nodes it walks.
+last_write = [0]
 
-def _log_inplace(array) -> int:
+
+def _log_inplace(array, recorded: bool = False) -> int:
     """Stamp an in-place change of ``array``: advance the clock, log it, return the stamp.
 
     The log names the memory that changed: the ndarray that owns it (weakly), and for
-    a view the byte range the view covered (``bounds``), since a view such as
+    a view the byte range the view covered (``bounds``) and its exact layout
+    (``region``: address, shape, strides, dtype), since a view such as
     ``w.detach()[0:1]`` is gone by the time backward runs. Memory that no ndarray owns
     (``np.frombuffer`` over a bytearray, a memory map) may have only temporary ndarrays
     over it, so there the log keeps the byte range alone: an array saved before the
     change is still alive, so any change since to bytes inside its range was to its own
-    memory.
+    memory. ``recorded`` marks a write the graph recorded (see ``last_write``).
     """
     v = next(clock)
     last_inplace[0] = v
+    if recorded:
+        last_write[0] = v
     base = array.base
     if base is None:
-        inplace_log.append((v, weakref.ref(array), None))
+        inplace_log.append((v, weakref.ref(array), None, None, recorded))
         return v
     bounds = byte_bounds(array)
+    region = (array.__array_interface__["data"][0], array.shape, array.strides,
+              array.dtype.str)
     while isinstance(base, np.ndarray):
         array, base = base, base.base
-    inplace_log.append((v, weakref.ref(array) if base is None else None, bounds))
+    inplace_log.append((v, weakref.ref(array) if base is None else None, bounds, region,
+                        recorded))
     return v
 
 
@@ -70,6 +83,44 @@ def byte_bounds(a: np.ndarray) -> tuple:
         else:
             high += (n - 1) * stride
     return low, high + a.itemsize
+
+
+def touches(saved: np.ndarray, owner, bounds, region) -> bool:
+    """Whether a logged in-place change (``owner``, ``bounds``, ``region``) reached ``saved``.
+
+    ``owner`` is the array that owns the changed memory (None when no ndarray does), and
+    must be alive. The byte range is checked first (cheap); where it overlaps, the exact
+    layouts decide, so ``w[1::2]`` changed does not flag a saved ``w[::2]``.
+    """
+    if owner is not None and not np.may_share_memory(saved, owner):
+        return False
+    if bounds is None:
+        return True
+    low, high = byte_bounds(saved)
+    if not (low < bounds[1] and bounds[0] < high and low < high and bounds[0] < bounds[1]):
+        return False
+    if region is None:
+        return True
+    try:
+        return bool(np.shares_memory(saved, _region_array(region), max_work=100_000))
+    except _TooHard:  # pragma: no cover - layouts this tangled are rare
+        return True
+
+
+_TooHard = getattr(np, "exceptions", np).TooHardError  # (np.exceptions from NumPy 1.25)
+
+
+class _Region:
+    """An ndarray interface over logged memory (used while an array saved over it lives)."""
+
+    def __init__(self, region):
+        address, shape, strides, typestr = region
+        self.__array_interface__ = {"data": (address, True), "shape": shape,
+                                    "strides": strides, "typestr": typestr, "version": 3}
+
+
+def _region_array(region) -> np.ndarray:
+    return np.asarray(_Region(region))
 
 
 def _engine_backward(*args) -> None:
@@ -384,11 +435,15 @@ class Tensor:
         return RemovableHandle(self._hooks, hook)
 
     # -- in-place updates ------------------------------------------------------
+    # An in-place change of a tensor outside the graph writes into its storage and stamps
+    # it (``_version`` and the in-place log), so backward can refuse saved values that
+    # changed. Inside the graph (the tensor requires grad, or the value does) the change
+    # is recorded as PyTorch records it: the new value is computed by an ordinary op,
+    # written into the same storage, and the tensor takes that op as its ``grad_fn``
+    # (``backprop.ops.inplace``). A leaf that requires grad is refused.
     def _check_inplace(self, op: str) -> None:
-        """Refuse an in-place change that would corrupt the graph; else stamp it (version, log)."""
+        """Refuse a change of a read-only view; stamp the change (version, log)."""
         self._check_writeable(op)
-        if self.grad_fn is not None or self._requires_grad and _state.enabled:
-            self._check_graph(op)
         self._version = _log_inplace(self._data)
 
     def _check_writeable(self, op: str) -> None:
@@ -396,23 +451,14 @@ class Tensor:
             raise InplaceError(f"{op}: this tensor is a read-only broadcast view (made by expand() or "
                                f"broadcast_to()) whose elements share memory; clone() it first")
 
-    def _check_graph(self, op: str) -> None:
-        if self._requires_grad and _state.enabled:
-            if self.grad_fn is None:
-                raise InplaceError(f"{op}: a leaf tensor that requires grad is being used in an "
-                                   f"in-place operation; wrap the update in backprop.no_grad()")
-            raise InplaceError(f"{op}: in-place change of a tensor produced by "
-                               f"{self.grad_fn.name()}, which is part of the autograd graph; "
-                               f"use the out-of-place version")
-        fn = self.grad_fn
-        if fn is not None and fn.saved_tensors and any(
-                isinstance(a, np.ndarray) and np.may_share_memory(a, self._data)
-                for a in fn.saved_tensors):
-            # The op that made this tensor kept its output for backward (exp, sigmoid,
-            # relu...); ops that consume it are covered by the version check at backward.
-            raise InplaceError(f"{op}: in-place change of a tensor produced by {fn.name()}, "
-                               f"whose backward needs this value; use the out-of-place version "
-                               f"or clone() it first")
+    def _records(self, value=None) -> bool:
+        """Whether an in-place change of this tensor (to ``value``) goes into the graph."""
+        return _state.enabled and (self._requires_grad or (
+            isinstance(value, Tensor) and value._requires_grad))
+
+    def _record(self, op: str, compute) -> "Tensor":
+        """``self`` becomes ``compute(self as it was)``, in place and recorded in the graph."""
+        return _GRAPH_INPLACE["record"](self, op, compute)
 
     def _bump_version(self) -> None:
         """Record that ``self._data`` was changed in place by code working on the array
@@ -434,26 +480,22 @@ class Tensor:
                              f"tensor of shape {self._data.shape}") from None
         return self
 
-    def _check_value(self, other, op: str) -> None:
-        if isinstance(other, Tensor) and other._requires_grad and _state.enabled:
-            raise InplaceError(f"{op}: the value requires grad, and writing it in place into a "
-                               f"tensor would lose its gradient; use the out-of-place form "
-                               f"(y = x + value) or do it under backprop.no_grad()")
-
-    def _ufunc_(self, ufunc, other, op: str) -> "Tensor":
+    def _ufunc_(self, ufunc, other, op: str, compute=None) -> "Tensor":
         """self = ufunc(self, other), written into self's own storage.
 
         (The checks of ``_check_inplace`` in the order an optimizer step needs them fast:
-        the graph checks only for a tensor in a graph, the read-only check only when
-        NumPy refuses the write, and the stamp only once the write has happened.)
+        the graph test first, the read-only check only when NumPy refuses the write, and
+        the stamp only once the write has happened.) ``compute(before)`` is the same
+        change as an op on tensors, for the graph.
         """
         if type(other) is Tensor and not (other._requires_grad and _state.enabled):
             o = other._data  # (the usual case, checked inline: optimizers run this per step)
+            if self._requires_grad and _state.enabled:
+                return self._record(op, compute or (lambda t: _UFUNC_OPS[ufunc](t, o)))
         else:
-            self._check_value(other, op)
+            if self._records(other):
+                return self._record(op, compute or (lambda t: _UFUNC_OPS[ufunc](t, other)))
             o = self._operand(other, op)
-        if self.grad_fn is not None or self._requires_grad and _state.enabled:
-            self._check_graph(op)
         data = self._data
         try:
             ufunc(data, o, out=data, casting="unsafe")
@@ -464,17 +506,21 @@ class Tensor:
         self._version = _log_inplace(data)
         return self
 
+    def _scaled(self, other, alpha, op: str):
+        """``alpha * other``, keeping a tensor a tensor (its gradient goes on through it)."""
+        if alpha == 1:
+            return other
+        if isinstance(other, Tensor):
+            return other * alpha
+        return alpha * self._operand(other, op)
+
     def add_(self, other, alpha=1) -> "Tensor":
         """self += alpha * other, in place."""
-        if alpha != 1:
-            other = alpha * self._operand(other, "add_")
-        return self._ufunc_(np.add, other, "add_")
+        return self._ufunc_(np.add, self._scaled(other, alpha, "add_"), "add_")
 
     def sub_(self, other, alpha=1) -> "Tensor":
         """self -= alpha * other, in place."""
-        if alpha != 1:
-            other = alpha * self._operand(other, "sub_")
-        return self._ufunc_(np.subtract, other, "sub_")
+        return self._ufunc_(np.subtract, self._scaled(other, alpha, "sub_"), "sub_")
 
     def mul_(self, other) -> "Tensor":
         """self *= other, in place."""
@@ -486,46 +532,63 @@ class Tensor:
 
     def addcmul_(self, tensor1, tensor2, value=1) -> "Tensor":
         """self += value * tensor1 * tensor2, in place."""
+        if self._records(tensor1) or self._records(tensor2):
+            return self._record("addcmul_", lambda t: t + tensor1 * tensor2 * value)
         t = value * self._operand(tensor1, "addcmul_") * self._operand(tensor2, "addcmul_")
         return self._ufunc_(np.add, t, "addcmul_")
 
     def addcdiv_(self, tensor1, tensor2, value=1) -> "Tensor":
         """self += value * tensor1 / tensor2, in place."""
+        if self._records(tensor1) or self._records(tensor2):
+            return self._record("addcdiv_", lambda t: t + tensor1 / tensor2 * value)
         t = value * self._operand(tensor1, "addcdiv_") / self._operand(tensor2, "addcdiv_")
         return self._ufunc_(np.add, t, "addcdiv_")
 
     def zero_(self) -> "Tensor":
+        if self._records():
+            return self._record("zero_", _overwrite(0))
         self._check_inplace("zero_")
         self._data[...] = 0
         return self
 
     def fill_(self, value) -> "Tensor":
+        if self._records(value):
+            return self._record("fill_", _overwrite(value))
         self._check_inplace("fill_")
         return self._assign(self._operand(value, "fill_"), "fill_")
 
     def copy_(self, src) -> "Tensor":
         """Copy ``src`` (broadcast to this shape) into this tensor, in place."""
-        self._check_value(src, "copy_")
+        if self._records(src):
+            return self._record("copy_", _overwrite(src))
         self._check_inplace("copy_")
         return self._assign(self._operand(src, "copy_"), "copy_")
 
     def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002 (PyTorch's names)
+        if self._records():
+            return self._record("clamp_", lambda t: t.clamp(min, max))
         self._check_inplace("clamp_")
         return self._assign(np.clip(self._data, min, max), "clamp_")
 
     def normal_(self, mean=0.0, std=1.0, generator=None) -> "Tensor":
         from backprop import random as _random
 
-        self._check_inplace("normal_")
         g = _random.generator(generator)
-        return self._assign(g.normal(mean, std, self._data.shape), "normal_")
+        values = g.normal(mean, std, self._data.shape)
+        if self._records():
+            return self._record("normal_", _overwrite(values))
+        self._check_inplace("normal_")
+        return self._assign(values, "normal_")
 
     def uniform_(self, a=0.0, b=1.0, generator=None) -> "Tensor":
         from backprop import random as _random
 
-        self._check_inplace("uniform_")
         g = _random.generator(generator)
-        return self._assign(g.uniform(a, b, self._data.shape), "uniform_")
+        values = g.uniform(a, b, self._data.shape)
+        if self._records():
+            return self._record("uniform_", _overwrite(values))
+        self._check_inplace("uniform_")
+        return self._assign(values, "uniform_")
 
     # -- conversion ------------------------------------------------------------
     def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking: bool = False
@@ -615,6 +678,20 @@ class Tensor:
         if spec and self._data.size == 1:
             return format(self.item(), spec)
         return str(self)
+
+
+def _overwrite(value):
+    """The change ``fill_``/``copy_``/``zero_`` make, for the graph: every element becomes
+    ``value`` (broadcast), so the old value gets no gradient and ``value`` gets it all."""
+    def compute(before):
+        return _GRAPH_INPLACE["overwrite"](before, value)
+    return compute
+
+
+# The op each in-place ufunc update records in the graph, and the recording itself
+# (``record``, ``overwrite``): filled in by backprop.ops, the layer above this one.
+_UFUNC_OPS: dict = {}
+_GRAPH_INPLACE: dict = {}
 
 
 def _to_array(data, dtype=None) -> np.ndarray:

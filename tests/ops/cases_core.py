@@ -119,3 +119,36 @@ CASES += [
            r.standard_normal((4, 2)), r.standard_normal((2, 2))],
            lambda x, v: _put(__import__("torch").tensor([2, 0]))(x, v), covers=("IndexPut",)),
 ]
+
+
+def _write_through_view(x, v):
+    """A write through a view reaches the base (CopySlices); the view reads it (AsStrided)."""
+    out = x * 1.0
+    view = out[:, 1:3]
+    view[0] = v
+    return out * 2.0 + view.sum()
+
+
+def _mul_into_view(x, v):
+    out = x * 1.0
+    out[1:].mul_(v)
+    return out
+
+
+def _copy_into(x, v):
+    out = x * 1.0
+    out.copy_(v)
+    return out * x
+
+
+CASES += [
+    OpCase("inplace/setitem-through-view", _write_through_view,
+           lambda r: [r.standard_normal((3, 4)), r.standard_normal(2)], _write_through_view,
+           covers=("CopySlices", "AsStrided")),
+    OpCase("inplace/mul_-of-view", _mul_into_view,
+           lambda r: [r.standard_normal((3, 4)), r.standard_normal(4)], _mul_into_view,
+           covers=("CopySlices", "AsStrided", "Mul")),
+    OpCase("inplace/copy_", _copy_into,
+           lambda r: [r.standard_normal((3, 4)), r.standard_normal(4)], _copy_into,
+           covers=("Overwrite",)),
+]

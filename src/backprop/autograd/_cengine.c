@@ -29,6 +29,8 @@ static PyObject *s_saved_tensors, *s_inputs, *s_needs_input_grad, *s_seq, *s_hoo
 /* set by setup() */
 static PyTypeObject *ndarray_type = NULL;
 static PyObject *last_inplace = NULL;    /* backprop.tensor.last_inplace: a list [stamp] */
+static PyObject *last_write = NULL;      /* backprop.tensor.last_write: a list [stamp] */
+static PyObject *h_parent = NULL;        /* (fn, t) -> the node fn read t from, or None */
 static PyObject *h_run_hooks = NULL;     /* (hooks, g) -> g */
 static PyObject *h_freed_error = NULL;   /* (fn) -> exception */
 static PyObject *h_check_versions = NULL;/* (fn) -> None, raises */
@@ -414,6 +416,11 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
     seqobj = field(fn, node_type, n_seq, s_seq);
     if (seqobj == NULL)
         goto done;
+    /* the newest in-place write the graph recorded (0: none yet) */
+    long long written = PyLong_AsLongLong(PyList_GET_ITEM(last_write, 0));
+    long long fn_seq = PyLong_AsLongLong(seqobj);
+    if ((written == -1 || fn_seq == -1) && PyErr_Occurred())
+        goto done;
     {
         PyObject *stamp = PyList_GET_ITEM(last_inplace, 0); /* borrowed */
         int later = PyObject_RichCompareBool(stamp, seqobj, Py_GT);
@@ -506,6 +513,23 @@ static int run_node(PyObject *fn, PyObject *grads, PyObject *sums, PyObject *lea
             Py_DECREF(ig);
             goto done;
         }
+        if (written && parent != Py_None) {
+            /* t written since this node read it (older history to find), or its history
+             * older than a write (a stale view)? engine._parent decides */
+            long long pseq;
+            if (get_seq(parent, &pseq) < 0) {
+                Py_DECREF(parent);
+                Py_DECREF(ig);
+                goto done;
+            }
+            if (pseq >= fn_seq || pseq < written) {
+                Py_SETREF(parent, PyObject_CallFunctionObjArgs(h_parent, fn, t, NULL));
+                if (parent == NULL) {
+                    Py_DECREF(ig);
+                    goto done;
+                }
+            }
+        }
         int r = parent == Py_None ? to_leaf(leaves, t, ig, g, in_grads, saved)
                                   : to_node(grads, sums, heap, parent, ig);
         Py_DECREF(parent);
@@ -572,14 +596,19 @@ fail:
 
 static PyObject *setup(PyObject *self, PyObject *args)
 {
-    PyObject *nd, *li, *rh, *fe, *cv, *ce, *fg, *aa, *ar;
-    if (!PyArg_ParseTuple(args, "O!O!OOOOOOO", &PyType_Type, &nd, &PyList_Type, &li, &rh, &fe,
-                          &cv, &ce, &fg, &aa, &ar))
+    PyObject *nd, *li, *lw, *rh, *fe, *cv, *ce, *fg, *aa, *ar, *hp;
+    if (!PyArg_ParseTuple(args, "O!O!O!OOOOOOOO", &PyType_Type, &nd, &PyList_Type, &li,
+                          &PyList_Type, &lw, &rh, &fe, &cv, &ce, &fg, &aa, &ar, &hp))
         return NULL;
-    if (PyList_GET_SIZE(li) != 1) {
-        PyErr_SetString(PyExc_ValueError, "setup: last_inplace must be a list of one stamp");
+    if (PyList_GET_SIZE(li) != 1 || PyList_GET_SIZE(lw) != 1) {
+        PyErr_SetString(PyExc_ValueError,
+                        "setup: last_inplace and last_write must be lists of one stamp");
         return NULL;
     }
+    Py_INCREF(lw);
+    Py_XSETREF(last_write, lw);
+    Py_INCREF(hp);
+    Py_XSETREF(h_parent, hp);
     Py_INCREF(nd);
     Py_XSETREF(ndarray_type, (PyTypeObject *)nd);
     Py_INCREF(li);
@@ -984,8 +1013,9 @@ static PyMethodDef methods[] = {
     {"settle", settle, METH_O,
      "settle(leaves): run the leaves' hooks and accumulate their gradients into .grad."},
     {"setup", setup, METH_VARARGS,
-     "setup(ndarray, last_inplace, run_hooks, freed_error, check_versions, count_error, "
-     "fix_grad, asarray, add_reduce): the Python helpers the loop hands rare cases to."},
+     "setup(ndarray, last_inplace, last_write, run_hooks, freed_error, check_versions, "
+     "count_error, fix_grad, asarray, add_reduce, parent): the Python helpers the loop hands "
+     "rare cases to."},
     {"apply1", (PyCFunction)(void (*)(void))apply1, METH_FASTCALL,
      "apply1(cls, a): Function.apply for one positional argument and no keywords."},
     {"apply2", (PyCFunction)(void (*)(void))apply2, METH_FASTCALL,
@@ -1009,7 +1039,7 @@ static struct PyModuleDef module = {
 
 /* Bumped whenever the functions' arguments change, so that engine.py never uses a
  * stale build of this file (it falls back to Python and says so). */
-#define API_VERSION 3
+#define API_VERSION 4
 
 /* setup.py defines the SHA-256 of this file, so engine.py can tell a build of an
  * older version of it sitting beside the source (an in-place, editable build). */

@@ -16,7 +16,7 @@ import numpy as np
 
 from backprop.autograd.grad_mode import anomaly_state
 from backprop.errors import AnomalyError, GradError, InplaceError, ShapeError
-from backprop.tensor import Tensor, _make, byte_bounds, inplace_log, last_inplace
+from backprop.tensor import Tensor, _make, inplace_log, last_inplace, last_write, touches
 
 
 def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
@@ -65,23 +65,64 @@ def _check_versions(fn) -> None:
     for i, t in enumerate(fn.inputs):
         if t is None or t._version <= stamp:
             continue
-        if any(s is t._data or np.may_share_memory(s, t._data) for s in saved):
+        if any(s is t._data for s in saved):  # (older than the log reaches, say)
             raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
-    for v, ref, bounds in reversed(tuple(inplace_log)):  # a snapshot: others may append
+    for v, ref, bounds, region, _ in reversed(tuple(inplace_log)):  # (a snapshot)
         if v <= stamp:
             break
-        arr = None if ref is None else ref()
-        if arr is None and ref is not None:
+        owner = None if ref is None else ref()
+        if owner is None and ref is not None:
             continue  # the owner is gone, so no saved array (which would keep it) shares it
         for s in saved:
-            if ((arr is None or np.may_share_memory(s, arr)) and
-                    (bounds is None or _overlap(s, bounds))):
+            if touches(s, owner, bounds, region):
+                for i, t in enumerate(fn.inputs):
+                    if t is not None and (s is t._data or np.may_share_memory(s, t._data)):
+                        raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
                 raise _inplace_error(fn, f"an array of shape {s.shape} it saved")
 
 
-def _overlap(a: np.ndarray, bounds: tuple) -> bool:
-    low, high = byte_bounds(a)
-    return low < bounds[1] and bounds[0] < high and low < high and bounds[0] < bounds[1]
+def _parent(fn, t):
+    """The node that made the value ``fn`` read from its input ``t`` (None for a leaf).
+
+    Usually ``t.grad_fn``. But a recorded in-place write (``t[0] = 5``) gives t a new
+    ``grad_fn`` whose ``_prev`` is the old one: an op recorded before the write (a
+    smaller ``seq``) read the old value, so its gradient goes to the old history.
+    Also refuses an input that a recorded write changed through another tensor sharing
+    its memory (a view, or the view's base) after the input was made and before ``fn``
+    read it: t's history does not include that write.
+    """
+    parent = t.grad_fn
+    seq = fn.seq
+    while parent is not None and parent.seq >= seq:  # (>=: y.mul_(y) reads y itself)
+        parent = parent._prev
+    if parent is None or t._data.base is None:
+        return parent  # (an array of its own: only a write into t itself changes it)
+    until = getattr(fn, "_written", seq)  # a write's own node read its inputs before it
+    if written_between(t._data, parent.seq, until):
+        index = next(k for k, x in enumerate(fn.inputs) if x is t)
+        raise stale_error(f"{fn.name()}: input {index}", t)
+    return parent
+
+
+def written_between(data: np.ndarray, since: int, until: int) -> bool:
+    """Whether a recorded in-place write stamped in ``(since, until)`` reached ``data``."""
+    for v, ref, bounds, region, recorded in reversed(tuple(inplace_log)):
+        if v <= since:
+            return False
+        if not recorded or v >= until:
+            continue
+        owner = None if ref is None else ref()
+        if (owner is not None or ref is None) and touches(data, owner, bounds, region):
+            return True
+    return False
+
+
+def stale_error(what: str, t: Tensor) -> InplaceError:
+    return InplaceError(
+        f"{what} of shape {tuple(t.shape)} was changed by an in-place write into another "
+        f"tensor that shares its memory (a view of it, or its base) after it was made, so "
+        f"its history misses that write (PyTorch replays it; backprop can't). Write through "
+        f"the tensor you go on using, or take the view again after the write.")
 
 
 def _inplace_error(fn, what: str) -> InplaceError:
@@ -181,6 +222,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             heappush(heap, -fn.seq)
 
     anomaly = anomaly_state.enabled
+    written = last_write[0]  # the newest recorded in-place write: older history to find?
     if _accel is not None and capture is None and not anomaly:
         # The same loop in C (_cengine.c), which hands every rare case back to the
         # helpers in this file. Capturing and anomaly mode stay on the Python path.
@@ -219,6 +261,9 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             if type(ig) is not np.ndarray or ig.shape != data.shape or ig.dtype is not data.dtype:
                 ig = _fix_grad(fn, inputs, t, ig)
             parent = t.grad_fn
+            if written and parent is not None and (parent.seq >= fn.seq or
+                                                   parent.seq < written):
+                parent = _parent(fn, t)  # t written since fn read it, or a stale view?
             if parent is None:
                 entry = leaves.get(t)
                 if entry is None:
@@ -409,7 +454,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
 
 
 #: the interface of _cengine.c this file was written for
-_CENGINE_API = 3
+_CENGINE_API = 4
 
 
 def pure_python_requested() -> bool:
@@ -439,8 +484,8 @@ def _load_accelerator():
                       f"({_cengine.__file__}); reinstall backprop (pip install -e .) to "
                       f"rebuild it", RuntimeWarning, stacklevel=2)
         return None, "pure Python (the C accelerator's build is stale: reinstall backprop)"
-    _cengine.setup(np.ndarray, last_inplace, _run_hooks, _freed_error, _check_versions,
-                   _count_error, _fix_grad, np.asarray, np.add.reduce)
+    _cengine.setup(np.ndarray, last_inplace, last_write, _run_hooks, _freed_error,
+                   _check_versions, _count_error, _fix_grad, np.asarray, np.add.reduce, _parent)
     return _cengine, "C accelerator"
 
 

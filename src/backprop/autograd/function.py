@@ -77,8 +77,7 @@ class Node:
         """The nodes (or leaf tensors) whose gradients this node produces, in input order."""
         if getattr(self, "inputs", None) is None:
             return ()  # never recorded, or freed by backward
-        return tuple(None if t is None else (t.grad_fn if t.grad_fn is not None else t)
-                     for t in self.inputs)
+        return tuple(None if t is None else _history(self, t) for t in self.inputs)
 
     def register_hook(self, hook):
         """Call ``hook(grad_output)`` with this node's incoming gradient (a Tensor)."""
@@ -88,6 +87,18 @@ class Node:
             self._hooks = []
         self._hooks.append(hook)
         return RemovableHandle(self._hooks, hook)
+
+
+def _history(node: Node, t: Tensor):
+    """The node that made the value ``node`` read from input ``t``, or ``t`` for a leaf.
+
+    A recorded in-place write gives a tensor a new ``grad_fn``, whose ``_prev`` is the
+    one before: a node recorded before the write read the value the older one made.
+    """
+    parent = t.grad_fn
+    while parent is not None and parent.seq >= node.seq:
+        parent = parent._prev
+    return t if parent is None else parent
 
 
 class Function:

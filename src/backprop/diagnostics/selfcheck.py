@@ -116,6 +116,19 @@ def _put_row(a, v):
     return out
 
 
+def _put_through_view(a, v):
+    out = a * 1.0
+    view = out[:, 1:]  # the write reaches out through the view (CopySlices, AsStrided)
+    view[0] = v
+    return out + view.sum()
+
+
+def _copy_into(a, v):
+    out = a * 1.0
+    out.copy_(v)  # every element replaced (Overwrite)
+    return out * a
+
+
 def _hooked(module):
     """``module`` with a full backward hook: its inputs and outputs pass through hook nodes."""
     module.register_full_backward_hook(lambda m, gin, gout: None)
@@ -194,6 +207,8 @@ _OPS = [
     _op("scatter_add", lambda a, i, s: a.scatter_add(0, i, s), lambda r: [
         r.standard_normal((3, 2)), _idx([[0, 2], [2, 2]]), r.standard_normal((2, 2))]),
     _op("setitem", _put_row, _n((2, 3), (3,))),
+    _op("setitem through a view", _put_through_view, _n((2, 3), (2,))),
+    _op("copy_", _copy_into, _n((2, 3), (3,))),
     # products
     _op("matmul", lambda a, b: a @ b, _n((2, 3), (3, 2))),
     _op("einsum", lambda a, b: O.einsum("ij,jk->ik", a, b), _n((2, 3), (3, 2))),

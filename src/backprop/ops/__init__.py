@@ -11,13 +11,14 @@ import numbers
 
 import numpy as np
 
+from backprop import tensor as _tensor_module
 from backprop.autograd.function import _capply
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.ops import elementwise, linalg, reduce, shape
 from backprop.tensor import Tensor
 
 _MODULES = [elementwise, reduce, shape, linalg]
-for _optional in ("indexing", "conv", "activation", "fused"):
+for _optional in ("indexing", "conv", "activation", "fused", "inplace"):
     try:
         _MODULES.append(__import__(f"backprop.ops.{_optional}", fromlist=["_"]))
     except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is being written
@@ -92,15 +93,15 @@ Tensor.__hash__ = object.__hash__
 
 
 def _inplace(name, ufunc, fn):
-    # NOTE: ``x += y`` where x or y is recording a graph becomes ``x = x + y`` (Python
-    # rebinds the name): changing x in place would corrupt values backward needs, or
-    # drop y's gradient. Outside the graph it is a true in-place update, as x.add_(y)
-    # (the ufunc is called straight away: this is the update of every optimizer step).
+    # NOTE: ``x += y`` changes x in place, as ``x.add_(y)`` does, and inside the graph
+    # it is recorded the same way (backprop.ops.inplace). One exception keeps old code
+    # working: a leaf that requires grad, which PyTorch refuses to change in place, is
+    # rebound instead (``x = x + y``). Outside the graph the ufunc is called straight
+    # away: this is the update of every optimizer step.
     def op(self, other):
         if not isinstance(other, _OPERANDS):
             return NotImplemented
-        if _grad_state.enabled and (self._requires_grad or (
-                isinstance(other, Tensor) and other._requires_grad)):
+        if _grad_state.enabled and self._requires_grad and self.grad_fn is None:
             return fn.apply(self, other)
         return self._ufunc_(ufunc, other, name)
     return op
@@ -110,3 +111,5 @@ Tensor.__iadd__ = _inplace("add_", np.add, _Add)
 Tensor.__isub__ = _inplace("sub_", np.subtract, _Sub)
 Tensor.__imul__ = _inplace("mul_", np.multiply, _Mul)
 Tensor.__itruediv__ = _inplace("div_", np.true_divide, _Div)
+_tensor_module._UFUNC_OPS.update({np.add: _Add.apply, np.subtract: _Sub.apply,
+                                  np.multiply: _Mul.apply, np.true_divide: _Div.apply})

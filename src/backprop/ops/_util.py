@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numbers
+import weakref
 
 import numpy as np
 
@@ -105,3 +106,70 @@ def norm_dims(dim, ndim: int, op: str):
 def require_float(x: Tensor, op: str) -> None:
     if x._data.dtype.kind != "f":
         raise DTypeError(f"{op}: expected a floating-point tensor, got {x.dtype}")
+
+
+# -- views ------------------------------------------------------------------------------------
+# Every view knows the tensor whose memory it shows (its base), and every base knows its
+# live views, whatever the grad mode, as in PyTorch: an in-place write that the graph
+# records (backprop.ops.inplace) must reach the history of every tensor it changes.
+# Kept beside the tensors rather than in them, so copies and pickles of a tensor carry
+# none of it.
+
+class _ByIdentity:
+    """A mapping from live objects, by identity, to values; an entry goes with its key.
+
+    (``weakref.WeakKeyDictionary`` compares keys with ``==``, which is element-wise for
+    tensors.)
+    """
+
+    def __init__(self):
+        self._entries: dict = {}  # id(key) -> (weak reference to key, value)
+
+    def get(self, key, default=None):
+        entry = self._entries.get(id(key))
+        return entry[1] if entry is not None and entry[0]() is key else default
+
+    def __setitem__(self, key, value) -> None:
+        k, entries = id(key), self._entries
+
+        def gone(ref, k=k):
+            if entries.get(k, (None,))[0] is ref:
+                del entries[k]
+        entries[k] = (weakref.ref(key, gone), value)
+
+    def values(self) -> list:
+        return [v for ref, v in list(self._entries.values()) if ref() is not None]
+
+    def keys(self) -> list:
+        return [k for k in (ref() for ref, _ in list(self._entries.values())) if k is not None]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+view_base = _ByIdentity()   # view -> its base
+base_views = _ByIdentity()  # base -> _ByIdentity of its views (the values unused)
+
+
+class TracksView:
+    """Mixin for a Function whose output is a view of its first input's memory."""
+
+    @classmethod
+    def apply(cls, *args, **kwargs):
+        out = super().apply(*args, **kwargs)
+        if out._data.base is not None:
+            track_view(out, args[0])
+        return out
+
+
+def track_view(out: Tensor, src: Tensor) -> None:
+    """Record that ``out`` shows (part of) the memory of ``src`` and so of src's base."""
+    base = view_base.get(src, src)
+    if not np.may_share_memory(out._data, base._data):
+        return  # a copy after all (a reshape that could not view, say)
+    view_base[out] = base
+    views = base_views.get(base)
+    if views is None:
+        views = _ByIdentity()
+        base_views[base] = views
+    views[out] = None

@@ -112,7 +112,7 @@ class Div(Function):
         except ValueError:
             raise _broadcast_error("div", a, b) from None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(a, b)
+            ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
         if out.dtype == F64 and not keeps_f64(a, b):
             out = out.astype(np.float32)
         return out
@@ -163,7 +163,8 @@ class Pow(Function):
             raise _broadcast_error("pow", a, b) from None
         out = fix_float(np.asarray(out), a, b)
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(a, b, out)
+            # (the output only for b's gradient: an in-place change of it is no concern else)
+            ctx.save_for_backward(a, b, out if ctx.needs_input_grad[1] else None)
         return out
 
     @staticmethod
@@ -392,8 +393,8 @@ class Clamp(Function):
                              f"max of shape {_shape(hi)} cannot be broadcast together") from None
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x, lo, hi)
-        if out.dtype == F64 and not (is_f64(x) or is_f64(lo) or is_f64(hi)):
-            out = out.astype(F32)
+        if out.dtype == F64 and not (x.dtype == F64 or is_f64(lo) or is_f64(hi)):
+            out = out.astype(F32)  # (a float64 input stays float64, 0-d too)
         return out if out is not x else x.copy()
 
     @staticmethod

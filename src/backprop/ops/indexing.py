@@ -21,8 +21,8 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.errors import DTypeError, IndexOutOfRange, InplaceError, ShapeError
-from backprop.ops._util import norm_dim
-from backprop.tensor import Tensor, _make
+from backprop.ops._util import TracksView, norm_dim
+from backprop.tensor import Tensor, _log_inplace, _make
 
 _INT64 = np.dtype(np.int64)
 _SCALAR_BOOL = (bool, np.bool_)
@@ -313,7 +313,7 @@ def _false_axes(entries) -> list:
 
 # -- the primitive ---------------------------------------------------------------------------
 
-class GetItem(Function):
+class GetItem(TracksView, Function):
     """out = x[index];  dx = zeros with g scattered back to the indexed places (repeats add up)"""
 
     @staticmethod
@@ -321,7 +321,9 @@ class GetItem(Function):
         ctx.in_shape, ctx.kind = x.shape, kind
         if kind == _BASIC:
             ctx.save_for_backward(entries)
-            return x[entries]
+            out = x[entries]
+            # (one element: a 0-d view of x, as PyTorch's x[0] is, not a copied scalar)
+            return out if type(out) is np.ndarray else x[entries + (Ellipsis,)]
         if kind == _EMPTY:
             out = x[tuple(None if e is _FALSE else e for e in entries)]
             falses = _false_axes(entries)
@@ -463,9 +465,11 @@ def setitem(self, index, value) -> None:
         return  # a scalar False selects nothing
     if _grad_state.enabled and (self._requires_grad or (
             isinstance(value, Tensor) and value._requires_grad)):
+        from backprop.ops.inplace import record_setitem
+
         if not isinstance(value, Tensor):
             value = _make(np.asarray(value, dtype=self._data.dtype))
-        _setitem_recorded(self, entries, kind, value)
+        record_setitem(self, entries, kind, value)
         return
     if isinstance(value, Tensor):
         val = value._data
@@ -475,13 +479,9 @@ def setitem(self, index, value) -> None:
         val = np.asarray(value)
     else:
         raise TypeError(f"__setitem__: can't assign a {type(value).__name__} to a tensor")
-    self._check_inplace("__setitem__")
+    self._check_writeable("__setitem__")
     data = self._data
-    if kind == _ADVANCED:
-        first, index_ = _split(entries)
-        target = data[first] if any(isinstance(e, int) for e in entries) else data
-    else:
-        target, index_ = data, entries
+    target, index_ = _indexed_view(data, entries, kind)
     try:
         target[index_] = val
     except IndexError:
@@ -497,6 +497,15 @@ def setitem(self, index, value) -> None:
     except TypeError:
         raise DTypeError(f"__setitem__: can't write a value of type {type(value).__name__} into "
                          f"a tensor of dtype {self.dtype}") from None
+    self._version = _log_inplace(written_part(target, index_, kind))
+
+
+def written_part(target: np.ndarray, index_, kind) -> np.ndarray:
+    """The memory ``target[index_] = v`` writes, for the in-place log: a view of exactly
+    those elements for a basic index; all of ``target`` for an index with arrays."""
+    if kind in (_ADVANCED, _PICK):
+        return target
+    return target[tuple(index_) + (Ellipsis,)]  # (Ellipsis: a 0-d view, not a scalar)
 
 
 def _indexed_view(data: np.ndarray, entries, kind):
@@ -510,14 +519,14 @@ def _indexed_view(data: np.ndarray, entries, kind):
 class IndexPut(Function):
     """out = x with out[index] = v;  dx = g with g[index] = 0,  dv = g[index]
 
-    What ``x[index] = v`` records when x or v is part of the graph. The write goes into
-    a copy, so arrays saved earlier from x stay as they were.
+    What ``x[index] = v`` records when x or v is part of the graph. The write goes
+    into x's own memory (``out`` is x's array), so every alias of x sees it, as in
+    PyTorch; ``backprop.ops.inplace`` gives the tensor its new history.
     """
 
     @staticmethod
     def forward(ctx, x, v, entries=(), kind=_BASIC):
-        out = x.copy()
-        target, index_ = _indexed_view(out, entries, kind)
+        target, index_ = _indexed_view(x, entries, kind)
         try:
             target[index_] = v
         except IndexError:
@@ -527,7 +536,7 @@ class IndexPut(Function):
                              f"be broadcast to the indexed shape {np.shape(target[index_])}") \
                 from None
         ctx.entries, ctx.kind = entries, kind
-        return out
+        return x
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -540,27 +549,6 @@ class IndexPut(Function):
             target, index_ = _indexed_view(gx, ctx.entries, ctx.kind)
             target[index_] = 0
         return gx, gv
-
-
-def _setitem_recorded(self, entries, kind, value) -> None:
-    """``self[index] = value`` inside the graph: self becomes the output of an IndexPut.
-
-    (As PyTorch's CopySlices: the tensor object stays the same, its history grows.)
-    """
-    if self._requires_grad and self.grad_fn is None:
-        raise InplaceError("__setitem__: a leaf tensor that requires grad is being used in an "
-                           "in-place operation; wrap the update in backprop.no_grad()")
-    if not self._data.flags.writeable:
-        raise InplaceError("__setitem__: this tensor is a broadcast view (from expand or "
-                           "broadcast_to) whose elements share memory; clone() it before "
-                           "writing to it")
-    if value._data.dtype != self._data.dtype:
-        value = value.to(self._data.dtype)
-    before = _make(self._data, self._requires_grad, self.grad_fn)  # self as it was
-    result = IndexPut.apply(before, value, entries=entries, kind=kind)
-    self._data = result._data
-    self.grad_fn = result.grad_fn
-    self._requires_grad = result._requires_grad
 
 
 def _iter(self):
@@ -786,6 +774,8 @@ def masked_fill(input, mask, value):
 def masked_fill_(self, mask, value):
     """In-place ``masked_fill`` for tensors outside the graph; the mask broadcasts to self."""
     m = _mask_and_value(self, mask, value, "masked_fill_")
+    if self._records(value):
+        return self._record("masked_fill_", lambda t: masked_fill(t, mask, value))
     try:
         m = np.broadcast_to(m, self._data.shape)
     except ValueError:

@@ -53,34 +53,40 @@ class MatMul(Function):
             out = np.matmul(a, b)
         except ValueError:  # 0-d operands too: NumPy refuses them
             raise _matmul_error(np.shape(a), np.shape(b)) from None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        if need_a or need_b:
+            # only what the gradients need: b for a's, a for b's (so, as in PyTorch, a
+            # later in-place change of an operand no gradient needs is no concern)
+            ctx.save_for_backward(a if need_b else None, b if need_a else None)
+            ctx.ndims = (a.ndim, b.ndim)
         return out
 
     @staticmethod
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
+        a_nd, b_nd = ctx.ndims
         g = grad_output
         need_a, need_b = ctx.needs_input_grad
-        if a.ndim == 2 and b.ndim == 2:  # the common case (a layer): .T is a free view
+        if a_nd == 2 and b_nd == 2:  # the common case (a layer): .T is a free view
             return (g @ b.T if need_a else None), (a.T @ g if need_b else None)
-        if a.ndim == 1 and b.ndim == 1:  # dot product: g is a scalar
+        if a_nd == 1 and b_nd == 1:  # dot product: g is a scalar
             return (g * b if need_a else None), (g * a if need_b else None)
         # NOTE: a 1-D operand acts as a row (a) or column (b) vector; put that axis back
         # so one formula covers every case. Batch dims are summed by the engine.
-        a2, b2 = a, b
-        if a.ndim == 1:
-            a2, g = a[None, :], g[..., None, :]
-        if b.ndim == 1:
-            b2, g = b[:, None], g[..., :, None]
+        if a_nd == 1:
+            g = g[..., None, :]
+            a = None if a is None else a[None, :]
+        if b_nd == 1:
+            g = g[..., :, None]
+            b = None if b is None else b[:, None]
         ga = gb = None
         if need_a:
-            ga = np.matmul(g, np.swapaxes(b2, -1, -2))
-            if a.ndim == 1:
+            ga = np.matmul(g, np.swapaxes(b, -1, -2))
+            if a_nd == 1:
                 ga = ga[..., 0, :]
         if need_b:
-            gb = np.matmul(np.swapaxes(a2, -1, -2), g)
-            if b.ndim == 1:
+            gb = np.matmul(np.swapaxes(a, -1, -2), g)
+            if b_nd == 1:
                 gb = gb[..., :, 0]
         return ga, gb
 

@@ -13,12 +13,12 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import ShapeError
-from backprop.ops._util import norm_dim
+from backprop.ops._util import TracksView, norm_dim
 from backprop.ops.indexing import _BASIC, GetItem, index_add_along
 from backprop.tensor import Tensor
 
 
-class Reshape(Function):
+class Reshape(TracksView, Function):
     """out = x viewed with a new shape;  dx = g reshaped back"""
 
     @staticmethod
@@ -35,7 +35,7 @@ class Reshape(Function):
         return grad_output.reshape(ctx.in_shape), None
 
 
-class Permute(Function):
+class Permute(TracksView, Function):
     """out = x with axes reordered;  dx = g with the inverse order"""
 
     @staticmethod
@@ -206,7 +206,7 @@ def movedim(input, source, destination):
     return Permute.apply(input, tuple(perm))
 
 
-class Expand(Function):
+class Expand(TracksView, Function):
     """out = x broadcast to a larger shape (a read-only view, no copy);  dx = g summed back"""
 
     @staticmethod
@@ -270,7 +270,7 @@ def broadcast_to(input, shape):
     return Expand.apply(input, shape=_expand_shape(input.shape, shape, "broadcast_to"))
 
 
-class Narrow(Function):
+class Narrow(TracksView, Function):
     """out = x[start:start+length] along dim (a view);  dx = zeros with g in that slice"""
 
     @staticmethod
