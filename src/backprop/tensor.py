@@ -63,8 +63,9 @@ def _log_inplace(array, recorded: bool = False) -> int:
         inplace_log.append((v, weakref.ref(array), None, None, recorded))
         return v
     bounds = byte_bounds(array)
-    region = (array.__array_interface__["data"][0], array.shape, array.strides,
-              array.dtype.str)
+    # (a list: ``touches`` swaps in the ndarray it builds from this, for the next check)
+    region = [(array.__array_interface__["data"][0], array.shape, array.strides,
+               array.dtype.str)]
     while isinstance(base, np.ndarray):
         array, base = base, base.base
     inplace_log.append((v, weakref.ref(array) if base is None else None, bounds, region,
@@ -101,8 +102,11 @@ def touches(saved: np.ndarray, owner, bounds, region) -> bool:
         return False
     if region is None:
         return True
+    layout = region[0]
+    if type(layout) is tuple:
+        layout = region[0] = _region_array(layout)
     try:
-        return bool(np.shares_memory(saved, _region_array(region), max_work=100_000))
+        return bool(np.shares_memory(saved, layout, max_work=100_000))
     except _TooHard:  # pragma: no cover - layouts this tangled are rare
         return True
 
@@ -111,7 +115,8 @@ _TooHard = getattr(np, "exceptions", np).TooHardError  # (np.exceptions from Num
 
 
 class _Region:
-    """An ndarray interface over logged memory (used while an array saved over it lives)."""
+    """An ndarray interface over logged memory, which it does not keep alive: only used
+    while an array saved over that memory lives (see ``_log_inplace``)."""
 
     def __init__(self, region):
         address, shape, strides, typestr = region

@@ -67,18 +67,38 @@ def _check_versions(fn) -> None:
             continue
         if any(s is t._data for s in saved):  # (older than the log reaches, say)
             raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
+    owners = None
     for v, ref, bounds, region, _ in reversed(tuple(inplace_log)):  # (a snapshot)
         if v <= stamp:
             break
         owner = None if ref is None else ref()
         if owner is None and ref is not None:
             continue  # the owner is gone, so no saved array (which would keep it) shares it
+        if owner is not None:
+            if owners is None:
+                owners = _owners(saved)
+            if owners and id(owner) not in owners:
+                continue
         for s in saved:
             if touches(s, owner, bounds, region):
                 for i, t in enumerate(fn.inputs):
                     if t is not None and (s is t._data or np.may_share_memory(s, t._data)):
                         raise _inplace_error(fn, f"input {i} of shape {tuple(t.shape)}")
                 raise _inplace_error(fn, f"an array of shape {s.shape} it saved")
+
+
+def _owners(arrays) -> set:
+    """The ids of the ndarrays that own the memory of ``arrays`` (the ends of their
+    ``.base`` chains); empty when some array's memory is owned by no ndarray (a buffer
+    another ndarray may also show), so that nothing is ruled out by owner."""
+    owners = set()
+    for a in arrays:
+        while isinstance(a.base, np.ndarray):
+            a = a.base
+        if a.base is not None:
+            return set()
+        owners.add(id(a))
+    return owners
 
 
 def _parent(fn, t):
