@@ -247,6 +247,8 @@ def record(t: Tensor, op: str, compute) -> Tensor:
                          f"in place has shape {old.shape}")
     if new._data.dtype != old.dtype:
         new = new.to(old.dtype)
+    if new.grad_fn is not None and new.grad_fn.seq <= start:
+        new = new.clone()  # (compute gave back a tensor it did not make: t needs a node of its own)
     _keep_saved(new.grad_fn, start, old)
     if base is not t:
         _write_view(t, base, pos, new, pos, old)
