@@ -1,9 +1,14 @@
 """End-to-end tests of the lab in a real headless Chromium.
 
-The real app (``backprop.lab.server.create_app``) runs on uvicorn in a background thread on a
-free loopback port; Playwright for Python drives Debian's chromium package at
+The real app (``backprop.lab.server.create_app``) runs on uvicorn in its own process on a
+free loopback port, configured as ``backprop lab`` configures it, and is stopped by its PID
+(:mod:`tests.lab.real_server`); Playwright for Python drives Debian's chromium package at
 ``/usr/bin/chromium`` (never a downloaded browser). Everything skips cleanly when Playwright,
 the browser, FastAPI or uvicorn is missing.
+
+Every wait is on something the page shows, bounded generously (:data:`WAIT_MS`; a stability
+map, whose worker processes must start first, :data:`MAP_WAIT_MS`): CI machines are slow
+and shared, and a short fixed timeout there fails tests that are right.
 
 Screenshots are saved as test artefacts in ``$BACKPROP_ARTIFACTS`` (default
 ``tests/lab/artifacts/``).
@@ -12,9 +17,6 @@ from __future__ import annotations
 
 import os
 import re
-import socket
-import threading
-import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,10 +25,12 @@ import pytest
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-WAIT_MS = 30_000   # generous: CI machines are slow and shared
+WAIT_MS = 60_000       # for anything the page shows: generous, CI machines are slow and shared
+MAP_WAIT_MS = 120_000  # for a stability map: its worker processes start first
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright for Python is not installed")
 expect = sync_api.expect
+expect.set_options(timeout=WAIT_MS)   # expect() waits 5 s by default, page waits do not
 pytest.importorskip("fastapi", reason="the lab needs FastAPI (pip install 'backprop[lab]')")
 uvicorn = pytest.importorskip("uvicorn", reason="the lab needs uvicorn (pip install 'backprop[lab]')")
 pytest.importorskip("websockets",
@@ -38,31 +42,19 @@ ARTIFACTS = Path(os.environ.get("BACKPROP_ARTIFACTS") or Path(__file__).parent /
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
-def base_url():
-    """The lab's real app on uvicorn in a thread, on a free loopback port."""
-    from backprop.lab.server import create_app
+def base_url(tmp_path_factory):
+    """The lab's real app on uvicorn in a child process on a free loopback port."""
+    from tests.lab.real_server import RealServer
 
-    port = _free_port()
-    config = uvicorn.Config(create_app(), host="127.0.0.1", port=port, log_level="warning",
-                            lifespan="off", ws="auto")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=server.run, name="lab-server", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the lab's server did not start")
-        time.sleep(0.05)
-    yield f"http://127.0.0.1:{port}/"
-    server.should_exit = True
-    thread.join(timeout=10)
+    try:
+        server = RealServer(tmp_path_factory.mktemp("lab") / "server.log")
+    except RuntimeError as e:
+        pytest.fail(str(e))
+    yield f"http://127.0.0.1:{server.port}/"
+    alive = server.alive()
+    server.stop()
+    assert alive, f"the lab's server died:\n{server.log()}"
 
 
 @pytest.fixture(scope="module")
@@ -389,7 +381,8 @@ def test_csv_upload_and_stability_map(page, base_url, tmp_path):
     # diverged ones are drawn in their own colour
     page.evaluate("""() => window.__lab.ws.send(JSON.stringify({type: 'stability_map',
         lrs: [0.01, 10], batch_sizes: [4], steps: 40}))""")
-    expect(page.get_by_test_id("stability-run")).to_have_text("Run again")
+    # done when the page says so: the worker processes may take long to start on a busy machine
+    expect(page.get_by_test_id("stability-run")).to_have_text("Run again", timeout=MAP_WAIT_MS)
     diverged_pixels = page.evaluate("""() => {
         const c = document.querySelector('[data-testid=stability]');
         const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
@@ -406,3 +399,24 @@ def test_csv_upload_and_stability_map(page, base_url, tmp_path):
     page.wait_for_function("() => { const q = new URLSearchParams(location.search);"
                            " return q.get('lr') === '10' && q.get('batch_size') === '4'; }")
     shot(page, "csv-and-stability", full_page=True)
+
+
+def test_a_csv_too_big_is_refused_by_the_page_and_the_session_goes_on(page, base_url, tmp_path):
+    from backprop.lab.session import LIMITS
+
+    load(page, base_url)
+    limit = LIMITS["max_csv_bytes"]
+    big = tmp_path / "big.csv"
+    row = "0.125,0.5,1\n"
+    big.write_text(row * (2 * limit // len(row)))        # 2 MB: the server would refuse it
+    page.get_by_test_id("csv").set_input_files(str(big))
+    page.get_by_test_id("error-toast").filter(
+        has_text=f"big.csv is 2 MB: the lab takes CSV files of at most {limit / 1e6:g} MB").wait_for()
+    # nothing was sent: the connection and the session are as they were, and work
+    assert page.evaluate("() => document.querySelector('[data-testid=connection]').dataset.state") \
+        == "open"
+    assert page.get_by_test_id("dataset").input_value() == "spiral"
+    before = step_count(page)
+    page.get_by_test_id("step").click()
+    page.wait_for_function(
+        f"() => document.querySelector('[data-testid=step-count]').textContent.trim() === '{before + 1}'")

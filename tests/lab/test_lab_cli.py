@@ -18,6 +18,7 @@ def served(monkeypatch):
     def fake_run(self, sockets=None):
         calls["sockets"].append([s.getsockname()[1] for s in sockets])
         calls["app"] = self.config.app
+        calls["config"] = self.config
 
     class ImmediateTimer:
         def __init__(self, delay, fn):
@@ -48,6 +49,22 @@ def test_serves_on_loopback_and_opens_the_browser(served, capsys):
     assert "warning" not in err
     app = served["app"]
     assert app.state.max_sessions == 8
+
+
+def test_served_app_takes_big_messages_and_checks_the_host(served):
+    from fastapi.testclient import TestClient
+
+    from backprop.lab.protocol import MAX_CSV_MESSAGE_BYTES, WS_MAX_MESSAGE_BYTES
+    from backprop.lab.session import LIMITS
+
+    assert main(["lab", "--port", str(free_port()), "--no-browser"]) == 0
+    # a message the lab refuses must reach it (to be answered with an error), not close
+    # the socket: a CSV at the limit, JSON-escaped, and more fit under the socket's limit
+    assert served["config"].ws_max_size == WS_MAX_MESSAGE_BYTES
+    assert WS_MAX_MESSAGE_BYTES > MAX_CSV_MESSAGE_BYTES >= 2 * LIMITS["max_csv_bytes"]
+    with TestClient(served["app"], base_url="http://127.0.0.1:8000") as client:
+        assert client.get("/api/limits").status_code == 200
+        assert client.get("/api/limits", headers={"host": "evil.example:8000"}).status_code == 400
 
 
 def test_busy_port_moves_to_the_next_free_one(served, capsys):

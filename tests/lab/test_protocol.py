@@ -107,3 +107,31 @@ def test_deeply_nested_json_is_refused_with_a_protocol_error():
     # json.loads raises RecursionError here, which is not a ValueError: it must not escape
     with pytest.raises(ProtocolError, match="nested too deeply"):
         parse_message("[" * 100_000)
+
+
+def test_huge_integers_are_checked_without_overflow():
+    huge = "9" * 400          # json.loads makes an exact int of it
+    for field, pattern in [("lrs", "lrs must hold numbers of at most 1e308, got an integer of "
+                                   "400 digits")]:
+        with pytest.raises(ProtocolError, match=pattern) as e:
+            parse_message(f'{{"type": "stability_map", "{field}": [0.1, {huge}]}}')
+        assert e.value.field == field
+    # integers stay exact ints: the session's range check names them
+    cmd = parse_message(f'{{"type": "stability_map", "batch_sizes": [{huge}], "steps": {huge}}}')
+    assert cmd.args["steps"] == int(huge) and cmd.args["batch_sizes"] == [int(huge)]
+    for raw, field in [('{"type": "stability_map", "steps": 1e400}', "steps"),     # inf
+                       ('{"type": "stability_map", "steps": NaN}', "steps"),
+                       ('{"type": "stability_map", "lrs": [Infinity]}', "lrs"),
+                       ('{"type": "stability_map", "batch_sizes": [-Infinity]}', "batch_sizes")]:
+        with pytest.raises(ProtocolError, match=f"^{field} must") as e:
+            parse_message(raw)
+        assert e.value.field == field
+
+
+def test_long_values_are_quoted_short():
+    with pytest.raises(ProtocolError) as e:
+        parse_message(msg(type="export", what="w" * 10_000))
+    assert e.value.field == "what" and len(str(e.value)) < 200
+    with pytest.raises(ProtocolError) as e:
+        parse_message(msg(type="play", **{"z" * 10_000: 1}))
+    assert len(str(e.value)) < 200

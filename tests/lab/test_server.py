@@ -1,7 +1,10 @@
 """The lab's server through the ASGI test client: pages, the WebSocket session, safety."""
+import asyncio
 import base64
 import io
+import itertools
 import json
+import re
 import threading
 import time
 
@@ -18,7 +21,7 @@ from starlette.websockets import WebSocketDisconnect  # noqa: E402
 import backprop  # noqa: E402
 from backprop.lab.server import create_app, origin_allowed  # noqa: E402
 
-TIMEOUT = 10.0
+TIMEOUT = 60.0      # for one expected message: generous, CI machines are loaded
 
 
 def recv(ws, timeout: float = TIMEOUT) -> dict:
@@ -62,7 +65,7 @@ def client():
         yield c
 
 
-def wait_for(predicate, timeout: float = 5.0) -> bool:
+def wait_for(predicate, timeout: float = 60.0) -> bool:
     end = time.monotonic() + timeout
     while time.monotonic() < end:
         if predicate():
@@ -107,12 +110,15 @@ def test_frames_are_rate_limited():
     app = create_app(max_fps=5)
     with TestClient(app) as c, c.websocket_connect("/ws") as ws:
         hello(ws, {"speed": 1000})
+        start = time.monotonic()          # every frame counted below is made after this
         ws.send_json({"type": "play"})
-        until(ws, lambda m: m["type"] == "state" and m["step"] > 0)
-        start, frames = time.monotonic(), 0
-        while time.monotonic() - start < 1.0:
-            frames += recv(ws)["type"] == "state"
-        assert 2 <= frames <= 6
+        frames = 0
+        while frames < 8:                 # wait on the frames themselves, however slow
+            frames += until(ws, of_type("state"))["step"] > 0
+        elapsed = time.monotonic() - start
+        # A loaded machine only makes frames rarer: the bound holds whatever the timing
+        # (frames waiting unread in the client count too, since they were made after start).
+        assert frames <= 5 * elapsed + 1, (frames, elapsed)
 
 
 def test_step_reset_and_step_detail(client):
@@ -293,23 +299,28 @@ def test_origin_rules():
     assert origin_allowed("https://proxy.example", "127.0.0.1:8000", {"https://proxy.example"})
 
 
-def test_message_rate_limit():
-    app = create_app(message_rate=1.0, message_burst=3)
+def test_message_rate_limit(monkeypatch):
+    from backprop.lab import server
+
+    looked, passed = [], []
+    take = server._TokenBucket.take
+    monkeypatch.setattr(server._TokenBucket, "take",
+                        lambda self: looked.append(1) or passed.append(take(self)) or passed[-1])
+    # a bucket that refills once in 1000 s: however slowly this test runs, 3 messages pass
+    app = create_app(message_rate=0.001, message_burst=3)
     with TestClient(app) as c, c.websocket_connect("/ws") as ws:
         hello(ws)
         for _ in range(8):
             ws.send_json({"type": "pause"})
-        error = until(ws, of_type("error"))
-        assert error["message"].startswith("too many messages")
-        statuses = 0
-        deadline = time.monotonic() + 0.5
-        while time.monotonic() < deadline:
-            try:
-                message = recv(ws, timeout=max(0.01, deadline - time.monotonic()))
-            except pytest.fail.Exception:
-                break
+        assert wait_for(lambda: len(looked) == 9)          # every message was looked at
+        assert passed.count(True) == 3                     # hello and two pauses
+        errors, statuses = [], 0
+        while not errors or statuses < 2:                  # the answers, in either order
+            message = recv(ws)
             statuses += message["type"] == "status"
-        assert statuses <= 2                  # hello took a token; the rest were dropped
+            if message["type"] == "error":
+                errors.append(message)
+        assert errors[0]["message"].startswith("too many messages")
 
 
 def test_create_app_checks_arguments():
@@ -317,3 +328,217 @@ def test_create_app_checks_arguments():
         create_app(max_sessions=0)
     with pytest.raises(ValueError, match="max_fps must be positive"):
         create_app(max_fps=0)
+
+
+# -- hostile input --------------------------------------------------------------------------------
+HUGE = "9" * 400          # a JSON number: json.loads makes it an exact int
+
+
+def numeric_fields():
+    """(message text, the field its error must name) for every number a message can carry."""
+    from backprop.lab.settings import SETTINGS
+
+    cases = [(f'{{"type": "stability_map", "steps": {HUGE}}}', "steps"),
+             (f'{{"type": "stability_map", "lrs": [0.1, {HUGE}]}}', "lrs"),
+             (f'{{"type": "stability_map", "batch_sizes": [{HUGE}]}}', "batch_sizes"),
+             (f'{{"type": "hello", "settings": {{"lr": {HUGE}}}}}', "lr")]
+    for name, spec in SETTINGS.items():
+        if spec["type"] in ("int", "float"):
+            cases.append((f'{{"type": "set", "values": {{"{name}": {HUGE}}}}}', name))
+            cases.append((f'{{"type": "set", "values": {{"{name}": -{HUGE}}}}}', name))
+        elif spec["type"] == "list" and spec["item"]["type"] == "int":
+            cases.append((f'{{"type": "set", "values": {{"{name}": [{HUGE}]}}}}', name))
+    return cases
+
+
+def test_huge_numbers_in_every_field_get_an_error_naming_it(client):
+    with client.websocket_connect("/ws") as ws:
+        hello(ws)
+        for text, field in numeric_fields():
+            ws.send_text(text)
+            error = until(ws, of_type("error"))
+            assert error["field"] == field, (text[:60], error)
+            assert field in error["message"] and "400 digits" in error["message"], error
+            assert "failed" not in error["message"], error      # not a crash report
+            ws.send_json({"type": "step"})                       # the session lives
+            until(ws, of_type("step_detail"))
+
+
+def test_outgoing_queue_is_bounded():
+    from backprop.lab.server import _MESSAGE_OVERHEAD, _Worker
+
+    loop = asyncio.new_event_loop()
+    try:
+        worker = _Worker(loop, 10.0, {}, max_outbox_bytes=20_000)
+        for i in range(50):                       # stale answers pile up unread
+            worker.post({"type": "status", "running": False, "step": i})
+            worker.post({"type": "settings", "values": {"seed": i}})
+        worker.post({"type": "state", "step": 1, "points": [1]})
+        worker.post({"type": "state", "step": 2})       # replaces the unsent frame...
+        worker.post({"type": "export", "what": "script", "text": "x" * 9000})
+        # ...and on overflow the stale status and settings go first: the page is not dropped
+        assert not worker.behind and worker.out_bytes <= 20_000
+        kinds = [json.loads(worker.take())["type"] for _ in range(4)]
+        assert kinds == ["status", "settings", "state", "export"] and worker.take() is None
+        # a page that still reads nothing is dropped once its answers alone overflow
+        for _ in range(3):
+            worker.post({"type": "export", "what": "script", "text": "x" * 9000})
+        assert worker.behind and worker.out_bytes == 0 and worker.take() is None
+        assert worker.stopped.is_set()
+        loop.run_until_complete(asyncio.sleep(0))       # run the callbacks posted to the loop
+        assert worker.kicked.is_set()
+        worker.post({"type": "export", "what": "script", "text": "x"})   # ignored now
+        assert worker.take() is None
+    finally:
+        loop.close()
+    assert _MESSAGE_OVERHEAD > 0
+
+
+def test_state_frames_keep_unsent_points():
+    from backprop.lab.server import _Worker
+
+    loop = asyncio.new_event_loop()
+    try:
+        worker = _Worker(loop, 10.0, {})
+        worker.post({"type": "state", "step": 1, "points": [[0, 0, 1]]})
+        worker.post({"type": "error", "message": "m", "field": None})
+        worker.post({"type": "state", "step": 2})
+        assert json.loads(worker.take())["type"] == "error"
+        frame = json.loads(worker.take())
+        assert frame["step"] == 2 and frame["points"] == [[0, 0, 1]]
+    finally:
+        loop.close()
+
+
+def test_http_routes_check_the_host_header():
+    app = create_app(allowed_hosts=["localhost", "127.0.0.1", "::1"])
+    with TestClient(app, base_url="http://127.0.0.1:8000") as c:
+        for path in ("/", "/api/settings", "/api/limits", "/static/app.js"):
+            refused = c.get(path, headers={"host": "evil.example:8000"})
+            assert refused.status_code == 400, path
+            assert "evil.example" in refused.text
+            for host in ("127.0.0.1:8000", "localhost:8000", "[::1]:8000"):
+                assert c.get(path, headers={"host": host}).status_code == 200, (path, host)
+    with TestClient(create_app()) as c:                 # no allow-list: any host
+        assert c.get("/", headers={"host": "lab.example.org"}).status_code == 200
+
+
+# -- protocol fuzzing -----------------------------------------------------------------------------
+def _edges():
+    """Numbers at the edges of what JSON carries and Python converts: 400-digit ints
+    overflow float(), 1e400 parses as inf, Python's json accepts NaN and Infinity."""
+    from hypothesis import strategies as st
+
+    return st.sampled_from([10 ** 400, -(10 ** 400), 2 ** 64, 2 ** 63 - 1, -1, 0, 1e308,
+                            -1e308, 5e-324, float("nan"), float("inf"), -float("inf")])
+
+
+def _json_values():
+    from hypothesis import strategies as st
+
+    scalars = (st.none() | st.booleans() | st.integers() | _edges() | st.floats()
+               | st.text(max_size=12))
+    return st.recursive(scalars, lambda inner: st.lists(inner, max_size=4)
+                        | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+                        max_leaves=8)
+
+
+def _messages():
+    """Messages shaped like the schema (known types and fields, any values), and junk."""
+    from hypothesis import strategies as st
+
+    from backprop.lab.protocol import MESSAGE_TYPES
+    from backprop.lab.settings import SETTINGS
+
+    values, edges = _json_values(), _edges()
+    setting = st.sampled_from(list(SETTINGS)) | st.text(max_size=8)
+    settings = st.dictionaries(setting, values | edges | st.sampled_from(
+        [0, 1, 2, 0.5, 1e-3, 10, 2000, "relu", "sgd", "csv", "digits", [4], [32] * 6, None]),
+        max_size=4)
+    numbers = st.lists(st.integers(-3, 3000) | st.floats() | edges | values, max_size=5)
+    own = {"hello": {"settings": settings}, "set": {"values": settings},
+           "stability_map": {"lrs": numbers | values, "batch_sizes": numbers | values,
+                             "steps": st.integers(-5, 3000) | edges | values},
+           "upload_csv": {"text": st.text(max_size=200) | values, "name": values},
+           "export": {"what": st.sampled_from(["script", "checkpoint"]) | values}}
+    # each type with its own fields (any values), and now and then a field it does not take
+    shaped = st.one_of([st.fixed_dictionaries({"type": st.just(kind)}, optional={
+        **own.get(kind, {}), "extra": values}) if i % 3 == 0 else
+        st.fixed_dictionaries({"type": st.just(kind)}, optional=own.get(kind, {}))
+        for kind in MESSAGE_TYPES for i in range(3)]).map(lambda m: ("text", json.dumps(m)))
+    other = st.dictionaries(st.text(max_size=8), values, max_size=3).map(
+        lambda m: ("text", json.dumps(m)))
+    junk = (st.text(max_size=40).map(lambda t: ("text", t))
+            | st.binary(max_size=40).map(lambda b: ("bytes", b)))
+    return shaped | other | junk
+
+
+class _Link:
+    """One session for many examples; a new one when a message killed the last."""
+
+    def __init__(self, client):
+        self.client = client
+        self.context = self.ws = None
+
+    def socket(self):
+        if self.ws is None:
+            self.context = self.client.websocket_connect("/ws")
+            self.ws = self.context.__enter__()
+            hello(self.ws)
+        return self.ws
+
+    def lost(self):
+        context, self.context, self.ws = self.context, None, None
+        try:
+            context.__exit__(None, None, None)
+        except Exception:  # noqa: BLE001 -- it is dead already
+            pass
+
+
+@pytest.fixture(scope="module")
+def fuzz_link():
+    # no rate limit here: the fuzzing sends as fast as it can; one worker for the maps
+    app = create_app(message_rate=1e9, message_burst=10 ** 9, stability_workers=1)
+    with TestClient(app) as c:
+        link = _Link(c)
+        yield link
+        if link.ws is not None:
+            link.lost()
+
+
+def test_protocol_fuzz_every_message_is_answered_or_refused_and_the_session_lives(fuzz_link):
+    hypothesis = pytest.importorskip("hypothesis")
+    probes = itertools.count(1)
+
+    @hypothesis.settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                         suppress_health_check=list(hypothesis.HealthCheck))
+    @hypothesis.given(_messages())
+    def one(message):
+        kind, data = message
+        ws = fuzz_link.socket()
+        try:
+            if kind == "text":
+                ws.send_text(data)
+            else:
+                ws.send_bytes(data)
+            # then a normal client's requests: stop what it started, change a setting
+            speed = next(probes) % 997 + 2
+            ws.send_json({"type": "cancel_stability"})
+            ws.send_json({"type": "pause"})
+            ws.send_json({"type": "set", "values": {"speed": speed}})
+            while True:
+                answer = recv(ws)        # a closed socket raises here: the session was lost
+                if answer["type"] == "error":
+                    text = answer["message"]
+                    assert isinstance(text, str) and text, answer
+                    # a crash report, not an answer: "set failed: OverflowError: ..."
+                    assert not re.search(r"(failed|could not read that message).*Error", text), \
+                        (data[:200], answer)
+                    assert answer["field"] is None or isinstance(answer["field"], str)
+                if answer["type"] == "settings" and answer["values"]["speed"] == speed:
+                    break
+        except Exception:
+            fuzz_link.lost()          # the next example starts a new session
+            raise
+
+    one()

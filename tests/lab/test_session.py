@@ -472,3 +472,16 @@ def test_a_csv_value_beyond_float32_is_refused_not_turned_into_inf():
     with pytest.raises(LabError, match="row 4: values must be finite"):
         session.load_csv(rows)
     session.snapshot()  # the session is untouched and still draws
+
+
+def test_a_stability_cell_stops_when_asked():
+    from backprop.lab.session import _stability_cell
+
+    s = LabSession({"dataset": "moons"}, diagnostics=False)
+    job = (0, 0, {**s.settings, "lr": 0.01, "batch_size": 8}, None, 200)
+    looks = []
+    assert _stability_cell(job, lambda: looks.append(1) or len(looks) > 3) is None
+    assert len(looks) == 4                      # it looked between chunks, and stopped
+    looks.clear()
+    cell = _stability_cell(job, lambda: looks.append(1) and False)
+    assert cell["steps"] == 200 and not cell["diverged"] and len(looks) == 20

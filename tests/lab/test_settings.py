@@ -117,3 +117,28 @@ def test_query_errors():
     assert e.value.field == "lr"
     with pytest.raises(LabError, match=r"hidden\[1\] must be an integer"):
         validate(from_query("hidden=4,2.5"))
+
+
+HUGE = 10 ** 400      # a JSON number any client may send
+
+
+@pytest.mark.parametrize("name, value", [
+    ("lr", HUGE), ("lr", -HUGE), ("noise", HUGE), ("batch_size", HUGE), ("seed", HUGE),
+    ("speed", -HUGE), ("schedule_steps", HUGE), ("hidden", [4, HUGE]),
+], ids=["lr", "-lr", "noise", "batch_size", "seed", "-speed", "schedule_steps", "hidden"])
+def test_huge_integers_are_refused_by_name_without_overflow(name, value):
+    # math.isfinite and float() raise OverflowError on such an int: it must be a LabError
+    with pytest.raises(LabError, match="an? (negative )?integer of 401 digits") as e:
+        validate({name: value})
+    assert e.value.field == name
+    assert str(e.value).startswith(name)
+    assert len(str(e.value)) < 120            # the 401 digits are not echoed back
+
+
+def test_long_values_are_quoted_short():
+    with pytest.raises(LabError) as e:
+        validate({"optimizer": "x" * 10_000})
+    assert e.value.field == "optimizer" and len(str(e.value)) < 200
+    with pytest.raises(LabError) as e:
+        validate({"y" * 10_000: 1})
+    assert len(str(e.value)) < 600

@@ -67,6 +67,8 @@ def _bind(host: str, port: int):
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_STREAM)
     except socket.gaierror as e:
         return None, f"unknown host {host!r}: {e.strerror}"
+    except UnicodeError:  # the IDNA encoding refuses it: an empty or over-long label
+        return None, f"{host!r} is not a host name or IP address"
     family = infos[0][0]
     last = None
     for candidate in range(port, min(port + PORT_TRIES, 65536)):
@@ -99,10 +101,14 @@ def run(args) -> int:
     """Run ``backprop lab`` with parsed arguments; returns the exit status."""
     if not 1 <= args.port <= 65535:
         return _fail(f"--port must be between 1 and 65535, got {args.port}")
+    if not args.host.strip():
+        # getaddrinfo would take "" as every interface: say so explicitly with 0.0.0.0.
+        return _fail("--host needs an address, got ''; 127.0.0.1 is this machine only, "
+                     "0.0.0.0 every interface")
     try:
         import uvicorn
 
-        from backprop.lab.server import LOOPBACK_HOSTS, create_app
+        from backprop.lab.server import LOOPBACK_HOSTS, WS_MAX_MESSAGE_BYTES, create_app
     except ImportError:
         return _fail(_MISSING)
     # Without a WebSocket library uvicorn still serves the page, whose socket then fails
@@ -110,14 +116,14 @@ def run(args) -> int:
     if all(importlib.util.find_spec(name) is None for name in ("websockets", "wsproto")):
         return _fail(_MISSING)
 
+    sock, port = _bind(args.host, args.port)
+    if sock is None:  # before the warning below: a host that fails gets one line, the error
+        return _fail(port)
     loopback = is_loopback(args.host)
     if not loopback:
         print(f"backprop lab: warning: listening on {args.host}: anyone who can reach this "
               f"machine can use the lab and its CPU. Use the default --host 127.0.0.1 to keep "
               f"it private.", file=sys.stderr)
-    sock, port = _bind(args.host, args.port)
-    if sock is None:
-        return _fail(port)
     if port != args.port:
         print(f"backprop lab: port {args.port} is busy; using {port}", file=sys.stderr)
 
@@ -136,7 +142,7 @@ def run(args) -> int:
                 print(f"backprop lab: open {url} in your browser", file=sys.stderr)
 
         threading.Timer(0.8, open_browser).start()
-    config = uvicorn.Config(app, log_level="warning", ws_max_size=2 * 1024 * 1024,
+    config = uvicorn.Config(app, log_level="warning", ws_max_size=WS_MAX_MESSAGE_BYTES,
                             timeout_graceful_shutdown=3)
     server = uvicorn.Server(config)
     try:

@@ -9,9 +9,10 @@ The engine side works without any web package::
     session.snapshot()["metrics"]["train_loss"]
 
 Modules: :mod:`~backprop.lab.settings` (every control, its range and checks),
-:mod:`~backprop.lab.session` (one training session), :mod:`~backprop.lab.protocol` (the
-WebSocket messages) and :mod:`~backprop.lab.server` (the FastAPI app; imported only when
-used, so the rest works without FastAPI).
+:mod:`~backprop.lab.session` (one training session), :mod:`~backprop.lab.pool` (the
+worker processes of stability maps), :mod:`~backprop.lab.protocol` (the WebSocket messages)
+and :mod:`~backprop.lab.server` (the FastAPI app; imported only when used, so the rest
+works without FastAPI).
 """
 from backprop.lab.session import LIMITS, LabSession
 from backprop.lab.settings import SETTINGS, LabError, defaults, from_query, to_query, validate

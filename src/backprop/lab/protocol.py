@@ -4,8 +4,13 @@ Every message is one JSON object with a ``"type"``. The server never evaluates a
 the page sends; :func:`parse_message` turns text into a :class:`Command` or raises
 :class:`ProtocolError` (answered with an ``error`` message; the session keeps running).
 
-Size limits: :data:`MAX_CSV_MESSAGE_BYTES` (1 MB) for ``upload_csv``,
-:data:`MAX_MESSAGE_BYTES` (16 KB) for anything else.
+Size limits: :data:`MAX_MESSAGE_BYTES` (16 KB) for most messages and
+:data:`MAX_CSV_MESSAGE_BYTES` (4 MB) for ``upload_csv`` (whose CSV text the session limits
+to ``LIMITS["max_csv_bytes"]``, 1 MB: the message has room for its JSON escapes). A bigger
+message is answered with an ``error`` and the session carries on, up to
+:data:`WS_MAX_MESSAGE_BYTES` (16 MB), the server's WebSocket limit: beyond that the socket
+itself is closed (1009) before the lab sees the message. The page checks a file's size
+before it sends it.
 
 Page -> server
 --------------
@@ -115,7 +120,9 @@ A step detail (``LabSession.one_step_detail``), for the one-step animation::
      "update":   [{"layer": "0", "weights": [[W_after - W_before]], "biases": [...]}, ...]}
 
 ``GET /api/settings`` returns the settings table itself, name -> spec in display order (see
-:mod:`backprop.lab.settings`); ``GET /api/limits`` the session limits and the frame rate.
+:mod:`backprop.lab.settings`); ``GET /api/limits`` the session limits (``LIMITS``, e.g.
+``max_csv_bytes``, which the page checks before uploading), the frame rate, the sessions
+open now and the stability-map worker processes (``stability_workers``).
 
 Connection: ``ws://HOST:PORT/ws``. A handshake whose Origin is not this server (or a
 loopback name for it) is refused with close code 1008; a server that already has
@@ -128,15 +135,18 @@ import json
 import math
 
 from backprop.errors import BackpropError
-from backprop.lab.settings import SETTINGS
+from backprop.lab.settings import SETTINGS, shown
 
 __all__ = [
-    "MAX_CSV_MESSAGE_BYTES", "MAX_MESSAGE_BYTES", "MESSAGE_TYPES", "Command", "ProtocolError",
-    "dumps", "parse_message",
+    "MAX_CSV_MESSAGE_BYTES", "MAX_MESSAGE_BYTES", "MESSAGE_TYPES", "WS_MAX_MESSAGE_BYTES",
+    "Command", "ProtocolError", "dumps", "parse_message",
 ]
 
 MAX_MESSAGE_BYTES = 16 * 1024
-MAX_CSV_MESSAGE_BYTES = 1024 * 1024
+MAX_CSV_MESSAGE_BYTES = 4 * 1024 * 1024
+WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
+"""The WebSocket's own limit (uvicorn's ``ws_max_size``; the CLI sets it): well above the
+others, so an oversize message gets an error naming the limit instead of a closed socket."""
 MAX_LIST = 64
 """Most entries in a stability map's lrs or batch_sizes."""
 
@@ -169,7 +179,7 @@ class Command:
 def _fields(msg: dict, kind: str, allowed: tuple) -> None:
     extra = sorted(set(msg) - {"type", *allowed})
     if extra:
-        raise ProtocolError(f"{kind} message: unexpected field {extra[0]!r}"
+        raise ProtocolError(f"{kind} message: unexpected field {shown(extra[0])}"
                             + (f"; it takes {', '.join(allowed)}" if allowed else
                                "; it takes no fields"), extra[0])
 
@@ -184,17 +194,39 @@ def _settings_object(value, field: str) -> dict:
     return value
 
 
+def _number(value, field: str, integer: bool, single: bool = False):
+    """One number of a message, checked: a finite float, or an int (exact, however large).
+
+    A JSON number may be a 400-digit integer: it is kept as an int (the session's range
+    check then names it) rather than converted to a float, which would overflow.
+    ``single``: the field is one number (the message says "be an integer"), not a list.
+    """
+    if single:
+        kind = "be an integer" if integer else "be a number"
+    else:
+        kind = "hold integers" if integer else "hold numbers"
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ProtocolError(f"{field} must {kind}, got {shown(value)}", field)
+    if isinstance(value, float):
+        if not math.isfinite(value) or (integer and not value.is_integer()):
+            raise ProtocolError(f"{field} must {kind}, got {shown(value)}", field)
+        return int(value) if integer else value
+    if integer:
+        return value
+    try:
+        return float(value)
+    except OverflowError:
+        raise ProtocolError(f"{field} must {kind} of at most 1e308, got {shown(value)}",
+                            field) from None
+
+
 def _number_list(value, field: str, integer: bool) -> list:
     if not isinstance(value, list) or not value:
-        raise ProtocolError(f"{field} must be a non-empty list of numbers", field)
+        raise ProtocolError(f"{field} must be a non-empty list of numbers, got {shown(value)}",
+                            field)
     if len(value) > MAX_LIST:
         raise ProtocolError(f"{field} has {len(value)} entries; at most {MAX_LIST}", field)
-    for v in value:
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(v) or \
-                (integer and v != int(v)):
-            raise ProtocolError(f"{field} must hold {'integers' if integer else 'numbers'}, "
-                                f"got {v!r}", field)
-    return [int(v) for v in value] if integer else [float(v) for v in value]
+    return [_number(v, field, integer) for v in value]
 
 
 def parse_message(raw) -> Command:
@@ -235,8 +267,8 @@ def parse_message(raw) -> Command:
                             f"{type(msg).__name__}")
     kind = msg.get("type")
     if not isinstance(kind, str) or kind not in MESSAGE_TYPES:
-        shown = kind if isinstance(kind, str) and len(kind) < 40 else type(kind).__name__
-        raise ProtocolError(f"unknown message type {shown!r}; known types are "
+        name = kind if isinstance(kind, str) and len(kind) < 40 else type(kind).__name__
+        raise ProtocolError(f"unknown message type {name!r}; known types are "
                             f"{', '.join(MESSAGE_TYPES)}", "type")
     if kind != "upload_csv" and size > MAX_MESSAGE_BYTES:
         raise ProtocolError(f"{kind} message of {size} bytes is too big (at most "
@@ -263,11 +295,7 @@ def parse_message(raw) -> Command:
         if msg.get("batch_sizes") is not None:
             args["batch_sizes"] = _number_list(msg["batch_sizes"], "batch_sizes", integer=True)
         if msg.get("steps") is not None:
-            steps = msg["steps"]
-            if isinstance(steps, bool) or not isinstance(steps, (int, float)) or \
-                    not math.isfinite(steps) or steps != int(steps):
-                raise ProtocolError(f"steps must be an integer, got {steps!r}", "steps")
-            args["steps"] = int(steps)
+            args["steps"] = _number(msg["steps"], "steps", integer=True, single=True)
         return Command(kind, args)
     if kind == "upload_csv":
         _fields(msg, kind, ("text", "name"))
@@ -280,7 +308,7 @@ def parse_message(raw) -> Command:
         _fields(msg, kind, ("what",))
         what = msg.get("what")
         if what not in ("script", "checkpoint"):
-            raise ProtocolError(f"export what must be 'script' or 'checkpoint', got {what!r}",
+            raise ProtocolError(f"export what must be 'script' or 'checkpoint', got {shown(what)}",
                                 "what")
         return Command(kind, {"what": what})
     _fields(msg, kind, ())          # play, pause, step, reset, cancel_stability

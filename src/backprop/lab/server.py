@@ -6,7 +6,8 @@ Needs the ``lab`` extra (``pip install 'backprop[lab]'``: FastAPI and uvicorn)::
     from backprop.lab.server import create_app
 
     if __name__ == "__main__":   # stability maps start worker processes that import __main__
-        uvicorn.run(create_app(), host="127.0.0.1", port=8000)
+        uvicorn.run(create_app(), host="127.0.0.1", port=8000,
+                    ws_max_size=WS_MAX_MESSAGE_BYTES)
 
 Routes: ``/`` (index.html), ``/static/*`` (the page's files, shipped in the package),
 ``GET /api/settings`` (the controls table), ``GET /api/limits``, and the WebSocket ``/ws``
@@ -22,22 +23,27 @@ How a connection runs:
   state frame at most ``max_fps`` times a second, only when something changed;
 - a send task writes the worker's messages to the socket in order; state frames are
   coalesced, so a slow browser gets the latest frame and never a backlog (training never
-  waits for the browser);
-- on disconnect the worker thread and any stability map are stopped.
+  waits for the browser); a page that stops reading altogether is closed (1013) once its
+  queue passes ``max_outbox_bytes``, so it can't grow the server's memory;
+- stability maps run on one :class:`~backprop.lab.pool.CellPool` for the whole server, at
+  most ``stability_workers`` processes however many maps the pages start;
+- on disconnect the worker thread is stopped, and so are the running cells of its map.
 
 Origin check: browsers always send an Origin header on WebSocket handshakes, so a page on
 another site that tries to drive the lab is recognised by it: an Origin whose host and port
 differ from the request's Host (treating localhost, 127.0.0.1 and [::1] as one) and that is
 not in ``allowed_origins`` is refused with close code 1008. A handshake without Origin is
 not from a browser page (scripts, tests) and is allowed. ``allowed_hosts`` also checks the
-Host header (the CLI sets it to the loopback names when it binds to loopback, which stops
-DNS-rebinding pages that would otherwise look same-origin).
+Host header, of the WebSocket (1008) and of every HTTP request (400): the CLI sets it to the
+loopback names when it binds to loopback, which stops DNS-rebinding pages that would
+otherwise look same-origin.
 """
 from __future__ import annotations
 
 import asyncio
 import base64
 import collections
+import contextlib
 import itertools
 import logging
 import math
@@ -50,15 +56,22 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from fastapi import FastAPI, WebSocket
-from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, PlainTextResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.datastructures import Headers
 from starlette.websockets import WebSocketDisconnect
 
-from backprop.lab.protocol import Command, ProtocolError, dumps, parse_message
+from backprop.lab.protocol import (
+    WS_MAX_MESSAGE_BYTES, Command, ProtocolError, dumps, parse_message,
+)
+from backprop.lab.pool import CellPool
 from backprop.lab.session import LIMITS, LabSession
-from backprop.lab.settings import MAX_SPEED, SETTINGS, LabError, defaults, public_table, validate
+from backprop.lab.settings import (
+    MAX_SPEED, SETTINGS, LabError, defaults, public_table, shown, validate,
+)
 
-__all__ = ["LOOPBACK_HOSTS", "create_app", "origin_allowed", "static_dir"]
+__all__ = ["LOOPBACK_HOSTS", "WS_MAX_MESSAGE_BYTES", "create_app", "origin_allowed",
+           "static_dir"]
 
 log = logging.getLogger("backprop.lab")
 
@@ -68,6 +81,11 @@ CLOSE_TRY_LATER = 1013   # too many sessions
 _UNLIMITED_CHUNK_S = 0.01  # at full speed, train this long between looks at the commands
 _MAX_CATCH_UP_S = 0.2      # a worker that fell behind its speed skips, rather than bursts
 _JOIN_TIMEOUT_S = 5.0
+_CLOSE_TIMEOUT_S = 2.0     # a page that stopped reading may not take its close frame either
+_MAX_OUTBOX_BYTES = 8 * 1024 * 1024
+"""Unsent messages one page may have queued (after dropping stale ones) before it is closed."""
+_MESSAGE_OVERHEAD = 100    # bytes counted per queued message besides its text
+_LATEST_ONLY = ("status", "settings")   # when the queue is full, only the newest is kept
 _session_ids = itertools.count(1)
 
 
@@ -145,19 +163,31 @@ class _TokenBucket:
 class _Worker:
     """The thread that owns one LabSession: commands in, messages out.
 
-    ``post`` (thread safe) queues an outgoing message and wakes the sender; state frames
-    replace an unsent older frame instead of queueing behind it.
+    ``post`` (thread safe) queues an outgoing message and wakes the sender. The queue is
+    bounded: a state frame replaces any unsent older one; when the queue exceeds
+    ``max_outbox_bytes`` the stale ``status`` and ``settings`` messages (those a newer one
+    supersedes) are dropped, and if it still does the page is not reading (or reads far
+    slower than it asks), so the worker marks itself ``behind``, drops the queue and sets
+    ``kicked``: the connection is closed (1013) rather than let the server's memory grow
+    without bound.
     """
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, max_fps: float, session_kwargs: dict):
+    def __init__(self, loop: asyncio.AbstractEventLoop, max_fps: float, session_kwargs: dict,
+                 pool=None, max_outbox_bytes: int = _MAX_OUTBOX_BYTES):
         self.id = next(_session_ids)
         self.loop = loop
         self.frame_interval = 1.0 / max_fps
         self.session_kwargs = session_kwargs
+        self.pool = pool
         self.commands: queue.Queue = queue.Queue()
-        self.outbox: collections.deque = collections.deque()
+        self.outbox: collections.deque = collections.deque()   # [type, dict or text or None]
+        self.last_state = None       # the outbox entry of the last state frame
+        self.out_bytes = 0           # text queued in the outbox, plus a little per message
+        self.max_outbox_bytes = max_outbox_bytes
+        self.behind = False
         self.out_lock = threading.Lock()
         self.wake = asyncio.Event()
+        self.kicked = asyncio.Event()
         self.stopped = threading.Event()
         self.session: LabSession | None = None
         self.running = False
@@ -168,6 +198,7 @@ class _Worker:
         self.last_tick = time.monotonic()
         self.stability_cancel: threading.Event | None = None
         self.stability_thread: threading.Thread | None = None
+        self.mapping = threading.Event()      # a stability map runs (until its "done" is sent)
         self.thread = threading.Thread(target=self._run, name=f"backprop-lab-session-{self.id}",
                                        daemon=True)
 
@@ -193,21 +224,76 @@ class _Worker:
             stability.join(timeout)
 
     def post(self, message: dict) -> None:
+        """Queue a message for the page (from any thread); see the class docstring."""
+        kind = message.get("type")
         with self.out_lock:
-            if message.get("type") == "state" and self.outbox \
-                    and self.outbox[-1].get("type") == "state":
-                older = self.outbox.pop()    # never sent: the browser is behind
-                if "points" in older and "points" not in message:
-                    message["points"] = older["points"]
-            self.outbox.append(message)
+            if self.behind:
+                return               # the connection is being closed
+            # A state frame stays a dict until sent (a newer one may take its points).
+            entry = [kind, message if kind == "state" else dumps(message)]
+            if kind == "state":
+                older = self.last_state
+                if older is not None and older[1] is not None:    # unsent: now stale
+                    if "points" in older[1] and "points" not in message:
+                        message["points"] = older[1]["points"]   # keep the data it carried
+                    self._forget(older)
+                self.last_state = entry
+            self.outbox.append(entry)
+            if isinstance(entry[1], str):
+                self.out_bytes += len(entry[1]) + _MESSAGE_OVERHEAD
+            if self.out_bytes > self.max_outbox_bytes:
+                self._drop_stale()
+                if self.out_bytes > self.max_outbox_bytes:
+                    self._fall_behind()
+                    return
+        self._call(self.wake.set)
+
+    def _drop_stale(self) -> None:
+        """Keep only the newest unsent ``status`` and ``settings`` (lock held)."""
+        seen = set()
+        for entry in reversed(self.outbox):
+            if entry[0] in _LATEST_ONLY and entry[1] is not None:
+                if entry[0] in seen:
+                    self._forget(entry)
+                seen.add(entry[0])
+        self.outbox = collections.deque(e for e in self.outbox if e[1] is not None)
+
+    def _forget(self, entry: list) -> None:
+        """Empty an outbox entry in place (O(1); the sender skips it)."""
+        if isinstance(entry[1], str):
+            self.out_bytes -= len(entry[1]) + _MESSAGE_OVERHEAD
+        entry[1] = None
+
+    def _fall_behind(self) -> None:
+        """The page stays behind: forget its queue and have the connection closed."""
+        log.warning("lab session %s: the page is not reading its messages (%d queued, %d "
+                    "bytes); closing the connection", self.id, len(self.outbox), self.out_bytes)
+        self.behind = True
+        self.outbox.clear()
+        self.last_state = None
+        self.out_bytes = 0
+        self.request_stop()
+        self._call(self.kicked.set)
+
+    def _call(self, callback) -> None:
         try:
-            self.loop.call_soon_threadsafe(self.wake.set)
+            self.loop.call_soon_threadsafe(callback)
         except RuntimeError:  # the event loop is gone: the connection is closing
             pass
 
-    def take(self):
+    def take(self) -> str | None:
+        """The next message's text, or None when the queue is empty."""
         with self.out_lock:
-            return self.outbox.popleft() if self.outbox else None
+            while self.outbox:
+                entry = self.outbox.popleft()
+                payload = entry[1]
+                if payload is None:
+                    continue                 # superseded by a newer one
+                self._forget(entry)          # sent: a newer one of its type must not touch it
+                break
+            else:
+                return None
+        return payload if isinstance(payload, str) else dumps(payload)
 
     def error(self, message: str, field: str | None = None) -> None:
         self.post({"type": "error", "message": message, "field": field})
@@ -395,8 +481,9 @@ class _Worker:
         self._settings()
 
     def _do_upload_csv(self, text) -> None:
-        if len(text.encode("utf-8")) > LIMITS["max_csv_bytes"]:
-            raise LabError(f"the CSV is too big; the lab takes at most "
+        size = len(text.encode("utf-8"))
+        if size > LIMITS["max_csv_bytes"]:
+            raise LabError(f"the CSV has {size} bytes; the lab takes files of at most "
                            f"{LIMITS['max_csv_bytes']} bytes", "text")
         info = self.session.load_csv(text)
         self.post({"type": "csv_loaded", **info})
@@ -414,14 +501,16 @@ class _Worker:
                        "base64": base64.b64encode(data).decode("ascii")})
 
     def _do_stability_map(self, lrs=None, batch_sizes=None, steps=None) -> None:
-        if self.stability_thread is not None and self.stability_thread.is_alive():
+        if self.mapping.is_set():
             raise LabError("a stability map is already running; wait for it or cancel it")
         lrs, batch_sizes, steps = self.session.stability_grid(lrs, batch_sizes, steps)
         cancel = threading.Event()
-        cells = self.session.stability_map(lrs, batch_sizes, steps, cancel=cancel)
+        cells = self.session.stability_map(lrs, batch_sizes, steps, cancel=cancel,
+                                           pool=self.pool)
         self.stability_cancel = cancel
         if self.stopped.is_set():  # the client left while the grid was being set up
             cancel.set()
+        self.mapping.set()
         self.post({"type": "stability_start", "lrs": lrs, "batch_sizes": batch_sizes,
                    "steps": steps})
 
@@ -440,6 +529,8 @@ class _Worker:
                 cancelled = True
             finally:
                 cells.close()
+            # Over before "done" goes out: a page may ask for the next map as soon as it sees it.
+            self.mapping.clear()
             self.post({"type": "stability_done", "cells": count, "cancelled": cancelled})
 
         self.stability_thread = threading.Thread(
@@ -451,22 +542,54 @@ class _Worker:
             self.stability_cancel.set()
 
 
+# -- Host check ---------------------------------------------------------------------------------
+class _HostCheck:
+    """Refuse HTTP requests whose Host header is not allowed (400), against DNS rebinding.
+
+    A page on evil.example whose name is rebound to 127.0.0.1 could otherwise read the
+    lab's pages as its own origin. The WebSocket does its own check (it closes with 1008).
+    """
+
+    def __init__(self, app, allowed_hosts):
+        self.app = app
+        self.allowed_hosts = allowed_hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            host = Headers(scope=scope).get("host")
+            if not _host_allowed(host, self.allowed_hosts):
+                log.warning("lab: refused an HTTP request for host %r", host)
+                response = PlainTextResponse(
+                    f"this lab answers only for {', '.join(sorted(self.allowed_hosts))}, "
+                    f"not for the host {shown(host)}", status_code=400)
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 # -- the app --------------------------------------------------------------------------------------
 def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=None,
                max_fps: float = 10.0, message_rate: float = 60.0, message_burst: int = 120,
-               session_kwargs: dict | None = None) -> FastAPI:
+               session_kwargs: dict | None = None, stability_workers: int | None = None,
+               max_outbox_bytes: int = _MAX_OUTBOX_BYTES) -> FastAPI:
     """The lab as an ASGI app.
 
     Args:
         max_sessions: WebSocket sessions open at once; more are told so and closed (1013).
         allowed_origins: extra Origins allowed to open a session (e.g. a reverse proxy's
             ``"https://lab.example.org"``); same-host and loopback Origins always are.
-        allowed_hosts: hostnames the Host header may name (None: any). The CLI passes
-            the loopback names when serving on loopback, against DNS rebinding.
+        allowed_hosts: hostnames the Host header of a page or the WebSocket may name
+            (None: any); others get 400 (1008 for the WebSocket). The CLI passes the
+            loopback names when serving on loopback, against DNS rebinding.
         max_fps: state frames per second at most, per session.
         message_rate, message_burst: incoming messages per second per session, on average
             and in a burst; beyond that messages are dropped with an error.
         session_kwargs: passed to each :class:`~backprop.lab.session.LabSession`.
+        stability_workers: worker processes for stability maps, shared by all sessions
+            (default: the usable cores, at most 4). A cancelled map, or one whose page
+            left, stops its running cells.
+        max_outbox_bytes: unsent messages one page may have queued (stale frames are
+            dropped first); a page that stays further behind is closed with 1013.
 
     Example::
 
@@ -483,10 +606,20 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
     origins = {o.rstrip("/") for o in (allowed_origins or ())}
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
     folder = static_dir()
+    pool = CellPool(stability_workers)
 
-    app = FastAPI(title="backprop lab", docs_url=None, redoc_url=None, openapi_url=None)
+    @contextlib.asynccontextmanager
+    async def lifespan(app):
+        yield
+        await asyncio.to_thread(pool.close)
+
+    app = FastAPI(title="backprop lab", docs_url=None, redoc_url=None, openapi_url=None,
+                  lifespan=lifespan)
     app.state.workers = {}
     app.state.max_sessions = max_sessions
+    app.state.stability_pool = pool
+    if hosts is not None:
+        app.add_middleware(_HostCheck, allowed_hosts=hosts)
 
     no_cache = {"Cache-Control": "no-cache"}
 
@@ -505,6 +638,8 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
     @app.get("/api/limits")
     async def limits():
         return JSONResponse({**LIMITS, "max_fps": max_fps, "max_sessions": max_sessions,
+                             "sessions": len(app.state.workers),
+                             "stability_workers": pool.max_workers,
                              "settings": list(SETTINGS)}, headers=no_cache)
 
     if folder.is_dir():
@@ -527,20 +662,35 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
                            f"tab and reload"}))
             await websocket.close(code=CLOSE_TRY_LATER, reason="too many sessions")
             return
-        worker = _Worker(asyncio.get_running_loop(), max_fps, dict(session_kwargs or {}))
+        worker = _Worker(asyncio.get_running_loop(), max_fps, dict(session_kwargs or {}),
+                         pool=pool, max_outbox_bytes=max_outbox_bytes)
         app.state.workers[worker.id] = worker
         worker.start()
         sender = asyncio.create_task(_send_loop(websocket, worker))
         # A send to a closed socket fails the sender; the receive loop sees the disconnect.
         sender.add_done_callback(lambda task: task.cancelled() or task.exception())
+        receiver = asyncio.create_task(
+            _receive_loop(websocket, worker, _TokenBucket(message_rate, message_burst)))
+        kicked = asyncio.create_task(worker.kicked.wait())
         try:
-            await _receive_loop(websocket, worker, _TokenBucket(message_rate, message_burst))
+            await asyncio.wait({receiver, kicked}, return_when=asyncio.FIRST_COMPLETED)
+            if receiver.done():
+                receiver.result()         # a bug in the receive loop is raised, not lost
+            if worker.kicked.is_set():
+                # The page stopped reading: its queue is gone; close without waiting on it.
+                sender.cancel()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(websocket.close(
+                        code=CLOSE_TRY_LATER, reason="the page fell too far behind"),
+                        _CLOSE_TIMEOUT_S)
         finally:
             # Synchronous first: even if this task is being cancelled, the session is
             # forgotten and its thread told to stop.
             app.state.workers.pop(worker.id, None)
             worker.request_stop()
             sender.cancel()
+            receiver.cancel()
+            kicked.cancel()
             await asyncio.to_thread(worker.join)
 
     return app
@@ -569,6 +719,10 @@ async def _receive_loop(websocket: WebSocket, worker: _Worker, bucket: _TokenBuc
         except ProtocolError as e:
             worker.error(str(e), e.field)
             continue
+        except Exception as e:  # noqa: BLE001 -- a bug in the checks must not end the session
+            log.exception("lab session %s: reading a message failed", worker.id)
+            worker.error(f"the lab could not read that message ({type(e).__name__})")
+            continue
         worker.submit(command)
 
 
@@ -577,7 +731,7 @@ async def _send_loop(websocket: WebSocket, worker: _Worker) -> None:
         await worker.wake.wait()
         worker.wake.clear()
         while True:
-            message = worker.take()
-            if message is None:
+            text = worker.take()
+            if text is None:
                 break
-            await websocket.send_text(dumps(message))
+            await websocket.send_text(text)

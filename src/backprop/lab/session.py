@@ -18,13 +18,10 @@ digits and NaN/Inf written as None; its keys are listed in :mod:`backprop.lab.pr
 """
 from __future__ import annotations
 
-import concurrent.futures
 import copy
 import csv
 import io
 import math
-import multiprocessing
-import os
 import re
 
 import numpy as np
@@ -32,8 +29,9 @@ import numpy as np
 import backprop
 from backprop import nn, optim
 from backprop.data import load_toy, train_test_split
+from backprop.lab.pool import CellPool, default_workers
 from backprop.lab.settings import (
-    REGRESSION_SETS, SETTINGS, LabError, defaults, validate,
+    REGRESSION_SETS, SETTINGS, LabError, defaults, shown, validate,
 )
 from backprop.random import Generator
 
@@ -74,6 +72,7 @@ tanh/relu rarely reaches Inf, but a loss 5x worse than guessing means the steps 
 _STABILITY_LRS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 _STABILITY_BATCHES = (1, 4, 16, 64, 256)
 _STABILITY_STEPS = 200
+_CELL_CHUNK = 10            # a stability cell looks whether it was cancelled this often (steps)
 
 
 # -- small helpers ------------------------------------------------------------------------------
@@ -1084,7 +1083,7 @@ class LabSession:
 
     # -- stability map --------------------------------------------------------------------------
     def stability_map(self, lrs=None, batch_sizes=None, steps=None, *, max_workers=None,
-                      cancel=None):
+                      cancel=None, pool=None):
         """Short runs over a grid of learning rates x batch sizes, in background processes.
 
         Every cell trains the current data and network from its initial weights (the
@@ -1095,15 +1094,19 @@ class LabSession:
             lrs: learning rates (default 1e-4 ... 10, six of them).
             batch_sizes: batch sizes (default 1, 4, 16, 64, 256 up to the training set).
             steps: steps per run (default 200).
-            max_workers: processes (default: up to 4, at most the CPUs).
+            max_workers: processes, when ``pool`` is None (default: the usable cores, at
+                most 4).
             cancel: a ``threading.Event``; once set, the iterator stops within a fraction
-                of a second and the runs not yet started are dropped.
+                of a second, the runs not yet started are dropped and the running ones
+                stop (they check between chunks of steps).
+            pool: a :class:`~backprop.lab.pool.CellPool` to run on (the server's, shared by
+                every session); default: a pool of this map's own, closed when it ends.
 
         Returns:
             An iterator of cells ``{"type": "stability_cell", "lr", "batch_size", "i"
             (index in lrs), "j" (index in batch_sizes), "final_loss" (training loss at the
             end, None if diverged), "test_loss", "diverged", "steps"}`` in the order they
-            finish. Closing it (or dropping it) cancels the runs not yet started.
+            finish. Closing it (or dropping it) cancels the runs, as ``cancel`` does.
         """
         lrs, batch_sizes, steps = self.stability_grid(lrs, batch_sizes, steps)
         base = copy.deepcopy(self.settings)
@@ -1112,8 +1115,8 @@ class LabSession:
             csv_data = {k: self._csv[k] for k in ("X", "y", "task")}
         jobs = [(i, j, {**base, "lr": lr, "batch_size": bs}, csv_data, steps)
                 for j, bs in enumerate(batch_sizes) for i, lr in enumerate(lrs)]
-        workers = max_workers or min(4, os.cpu_count() or 1, len(jobs))
-        return _run_cells(jobs, workers, cancel)
+        workers = max_workers or min(default_workers(), len(jobs))
+        return _run_cells(jobs, pool, workers, cancel)
 
     def stability_grid(self, lrs=None, batch_sizes=None, steps=None) -> tuple:
         """The checked grid ``(lrs, batch_sizes, steps)`` of :meth:`stability_map`."""
@@ -1123,13 +1126,12 @@ class LabSession:
             batch_sizes = sorted({min(b, self.n_train) for b in _STABILITY_BATCHES})
         if steps is None:
             steps = _STABILITY_STEPS
-        lrs = [validate({"lr": v}, self.settings)["lr"] for v in _as_list(lrs, "lrs")]
-        batch_sizes = [validate({"batch_size": v}, self.settings)["batch_size"]
-                       for v in _as_list(batch_sizes, "batch_sizes")]
+        lrs = _grid_values(lrs, "lrs", "lr", self.settings)
+        batch_sizes = _grid_values(batch_sizes, "batch_sizes", "batch_size", self.settings)
         if isinstance(steps, bool) or not isinstance(steps, int) \
                 or not 1 <= steps <= LIMITS["max_stability_steps"]:
             raise LabError(f"steps must be an integer between 1 and "
-                           f"{LIMITS['max_stability_steps']}, got {steps!r}", "steps")
+                           f"{LIMITS['max_stability_steps']}, got {shown(steps)}", "steps")
         cells = len(lrs) * len(batch_sizes)
         if cells > LIMITS["max_stability_cells"]:
             raise LabError(f"a stability map of {len(lrs)} x {len(batch_sizes)} = {cells} cells "
@@ -1145,17 +1147,35 @@ def _is_float(text: str) -> bool:
     return True
 
 
-def _as_list(values, name: str) -> list:
+def _grid_values(values, name: str, setting: str, settings: dict) -> list:
+    """A stability map's axis (``lrs``, ``batch_sizes``), each value checked as ``setting``.
+
+    An error names the axis (the page must not flag its ``lr`` control for a bad ``lrs``).
+    """
     if not isinstance(values, (list, tuple)) or not values:
-        raise LabError(f"{name} must be a non-empty list, got {values!r}", name)
-    return list(values)
+        raise LabError(f"{name} must be a non-empty list, got {shown(values)}", name)
+    checked = []
+    for k, value in enumerate(values):
+        try:
+            checked.append(validate({setting: value}, settings)[setting])
+        except LabError as e:
+            raise LabError(f"{name}[{k}]: {e}", name) from None
+    return checked
 
 
-def _stability_cell(job) -> dict:
-    """One cell of a stability map (runs in a worker process)."""
+def _stability_cell(job, should_stop=None) -> dict | None:
+    """One cell of a stability map (runs in a worker process).
+
+    Trains in chunks of :data:`_CELL_CHUNK` steps and returns None as soon as
+    ``should_stop()`` says so (the map was cancelled or the page left).
+    """
     i, j, settings, csv_data, steps = job
     session = LabSession(settings, diagnostics=False, _csv=csv_data)
-    done = session.step(steps)
+    done = 0
+    while done < steps and session.diverged is None:
+        if should_stop is not None and should_stop():
+            return None
+        done += session.step(min(_CELL_CHUNK, steps - done))
     final = test = None
     if session.diverged is None:
         m = session.metrics()
@@ -1167,22 +1187,16 @@ def _stability_cell(job) -> dict:
             "steps": done}
 
 
-def _run_cells(jobs: list, workers: int, cancel=None):
-    # spawn: a fresh interpreter per worker, safe however many threads the server runs
-    # (fork copies locks held by other threads and can deadlock).
-    context = multiprocessing.get_context("spawn")
-    executor = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=context)
+def _run_cells(jobs: list, pool: CellPool | None, workers: int, cancel=None):
+    """The cells of ``jobs`` as they finish, on ``pool`` (or a pool of its own)."""
+    own = pool is None
+    if own:
+        pool = CellPool(workers)
     try:
-        pending = {executor.submit(_stability_cell, job) for job in jobs}
-        while pending:
-            if cancel is not None and cancel.is_set():
-                return
-            done, pending = concurrent.futures.wait(
-                pending, timeout=0.1, return_when=concurrent.futures.FIRST_COMPLETED)
-            for future in done:
-                yield future.result()
+        yield from pool.submit(_stability_cell, jobs, cancel=cancel)
     finally:
-        executor.shutdown(wait=False, cancel_futures=True)
+        if own:
+            pool.close()
 
 
 # -- the exported script --------------------------------------------------------------------------

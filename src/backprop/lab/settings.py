@@ -36,13 +36,14 @@ from __future__ import annotations
 import copy
 import math
 import numbers
+import reprlib
 from urllib.parse import parse_qsl, urlencode
 
 from backprop.errors import BackpropError
 
 __all__ = [
     "ACTIVATIONS", "DATASETS", "FEATURES", "INITS", "LabError", "OPTIMIZERS", "SCHEDULES",
-    "SETTINGS", "defaults", "from_query", "public_table", "to_query", "validate",
+    "SETTINGS", "defaults", "from_query", "public_table", "shown", "to_query", "validate",
 ]
 
 
@@ -186,32 +187,72 @@ def public_table() -> dict:
 
 
 # -- checks -------------------------------------------------------------------------------------
+_SHORT = reprlib.Repr()
+_SHORT.maxstring = _SHORT.maxother = 60
+_SHORT.maxlist = _SHORT.maxdict = 8
+_SHORT.maxlevel = 3
+_LOG10_2 = math.log10(2)
+_EXACT_DIGITS_BITS = 10_000     # about 3000 digits: below str()'s limit of 4300
+
+
+def shown(value) -> str:
+    """``repr(value)`` cut to a readable length, for error messages.
+
+    Values come from the page or from any client that connects, so a message may carry a
+    400-digit number or a 10,000-character name: errors quote them shortened.
+
+    Example::
+
+        shown(10 ** 400)       # 'an integer of 401 digits'
+        shown("x" * 100)       # "'xxxxxxxxxxxxxxxxxxxxxxxxx...xxxxxxxxxxxxxxxxxxxxxxxxxx'"
+    """
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        kind = "a negative integer" if value < 0 else "an integer"
+        if value.bit_length() <= _EXACT_DIGITS_BITS:
+            return f"{kind} of {len(str(abs(value)))} digits"
+        # str() refuses ints beyond 4300 digits (and is slow): estimate from the bits
+        return f"{kind} of about {int(value.bit_length() * _LOG10_2) + 1} digits"
+    return _SHORT.repr(value)
+
+
 def _fmt(x) -> str:
-    return f"{x:g}" if isinstance(x, float) else repr(x) if isinstance(x, str) else str(x)
+    if isinstance(x, float):
+        return f"{x:g}"
+    return shown(x) if isinstance(x, (str, int)) and not isinstance(x, bool) else str(x)
 
 
 def _number(name: str, value, spec: dict, integer: bool):
     kind = "an integer" if integer else "a number"
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise LabError(f"{name} must be {kind}, got {value!r}", name)
-    if not math.isfinite(value):
-        raise LabError(f"{name} must be a finite number, got {value!r}", name)
-    if integer:
-        if value != int(value):
-            raise LabError(f"{name} must be an integer, got {value!r}", name)
-        value = int(value)
+        raise LabError(f"{name} must be {kind}, got {shown(value)}", name)
+    if isinstance(value, numbers.Integral):
+        value = int(value)      # exact, however large: compared with the range below as is
     else:
-        value = float(value)
+        try:
+            value = float(value)
+        except OverflowError:   # a huge Fraction or Decimal
+            raise LabError(f"{name} must be a finite number, got {shown(value)}", name) from None
+        if not math.isfinite(value):
+            raise LabError(f"{name} must be a finite number, got {shown(value)}", name)
+        if integer:
+            if not value.is_integer():
+                raise LabError(f"{name} must be an integer, got {shown(value)}", name)
+            value = int(value)
     lo, hi = spec["min"], spec["max"]
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise LabError(f"{name} must be between {_fmt(lo)} and {_fmt(hi)}, got {_fmt(value)}",
                        name)
+    if not integer:
+        try:
+            value = float(value)
+        except OverflowError:   # an int beyond float range, in a setting without bounds
+            raise LabError(f"{name} must be a finite number, got {shown(value)}", name) from None
     return value
 
 
 def _choice(name: str, value, choices) -> str:
     if not isinstance(value, str) or value not in choices:
-        raise LabError(f"{name} must be one of {', '.join(choices)}, got {value!r}", name)
+        raise LabError(f"{name} must be one of {', '.join(choices)}, got {shown(value)}", name)
     return value
 
 
@@ -227,11 +268,11 @@ def _check_value(name: str, value, spec: dict):
         return _choice(name, value, spec["choices"])
     if kind == "bool":
         if not isinstance(value, bool):
-            raise LabError(f"{name} must be true or false, got {value!r}", name)
+            raise LabError(f"{name} must be true or false, got {shown(value)}", name)
         return value
     if kind == "list":
         if not isinstance(value, (list, tuple)):
-            raise LabError(f"{name} must be a list, got {value!r}", name)
+            raise LabError(f"{name} must be a list, got {shown(value)}", name)
         if not spec["min_len"] <= len(value) <= spec["max_len"]:
             raise LabError(f"{name} must have {spec['min_len']} to {spec['max_len']} entries, "
                            f"got {len(value)}", name)
@@ -278,7 +319,7 @@ def validate(changes, current: dict | None = None) -> dict:
     new = defaults() if current is None else copy.deepcopy(current)
     for name, value in changes.items():
         if name not in SETTINGS:
-            raise LabError(f"unknown setting {name!r}; known settings are "
+            raise LabError(f"unknown setting {shown(name)}; known settings are "
                            f"{', '.join(SETTINGS)}", name if isinstance(name, str) else None)
         new[name] = _check_value(name, value, SETTINGS[name])
     if "features" in changes:

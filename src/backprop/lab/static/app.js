@@ -10,10 +10,12 @@ import { fmt, fmtInt, fmtLoss, num } from "./format.js";
 
 const $ = (id) => document.getElementById(id);
 const SEND_EVERY_MS = 80;        // live sliders: at most ~12 messages a second while dragging
+const CSV_MAX_BYTES = 1_000_000; // until /api/limits says otherwise (the server checks it too)
 const USER_HOLD_MS = 600;        // a control the user just moved ignores stale echoes this long
 
 const lab = {
   table: null,
+  limits: null,        // GET /api/limits: sizes the server takes (the CSV's among them)
   values: {},          // the settings the server accepted last
   running: false,
   awaitStatus: false,   // a play/pause was sent and its status answer has not come back
@@ -46,6 +48,10 @@ async function main() {
     return;
   }
   lab.table = table;
+  try {   // the sizes the server takes; without them the page still works, with a default
+    const res = await fetch("/api/limits", { cache: "no-store" });
+    if (res.ok) lab.limits = await res.json();
+  } catch { /* keep the defaults */ }
   const defaults = Object.fromEntries(Object.entries(table).map(([k, s]) => [k, s.default]));
   const fromUrl = fromQuery(location.search, table);
   if (fromUrl.bad.length) toast(`Ignored ${fromUrl.bad.join(", ")} in the link: not a setting this lab knows, or a bad value.`);
@@ -135,12 +141,31 @@ function renderPlay() {
 
 // ---- controls -> server -----------------------------------------------------------------------
 function onControl(name, value, final) {
-  if (name === "__upload_csv__") {
-    send({ type: "upload_csv", text: value.text, name: value.name });
-    lab.uploadToast = toast("Uploading your CSV…", "info");
+  if (name === "__upload_csv__") { uploadCsv(value.file); return; }
+  change(name, value, final);
+}
+
+/** Send a CSV file the user chose, unless it is bigger than the server takes (it would refuse it). */
+async function uploadCsv(file) {
+  const limit = num((lab.limits || {}).max_csv_bytes) || CSV_MAX_BYTES;
+  if (file.size > limit) {
+    toast(`${file.name} is ${fmtBytes(file.size)}: the lab takes CSV files of at most ${fmtBytes(limit)}.`);
     return;
   }
-  change(name, value, final);
+  let text;
+  try {
+    text = await file.text();
+  } catch (e) {
+    toast(`Could not read ${file.name}: ${e.message}`);
+    return;
+  }
+  if (send({ type: "upload_csv", text, name: file.name })) lab.uploadToast = toast("Uploading your CSV…", "info");
+}
+
+function fmtBytes(n) {
+  if (n < 1000) return `${n} bytes`;
+  if (n < 1e6) return `${+(n / 1e3).toFixed(1)} kB`;
+  return `${+(n / 1e6).toFixed(1)} MB`;
 }
 
 /** A user change: live settings go out at a bounded rate while dragging, the rest on release. */

@@ -325,13 +325,12 @@ export function buildControls({ form, speedSlot, table, values, onChange }) {
     const lab = el("label", { for: id, className: "btn btn-small", text: "Upload CSV…",
       title: "Your own data: two feature columns and a label per row" });
     const name = el("span", { className: "file-name", text: "x1, x2, label" });
-    input.addEventListener("change", async () => {
+    input.addEventListener("change", () => {
       const file = input.files && input.files[0];
       if (!file) return;
       name.textContent = file.name;
-      const text = await file.text();
-      input.value = "";
-      onChange("__upload_csv__", { text, name: file.name }, true);
+      input.value = "";      // choosing the same file again is a new change
+      onChange("__upload_csv__", { file }, true);   // the page checks its size, then reads it
     });
     return el("div", { className: "field upload" }, [input, lab, name]);
   }
