@@ -4,6 +4,8 @@ import io
 import json
 import os
 import struct
+import subprocess
+import sys
 import time
 
 import numpy as np
@@ -535,6 +537,78 @@ def test_overwrite_replaces_the_file_and_leaves_no_temporaries(tmp_path):
     assert os.listdir(tmp_path) == [path.name]
 
 
+def _dead_pid():
+    """The id of a process that has run and been waited for: no longer alive."""
+    child = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                           capture_output=True, text=True, check=True)
+    return int(child.stdout)
+
+
+_DIE_MID_SAVE = """
+import os, sys
+import backprop
+from backprop import serialization
+
+def die(fh, header, arrays):          # killed mid-write: no cleanup code runs
+    fh.write(header)
+    fh.flush()
+    os._exit(9)
+
+serialization._write_body = die
+backprop.save({"w": backprop.ones(1000)}, sys.argv[1])
+"""
+
+
+@pytest.mark.skipif(os.name != "posix", reason="finding dead writers needs POSIX signals")
+def test_temporaries_of_writers_killed_mid_save_are_removed_by_the_next_save(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    save({"step": 1}, path)
+    for _ in range(3):
+        child = subprocess.run([sys.executable, "-c", _DIE_MID_SAVE, str(path)])
+        assert child.returncode == 9
+    # each killed save removed the previous one's orphan: only the last is left
+    assert len(os.listdir(tmp_path)) == 2
+    save({"step": 2}, path)
+    assert os.listdir(tmp_path) == [path.name]
+    assert load(path) == {"step": 2}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="finding dead writers needs POSIX signals")
+def test_only_temporaries_of_dead_writers_on_this_host_are_removed(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    save({"step": 1}, path)
+    host = serialization._host_tag()
+    dead = tmp_path / f".ckpt.safetensors.{_dead_pid()}-{host}.0123456789ab.tmp"
+    live = tmp_path / f".ckpt.safetensors.{os.getppid()}-{host}.0123456789ab.tmp"  # our parent
+    mine = tmp_path / f".ckpt.safetensors.{os.getpid()}-{host}.0123456789ab.tmp"   # a thread's
+    elsewhere = tmp_path / f".ckpt.safetensors.{_dead_pid()}-00000000.0123456789ab.tmp"
+    other_target = tmp_path / f".other.safetensors.{_dead_pid()}-{host}.0123456789ab.tmp"
+    old_unnamed = tmp_path / ".ckpt.safetensors.0123456789ab.tmp"    # an older backprop's
+    new_unnamed = tmp_path / ".ckpt.safetensors.ba9876543210.tmp"
+    for f in (dead, live, mine, elsewhere, other_target, old_unnamed, new_unnamed):
+        f.write_bytes(b"partial checkpoint")
+    day = 24 * 3600
+    os.utime(old_unnamed, (time.time() - 2 * day, time.time() - 2 * day))
+    save({"step": 2}, path)
+    assert load(path) == {"step": 2}
+    left = set(os.listdir(tmp_path))
+    assert dead.name not in left and old_unnamed.name not in left
+    assert {live.name, mine.name, elsewhere.name, other_target.name, new_unnamed.name} <= left
+    assert len(left) == 6
+
+
+def test_a_write_names_its_temporary_after_the_writer(tmp_path, monkeypatch):
+    seen = []
+
+    def spy(src, dst):
+        seen.append(os.path.basename(src))
+        return os.rename(src, dst)
+
+    monkeypatch.setattr(serialization.os, "replace", spy)
+    save(backprop.ones(2), tmp_path / "w.st")
+    assert seen == [f".w.st.{os.getpid()}-{serialization._host_tag()}.{seen[0][-16:-4]}.tmp"]
+
+
 @pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
 def test_new_files_get_the_usual_permissions(tmp_path):
     save(backprop.ones(1), tmp_path / "x.st")
@@ -636,6 +710,57 @@ def test_malformed_files_raise_a_clear_serialization_error(tmp_path, case):
         with pytest.raises(SerializationError, match=match) as info:
             fn(path)
         assert "bad.safetensors" in str(info.value)
+
+
+def test_a_flipped_bit_in_tensor_data_is_caught_naming_the_file_and_tensor(tmp_path):
+    path = tmp_path / "ckpt.safetensors"
+    save({"model": {"w": backprop.ones(4, 4), "b": backprop.zeros(4)}, "epoch": 3}, path)
+    info = inspect(path)
+    assert info["metadata"] == {"backprop.version": "1"}    # the checksums are bookkeeping
+    raw = bytearray(path.read_bytes())
+    raw[info["tensors"]["model.b"].offset + 5] ^= 0x10      # one bit of one float of model.b
+    path.write_bytes(bytes(raw))
+    for reader in (load, load_file):
+        with pytest.raises(SerializationError) as error:
+            reader(path)
+        message = str(error.value)
+        assert "ckpt.safetensors" in message and "'model.b'" in message
+        assert "checksum" in message and "\n" not in message
+    # a file object is checked as well
+    with open(path, "rb") as fh, pytest.raises(SerializationError, match="'model.b'.*checksum"):
+        load(fh)
+
+
+def test_files_without_checksums_load(tmp_path):
+    # save_file writes what the safetensors package would: no checksum, like other tools' files
+    save_file({"w": backprop.ones(2, 2)}, tmp_path / "plain.st", metadata={"format": "pt"})
+    header = json.loads((tmp_path / "plain.st").read_bytes()[8:].split(b"}}", 1)[0] + b"}}")
+    assert header["__metadata__"] == {"format": "pt"}
+    assert load_file(tmp_path / "plain.st")["w"].tolist() == [[1.0, 1.0], [1.0, 1.0]]
+    # a backprop file whose checksum entry was stripped (by a tool that rewrote the header)
+    path = tmp_path / "stripped.st"
+    save({"w": backprop.ones(3)}, path)
+    raw = path.read_bytes()
+    (n,) = struct.unpack("<Q", raw[:8])
+    header = json.loads(raw[8:8 + n])
+    del header["__metadata__"]["backprop.sha256"]
+    craft(path, header, raw[8 + n:])
+    assert load(path)["w"].tolist() == [1.0, 1.0, 1.0]
+
+
+@pytest.mark.parametrize("entry, match", [
+    ("[1]", "must be a JSON object"),
+    ('{"w": "00"}', "not a SHA-256"),
+    ('{"w": %s, "x": %s}' % (json.dumps("0" * 64), json.dumps("0" * 64)), "not in the file"),
+    ("{}", "missing"),
+    ("{", "not valid JSON"),
+])
+def test_a_malformed_checksum_entry_is_a_clear_error(tmp_path, entry, match):
+    path = craft(tmp_path / "bad.st", {"__metadata__": {"backprop.sha256": entry},
+                                       "w": _entry()}, b"\0" * 8)
+    for reader in (load, load_file, inspect):
+        with pytest.raises(SerializationError, match=match):
+            reader(path)
 
 
 def test_deeply_nested_json_is_refused(tmp_path):

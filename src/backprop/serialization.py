@@ -36,13 +36,23 @@ object is a node tagged by its ``"@"`` entry:
 
 The metadata entry ``"backprop.version"`` (now ``"1"``) versions this schema.
 
+Integrity: :func:`save` also stores ``"backprop.sha256"``, a JSON object mapping each
+tensor's name to the SHA-256 of its bytes in the file, and every reader here checks a
+tensor against it when it reads the tensor's bytes, so a bit flip on disk or in
+transfer raises a :class:`SerializationError` naming the file and the tensor instead
+of loading wrong numbers. Files without the entry (those of other safetensors tools,
+and of :func:`save_file`, which writes exactly what the ``safetensors`` package
+would) load unchecked.
+
 Safety: loading reads JSON and raw bytes only. Nothing is unpickled, imported or
 evaluated, so a file from an untrusted source can at worst fail to load, with a
 :class:`SerializationError` that names the file and the problem.
 
 Atomicity: a path is written to a temporary file in the same folder, flushed and
 fsynced, then renamed over the target, so a crash mid-write leaves the previous
-file at that path as it was.
+file at that path as it was. The temporary file's name carries the writer's process
+id and host, so that a later write of the same path can remove the temporaries of
+writers that were killed mid-write (and only those).
 
 Example::
 
@@ -54,12 +64,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import hashlib
 import io
 import json
 import math
 import os
+import re
 import secrets
+import socket
 import struct
+import time
 
 import numpy as np
 
@@ -91,6 +105,8 @@ _OTHER_CODES = {"BF16", "F8_E4M3", "F8_E5M2", "F8_E8M0", "F4", "F6_E2M3", "F6_E3
 _HEADER_LIMIT = 100_000_000  # the safetensors package refuses larger headers; so do we
 _STRUCTURE_KEY = "backprop.structure"
 _VERSION_KEY = "backprop.version"
+_CHECKSUM_KEY = "backprop.sha256"   # JSON {tensor name: SHA-256 hex digest of its bytes}
+_OWN_KEYS = (_STRUCTURE_KEY, _CHECKSUM_KEY)  # backprop's bookkeeping, not shown by inspect()
 _FORMAT_VERSION = "1"
 _TAG = "@"  # every JSON object in the structure is a tagged node: {"@": kind, ...}
 
@@ -149,7 +165,9 @@ def save(obj, f) -> None:
         raise SerializationError("save: the object is nested too deeply to store") from None
     except ValueError as e:  # e.g. an int with more digits than Python will print
         raise SerializationError(f"save: can't write the object's structure as JSON: {e}") from None
-    metadata = {_VERSION_KEY: _FORMAT_VERSION, _STRUCTURE_KEY: structure_json}
+    metadata = {_VERSION_KEY: _FORMAT_VERSION, _STRUCTURE_KEY: structure_json,
+                _CHECKSUM_KEY: json.dumps({name: _sha256(arr) for name, arr
+                                           in encoder.tensors.items()}, separators=(",", ":"))}
     _write(f, encoder.tensors, metadata, "save")
 
 
@@ -174,7 +192,8 @@ def load(f, map_location=None, *, weights_only=None):
 
     Raises:
         SerializationError: ``f`` is not a valid file (the message names it and says
-            why), including PyTorch ``.pt`` pickles, which are refused unopened.
+            why), including PyTorch ``.pt`` pickles, which are refused unopened, and a
+            tensor whose bytes do not match the checksum :func:`save` stored.
 
     Example::
 
@@ -186,7 +205,8 @@ def load(f, map_location=None, *, weights_only=None):
         header = _read_header(src)
         structure = _parse_structure(src, header)
         if structure is None:
-            return {name: _make(_read_array(src, info)) for name, info in header.tensors.items()}
+            return {name: _make(_read_array(src, info, header.checksums.get(name)))
+                    for name, info in header.tensors.items()}
         return _Decoder(src, header, _LoadedTensors(src, header)).decode(structure)
 
 
@@ -197,6 +217,9 @@ def save_file(tensors: dict, path, metadata: dict | None = None) -> None:
         tensors: ``str`` names to ``Tensor`` s or NumPy arrays.
         path: a path (written atomically) or a writable binary file object.
         metadata: optional ``str`` -> ``str`` entries for the header's ``__metadata__``.
+
+    The file holds no checksum (``safetensors`` writes none, and this writes what it
+    would); :func:`save` stores one.
 
     Example::
 
@@ -239,7 +262,8 @@ def load_file(path) -> dict:
     """
     with _Source(path, "load_file") as src:
         header = _read_header(src)
-        return {name: _make(_read_array(src, info)) for name, info in header.tensors.items()}
+        return {name: _make(_read_array(src, info, header.checksums.get(name)))
+                for name, info in header.tensors.items()}
 
 
 def inspect(path) -> dict:
@@ -248,7 +272,8 @@ def inspect(path) -> dict:
     Returns a dict with
 
     - ``"tensors"``: ``{name: TensorInfo}`` (dtype, shape, nbytes, offset) in header order;
-    - ``"metadata"``: the header's ``__metadata__`` entries, less the structure entry;
+    - ``"metadata"``: the header's ``__metadata__`` entries, less backprop's structure and
+      checksum entries;
     - ``"structure"``: for a file written by :func:`save`, the saved object rebuilt with a
       :class:`TensorInfo` in place of each tensor or array (so ``["epoch"]`` reads the
       epoch of a checkpoint); ``None`` for a plain safetensors file;
@@ -265,7 +290,7 @@ def inspect(path) -> dict:
         rebuilt = None
         if structure is not None:
             rebuilt = _Decoder(src, header, _Placeholders(header)).decode(structure)
-        metadata = {k: v for k, v in header.metadata.items() if k != _STRUCTURE_KEY}
+        metadata = {k: v for k, v in header.metadata.items() if k not in _OWN_KEYS}
         return {"tensors": dict(header.tensors), "metadata": metadata, "structure": rebuilt,
                 "header_bytes": header.header_bytes, "file_bytes": header.file_bytes}
 
@@ -324,6 +349,11 @@ def _build_header(arrays: dict, metadata: dict, fn: str):
     return struct.pack("<Q", len(text)) + text, [arr for _, arr in order]
 
 
+def _sha256(arr: np.ndarray) -> str:
+    """The SHA-256 hex digest of an array's bytes as they are stored in the file."""
+    return hashlib.sha256(arr.reshape(-1).view(np.uint8).data).hexdigest()
+
+
 def _write_body(fh, header: bytes, arrays: list) -> None:
     fh.write(header)
     for arr in arrays:
@@ -345,6 +375,12 @@ def atomic_write(path, write, fn: str = "write") -> None:
     made durable. If ``write`` raises (a failed download, a checksum that does not
     match, Ctrl-C), the temporary file is removed and ``path`` is untouched.
 
+    A process killed mid-write (SIGKILL, power loss) cannot remove its temporary file.
+    The name of the file says which process on which host wrote it
+    (``.NAME.PID-HOST.RANDOM.tmp``), so the next write of ``path`` removes those whose
+    writer is no longer running: never the file of a write still in progress, here or
+    in another live process.
+
     Example::
 
         atomic_write("out.bin", lambda fh: fh.write(b"payload"))
@@ -356,9 +392,11 @@ def atomic_write(path, write, fn: str = "write") -> None:
     if os.path.isdir(path):
         raise IsADirectoryError(f"{fn}: can't write {path!r}: it is a folder")
     base = os.path.basename(path)
+    _remove_stale_temporaries(folder, base)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
     while True:
-        tmp = os.path.join(folder, f".{base}.{secrets.token_hex(6)}.tmp")
+        tmp = os.path.join(folder, f".{base}.{os.getpid()}-{_host_tag()}."
+                                   f"{secrets.token_hex(6)}.tmp")
         try:
             # 0o666 lets the process umask decide the final permissions, as open() would.
             fd = os.open(tmp, flags, 0o666)
@@ -378,6 +416,61 @@ def atomic_write(path, write, fn: str = "write") -> None:
             pass
         raise
     _fsync_folder(folder)
+
+
+# Temporaries of backprop versions that did not name the writer: removed once this old,
+# when no write can plausibly still be filling them.
+_UNNAMED_TEMP_AGE = 24 * 3600.0
+
+
+def _host_tag() -> str:
+    """8 hex digits naming this host, so that a shared folder (NFS) tells writers apart."""
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:8]
+
+
+def _pid_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host; True whenever that can't be known."""
+    if pid < 1 or os.name != "posix":
+        return True  # os.kill(pid, 0) would terminate the process on Windows
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: it exists, owned by another user
+        return True
+    return True
+
+
+def _remove_stale_temporaries(folder: str, base: str) -> None:
+    """Remove temporaries of ``base`` left by writers that died mid-write.
+
+    Only files named as :func:`atomic_write` names them are considered, and of those
+    only the ones whose writer, on this host, is not running; the temporaries of this
+    process (another thread may be writing) and of other hosts are left alone. Unnamed
+    ones from older versions go once a day old. Errors are ignored: this is tidying.
+    """
+    named = re.compile(rf"\.{re.escape(base)}\.(\d{{1,10}})-([0-9a-f]{{8}})\.[0-9a-f]{{12}}\.tmp")
+    unnamed = re.compile(rf"\.{re.escape(base)}\.[0-9a-f]{{12}}\.tmp")
+    prefix, me, host = f".{base}.", os.getpid(), _host_tag()
+    try:
+        with os.scandir(folder) as entries:
+            candidates = [e for e in entries if e.name.startswith(prefix)
+                          and e.name.endswith(".tmp")]
+        for entry in candidates:
+            match = named.fullmatch(entry.name)
+            if match is not None:
+                pid = int(match.group(1))
+                stale = match.group(2) == host and pid != me and not _pid_alive(pid)
+            else:
+                stale = unnamed.fullmatch(entry.name) is not None and \
+                    time.time() - entry.stat(follow_symlinks=False).st_mtime > _UNNAMED_TEMP_AGE
+            if stale and entry.is_file(follow_symlinks=False):
+                try:
+                    os.unlink(entry.path)
+                except FileNotFoundError:  # another writer removed it first
+                    pass
+    except OSError:
+        pass
 
 
 def _fsync_folder(folder: str) -> None:
@@ -592,6 +685,7 @@ class _Header:
     metadata: dict
     header_bytes: int
     file_bytes: int
+    checksums: dict        # name -> SHA-256 hex digest save() stored ({} for other files)
 
 
 def _read_header(src: _Source) -> _Header:
@@ -649,7 +743,28 @@ def _read_header(src: _Source) -> _Header:
     if covered != body_size:
         src.fail(f"tensors hold {covered} bytes of data but the file has {body_size} after "
                  f"the header (trailing bytes or a changed file)")
-    return _Header(tensors, metadata, n, src.size)
+    return _Header(tensors, metadata, n, src.size, _parse_checksums(src, metadata, tensors))
+
+
+def _parse_checksums(src: _Source, metadata: dict, tensors: dict) -> dict:
+    """The ``backprop.sha256`` entry: a digest for every tensor, or {} without the entry."""
+    text = metadata.get(_CHECKSUM_KEY)
+    if text is None:
+        return {}
+    what = f"metadata {_CHECKSUM_KEY!r}"
+    checksums = _parse_json(src, text, what)
+    if not isinstance(checksums, dict):
+        src.fail(f"{what} must be a JSON object of tensor name -> SHA-256, got {_short(checksums)}")
+    if set(checksums) != set(tensors):
+        extra = sorted(set(checksums) - set(tensors))
+        missing = sorted(set(tensors) - set(checksums))
+        src.fail(f"{what} does not list the file's tensors (missing {_short(missing)}, "
+                 f"not in the file {_short(extra)})")
+    for name, digest in checksums.items():
+        if not (isinstance(digest, str) and len(digest) == 64
+                and all(c in "0123456789abcdef" for c in digest)):
+            src.fail(f"{what}: tensor {name!r} has {_short(digest)}, not a SHA-256 hex digest")
+    return checksums
 
 
 def _check_entry(src: _Source, name: str, entry):
@@ -735,20 +850,25 @@ def _parse_structure(src: _Source, header: _Header):
     return _parse_json(src, structure, f"metadata {_STRUCTURE_KEY!r}")
 
 
-def _read_array(src: _Source, info: TensorInfo) -> np.ndarray:
-    """A new, writable, native-byte-order array holding one tensor's bytes."""
+def _read_array(src: _Source, info: TensorInfo, checksum: str | None = None) -> np.ndarray:
+    """A new, writable, native-byte-order array holding one tensor's bytes.
+
+    ``checksum``: the SHA-256 hex digest the bytes must have (None: not checked).
+    """
     file_dtype = np.dtype(_dt.to_numpy_dtype(info.dtype)).newbyteorder("<")
     try:
-        if file_dtype.kind == "b":
-            # Read bools as bytes: a corrupted byte other than 0/1 must still be a bool.
-            raw = np.empty(info.shape, np.uint8)
-            src.read_into(info.offset, raw.reshape(-1).data)
-            return raw.astype(np.bool_)
-        arr = np.empty(info.shape, file_dtype)
+        # Bools are read as bytes: a corrupted byte other than 0/1 must still be a bool.
+        arr = np.empty(info.shape, np.uint8 if file_dtype.kind == "b" else file_dtype)
     except (ValueError, MemoryError, OverflowError) as e:
         src.fail(f"tensor {info.name!r}: can't allocate shape {info.shape}: {e}")
     if arr.nbytes:
         src.read_into(info.offset, arr.reshape(-1).view(np.uint8).data)
+    if checksum is not None and _sha256(arr) != checksum:
+        src.fail(f"tensor {info.name!r}: its {info.nbytes} bytes do not match the SHA-256 "
+                 f"checksum stored when the file was saved; the file is damaged (a bit flip "
+                 f"on disk or in transfer?) and its numbers can't be trusted")
+    if file_dtype.kind == "b":
+        return arr.astype(np.bool_)
     if not file_dtype.isnative:  # pragma: no cover (big-endian machines only)
         arr = arr.astype(file_dtype.newbyteorder("="))
     return arr
@@ -768,7 +888,7 @@ class _LoadedTensors:
             return self.objects[key]
         info = self.header.tensors[name]
         if name not in self.arrays:
-            self.arrays[name] = _read_array(self.src, info)
+            self.arrays[name] = _read_array(self.src, info, self.header.checksums.get(name))
         arr = self.arrays[name]
         if kind == "ndarray":
             obj = arr

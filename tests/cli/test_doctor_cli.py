@@ -103,9 +103,9 @@ def test_doctor_errors_are_one_line(tmp_path, capsys):
                    f"with: backprop train --out {tmp_path / 'nowhere'}\n")
     broken = tmp_path / "broken"
     broken.mkdir()
-    (broken / "diagnostics.jsonl").write_text('{"kind": "step", "step": 1}\nnot json\n{}\n')
+    (broken / "diagnostics.jsonl").write_text('not json\n{}\n')  # no readable line
     status, out, err = _run(capsys, "doctor", broken)
-    assert status == 1 and err.startswith("backprop doctor: error: cannot read the run in ")
+    assert status == 2 and err.startswith("backprop doctor: error: cannot read the run in ")
     assert err.count("\n") == 1
     assert _run(capsys, "doctor", "--plots", "a", "--no-plots", broken)[0] == 2
 

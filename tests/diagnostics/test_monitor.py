@@ -107,16 +107,25 @@ def test_readings_helpers():
     assert Readings().last() is None and len(Readings()) == 0
 
 
-def test_readings_from_jsonl_tolerates_a_cut_last_line_and_rejects_bad_ones(tmp_path):
+def test_readings_from_jsonl_tolerates_a_cut_last_line_and_skips_bad_ones(tmp_path, recwarn):
     path = tmp_path / "r.jsonl"
-    text = "".join(sample_readings().lines())
-    path.write_text(text + '{"kind": "step", "st')
-    assert len(Readings.from_jsonl(path)) == 2
-    path.write_text('{"kind": "weird"}\n')
-    with pytest.raises(ValueError, match="line 1 needs \"kind\""):
-        Readings.from_jsonl(path)
-    path.write_text('nope\n{"kind": "meta"}\n')
-    with pytest.raises(ValueError, match="line 1 is not JSON"):
+    lines = list(sample_readings().lines())
+    path.write_text("".join(lines) + '{"kind": "step", "st')
+    assert len(Readings.from_jsonl(path)) == 2 and len(recwarn) == 0   # silently
+    # damaged lines amid good ones: skipped, one warning naming the file and each line
+    damaged = lines[:2] + ["nope\n", '{"kind": "weird"}\n', '{"kind": "nonfinite"}\n'] + lines[2:]
+    path.write_text("".join(damaged))
+    with pytest.warns(UserWarning) as caught:
+        back = Readings.from_jsonl(path)
+    assert back.to_dict() == sample_readings().to_dict()
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(path) in message and "skipped 3 unreadable lines" in message
+    assert "line 3 is not JSON" in message and 'line 4 needs "kind"' in message
+    assert 'line 5 needs its record under "nonfinite"' in message
+    # nothing readable at all: not a readings file
+    path.write_text('{"kind": "weird"}\nnope\n')
+    with pytest.raises(ValueError, match='no readable record: line 1 needs "kind"'):
         Readings.from_jsonl(path)
 
 
@@ -402,6 +411,55 @@ def test_trainer_resume_continues_the_live_file(tmp_path):
         [s["grad_norm"] for s in full.steps], rel=1e-6)
 
 
+def _noise_run(tmp_path, epochs, resume_from=None, checkpoint=True):
+    """4 steps an epoch; recorded steps 1, 7, 13, ... with noise windows of 4 steps."""
+    backprop.manual_seed(0)
+    model = mlp((2, 8, 2))
+    train, _ = moons_loaders(n=64, batch_size=16, generator=backprop.Generator(7))
+    mon = Monitor(model, interval=6, noise_window=4, path=tmp_path / "d.jsonl")
+    callbacks = [mon] + ([ModelCheckpoint(tmp_path / "ck", save_best=False)] if checkpoint else [])
+    Trainer(model, nn.CrossEntropyLoss(), optim.SGD(model.parameters(), lr=0.1), progress=False,
+            callbacks=callbacks).fit(train, epochs=epochs, resume_from=resume_from)
+    return mon.readings
+
+
+def test_noise_after_a_resume_equals_an_uninterrupted_run(tmp_path):
+    full = _noise_run(tmp_path / "full", epochs=4, checkpoint=False)
+    assert full.step_numbers() == [1, 7, 13]
+    _noise_run(tmp_path, epochs=1)          # stops at step 4: inside step 7's window (4..7)
+    resumed = _noise_run(tmp_path, epochs=4, resume_from=tmp_path / "ck" / "last.safetensors")
+    assert resumed.step_numbers() == [1, 7, 13]
+    assert resumed.steps[1]["noise"]["batches"] == 4
+    assert [r["noise"] for r in resumed.steps] == [r["noise"] for r in full.steps]
+
+
+def test_a_partial_noise_window_gives_no_estimate(tmp_path):
+    _noise_run(tmp_path, epochs=1)
+    # a checkpoint without the windows (an older backprop's): step 7 would see 3 gradients
+    ckpt = backprop.load(tmp_path / "ck" / "last.safetensors")
+    del ckpt["callbacks"]["Monitor"]
+    backprop.save(ckpt, tmp_path / "old.safetensors")
+    resumed = _noise_run(tmp_path, epochs=4, resume_from=tmp_path / "old.safetensors")
+    assert resumed.step_numbers() == [1, 7, 13]
+    assert resumed.steps[1]["noise"] is None                       # dropped, not half-made
+    noise = resumed.steps[2]["noise"]                              # a full window again
+    assert noise["batches"] == 4 and noise["grad_sq_norm"] > 0 and math.isfinite(noise["b_noise"])
+
+
+def test_resume_keeps_the_readings_around_a_damaged_line(tmp_path):
+    _noise_run(tmp_path, epochs=2)                                  # steps 1..8: readings 1, 7
+    shutil.copy(tmp_path / "ck" / "last.safetensors", tmp_path / "epoch2.safetensors")
+    full = _noise_run(tmp_path, epochs=5, resume_from=tmp_path / "epoch2.safetensors")
+    path = tmp_path / "d.jsonl"
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(2, "{garbage\n")                    # line 3, after the meta and step 1 lines
+    path.write_text("".join(lines))
+    with pytest.warns(UserWarning, match="skipped 1 unreadable line of .*d.jsonl: line 3 "):
+        again = _noise_run(tmp_path, epochs=5, resume_from=tmp_path / "epoch2.safetensors")
+    assert again.step_numbers() == full.step_numbers() == [1, 7, 13, 19]
+    assert Readings.from_jsonl(path).to_dict() == again.to_dict()   # the file is whole again
+
+
 # -- schedule and hooks -------------------------------------------------------------------------
 def test_interval_and_forward_hooks_only_on_recorded_steps():
     model = mlp()
@@ -517,8 +575,9 @@ def test_overlapping_noise_windows():
         manual_steps(model, opt, mon, 7)
     noise = mon.readings.series("noise")
     assert mon.readings.step_numbers() == [1, 3, 5, 7]
-    assert noise[0] is None and [n["batches"] for n in noise[1:]] == [3, 4, 4]
-    assert all(n["batch_size"] == 32 and n["trace_cov"] >= 0 for n in noise[1:])
+    # step 3's window would hold steps 1..3 only: a partial window gives no estimate
+    assert noise[:2] == [None, None] and [n["batches"] for n in noise[2:]] == [4, 4]
+    assert all(n["batch_size"] == 32 and n["trace_cov"] >= 0 for n in noise[2:])
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")

@@ -55,9 +55,37 @@ def test_json_and_jsonl_files(tmp_path):
     kinds = [json.loads(line)["kind"] for line in (tmp_path / "h.jsonl").read_text().splitlines()]
     assert kinds == ["step", "step", "epoch", "step", "epoch"]
     _same(History.from_jsonl(tmp_path / "h.jsonl"), h)
-    (tmp_path / "bad.jsonl").write_text('{"kind": "step"}\nnot json\n')
-    with pytest.raises(ValueError, match="line 2 is not JSON"):
+    (tmp_path / "bad.jsonl").write_text('not json\n{"step": 1}\n')
+    with pytest.raises(ValueError, match="no readable record: line 1 is not JSON"):
         History.from_jsonl(tmp_path / "bad.jsonl")
+
+
+def test_jsonl_skips_damaged_lines_with_one_warning_and_keeps_the_rest(tmp_path):
+    h = _history()
+    path = tmp_path / "metrics.jsonl"
+    h.to_jsonl(path)
+    lines = path.read_text().splitlines(keepends=True)
+    lines.insert(1, "\x00\x00garbage{\n")                        # line 2
+    lines.insert(4, '{"kind": "nonsense", "step": 7}\n')          # line 5
+    path.write_bytes("".join(lines).encode() + b"\xff\xfe binary\n" + b'{"kind": "st')
+    with pytest.warns(UserWarning) as caught:
+        back = History.from_jsonl(path)
+    _same(back, h)
+    assert len(caught) == 1
+    message = str(caught[0].message)
+    assert str(path) in message and "skipped 3 unreadable lines" in message
+    assert "line 2 is not JSON" in message and "line 5 needs" in message
+    assert "line 8 is not JSON" in message and "line 9" not in message   # cut-off last line
+
+
+def test_jsonl_cut_off_last_line_is_skipped_silently(tmp_path, recwarn):
+    h = _history()
+    path = tmp_path / "metrics.jsonl"
+    h.to_jsonl(path)
+    with open(path, "a") as f:
+        f.write('{"kind": "step", "step": 4, "lo')       # the writer was killed mid-line
+    _same(History.from_jsonl(path), h)
+    assert len(recwarn) == 0
 
 
 def test_checkpoint_form_is_columns_and_round_trips():

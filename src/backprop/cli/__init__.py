@@ -17,6 +17,7 @@ from backprop.cli import explain as _explain
 from backprop.cli import gradcheck as _gradcheck
 from backprop.cli import lab as _lab
 from backprop.cli import train as _train
+from backprop.cli._common import one_line
 
 __all__ = ["main"]
 
@@ -29,7 +30,14 @@ class ArgumentParser(argparse.ArgumentParser):
     """argparse with one-line errors: ``backprop train: error: ...`` and exit status 2."""
 
     def error(self, message: str):
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {one_line(message)}\n")
+
+    def _get_values(self, action, arg_strings):
+        # argparse drops a "--" value, so "--port=--" would give the option [] instead of
+        # an error (and a TypeError later): it is a missing value.
+        if action.option_strings and action.nargs is None and arg_strings == ["--"]:
+            self.error(f"argument {'/'.join(action.option_strings)}: expected one argument")
+        return super()._get_values(action, arg_strings)
 
 
 def build_parser() -> ArgumentParser:

@@ -23,7 +23,10 @@ from backprop.cli._common import fail
 from backprop.explain import (
     GraphvizNotFound, default_example, default_graph, trace, vanishing,
 )
-from backprop.explain.vanishing import INITS
+from backprop.explain.trace import MAX_LR
+from backprop.explain.vanishing import (
+    INITS, MAX_ACTIVATIONS, MAX_BATCH, MAX_DEPTH, MAX_PARAMETERS, MAX_WIDTH,
+)
 
 __all__ = ["add_parser", "run"]
 
@@ -36,26 +39,32 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     "gradient-descent step of the tutorials' 2-2-1 sigmoid network and print "
                     "every value in the textbook's notation, each computed by the engine.")
     p.add_argument("--lr", type=float, default=None,
-                   help="learning rate of the step (default 0.5, the tutorials')")
+                   help=f"learning rate of the step, 0 to {MAX_LR:,.0f} (default 0.5, the "
+                        f"tutorials')")
     p.add_argument("--json", action="store_true", help="print the trace as JSON")
     p.set_defaults(run=run, what=None)
     sub = p.add_subparsers(dest="what", metavar="WHAT", parser_class=type(p))
 
     v = sub.add_parser(
         "vanishing", help="gradient norm of every layer of a deep MLP, one bar per layer",
-        description="Build a deep MLP, run one backward pass on random data and print each "
-                    "layer's weight-gradient norm with a log-scale bar, and a verdict.")
-    v.add_argument("--depth", type=int, default=8, help="Linear layers, output included "
-                   "(default 8)")
+        description=f"Build a deep MLP, run one backward pass on random data and print each "
+                    f"layer's weight-gradient norm with a log-scale bar, and a verdict. Limits: "
+                    f"depth x width^2 at most {MAX_PARAMETERS:,} weights and batch x width x "
+                    f"depth at most {MAX_ACTIVATIONS:,} activation values.")
+    v.add_argument("--depth", type=int, default=8, help=f"Linear layers, output included, "
+                   f"2 to {MAX_DEPTH:,} (default 8)")
     v.add_argument("--activation", default="sigmoid", metavar="NAME",
                    help="sigmoid, tanh, relu, leaky_relu, gelu, elu, softplus or silu "
                         "(default sigmoid)")
     v.add_argument("--init", choices=INITS, default=None,
                    help="weight initialisation (default: nn.Linear's own)")
     v.add_argument("--residual", action="store_true", help="skip connections: x + f(W·x + b)")
-    v.add_argument("--width", type=int, default=32, help="units per layer (default 32)")
-    v.add_argument("--batch", type=int, default=64, help="random samples (default 64)")
-    v.add_argument("--seed", type=int, default=0, help="seed of weights and data (default 0)")
+    v.add_argument("--width", type=int, default=32,
+                   help=f"units per layer, 1 to {MAX_WIDTH:,} (default 32)")
+    v.add_argument("--batch", type=int, default=64,
+                   help=f"random samples, 1 to {MAX_BATCH:,} (default 64)")
+    v.add_argument("--seed", type=int, default=0, help="seed of weights and data, >= 0 "
+                   "(default 0)")
     v.add_argument("--json", action="store_true", help="print the result as JSON")
 
     g = sub.add_parser(
@@ -99,6 +108,9 @@ def run(args) -> int:
                    else str(result))
             return 0
         if args.what == "graph":
+            if args.out is not None and not args.out.strip():
+                return _fail(f"graph --out needs a file name ending in .svg or .png, got "
+                             f"{args.out!r}")
             g = default_graph()
             if args.out:
                 path = g.render(args.out)

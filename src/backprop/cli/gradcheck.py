@@ -39,6 +39,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args) -> int:
     """Run ``backprop gradcheck`` with parsed arguments; returns the exit status."""
+    if args.pattern is not None and not args.pattern.strip():
+        # An empty pattern would match every case: a slip, not a way to ask for all of them.
+        return fail("gradcheck", f"-k needs a name or pattern, got {args.pattern!r}; leave "
+                                 f"-k out to check every case")
     both = not (args.ops or args.layers)  # neither flag: both kinds
     report = run_selfcheck(ops=args.ops or both, layers=args.layers or both,
                            pattern=args.pattern)

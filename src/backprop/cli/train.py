@@ -19,9 +19,11 @@ from functools import partial
 from backprop.cli._common import fail
 from backprop.diagnostics import Monitor
 from backprop.diagnostics.monitor import DEFAULT_INTERVAL
+from backprop.train import CheckpointError
 from backprop.train.experiment import (
-    ACTIVATIONS, DATASETS, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig, TrainingDiverged,
-    load_run_config, run_experiment,
+    ACTIVATIONS, DATASETS, MAX_ACTIVATIONS, MAX_EPOCHS, MAX_LAYERS, MAX_LR, MAX_NOISE,
+    MAX_PARAMETERS, MAX_SAMPLES, MAX_WIDTH, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig,
+    TrainingDiverged, load_run_config, run_experiment,
 )
 
 __all__ = ["add_parser", "run"]
@@ -34,34 +36,42 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     """Register ``train`` with its options."""
     p = subparsers.add_parser(
         "train", help="train an MLP on a toy dataset or the 8x8 digits",
-        description="Train a multi-layer perceptron and write a run folder: config.json, "
-                    "metrics.jsonl, history.json, diagnostics.jsonl (for backprop doctor), "
-                    "last/best checkpoints and loss_curve.png (with matplotlib).",
+        description=f"Train a multi-layer perceptron and write a run folder: config.json, "
+                    f"metrics.jsonl, history.json, diagnostics.jsonl (for backprop doctor), "
+                    f"last/best checkpoints and loss_curve.png (with matplotlib). Sizes are "
+                    f"checked before anything is allocated: at most {MAX_LAYERS:,} layers of "
+                    f"{MAX_WIDTH:,} units and {MAX_PARAMETERS:,} parameters, and a batch "
+                    f"times the sum of the widths at most {MAX_ACTIVATIONS:,} values.",
         argument_default=argparse.SUPPRESS)  # absent flags leave the config's value alone
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME",
                       help=f"one of {', '.join(DATASETS)} (default spiral); regression sets "
                            f"(sine, plane, bumps) train one output with MSE")
     data.add_argument("--noise", type=float, metavar="X",
-                      help="noise of a toy set (default: its own)")
+                      help=f"noise of a toy set, 0 to {MAX_NOISE:g} (default: its own)")
     data.add_argument("--n-samples", dest="n_samples", type=int, metavar="N",
-                      help="samples in a toy set (default: its own)")
+                      help=f"samples in a toy set, 2 to {MAX_SAMPLES:,} (default: its own)")
     data.add_argument("--test-fraction", dest="test_fraction", type=float, metavar="F",
-                      help="share held out for testing (default 0.2; 0 for none)")
+                      help="share held out for testing, in [0, 1) (default 0.2; 0 for "
+                           "none)")
     model = p.add_argument_group("model")
     model.add_argument("--layers", metavar="SIZES",
-                       help="layer widths from input to output, e.g. 2-16-16-3 (default: "
-                            "inputs-32-32-outputs; 64-128-64-10 for digits)")
+                       help=f"layer widths from input to output, e.g. 2-16-16-3 (default: "
+                            f"inputs-32-32-outputs; 64-128-64-10 for digits); at most "
+                            f"{MAX_LAYERS:,} widths, each at most {MAX_WIDTH:,}, and "
+                            f"{MAX_PARAMETERS:,} parameters")
     model.add_argument("--activation", metavar="NAME",
                        help=f"one of {', '.join(ACTIVATIONS)} (default relu)")
     training = p.add_argument_group("training")
     training.add_argument("--optimizer", metavar="NAME",
                           help=f"one of {', '.join(OPTIMIZERS)} (default adam)")
-    training.add_argument("--lr", type=float, help="learning rate (default 0.01)")
+    training.add_argument("--lr", type=float,
+                          help=f"learning rate, above 0 and at most {MAX_LR:,.0f} "
+                               f"(default 0.01)")
     training.add_argument("--batch-size", dest="batch_size", type=int, metavar="N",
-                          help="samples per step (default 32)")
+                          help=f"samples per step, 1 to {MAX_SAMPLES:,} (default 32)")
     training.add_argument("--epochs", type=int, metavar="N",
-                          help="passes over the data (default 100)")
+                          help=f"passes over the data, 1 to {MAX_EPOCHS:,} (default 100)")
     training.add_argument("--schedule", metavar="NAME",
                           help=f"one of {', '.join(SCHEDULES)} (default none)")
     training.add_argument("--warmup-steps", dest="warmup_steps", type=int, metavar="N",
@@ -69,11 +79,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     training.add_argument("--clip", type=float, metavar="NORM",
                           help="clip the gradient norm to this (default: no clipping)")
     training.add_argument("--weight-decay", dest="weight_decay", type=float, metavar="WD",
-                          help="weight decay (default 0)")
+                          help="weight decay, 0 to 1 (default 0)")
     training.add_argument("--momentum", type=float, metavar="M",
-                          help="momentum of sgd / rmsprop (default 0)")
+                          help="momentum of sgd / rmsprop, in [0, 1) (default 0)")
     training.add_argument("--seed", type=int, metavar="N",
-                          help="seed of data, weights and order (default 0)")
+                          help="seed of data, weights and order, 0 to 2^63-1 (default 0)")
     run_group = p.add_argument_group("run")
     run_group.add_argument("--out", metavar="DIR", help="the run folder (default runs/DATASET)")
     run_group.add_argument("--config", metavar="FILE",
@@ -98,6 +108,10 @@ _fail = partial(fail, "train")
 
 
 def _config_from_args(given: dict) -> RunConfig:
+    if "out" in given and not given["out"].strip():
+        # An empty --out would quietly become runs/DATASET (or, with --resume, this folder).
+        raise ConfigError(f"--out needs a folder name, got {given['out']!r}; leave it out for "
+                          f"runs/DATASET")
     if given.get("resume"):
         if "out" not in given:
             raise ConfigError("--resume needs --out, the folder of the run to continue")
@@ -171,6 +185,7 @@ def run(args) -> int:
     """Run ``backprop train`` with parsed arguments; returns the exit status."""
     given = {k: v for k, v in vars(args).items() if k not in ("command", "run")}
     resume = bool(given.get("resume"))
+    config = callbacks = None
     try:
         config = _config_from_args(given)
         config.check()
@@ -179,8 +194,11 @@ def run(args) -> int:
               f"{config.out_dir}", flush=True)
         result = run_experiment(config, resume=resume, overwrite=bool(given.get("overwrite")),
                                 progress=not given.get("no_progress"), callbacks=callbacks)
-    except ConfigError as e:
+    except (ConfigError, CheckpointError) as e:
         return _fail(str(e))
+    except OSError as e:  # the run folder became unwritable mid-run (disk full, removed)
+        where = config.out_dir if config is not None else "the run folder"
+        return _fail(f"cannot write the run in {where}: {e.strerror or e}", status=1)
     except TrainingDiverged as e:
         status = _fail(f"training diverged: {e}", status=1)
         if callbacks and os.path.exists(os.path.join(config.out_dir, "diagnostics.jsonl")):
@@ -189,6 +207,8 @@ def run(args) -> int:
         return status
     except KeyboardInterrupt:
         print(file=sys.stderr)
+        if config is None:  # before anything was written
+            return _fail("interrupted", status=130)
         return _fail(f"interrupted; continue from the last epoch's checkpoint with: "
                      f"backprop train --resume --out {config.out_dir}", status=130)
     _print_summary(result, resume)

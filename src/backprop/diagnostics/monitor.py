@@ -27,6 +27,10 @@ window ending at a recorded step, ``S = Σ‖g_i − ḡ‖² / (K − 1)`` esti
 ``‖G‖² ≈ ‖ḡ‖² − S/K``; the record holds ``trace_cov = B·S``, ``grad_sq_norm`` and
 ``b_noise = trace_cov / grad_sq_norm`` (the "simple" noise scale: around it, a larger
 batch stops buying proportionally faster progress). The loss must be a batch mean.
+Only a full window gives an estimate: a few gradients make a wild one (a negative
+``grad_sq_norm``, an infinite ``b_noise``). The open windows are part of the monitor's
+training-checkpoint state, so a resumed run estimates exactly what an uninterrupted
+one would.
 
 Example::
 
@@ -275,9 +279,10 @@ class _NoiseWindow:
         self.sq_sum += sq
         self.count += 1
 
-    def estimate(self, batch_size) -> dict | None:
+    def estimate(self, batch_size, size: int) -> dict | None:
+        """The noise record of a window meant to hold ``size`` gradients (None unless it does)."""
         k = self.count
-        if self.bad or k < 2 or not batch_size:
+        if self.bad or k < max(size, 2) or not batch_size:
             return None
         mean_sq = _sq_norm(self.sum) / (k * k)
         # S = Σ‖g_i − ḡ‖² / (K−1) = (Σ‖g_i‖² − K‖ḡ‖²) / (K−1); rounding can push it below 0.
@@ -396,7 +401,8 @@ class Monitor(Callback):
         activations: record statistics of every leaf module's output on recorded steps.
         noise: estimate the gradient noise scale at recorded steps.
         noise_window: consecutive step gradients K per noise estimate (>= 2); the window
-            ends at the recorded step.
+            ends at the recorded step. A recorded step with fewer than K steps before it
+            (early in a run) gets no estimate.
         histograms: keep a 20-bin histogram of each leaf module's output.
         path: a JSON-lines file to append the readings to as they are made, each line
             flushed, so a crashed or diverged run keeps what was seen. Read it with
@@ -413,7 +419,10 @@ class Monitor(Callback):
           a fit starts; leaf modules are re-read at every recorded step (a swapped
           activation module is measured).
         - Resuming with ``fit(resume_from=...)`` continues the ``path`` file from the
-          checkpoint's step; without ``path`` the readings start empty.
+          checkpoint's step (a damaged line in it is skipped with a warning); without
+          ``path`` the readings start empty. The checkpoint holds the open noise windows
+          (:meth:`state_dict`), so the estimates after the resume are those of an
+          uninterrupted run.
 
     Example::
 
@@ -457,6 +466,7 @@ class Monitor(Callback):
         self._fwd_handles: list = []
         self._capture_hooks: dict = {}  # leaf module name -> its forward hook (made once)
         self._writer = None
+        self._saved_windows = None     # noise windows from a checkpoint, for _sync_to
         self._file_made = False        # whether this monitor has written its file yet
         self._written_meta = None      # the meta last written to the live file
         self._reset_step_state()
@@ -741,7 +751,8 @@ class Monitor(Callback):
                 layers.append(name)
         window = self._windows.pop(pending["step"], None)
         if window is not None:
-            pending["noise"] = window.estimate(batch or self.readings.meta.get("batch_size"))
+            pending["noise"] = window.estimate(batch or self.readings.meta.get("batch_size"),
+                                               self.noise_window)
 
     def _end_step_without_optimizer(self) -> None:
         """``log_loss`` without an optimizer: the step ends here, no update is seen."""
@@ -849,13 +860,54 @@ class Monitor(Callback):
                 self.readings = old
         self.readings.truncate(step)
         self.step = step
-        self._windows = {}
+        self._windows = self._restored_windows(step)
         if self.path is not None:
             if self._writer is not None:
                 self._writer.close()
             self._writer = ReadingsWriter(self.path, self.readings)
             self._file_made = True
             self._written_meta = _meta_copy(self.readings.meta)
+
+    # -- training checkpoints ---------------------------------------------------------------
+    def state_dict(self) -> dict:
+        """The noise windows still open at this step, for training checkpoints.
+
+        A window's sums are one vector the size of the model's parameters: without them a
+        resumed run would start its open window part-way and get no estimate there.
+        """
+        windows = {}
+        for r, w in self._windows.items():
+            windows[r] = {"sum": None if w.sum is None else w.sum.copy(), "sq_sum": w.sq_sum,
+                          "count": w.count, "bad": w.bad}
+        return {"step": self.step, "interval": self.interval, "noise_window": self.noise_window,
+                "windows": windows}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Keep a checkpoint's noise windows; they are taken up when the resumed fit starts."""
+        self._saved_windows = state if isinstance(state, dict) else None
+
+    def _restored_windows(self, step: int) -> dict:
+        """The checkpoint's open windows if they belong to ``step`` and this set-up, else {}."""
+        saved, self._saved_windows = self._saved_windows, None
+        if not saved or saved.get("step") != step or saved.get("interval") != self.interval \
+                or saved.get("noise_window") != self.noise_window:
+            return {}
+        size = self._layout.grads.shape
+        windows = {}
+        try:
+            for r, w in saved["windows"].items():
+                total = w["sum"]
+                if total is not None and (not isinstance(total, np.ndarray)
+                                          or total.shape != size):
+                    return {}  # another model: estimates from these sums would mean nothing
+                window = _NoiseWindow()
+                window.sum = None if total is None else total.astype(self._layout.dtype)
+                window.sq_sum, window.count = float(w["sq_sum"]), int(w["count"])
+                window.bad = bool(w["bad"])
+                windows[int(r)] = window
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return {}  # not what state_dict wrote: start the windows afresh
+        return windows
 
     def on_before_optimizer_step(self, trainer) -> None:
         # Before the trainer clips: the gradients as backward left them.

@@ -141,16 +141,16 @@ def plot_loss(readings_or_history, path, *, nonfinite=None) -> str:
     steps = [r for r in getattr(src, "steps", []) if "step" in r]
     epochs = [r for r in getattr(src, "epochs", []) if "step" in r]
     fig, ax = plt.subplots(figsize=(7, 4))
-    positive = True
+    drawn = []  # every finite loss plotted: the log scale needs some, all of them positive
     if steps:
         x = [r["step"] for r in steps]
         y = [_nan(r.get("loss")) for r in steps]
-        positive &= all(v > 0 for v in y if not math.isnan(v))
+        drawn += [v for v in y if not math.isnan(v)]
         ax.plot(x, y, lw=0.8, alpha=0.6, label="batch loss")
     for key, label in (("loss", "epoch loss (train)"), ("val_loss", "validation loss")):
         pts = [(r["step"], _nan(r.get(key))) for r in epochs if key in r]
         if pts:
-            positive &= all(v > 0 for _, v in pts if not math.isnan(v))
+            drawn += [v for _, v in pts if not math.isnan(v)]
             ax.plot(*zip(*pts), marker="o", ms=3, lw=1.5, label=label)
     bad = _nonfinite_step(src)
     if bad is None and isinstance(nonfinite, dict):
@@ -160,10 +160,15 @@ def plot_loss(readings_or_history, path, *, nonfinite=None) -> str:
                     and not _finite(r["loss"])), None)
     if bad is not None:
         ax.axvline(bad, color="red", ls="--", lw=1, label=f"first non-finite value (step {bad})")
-    if positive and (steps or epochs):
+    # Linear when a loss is 0 or negative, or when none is finite (a run NaN from its first
+    # step): matplotlib refuses a log scale with no positive value to place.
+    if drawn and all(v > 0 for v in drawn):
         ax.set_yscale("log")
     if not (steps or epochs):
         ax.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=ax.transAxes)
+    elif not drawn:
+        ax.text(0.5, 0.5, "no finite loss recorded", ha="center", va="center",
+                transform=ax.transAxes)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("loss (log scale)" if ax.get_yscale() == "log" else "loss")

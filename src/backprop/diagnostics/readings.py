@@ -38,7 +38,7 @@ import math
 import os
 
 from backprop.serialization import atomic_write
-from backprop.train.history import in_time_order
+from backprop.train.history import in_time_order, read_json_lines
 
 __all__ = ["Readings", "ReadingsWriter"]
 
@@ -243,33 +243,13 @@ class Readings:
     def from_jsonl(cls, path) -> "Readings":
         """Read a file written by :meth:`to_jsonl` or by a Monitor's ``path=`` (live file).
 
-        A last line cut short (the run was killed while writing it) is ignored; any other
-        line that is not a JSON record of a known kind raises ValueError naming it.
+        The policy of every JSON-lines reader (``train.history.read_json_lines``): a last
+        line cut short (the run was killed while writing it) is ignored; any other line
+        that is not a JSON record of a known kind is skipped with one warning naming the
+        file and the lines; a file with no readable line raises ValueError.
         """
-        path = os.fspath(path)
         meta, steps, epochs, nonfinite = {}, [], [], None
-        with open(path, encoding="utf-8") as f:
-            lines = f.readlines()
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except ValueError as e:
-                if number == len(lines) and not line.endswith("\n"):
-                    break  # the writer died mid-line: keep everything before it
-                raise ValueError(f"Readings.from_jsonl: {path} line {number} is not JSON: "
-                                 f"{e}") from None
-            kind = record.pop("kind", None) if isinstance(record, dict) else None
-            if kind not in _KINDS:
-                raise ValueError(f"Readings.from_jsonl: {path} line {number} needs \"kind\": one "
-                                 f"of {', '.join(_KINDS)}; got {kind!r}")
-            if kind == "nonfinite":
-                record = record.get("nonfinite")
-                if not isinstance(record, dict):
-                    raise ValueError(f"Readings.from_jsonl: {path} line {number}: a nonfinite "
-                                     f"line needs its record under \"nonfinite\"")
-            record = _decode(record)
+        for kind, record in read_json_lines(path, _KINDS, "Readings.from_jsonl", _check_line):
             if kind == "meta":
                 meta.update(record)
             elif kind == "step":
@@ -279,6 +259,15 @@ class Readings:
             elif nonfinite is None:  # only the first one counts
                 nonfinite = record
         return cls(meta, steps, epochs, nonfinite)
+
+
+def _check_line(kind: str, record: dict) -> dict:
+    """One line's record, decoded (a nonfinite line's record is nested: unwrap it)."""
+    if kind == "nonfinite":
+        record = record.get("nonfinite")
+        if not isinstance(record, dict):
+            raise ValueError('needs its record under "nonfinite" (a nonfinite line)')
+    return _decode(record)
 
 
 class ReadingsWriter:

@@ -44,6 +44,10 @@ __all__ = ["trace", "Trace", "LayerTrace", "HalfSquaredError", "default_example"
 
 #: Significant digits of the printed numbers (the largest entry of each matrix gets this many).
 SIGNIFICANT = 7
+#: The largest learning rate :func:`trace` takes. A step of a million times the gradient
+#: already throws every weight far past any useful value; far larger rates overflow float64
+#: in the printed norms (1e200 did), which says nothing about backpropagation.
+MAX_LR = 1e6
 #: Matrices larger than this are shown in part (trace is meant for small networks).
 MAX_ROWS, MAX_COLS = 8, 8
 
@@ -257,7 +261,7 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
             many elements as the output is reshaped to the output's shape.
         loss_fn: ``loss_fn(y_hat, y)`` -> a scalar tensor (e.g. :class:`HalfSquaredError`,
             ``nn.MSELoss()``).
-        lr: the learning rate α of the update ``W ← W − α·dW``.
+        lr: the learning rate α of the update ``W ← W − α·dW``, from 0 to :data:`MAX_LR`.
 
     The model is **not changed**: the trace runs on copies of its parameters, so no
     ``.grad`` is written to the model and the update is applied to the copies only
@@ -279,6 +283,8 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not math.isfinite(lr) \
             or lr < 0:
         raise ValueError(f"trace: lr must be a non-negative finite number, got {lr!r}")
+    if lr > MAX_LR:
+        raise ValueError(f"trace: lr must be at most {MAX_LR:,.0f}, got {lr!r}")
     if not callable(loss_fn):
         raise TypeError(f"trace: loss_fn must be callable, got {type(loss_fn).__name__}")
     stages = _stages(model)

@@ -47,6 +47,21 @@ EXPLODING_RATIO = 1e2
 TINY_GRAD_NORM = 1e-6
 _BAR_WIDTH = 40
 
+# Limits, checked before anything is built: a deep or wide network is allocated whole (in
+# float64) and kept for one backward pass, so --depth 100000 took 35 s and 4.5 GB and
+# --width 100000000 asked for petabytes. These leave room for any network worth looking at
+# and keep one call within seconds and a few hundred MB.
+#: Most Linear layers.
+MAX_DEPTH = 1_000
+#: Most units per layer.
+MAX_WIDTH = 4_096
+#: Most random samples.
+MAX_BATCH = 10_000
+#: Most weights in all: depth × width² (80 MB in float64, as much again for the gradients).
+MAX_PARAMETERS = 10_000_000
+#: Most activation values one forward pass keeps for backward: batch × width × depth.
+MAX_ACTIVATIONS = 10_000_000
+
 
 @dataclasses.dataclass
 class VanishingResult:
@@ -124,15 +139,18 @@ def vanishing(depth: int = 8, activation: str = "sigmoid", init: str | None = No
     """Measure the weight-gradient norm of every layer of a deep MLP, one backward pass.
 
     Args:
-        depth: number of Linear layers, the output layer included (at least 2).
+        depth: number of Linear layers, the output layer included (2 to
+            :data:`MAX_DEPTH`).
         activation: a name in ``backprop.train.experiment.ACTIVATIONS`` (sigmoid, tanh,
             relu, leaky_relu, gelu, elu, softplus, silu); after every hidden layer.
         init: ``"default"`` (nn.Linear's own, PyTorch's), ``"he"`` (Kaiming normal for
             ReLU), ``"xavier"`` (Glorot normal) or ``"small"`` (N(0, 0.01²)); biases are
             zero except with ``"default"``. ``None`` means ``"default"``.
         residual: wrap each hidden layer as x + f(W·x + b) (``nn.Residual``).
-        width: units of every hidden layer (the input has ``width`` features too).
-        batch: samples in the random batch.
+        width: units of every hidden layer (the input has ``width`` features too), at most
+            :data:`MAX_WIDTH`; depth × width² at most :data:`MAX_PARAMETERS`.
+        batch: samples in the random batch, at most :data:`MAX_BATCH`; batch × width ×
+            depth at most :data:`MAX_ACTIVATIONS`.
         seed: seeds the weights and the data; the global random state is left alone.
 
     The network is float64 so that even tiny gradients are measured, not underflowed;
@@ -151,11 +169,25 @@ def vanishing(depth: int = 8, activation: str = "sigmoid", init: str | None = No
     init = "default" if init is None else init
     if init not in INITS:
         raise ValueError(f"vanishing: unknown init {init!r}; choose one of {', '.join(INITS)}")
-    for name, value, least in (("depth", depth, 2), ("width", width, 1), ("batch", batch, 1)):
+    for name, value, least, most in (("depth", depth, 2, MAX_DEPTH),
+                                     ("width", width, 1, MAX_WIDTH),
+                                     ("batch", batch, 1, MAX_BATCH)):
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
             raise ValueError(f"vanishing: {name} must be an int >= {least}, got {value!r}")
+        if value > most:
+            raise ValueError(f"vanishing: {name} {value:,} is over the limit of {most:,}")
+    n_params = depth * width * width
+    if n_params > MAX_PARAMETERS:
+        raise ValueError(f"vanishing: depth {depth:,} × width {width:,}² is {n_params:,} weights; "
+                         f"the limit is {MAX_PARAMETERS:,}")
+    n_values = batch * width * depth
+    if n_values > MAX_ACTIVATIONS:
+        raise ValueError(f"vanishing: batch {batch:,} × width {width:,} × depth {depth:,} is "
+                         f"{n_values:,} activation values; the limit is {MAX_ACTIVATIONS:,}")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise TypeError(f"vanishing: seed must be an int, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"vanishing: seed must be an int >= 0, got {seed!r}")
 
     gen = _random.Generator(int(seed))
     saved = _random.get_rng_state()

@@ -14,10 +14,11 @@ from backprop.train.callbacks import (
     Callback, CSVLogger, EarlyStopping, JSONLinesLogger, LambdaCallback, ModelCheckpoint,
 )
 from backprop.train.history import History
-from backprop.train.loop import Trainer, TrainingDiverged, fit, load_checkpoint
+from backprop.train.loop import CheckpointError, Trainer, TrainingDiverged, fit, load_checkpoint
 from backprop.train.progress import ProgressBar
 
 __all__ = [
-    "CSVLogger", "Callback", "EarlyStopping", "History", "JSONLinesLogger", "LambdaCallback",
-    "ModelCheckpoint", "ProgressBar", "Trainer", "TrainingDiverged", "fit", "load_checkpoint",
+    "CSVLogger", "Callback", "CheckpointError", "EarlyStopping", "History", "JSONLinesLogger",
+    "LambdaCallback", "ModelCheckpoint", "ProgressBar", "Trainer", "TrainingDiverged", "fit",
+    "load_checkpoint",
 ]

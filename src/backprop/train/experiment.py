@@ -38,6 +38,7 @@ from backprop.data import TOY_DATASETS, TOY_TASKS, DataLoader, TensorDataset, lo
 from backprop.data import load_digits, train_test_split
 from backprop.random import Generator, manual_seed
 from backprop.train.callbacks import Callback, JSONLinesLogger, ModelCheckpoint
+from backprop.serialization import atomic_write
 from backprop.train.history import History, _write_atomic
 from backprop.train.loop import Trainer, TrainingDiverged
 
@@ -50,6 +51,15 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration that can't run: the message says which setting and why, in one line."""
+
+
+def _short(value, most: int = 60) -> str:
+    """``repr(value)`` cut to ``most`` characters, for quoting a bad value in a one-line error."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit str() limit
+        return f"an integer of {value.bit_length():,} bits"
+    return text if len(text) <= most else f"{text[:most - 5]}...{text[-2:]}"
 
 
 ACTIVATIONS = {
@@ -68,33 +78,64 @@ SCHEDULES = ("none", "cosine", "warmup-cosine", "onecycle", "step", "plateau")
 DATASETS = tuple(sorted(TOY_DATASETS)) + ("digits",)
 """Dataset names a :class:`RunConfig` accepts."""
 
+DIGITS_SAMPLES = 1797
+"""Images in the 8x8 digits (scikit-learn's copy of the UCI set)."""
+
+# -- limits -----------------------------------------------------------------------------------
+# Every size and rate has a ceiling that RunConfig.check() enforces before anything is
+# allocated: a slip such as 2-100000-100000-3 (10 billion weights) would otherwise allocate
+# until MemoryError, or be killed by the OS. Each is generous for an MLP on a laptop.
+MAX_PARAMETERS = 50_000_000
+"""Weights and biases of the MLP: 200 MB in float32, under 1 GB with gradients and Adam."""
+MAX_LAYERS = 1_000
+"""Widths in ``layers`` (input and output included)."""
+MAX_WIDTH = 10_000
+"""Units of any one layer."""
+MAX_SAMPLES = 1_000_000
+"""``n_samples`` of a toy set, and the largest ``batch_size``."""
+MAX_ACTIVATIONS = 100_000_000
+"""Values one training batch keeps for backward: samples per batch (the batch size, or the
+whole data set when smaller) times the sum of the layer widths; 400 MB in float32."""
+MAX_EPOCHS = 1_000_000
+"""``epochs``, and ``warmup_steps``' own ceiling is the run's step count."""
+MAX_LR = 1e6
+"""The largest learning rate (already far past any that trains)."""
+MAX_NOISE = 100.0
+"""The largest ``noise`` of a toy set, whose points lie within a few units of the origin."""
+MAX_SEED = 2**63 - 1
+"""Seeds are non-negative 64-bit integers."""
+
 
 # -- builders ---------------------------------------------------------------------------------
 def parse_layers(layers) -> list:
     """``"2-16-16-3"`` (or a list of ints) as a list of at least two positive layer widths."""
     if isinstance(layers, str):
         parts = layers.replace(",", "-").split("-")
-        try:
-            sizes = [int(p) for p in parts]
-        except ValueError:
+        # Plain ASCII digits only: int() would also take " 2", "1_000" and Arabic-Indic digits.
+        if not all(p.isascii() and p.isdigit() for p in parts):
             raise ConfigError(f"layers must be widths joined by '-', like 2-16-16-3; got "
-                              f"{layers!r}") from None
+                              f"{_short(layers)}")
+        longest = max(parts, key=len)
+        if len(longest) > 18:  # no such layer fits in memory; and int() refuses 4,300 digits
+            raise ConfigError(f"layers {_short(layers)[1:-1]} has a width of {len(longest)} "
+                              f"digits; the limit is {MAX_WIDTH:,} units per layer")
+        sizes = [int(p) for p in parts]
     elif isinstance(layers, (list, tuple)) and all(
             isinstance(s, numbers.Integral) and not isinstance(s, bool) for s in layers):
         sizes = [int(s) for s in layers]
     else:
         raise ConfigError(f"layers must be a string like 2-16-16-3 or a list of ints; got "
-                          f"{layers!r}")
+                          f"{_short(layers)}")
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise ConfigError(f"layers needs at least an input and an output width, each >= 1, like "
-                          f"2-16-16-3; got {layers!r}")
+                          f"2-16-16-3; got {_short(layers)}")
     return sizes
 
 
 def _activation(name: str):
     key = str(name).lower().replace("-", "_")
     if key not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {name!r}; choose from "
+        raise ConfigError(f"unknown activation {_short(name)}; choose from "
                           f"{', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[key]
 
@@ -233,7 +274,9 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names - {"backprop_version", "command"})
         if unknown:
-            raise ConfigError(f"unknown configuration keys {', '.join(unknown)}; known keys are "
+            shown = ", ".join(_short(k).strip("'") for k in unknown[:5])
+            more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
+            raise ConfigError(f"unknown configuration keys {shown}{more}; known keys are "
                               f"{', '.join(sorted(names))}")
         return cls(**{k: v for k, v in d.items() if k in names})
 
@@ -244,52 +287,105 @@ class RunConfig:
     def check(self) -> None:
         """Check every value that can be checked without loading the data; ConfigError if not."""
         if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {self.dataset!r}; choose from "
+            raise ConfigError(f"unknown dataset {_short(self.dataset)}; choose from "
                               f"{', '.join(DATASETS)}")
+        if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()
+                                     or "\0" in self.out):
+            raise ConfigError(f"out must be a folder path, got {_short(self.out)}; leave it out "
+                              f"for runs/{self.dataset}")
         if self.layers is not None:
-            parse_layers(self.layers)
+            _check_layer_limits(parse_layers(self.layers), self.layers)
         _activation(self.activation)
         if str(self.optimizer).lower() not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {self.optimizer!r}; choose from "
+            raise ConfigError(f"unknown optimizer {_short(self.optimizer)}; choose from "
                               f"{', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {self.schedule!r}; choose from "
+            raise ConfigError(f"unknown schedule {_short(self.schedule)}; choose from "
                               f"{', '.join(SCHEDULES)}")
-        _number(self.lr, "lr", positive=True)
-        _integer(self.batch_size, "batch_size", minimum=1)
-        _integer(self.epochs, "epochs", minimum=1)
-        _integer(self.seed, "seed", minimum=0)
+        _number(self.lr, "lr", positive=True, maximum=MAX_LR)
+        _integer(self.batch_size, "batch_size", minimum=1, maximum=MAX_SAMPLES)
+        _integer(self.epochs, "epochs", minimum=1, maximum=MAX_EPOCHS)
+        _integer(self.seed, "seed", minimum=0, maximum=MAX_SEED)
         if self.warmup_steps is not None:
             _integer(self.warmup_steps, "warmup_steps", minimum=0)
             if self.schedule != "warmup-cosine":
                 raise ConfigError("warmup_steps applies to the warmup-cosine schedule only")
         if self.clip is not None:
             _number(self.clip, "clip", positive=True)
-        _number(self.weight_decay, "weight_decay")
+        _number(self.weight_decay, "weight_decay", maximum=1)
         _number(self.momentum, "momentum")
+        if not self.momentum < 1:
+            raise ConfigError(f"momentum must be in [0, 1), got {self.momentum!r}")
         if self.momentum and str(self.optimizer).lower() not in ("sgd", "rmsprop"):
             raise ConfigError(f"momentum applies to sgd and rmsprop, not {self.optimizer}")
         if self.noise is not None:
-            _number(self.noise, "noise")
+            _number(self.noise, "noise", maximum=MAX_NOISE)
         if self.n_samples is not None:
-            _integer(self.n_samples, "n_samples", minimum=2)
+            _integer(self.n_samples, "n_samples", minimum=2, maximum=MAX_SAMPLES)
         if self.dataset == "digits" and (self.noise is not None or self.n_samples is not None):
             raise ConfigError("noise and n_samples apply to the toy datasets, not digits")
         _number(self.test_fraction, "test_fraction")
         if not self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be in [0, 1), got {self.test_fraction!r}")
+            raise ConfigError(f"test_fraction must be in [0, 1), got {_short(self.test_fraction)}")
+        if self.layers is not None:
+            _check_activations(parse_layers(self.layers), self)
 
 
-def _number(value, name: str, positive: bool = False) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value) \
-            or value < 0 or (positive and value == 0):
+def _check_layer_limits(sizes: list, spec) -> None:
+    """ConfigError when ``sizes`` has too many layers, too wide a layer or too many
+    parameters (:data:`MAX_LAYERS`, :data:`MAX_WIDTH`, :data:`MAX_PARAMETERS`)."""
+    shown = spec if isinstance(spec, str) else "-".join(map(str, sizes))
+    shown = _short(shown).strip("'")
+    if len(sizes) > MAX_LAYERS:
+        raise ConfigError(f"layers {shown} has {len(sizes):,} widths; the limit is "
+                          f"{MAX_LAYERS:,}")
+    n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+    if n_params > MAX_PARAMETERS:
+        raise ConfigError(f"layers {shown} has {n_params:,} parameters; the limit is "
+                          f"{MAX_PARAMETERS:,}")
+    widest = max(sizes)
+    if widest > MAX_WIDTH:
+        raise ConfigError(f"layers {shown} has a layer of {widest:,} units; the limit is "
+                          f"{MAX_WIDTH:,} per layer")
+
+
+def _check_activations(sizes: list, config: "RunConfig") -> None:
+    """ConfigError when one training batch would hold more than :data:`MAX_ACTIVATIONS`
+    values: the batch (or the whole data set, when smaller) times the sum of the widths."""
+    if config.dataset == "digits":
+        n = DIGITS_SAMPLES
+    elif config.n_samples is not None:
+        n = config.n_samples
+    else:
+        n = inspect.signature(TOY_DATASETS[config.dataset]).parameters["n_samples"].default
+    batch = min(config.batch_size, n)
+    values = batch * sum(sizes)
+    if values > MAX_ACTIVATIONS:
+        raise ConfigError(f"a batch of {batch:,} samples through layers {config.layers} holds "
+                          f"{values:,} activation values; the limit is {MAX_ACTIVATIONS:,}: "
+                          f"use a smaller batch_size or narrower layers")
+
+
+def _number(value, name: str, positive: bool = False, maximum: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0 \
+            or (positive and value == 0) or (not isinstance(value, numbers.Integral)
+                                             and not math.isfinite(value)):
         need = "a positive number" if positive else "a non-negative number"
-        raise ConfigError(f"{name} must be {need}, got {value!r}")
+        raise ConfigError(f"{name} must be {need}, got {_short(value)}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {_short(value)}")
 
 
-def _integer(value, name: str, minimum: int) -> None:
+def _integer(value, name: str, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {_short(value)}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {_short(value)}")
+
+
+def _plain(limit) -> str:
+    """A limit as people write it: 1,000,000 rather than 1e+06."""
+    return f"{int(limit):,}" if float(limit).is_integer() else f"{limit:g}"
 
 
 def load_run_config(path) -> RunConfig:
@@ -302,6 +398,9 @@ def load_run_config(path) -> RunConfig:
                           f"{e.strerror or e}") from None
     except ValueError as e:
         raise ConfigError(f"{os.fspath(path)} is not valid JSON: {e}") from None
+    except RecursionError:  # json's decoder recurses once per level of nesting
+        raise ConfigError(f"{os.fspath(path)} is nested too deeply to be a run "
+                          f"configuration (a JSON object of settings)") from None
     return RunConfig.from_dict(data)
 
 
@@ -313,6 +412,8 @@ def _load_data(config: RunConfig):
             train, test = load_digits(test_fraction=config.test_fraction, seed=config.seed)
         except ImportError as e:
             raise ConfigError(str(e)) from None
+        if not len(train):
+            raise ConfigError(f"test_fraction {config.test_fraction} leaves no training samples")
         return train, (test if len(test) else None), 64, 10, "classification"
     fn = TOY_DATASETS[config.dataset]
     params = inspect.signature(fn).parameters
@@ -436,10 +537,10 @@ def plot_history(history: History, path, title: str | None = None) -> bool:
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    tmp = f"{os.fspath(path)}.tmp-{os.getpid()}.png"
-    fig.savefig(tmp, dpi=100)
-    plt.close(fig)
-    os.replace(tmp, path)
+    try:
+        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), "plot_history")
+    finally:
+        plt.close(fig)
     return True
 
 
@@ -467,6 +568,8 @@ def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool =
     Raises:
         ConfigError: a setting that can't run (before anything is trained).
         TrainingDiverged: the loss became NaN/Inf (history.json is still written).
+        CheckpointError: ``resume`` with a ``last.safetensors`` that is damaged, a folder,
+            not a training checkpoint, or of another model (nothing is written).
     """
     config.check()
     train_set, test_set, n_in, n_out, task = _load_data(config)
@@ -498,7 +601,11 @@ def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool =
                       clip_grad_norm=config.clip, progress=progress,
                       callbacks=[checkpoint, JSONLinesLogger(os.path.join(out, "metrics.jsonl")),
                                  *extra])
-    if not resume:
+    if resume:
+        # Read the checkpoint before anything is written: a damaged or foreign one raises
+        # CheckpointError and leaves the run folder as it was.
+        trainer.load_checkpoint(checkpoint.last_path)
+    else:
         write_config(config)
     started = time.perf_counter()
     try:
@@ -507,8 +614,7 @@ def run_experiment(config: RunConfig, *, resume: bool = False, overwrite: bool =
             # TrainingDiverged message that follows them.
             warnings.filterwarnings("ignore", r"(overflow|invalid value) encountered",
                                     RuntimeWarning)
-            trainer.fit(loader, epochs=config.epochs, val_data=test_loader,
-                        resume_from=checkpoint.last_path if resume else None)
+            trainer.fit(loader, epochs=config.epochs, val_data=test_loader)
     finally:  # also after a divergence or Ctrl-C: the history so far is worth keeping
         trainer.history.to_json(os.path.join(out, "history.json"))
     wall = time.perf_counter() - started

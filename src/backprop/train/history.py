@@ -25,8 +25,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import warnings
 
 import numpy as np
+
+from backprop.serialization import atomic_write
 
 __all__ = ["History"]
 
@@ -183,22 +186,13 @@ class History:
 
     @classmethod
     def from_jsonl(cls, path) -> "History":
-        """Read a JSON-lines file written by :meth:`to_jsonl` or ``JSONLinesLogger``."""
+        """Read a JSON-lines file written by :meth:`to_jsonl` or ``JSONLinesLogger``.
+
+        Unreadable lines are skipped with a warning (see :func:`read_json_lines`).
+        """
         steps, epochs = [], []
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, 1):
-                if not line.strip():
-                    continue
-                try:
-                    record = json.loads(line)
-                except ValueError as e:
-                    raise ValueError(f"History.from_jsonl: {os.fspath(path)} line {number} is "
-                                     f"not JSON: {e}") from None
-                kind = record.pop("kind", None) if isinstance(record, dict) else None
-                if kind not in ("step", "epoch"):
-                    raise ValueError(f"History.from_jsonl: {os.fspath(path)} line {number} "
-                                     f"needs \"kind\": \"step\" or \"epoch\"")
-                (steps if kind == "step" else epochs).append(record)
+        for kind, record in read_json_lines(path, ("step", "epoch"), "History.from_jsonl"):
+            (steps if kind == "step" else epochs).append(record)
         return cls(steps, epochs)
 
     def records(self):
@@ -298,6 +292,73 @@ def in_time_order(steps: list, epochs: list):
         yield "step", record
 
 
+def read_json_lines(path, kinds, reader: str, check=None) -> list:
+    """The ``(kind, record)`` pairs of a JSON-lines file of ``{"kind": ..., ...}`` objects.
+
+    One policy for every JSON-lines file backprop reads (``metrics.jsonl``,
+    ``diagnostics.jsonl``), which are appended to while a run trains:
+
+    - a line that is not a JSON object with a ``"kind"`` in ``kinds`` (or that ``check``
+      refuses) is skipped, and one warning names the file and every line skipped: one
+      damaged line must not cost the records around it;
+    - a last line cut short (no newline, not JSON: the writer was killed mid-line) is
+      skipped silently;
+    - a file with lines but none readable raises ValueError: it is not such a file.
+
+    Args:
+        path: the file.
+        kinds: the accepted values of ``"kind"``.
+        reader: the caller's name, for the messages (``"History.from_jsonl"``).
+        check: optional ``check(kind, record) -> record``; for a record it refuses it
+            raises ValueError with the problem, to follow "line N " (``"needs ..."``).
+
+    Returns:
+        ``[(kind, record)]`` in file order, ``"kind"`` removed from each record.
+
+    Example::
+
+        read_json_lines("runs/x/metrics.jsonl", ("step", "epoch"), "History.from_jsonl")
+    """
+    path = os.fspath(path)
+    with open(path, "rb") as f:  # bytes: a line of binary garbage must not sink the file
+        lines = f.readlines()
+    records, skipped = [], []
+    for number, raw in enumerate(lines, 1):
+        if not raw.strip():
+            continue
+        try:
+            record = json.loads(raw.decode("utf-8"))
+        except ValueError as e:  # also UnicodeDecodeError
+            if number == len(lines) and not raw.endswith(b"\n"):
+                break  # the writer died mid-line: everything before it stands
+            skipped.append((number, f"is not JSON: {e}"))
+            continue
+        kind = record.pop("kind", None) if isinstance(record, dict) else None
+        if kind not in kinds:
+            skipped.append((number, f"needs \"kind\": one of {', '.join(kinds)}; "
+                                    f"got {_short(kind)}"))
+            continue
+        try:
+            records.append((kind, record if check is None else check(kind, record)))
+        except ValueError as e:
+            skipped.append((number, str(e)))
+    if skipped and not records:
+        number, problem = skipped[0]
+        raise ValueError(f"{reader}: {path} has no readable record: line {number} {problem}")
+    if skipped:
+        shown = "; ".join(f"line {number} {problem}" for number, problem in skipped[:5])
+        more = f" and {len(skipped) - 5} more" if len(skipped) > 5 else ""
+        warnings.warn(f"{reader}: skipped {len(skipped)} unreadable "
+                      f"line{'s' if len(skipped) > 1 else ''} of {path}: {shown}{more}",
+                      stacklevel=3)
+    return records
+
+
+def _short(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
 def json_line(kind: str, record: dict) -> str:
     """One JSON-lines record: ``{"kind": kind, **record}`` and a newline."""
     out = {"kind": kind}
@@ -306,15 +367,6 @@ def json_line(kind: str, record: dict) -> str:
 
 
 def _write_atomic(path, text: str) -> None:
-    """Write ``text`` to a temporary file beside ``path``, then rename it into place."""
-    path = os.fspath(path)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    try:
-        with open(tmp, "w", encoding="utf-8") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    """Write ``text`` as UTF-8 to ``path``, all or nothing (``serialization.atomic_write``)."""
+    data = text.encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data), "write")

@@ -29,6 +29,7 @@ Example::
 """
 from __future__ import annotations
 
+import copy
 import math
 import numbers
 import os
@@ -43,6 +44,7 @@ from backprop.autograd.hooks import RemovableHandle
 from backprop.errors import BackpropError
 from backprop.optim import lr_scheduler as _lr_scheduler
 from backprop.random import Generator, get_rng_state, set_rng_state
+from backprop.serialization import SerializationError
 from backprop.serialization import load as _load
 from backprop.serialization import save as _save
 from backprop.tensor import Tensor
@@ -50,9 +52,17 @@ from backprop.train.callbacks import Callback
 from backprop.train.history import History
 from backprop.train.progress import ProgressBar
 
-__all__ = ["Trainer", "TrainingDiverged", "fit", "load_checkpoint"]
+__all__ = ["CheckpointError", "Trainer", "TrainingDiverged", "fit", "load_checkpoint"]
 
 CHECKPOINT_FORMAT = "backprop.train.checkpoint/1"
+
+
+class CheckpointError(BackpropError, ValueError):
+    """A file training can't resume from: damaged, not a training checkpoint, or of another run.
+
+    The message is one line naming the file and the problem. The trainer, its model,
+    optimizer and scheduler are left as they were.
+    """
 
 
 class TrainingDiverged(BackpropError, RuntimeError):
@@ -82,6 +92,15 @@ class TrainingDiverged(BackpropError, RuntimeError):
         self.last_finite_loss = last_finite_loss
         self.last_finite_step = last_finite_step
         self.checkpoint = checkpoint
+
+
+def _one_line(text: str) -> str:
+    """A multi-line message (a state_dict's list of mismatches) as one line."""
+    out = ""
+    for line in (part.strip() for part in text.splitlines()):
+        if line:
+            out += (" " if out.endswith(":") else "; " if out else "") + line.rstrip(".")
+    return out
 
 
 # -- metrics ----------------------------------------------------------------------------------
@@ -702,34 +721,64 @@ class Trainer:
                                        "rng": self._epoch_rng}
         return state
 
-    def load_state_dict(self, state: dict) -> None:
-        """Restore a state from :meth:`state_dict` (or a loaded checkpoint file)."""
+    def load_state_dict(self, state: dict, source: str = "the checkpoint") -> None:
+        """Restore a state from :meth:`state_dict` (or a loaded checkpoint file).
+
+        Raises:
+            CheckpointError: ``state`` is not a training checkpoint or does not fit this
+                trainer (another architecture, optimizer or schedule); ``source`` names
+                it in the message. Nothing is changed then.
+        """
         if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
             got = state.get("format") if isinstance(state, dict) else type(state).__name__
-            raise ValueError(f"Trainer: not a training checkpoint (format {got!r}; expected "
-                             f"{CHECKPOINT_FORMAT!r}); for a bare state_dict use "
-                             f"model.load_state_dict")
-        self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        if self.scheduler is not None:
-            if state.get("scheduler") is None:
-                raise ValueError("Trainer: this trainer has a scheduler but the checkpoint has no "
-                                 "scheduler state")
-            self.scheduler.load_state_dict(state["scheduler"])
-        self.epoch = int(state["epoch"])
-        self.step = int(state["step"])
-        self.history = History._from_checkpoint(state["history"])
-        position = state.get("epoch_position")
+            raise CheckpointError(f"Trainer: {source} is not a training checkpoint (format "
+                                  f"{got!r}; expected {CHECKPOINT_FORMAT!r}); for a bare "
+                                  f"state_dict use model.load_state_dict")
+        if self.scheduler is not None and state.get("scheduler") is None:
+            raise CheckpointError(f"Trainer: this trainer has a scheduler but {source} has no "
+                                  f"scheduler state")
+        backup = self._parts_backup()
+        try:
+            self.model.load_state_dict(state["model"])
+            self.optimizer.load_state_dict(state["optimizer"])
+            if self.scheduler is not None:
+                self.scheduler.load_state_dict(state["scheduler"])
+            epoch, step = int(state["epoch"]), int(state["step"])
+            history = History._from_checkpoint(state["history"])
+            position = state.get("epoch_position")
+            if position is not None:
+                position = (int(position["batches"]), dict(position["sums"]), position["rng"])
+            rng = state["rng"]
+            if not isinstance(rng, dict) or "global" not in rng:
+                raise ValueError(f"'rng' holds {type(rng).__name__}, not the RNG states")
+            callback_states = dict(state.get("callbacks") or {})
+        except (KeyError, IndexError, TypeError, ValueError, AttributeError, RuntimeError) as e:
+            self._restore_parts(backup)
+            problem = f"it has no {e}" if isinstance(e, KeyError) else _one_line(str(e))
+            raise CheckpointError(f"Trainer: {source} does not fit this run: {problem}") from e
+        self.epoch, self.step, self.history = epoch, step, history
         if position is not None:
-            self._position = int(position["batches"])
-            self._accum = dict(position["sums"])
-            self._epoch_rng = position["rng"]
+            self._position, self._accum, self._epoch_rng = position
         else:
             self._position, self._accum, self._epoch_rng = 0, None, None
-        self._pending_rng = state["rng"]
-        self._callback_states = dict(state.get("callbacks") or {})
+        self._pending_rng = rng
+        self._callback_states = callback_states
         self._restore_callback_states()
         self.resuming = True
+
+    def _parts_backup(self) -> tuple:
+        """Copies of the model, optimizer and scheduler states, to undo a failed load."""
+        model = {k: v.detach().clone() if hasattr(v, "detach") else copy.deepcopy(v)
+                 for k, v in self.model.state_dict().items()}
+        scheduler = None if self.scheduler is None else copy.deepcopy(self.scheduler.state_dict())
+        return model, copy.deepcopy(self.optimizer.state_dict()), scheduler
+
+    def _restore_parts(self, backup: tuple) -> None:
+        model, optimizer, scheduler = backup
+        self.model.load_state_dict(model)
+        self.optimizer.load_state_dict(optimizer)
+        if scheduler is not None:
+            self.scheduler.load_state_dict(scheduler)
 
     def _restore_callback_states(self) -> None:
         for key, cb in self._keyed_callbacks().items():
@@ -741,11 +790,27 @@ class Trainer:
         _save(self.state_dict(), path)
 
     def load_checkpoint(self, path) -> dict:
-        """Restore from a checkpoint file; the next :meth:`fit` continues the run. Returns it."""
+        """Restore from a checkpoint file; the next :meth:`fit` continues the run. Returns it.
+
+        Raises:
+            FileNotFoundError: nothing at ``path``.
+            CheckpointError: ``path`` is a folder, a damaged file, not a training
+                checkpoint, or the checkpoint of another model; the trainer is unchanged.
+        """
+        name = os.fspath(path)
+        if os.path.isdir(path):
+            raise CheckpointError(f"Trainer: can't resume from {name}: it is a folder, not a "
+                                  f"checkpoint file")
         if not os.path.exists(path):
-            raise FileNotFoundError(f"Trainer: no checkpoint at {os.fspath(path)}")
-        state = _load(path)
-        self.load_state_dict(state)
+            raise FileNotFoundError(f"Trainer: no checkpoint at {name}")
+        try:
+            state = _load(path)
+        except SerializationError as e:  # its message names the file already
+            raise CheckpointError(f"Trainer: can't resume from a damaged checkpoint: {e}") from e
+        except OSError as e:
+            raise CheckpointError(f"Trainer: can't read the checkpoint {name}: "
+                                  f"{e.strerror or e}") from e
+        self.load_state_dict(state, source=name)
         return state
 
 
@@ -791,8 +856,9 @@ def load_checkpoint(path, model=None, optimizer=None, scheduler=None) -> dict:
     """
     state = _load(path)
     if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise ValueError(f"load_checkpoint: {os.fspath(path)} is not a training checkpoint; for "
-                         f"a bare state_dict use model.load_state_dict(backprop.load(path))")
+        raise CheckpointError(f"load_checkpoint: {os.fspath(path)} is not a training checkpoint; "
+                              f"for a bare state_dict use "
+                              f"model.load_state_dict(backprop.load(path))")
     if model is not None:
         model.load_state_dict(state["model"])
     if optimizer is not None:
