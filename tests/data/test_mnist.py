@@ -236,7 +236,7 @@ def server(monkeypatch):
     finally:
         httpd.shutdown()
         httpd.server_close()
-        thread.join(timeout=5)
+        thread.join(timeout=60)
 
 
 @pytest.fixture
@@ -257,7 +257,7 @@ def serve(server, prefix: str, files: dict, truncate: bool = False) -> str:
 
 def test_download_tries_next_mirror_after_404(tmp_path, server, published):
     good = serve(server, "good", published)
-    ds = MNIST(tmp_path, download=True, mirrors=[f"{server.url}/missing/", good], timeout=5)
+    ds = MNIST(tmp_path, download=True, mirrors=[f"{server.url}/missing/", good], timeout=60)
     assert len(ds) == 10 and ds.targets.tolist() == TRAIN[1].tolist()
     np.testing.assert_allclose(ds[0][0].numpy()[0], TRAIN[0][0] / 255.0, rtol=1e-6)
     raw = tmp_path / "MNIST" / "raw"
@@ -267,16 +267,16 @@ def test_download_tries_next_mirror_after_404(tmp_path, server, published):
                               "/good/train-images-idx3-ubyte.gz"]
     # the files are now present and valid: building it again downloads nothing
     server.log.clear()
-    MNIST(tmp_path, download=True, mirrors=[good], timeout=5)
+    MNIST(tmp_path, download=True, mirrors=[good], timeout=60)
     assert server.log == []
-    test = MNIST(tmp_path, train=False, download=True, mirrors=[good], timeout=5)
+    test = MNIST(tmp_path, train=False, download=True, mirrors=[good], timeout=60)
     assert len(test) == 6 and server.log == ["/good/t10k-images-idx3-ubyte.gz",
                                              "/good/t10k-labels-idx1-ubyte.gz"]
 
 
 def test_module_level_mirror_list_is_used(tmp_path, server, published, monkeypatch):
     monkeypatch.setitem(mnist.MIRRORS, "FashionMNIST", [serve(server, "fashion", published)])
-    ds = FashionMNIST(tmp_path, download=True, timeout=5)
+    ds = FashionMNIST(tmp_path, download=True, timeout=60)
     assert len(ds) == 10 and (tmp_path / "FashionMNIST" / "raw").is_dir()
     assert all(p.startswith("/fashion/") for p in server.log)
 
@@ -285,14 +285,14 @@ def test_checksum_mismatch_is_rejected_without_leftovers(tmp_path, server, publi
     tampered = {name: data[:-1] + bytes([data[-1] ^ 1]) for name, data in published.items()}
     bad = serve(server, "tampered", tampered)
     with pytest.raises(DownloadError, match="checksum mismatch") as info:
-        MNIST(tmp_path, download=True, mirrors=[bad], timeout=5)
+        MNIST(tmp_path, download=True, mirrors=[bad], timeout=60)
     assert f"{bad}train-images-idx3-ubyte.gz" in str(info.value)
     assert info.value.attempts[0][0] == f"{bad}train-images-idx3-ubyte.gz"
     raw = tmp_path / "MNIST" / "raw"
     assert os.listdir(raw) == []  # no partial file, no temporary file
     # a tampered mirror first and a good one second: the good copy is kept
     good = serve(server, "good", published)
-    assert len(MNIST(tmp_path, download=True, mirrors=[bad, good], timeout=5)) == 10
+    assert len(MNIST(tmp_path, download=True, mirrors=[bad, good], timeout=60)) == 10
     assert leftovers(raw) == []
 
 
@@ -303,7 +303,7 @@ def test_failure_mid_download_keeps_previous_file(tmp_path, server, published):
     stale.write_bytes(b"an older, invalid copy")  # wrong checksum: a download is attempted
     cut = serve(server, "cut", published, truncate=True)
     with pytest.raises(DownloadError, match="connection closed early"):
-        MNIST(tmp_path, download=True, mirrors=[cut], timeout=5)
+        MNIST(tmp_path, download=True, mirrors=[cut], timeout=60)
     assert stale.read_bytes() == b"an older, invalid copy"
     assert leftovers(raw) == []
 
@@ -320,7 +320,7 @@ def test_failure_while_writing_keeps_previous_file(tmp_path, server, published, 
     good = serve(server, "good", published)
     with pytest.raises(DownloadError, match="No space left on device"):
         download_file("train-labels-idx1-ubyte.gz", raw, [good],
-                      md5(published["train-labels-idx1-ubyte.gz"]), timeout=5)
+                      md5(published["train-labels-idx1-ubyte.gz"]), timeout=60)
     assert target.read_bytes() == b"previous"
     assert leftovers(raw) == []
 
@@ -332,7 +332,7 @@ def test_all_mirrors_failing_lists_what_was_tried(tmp_path, server, published):
     mirrors = [f"{server.url}/nothing", f"http://127.0.0.1:{closed_port}/",
                "ftp://127.0.0.1/mnist/"]
     with pytest.raises(DownloadError) as info:
-        MNIST(tmp_path, download=True, mirrors=mirrors, timeout=5)
+        MNIST(tmp_path, download=True, mirrors=mirrors, timeout=60)
     message = str(info.value)
     assert "could not download train-images-idx3-ubyte.gz from any mirror" in message
     assert f"{server.url}/nothing/train-images-idx3-ubyte.gz: HTTP 404" in message
@@ -344,7 +344,7 @@ def test_all_mirrors_failing_lists_what_was_tried(tmp_path, server, published):
 
 def test_unpacked_files_need_no_download(tmp_path, server, published):
     write_split_files(tmp_path / "MNIST" / "raw", gz=())
-    ds = MNIST(tmp_path, download=True, mirrors=[f"{server.url}/none/"], timeout=5)
+    ds = MNIST(tmp_path, download=True, mirrors=[f"{server.url}/none/"], timeout=60)
     assert len(ds) == 10 and server.log == []
 
 
