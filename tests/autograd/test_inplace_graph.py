@@ -253,3 +253,32 @@ def test_next_functions_follow_the_history_each_node_read():
     assert y.grad_fn.name() == "IndexPutBackward"
     assert y.grad_fn.next_functions[0].name() == "MulBackward"
     assert z.grad_fn.next_functions[0] is y.grad_fn.next_functions[0]  # not the IndexPut
+
+
+def flip_then_write(L):
+    x = leaf([1., 2., 3.], L)
+    y = x * 1.0
+    f = y.flip(0)  # a copy in PyTorch: the write must not reach y
+    f.mul_(2)
+    out = (y * y).sum() + f.sum()
+    out.backward()
+    return [x.grad, y.detach(), out.detach()]
+
+
+def test_flip_is_a_copy_as_in_pytorch():
+    got = _arrays(flip_then_write(backprop))
+    for g, want in zip(got, [[4., 6., 8.], [1., 2., 3.], 26.]):
+        np.testing.assert_allclose(g, want, rtol=0, atol=1e-12)
+
+
+def test_a_write_into_an_untracked_view_of_an_input_is_refused():
+    # einsum may hand back a view of its operand; a write through it would reach y
+    # behind y's history, so it is refused rather than allowed to corrupt the gradient
+    x = leaf([1., 2., 3.])
+    y = x * 1.0
+    e = backprop.einsum("i->i", y)
+    if not np.may_share_memory(e.detach().numpy(), y.detach().numpy()):
+        pytest.skip("this NumPy's einsum copies")
+    with pytest.raises(InplaceError, match="not a view op backprop tracks"):
+        e.mul_(2)
+    np.testing.assert_array_equal(y.detach().numpy(), [1., 2., 3.])

@@ -119,26 +119,37 @@ class _ByIdentity:
     """A mapping from live objects, by identity, to values; an entry goes with its key.
 
     (``weakref.WeakKeyDictionary`` compares keys with ``==``, which is element-wise for
-    tensors.)
+    tensors.) With ``strong_values`` an entry goes the moment its key dies (a callback),
+    so a value is never kept alive by a dead key; otherwise dead entries are dropped by
+    ``prune`` as the mapping grows, which is cheaper per entry.
     """
 
-    def __init__(self):
+    def __init__(self, strong_values: bool = False):
         self._entries: dict = {}  # id(key) -> (weak reference to key, value)
+        self._prune_at = 64
+        self._strong = strong_values
 
     def get(self, key, default=None):
         entry = self._entries.get(id(key))
         return entry[1] if entry is not None and entry[0]() is key else default
 
     def __setitem__(self, key, value) -> None:
-        k, entries = id(key), self._entries
+        entries, k = self._entries, id(key)
+        if self._strong:
+            def gone(ref, k=k):
+                if entries.get(k, (None,))[0] is ref:
+                    del entries[k]
+            entries[k] = (weakref.ref(key, gone), value)
+            return
+        entries[k] = (weakref.ref(key), value)
+        if len(entries) >= self._prune_at:
+            self.prune()
 
-        def gone(ref, k=k):
-            if entries.get(k, (None,))[0] is ref:
-                del entries[k]
-        entries[k] = (weakref.ref(key, gone), value)
-
-    def values(self) -> list:
-        return [v for ref, v in list(self._entries.values()) if ref() is not None]
+    def prune(self) -> None:
+        entries = self._entries
+        for k in [k for k, (ref, _) in entries.items() if ref() is None]:
+            del entries[k]
+        self._prune_at = max(64, 2 * len(entries))
 
     def keys(self) -> list:
         return [k for k in (ref() for ref, _ in list(self._entries.values())) if k is not None]
@@ -147,7 +158,7 @@ class _ByIdentity:
         return len(self._entries)
 
 
-view_base = _ByIdentity()   # view -> its base
+view_base = _ByIdentity(strong_values=True)   # view -> its base (held while the view lives)
 base_views = _ByIdentity()  # base -> _ByIdentity of its views (the values unused)
 
 
@@ -165,7 +176,8 @@ class TracksView:
 def track_view(out: Tensor, src: Tensor) -> None:
     """Record that ``out`` shows (part of) the memory of ``src`` and so of src's base."""
     base = view_base.get(src, src)
-    if not np.may_share_memory(out._data, base._data):
+    data = out._data
+    if data.base is not base._data and not np.may_share_memory(data, base._data):
         return  # a copy after all (a reshape that could not view, say)
     view_base[out] = base
     views = base_views.get(base)

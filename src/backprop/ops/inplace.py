@@ -175,6 +175,14 @@ def _base_of(t: Tensor, op: str):
         raise stale_error(f"{op}: this view", t)  # (a safety net: views are replayed)
     base = view_base.get(t)
     if base is None or not np.may_share_memory(t._data, base._data):
+        fn = t.grad_fn
+        if t._data.base is not None and fn is not None and fn.inputs and any(
+                x is not None and np.may_share_memory(x._data, t._data) for x in fn.inputs):
+            # an op whose output shows its input's memory without being a tracked view:
+            # a write here would reach that input behind its history's back
+            raise InplaceError(f"{op}: this tensor shares memory with an input of "
+                               f"{fn.name()}, which is not a view op backprop tracks; "
+                               f"clone() it before changing it in place")
         return t, None  # its own memory (or memory no other tensor shows as a base)
     if base._requires_grad and base.grad_fn is None:
         raise InplaceError(f"{op}: a view of a leaf tensor that requires grad is being used in "

@@ -471,12 +471,12 @@ def stack(tensors, dim=0):
 
 
 class Flip(Function):
-    """out = x reversed along dims (a view);  dx = g reversed along the same dims"""
+    """out = x reversed along dims (a copy, as in PyTorch);  dx = g reversed along the same dims"""
 
     @staticmethod
     def forward(ctx, x, dims=()):
         ctx.dims = dims
-        return np.flip(x, axis=dims)
+        return np.flip(x, axis=dims).copy()  # (a view would let a write reach x)
 
     @staticmethod
     def backward(ctx, grad_output):
