@@ -37,3 +37,12 @@ class GradcheckError(BackpropError, AssertionError):
 
 class IndexOutOfRange(BackpropError, IndexError):
     """An index beyond the size of the dimension it indexes."""
+
+
+def shorten(value, most: int = 60) -> str:
+    """``repr(value)`` cut to about ``most`` characters, to quote a bad value in an error."""
+    try:
+        text = repr(value)
+    except ValueError:  # an int past Python's 4,300-digit limit on str()
+        return f"an integer of {value.bit_length():,} bits"
+    return text if len(text) <= most else f"{text[:most - 5]}...{text[-2:]}"

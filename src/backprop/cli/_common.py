@@ -3,22 +3,13 @@ from __future__ import annotations
 
 import sys
 
-__all__ = ["fail", "one_line", "shorten"]
+__all__ = ["fail", "one_line"]
 
 
 def one_line(message: str) -> str:
     """``message`` on one line: line breaks (a folder named with a newline, an error that
     quotes a file's text) are shown as ``\\n`` and ``\\r``, so the error stays one line."""
     return str(message).replace("\r", "\\r").replace("\n", "\\n")
-
-
-def shorten(value, most: int = 60) -> str:
-    """``repr(value)`` cut to about ``most`` characters, to quote a bad value in an error."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int past Python's 4,300-digit limit on str()
-        return f"an integer of {value.bit_length():,} bits"
-    return text if len(text) <= most else f"{text[:most - 5]}...{text[-2:]}"
 
 
 def fail(command: str, message: str, status: int = 2) -> int:

@@ -21,9 +21,10 @@ import sys
 import warnings
 from functools import partial
 
-from backprop.cli._common import fail, one_line, shorten
+from backprop.cli._common import fail, one_line
 from backprop.diagnostics import Readings, diagnose
 from backprop.diagnostics import plots as _plots
+from backprop.errors import shorten
 from backprop.train import History
 
 __all__ = ["add_parser", "run"]

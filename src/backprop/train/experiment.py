@@ -36,6 +36,7 @@ import warnings
 from backprop import nn, optim
 from backprop.data import TOY_DATASETS, TOY_TASKS, DataLoader, TensorDataset, load_toy
 from backprop.data import load_digits, train_test_split
+from backprop.errors import shorten
 from backprop.random import Generator, manual_seed
 from backprop.train.callbacks import Callback, JSONLinesLogger, ModelCheckpoint
 from backprop.serialization import atomic_write
@@ -51,15 +52,6 @@ __all__ = [
 
 class ConfigError(ValueError):
     """A configuration that can't run: the message says which setting and why, in one line."""
-
-
-def _short(value, most: int = 60) -> str:
-    """``repr(value)`` cut to ``most`` characters, for quoting a bad value in a one-line error."""
-    try:
-        text = repr(value)
-    except ValueError:  # an int past Python's 4,300-digit str() limit
-        return f"an integer of {value.bit_length():,} bits"
-    return text if len(text) <= most else f"{text[:most - 5]}...{text[-2:]}"
 
 
 ACTIVATIONS = {
@@ -114,10 +106,10 @@ def parse_layers(layers) -> list:
         # Plain ASCII digits only: int() would also take " 2", "1_000" and Arabic-Indic digits.
         if not all(p.isascii() and p.isdigit() for p in parts):
             raise ConfigError(f"layers must be widths joined by '-', like 2-16-16-3; got "
-                              f"{_short(layers)}")
+                              f"{shorten(layers)}")
         longest = max(parts, key=len)
         if len(longest) > 18:  # no such layer fits in memory; and int() refuses 4,300 digits
-            raise ConfigError(f"layers {_short(layers)[1:-1]} has a width of {len(longest)} "
+            raise ConfigError(f"layers {shorten(layers)[1:-1]} has a width of {len(longest)} "
                               f"digits; the limit is {MAX_WIDTH:,} units per layer")
         sizes = [int(p) for p in parts]
     elif isinstance(layers, (list, tuple)) and all(
@@ -125,17 +117,17 @@ def parse_layers(layers) -> list:
         sizes = [int(s) for s in layers]
     else:
         raise ConfigError(f"layers must be a string like 2-16-16-3 or a list of ints; got "
-                          f"{_short(layers)}")
+                          f"{shorten(layers)}")
     if len(sizes) < 2 or any(s < 1 for s in sizes):
         raise ConfigError(f"layers needs at least an input and an output width, each >= 1, like "
-                          f"2-16-16-3; got {_short(layers)}")
+                          f"2-16-16-3; got {shorten(layers)}")
     return sizes
 
 
 def _activation(name: str):
     key = str(name).lower().replace("-", "_")
     if key not in ACTIVATIONS:
-        raise ConfigError(f"unknown activation {_short(name)}; choose from "
+        raise ConfigError(f"unknown activation {shorten(name)}; choose from "
                           f"{', '.join(ACTIVATIONS)}")
     return ACTIVATIONS[key]
 
@@ -274,7 +266,7 @@ class RunConfig:
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - names - {"backprop_version", "command"})
         if unknown:
-            shown = ", ".join(_short(k).strip("'") for k in unknown[:5])
+            shown = ", ".join(shorten(k).strip("'") for k in unknown[:5])
             more = f" and {len(unknown) - 5} more" if len(unknown) > 5 else ""
             raise ConfigError(f"unknown configuration keys {shown}{more}; known keys are "
                               f"{', '.join(sorted(names))}")
@@ -287,20 +279,20 @@ class RunConfig:
     def check(self) -> None:
         """Check every value that can be checked without loading the data; ConfigError if not."""
         if self.dataset not in DATASETS:
-            raise ConfigError(f"unknown dataset {_short(self.dataset)}; choose from "
+            raise ConfigError(f"unknown dataset {shorten(self.dataset)}; choose from "
                               f"{', '.join(DATASETS)}")
         if self.out is not None and (not isinstance(self.out, str) or not self.out.strip()
                                      or "\0" in self.out):
-            raise ConfigError(f"out must be a folder path, got {_short(self.out)}; leave it out "
+            raise ConfigError(f"out must be a folder path, got {shorten(self.out)}; leave it out "
                               f"for runs/{self.dataset}")
         if self.layers is not None:
             _check_layer_limits(parse_layers(self.layers), self.layers)
         _activation(self.activation)
         if str(self.optimizer).lower() not in OPTIMIZERS:
-            raise ConfigError(f"unknown optimizer {_short(self.optimizer)}; choose from "
+            raise ConfigError(f"unknown optimizer {shorten(self.optimizer)}; choose from "
                               f"{', '.join(OPTIMIZERS)}")
         if self.schedule not in SCHEDULES:
-            raise ConfigError(f"unknown schedule {_short(self.schedule)}; choose from "
+            raise ConfigError(f"unknown schedule {shorten(self.schedule)}; choose from "
                               f"{', '.join(SCHEDULES)}")
         _number(self.lr, "lr", positive=True, maximum=MAX_LR)
         _integer(self.batch_size, "batch_size", minimum=1, maximum=MAX_SAMPLES)
@@ -326,7 +318,7 @@ class RunConfig:
             raise ConfigError("noise and n_samples apply to the toy datasets, not digits")
         _number(self.test_fraction, "test_fraction")
         if not self.test_fraction < 1:
-            raise ConfigError(f"test_fraction must be in [0, 1), got {_short(self.test_fraction)}")
+            raise ConfigError(f"test_fraction must be in [0, 1), got {shorten(self.test_fraction)}")
         if self.layers is not None:
             _check_activations(parse_layers(self.layers), self)
 
@@ -335,7 +327,7 @@ def _check_layer_limits(sizes: list, spec) -> None:
     """ConfigError when ``sizes`` has too many layers, too wide a layer or too many
     parameters (:data:`MAX_LAYERS`, :data:`MAX_WIDTH`, :data:`MAX_PARAMETERS`)."""
     shown = spec if isinstance(spec, str) else "-".join(map(str, sizes))
-    shown = _short(shown).strip("'")
+    shown = shorten(shown).strip("'")
     if len(sizes) > MAX_LAYERS:
         raise ConfigError(f"layers {shown} has {len(sizes):,} widths; the limit is "
                           f"{MAX_LAYERS:,}")
@@ -371,16 +363,16 @@ def _number(value, name: str, positive: bool = False, maximum: float | None = No
             or (positive and value == 0) or (not isinstance(value, numbers.Integral)
                                              and not math.isfinite(value)):
         need = "a positive number" if positive else "a non-negative number"
-        raise ConfigError(f"{name} must be {need}, got {_short(value)}")
+        raise ConfigError(f"{name} must be {need}, got {shorten(value)}")
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {_short(value)}")
+        raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {shorten(value)}")
 
 
 def _integer(value, name: str, minimum: int, maximum: int | None = None) -> None:
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
-        raise ConfigError(f"{name} must be an integer >= {minimum}, got {_short(value)}")
+        raise ConfigError(f"{name} must be an integer >= {minimum}, got {shorten(value)}")
     if maximum is not None and value > maximum:
-        raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {_short(value)}")
+        raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {shorten(value)}")
 
 
 def _plain(limit) -> str:
