@@ -105,8 +105,13 @@ def touches(saved: np.ndarray, owner, bounds, region) -> bool:
     layout = region[0]
     if type(layout) is tuple:
         layout = region[0] = _region_array(layout)
+    return shares(saved, layout)
+
+
+def shares(a: np.ndarray, b: np.ndarray) -> bool:
+    """Whether arrays ``a`` and ``b`` share an element's bytes (exactly; True if too hard)."""
     try:
-        return bool(np.shares_memory(saved, layout, max_work=100_000))
+        return bool(np.shares_memory(a, b, max_work=100_000))
     except _TooHard:  # pragma: no cover - layouts this tangled are rare
         return True
 

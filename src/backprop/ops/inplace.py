@@ -32,7 +32,7 @@ from backprop.autograd.function import Function
 from backprop.errors import InplaceError, ShapeError
 from backprop.ops._util import base_views, view_base
 from backprop.ops.indexing import IndexPut, _indexed_view, written_part
-from backprop.tensor import Tensor, _log_inplace, _make, clock, last_write
+from backprop.tensor import Tensor, _log_inplace, _make, clock, last_write, shares
 
 
 class Overwrite(Function):
@@ -156,16 +156,10 @@ def _positions(view: np.ndarray, base: np.ndarray, op: str) -> np.ndarray:
         raise InplaceError(f"{op}: the memory of this view's base has a layout a recorded "
                            f"write can't follow; clone() the base first")
     index[...] = np.arange(base.size, dtype=np.int64).reshape(base.shape)
-    start = index.__array_interface__["data"][0] + offset // size * 8
-    interface = {"data": (start, False), "shape": view.shape, "version": 3,
-                 "strides": tuple(s // size * 8 for s in view.strides), "typestr": "<i8"}
-    return np.array(_Interface(interface, index))
-
-
-class _Interface:
-    def __init__(self, interface, owner):
-        self.__array_interface__ = interface
-        self.owner = owner  # keeps the memory alive while NumPy copies it
+    memory = index.ravel(order="K")  # (a view: index is contiguous in memory order)
+    return np.lib.stride_tricks.as_strided(
+        memory[offset // size:], view.shape, tuple(s // size * 8 for s in view.strides),
+        writeable=False).copy()
 
 
 def _base_of(t: Tensor, op: str):
@@ -203,20 +197,10 @@ def _replay(base: Tensor, written: np.ndarray, skip: Tensor) -> None:
     for view in (views.keys() if views is not None else ()):
         if view is skip or not np.may_share_memory(view._data, base._data):
             continue
-        if view._requires_grad and not _overlaps(view._data, written):
+        if view._requires_grad and not shares(view._data, written):
             continue
         pos = _positions(view._data, base._data, "view")
         _rebase(view, AsStrided.apply(base, pos, view._data).grad_fn)
-
-
-def _overlaps(a: np.ndarray, b: np.ndarray) -> bool:
-    try:
-        return bool(np.shares_memory(a, b, max_work=100_000))
-    except _TooHard:  # pragma: no cover - layouts this tangled are rare
-        return True
-
-
-_TooHard = getattr(np, "exceptions", np).TooHardError
 
 
 def _check_target(t: Tensor, op: str) -> None:
