@@ -269,3 +269,212 @@ def test_integer_tensors_cannot_be_created_requiring_grad():
     with pytest.raises(DTypeError):
         backprop.full((2,), 3, requires_grad=True)
     assert backprop.arange(5.0, requires_grad=True).requires_grad
+
+
+# -- PyTorch's keywords on every creation function ---------------------------------------------
+
+def _same(ours, theirs, values=True):
+    assert ours.shape == tuple(theirs.shape), (ours.shape, theirs.shape)
+    assert dtype_name(ours) == dtype_name(theirs)
+    assert ours.requires_grad == theirs.requires_grad
+    if values:
+        np.testing.assert_allclose(ours.detach().numpy(), theirs.detach().numpy(), rtol=1e-6)
+
+
+# Each maker gets the library as L and builds with all of PyTorch's keywords it has.
+KEYWORD_MAKERS = {
+    "tensor": (lambda L: L.tensor([[1.0, 2.0]], dtype=L.float64, device="cpu",
+                                  requires_grad=True, pin_memory=False), True),
+    "as_tensor": (lambda L: L.as_tensor([1, 2], dtype=L.float32, device="cpu"), True),
+    "zeros": (lambda L: L.zeros(2, 3, dtype=L.float64, layout=L.strided, device="cpu",
+                                requires_grad=True), True),
+    "ones": (lambda L: L.ones((2,), dtype=L.int32, layout=L.strided, device=L.device("cpu"),
+                              requires_grad=False), True),
+    "empty": (lambda L: L.empty(2, 2, dtype=L.float32, layout=L.strided, device="cpu",
+                                requires_grad=True, pin_memory=False,
+                                memory_format=L.contiguous_format), False),
+    "full": (lambda L: L.full((2, 2), 1.5, dtype=L.float64, layout=L.strided, device="cpu",
+                              requires_grad=True), True),
+    "arange": (lambda L: L.arange(1, 7, 2, dtype=L.float64, layout=L.strided, device="cpu",
+                                  requires_grad=True), True),
+    "linspace": (lambda L: L.linspace(-1, 1, 5, dtype=L.float64, layout=L.strided,
+                                      device="cpu", requires_grad=True), True),
+    "logspace": (lambda L: L.logspace(0, 3, 4, base=2, dtype=L.float64, layout=L.strided,
+                                      device="cpu", requires_grad=True), True),
+    "eye": (lambda L: L.eye(2, 3, dtype=L.int64, layout=L.strided, device="cpu"), True),
+    "rand": (lambda L: L.rand(2, 3, generator=None, dtype=L.float64, layout=L.strided,
+                              device="cpu", requires_grad=True, pin_memory=False), False),
+    "randn": (lambda L: L.randn((4,), generator=None, dtype=L.float64, layout=L.strided,
+                                device="cpu", requires_grad=True, pin_memory=False), False),
+    "randint": (lambda L: L.randint(0, 5, (3, 2), generator=None, dtype=L.int32,
+                                    layout=L.strided, device="cpu", requires_grad=False), False),
+    "randperm": (lambda L: L.randperm(5, generator=None, dtype=L.float32, layout=L.strided,
+                                      device="cpu", requires_grad=True, pin_memory=False), False),
+    "normal": (lambda L: L.normal(1.0, 2.0, (3,), generator=None, dtype=L.float64,
+                                  layout=L.strided, device="cpu", requires_grad=True,
+                                  pin_memory=False), False),
+    "zeros_like": (lambda L: L.zeros_like(L.ones(2, dtype=L.int32), dtype=L.float64,
+                                          layout=L.strided, device="cpu", requires_grad=True,
+                                          memory_format=L.preserve_format), True),
+    "ones_like": (lambda L: L.ones_like(L.ones(2, 2), dtype=None, layout=None, device="cpu",
+                                        requires_grad=True, memory_format=L.preserve_format),
+                  True),
+    "empty_like": (lambda L: L.empty_like(L.ones(3, dtype=L.float64), device="cpu",
+                                          requires_grad=True), False),
+    "full_like": (lambda L: L.full_like(L.ones(2, dtype=L.int64), 2.7, layout=L.strided,
+                                        device="cpu", memory_format=L.preserve_format), True),
+    "rand_like": (lambda L: L.rand_like(L.ones(2, dtype=L.float64), generator=None,
+                                        device="cpu", requires_grad=True), False),
+    "randn_like": (lambda L: L.randn_like(L.ones(2, 2), generator=None, dtype=L.float64,
+                                          device="cpu", requires_grad=True), False),
+    "randint_like": (lambda L: L.randint_like(L.ones(3), 3, 9, generator=None, device="cpu",
+                                              memory_format=L.preserve_format), False),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORD_MAKERS))
+def test_creation_takes_torchs_keywords(name, oracle):
+    make, deterministic = KEYWORD_MAKERS[name]
+    _same(make(backprop), make(oracle), values=deterministic)
+
+
+@pytest.mark.parametrize("name", sorted(KEYWORD_MAKERS))
+def test_creation_refuses_other_devices_layouts_and_pinned_memory(name):
+    import inspect
+
+    make = KEYWORD_MAKERS[name][0]
+    source = inspect.getsource(make)
+
+    class Swap:  # the library with one keyword's value changed in every call
+        def __init__(self, key, value):
+            self.key, self.value = key, value
+
+        def __getattr__(self, attr):
+            obj = getattr(backprop, attr)
+            if not callable(obj) or isinstance(obj, type) or attr in ("device",):
+                return obj
+
+            def call(*args, **kwargs):
+                if self.key in kwargs:
+                    kwargs[self.key] = self.value
+                return obj(*args, **kwargs)
+            return call
+
+    assert "device=" in source
+    with pytest.raises(backprop.DeviceError, match="not available: backprop computes on the "
+                                                   "CPU only"):
+        make(Swap("device", "cuda"))
+    if "layout=" in source:
+        with pytest.raises(DTypeError, match="layout"):
+            make(Swap("layout", "sparse_coo"))
+    if "pin_memory=" in source:
+        with pytest.raises(backprop.DeviceError, match="pin_memory"):
+            make(Swap("pin_memory", True))
+
+
+@pytest.mark.parametrize("name", ["zeros", "ones", "empty", "full", "arange", "linspace",
+                                  "logspace", "eye", "rand", "randn", "randint", "randperm",
+                                  "normal"])
+def test_creation_out_writes_into_the_given_tensor(name, oracle):
+    calls = {
+        "zeros": lambda L, out: L.zeros(2, 3, out=out),
+        "ones": lambda L, out: L.ones(2, 3, out=out),
+        "empty": lambda L, out: L.empty(2, 3, out=out),
+        "full": lambda L, out: L.full((2, 3), 4.0, out=out),
+        "arange": lambda L, out: L.arange(6.0, out=out),
+        "linspace": lambda L, out: L.linspace(0, 1, 6, out=out),
+        "logspace": lambda L, out: L.logspace(0, 1, 6, out=out),
+        "eye": lambda L, out: L.eye(2, 3, out=out), "rand": lambda L, out: L.rand(6, out=out),
+        "randn": lambda L, out: L.randn(6, out=out),
+        "randint": lambda L, out: L.randint(0, 4, (6,), out=out),
+        "randperm": lambda L, out: L.randperm(6, out=out),
+        "normal": lambda L, out: L.normal(0.0, 1.0, (6,), out=out),
+    }
+    dtype = "int64" if name in ("randint", "randperm") else "float32"
+    for size in ((6,), (2, 3), (0,), (7,)):  # same numel, same shape, empty, other: resized
+        ours_out = backprop.zeros(size, dtype=getattr(backprop, dtype))
+        theirs_out = oracle.zeros(size, dtype=getattr(oracle, dtype))
+        ours, theirs = calls[name](backprop, ours_out), calls[name](oracle, theirs_out)
+        assert ours is ours_out
+        _same(ours, theirs, values=name not in ("empty", "rand", "randn", "randint", "randperm",
+                                                "normal"))
+
+
+def test_like_functions_keep_the_input_dtype(oracle):
+    for L in (backprop, oracle):
+        x = L.tensor([[1, 2], [3, 4]], dtype=L.int32)
+        for f in (L.zeros_like, L.ones_like, L.empty_like):
+            assert dtype_name(f(x)) == "int32"
+        assert dtype_name(L.full_like(x, 2.7)) == "int32"
+        assert L.full_like(x, 2.7).tolist()[0] == [2, 2]
+        assert dtype_name(L.randint_like(x, 5)) == "int32"
+        y = L.ones(2, dtype=L.float64)
+        assert dtype_name(L.rand_like(y)) == dtype_name(L.randn_like(y)) == "float64"
+    with pytest.raises(DTypeError, match="rand: dtype must be floating point"):
+        backprop.rand_like(backprop.ones(2, dtype=backprop.int32))
+
+
+@pytest.mark.parametrize("call", [
+    lambda L: L.randint(10, (3,)), lambda L: L.randint(3, 10, (2, 2)),
+    lambda L: L.randint(high=10, size=(3,)), lambda L: L.randint(10, size=(3,)),
+    lambda L: L.randint(-5, 5, size=(4,), dtype=L.float32),
+], ids=["high-size", "low-high-size", "keywords", "size-kw", "float-dtype"])
+def test_randint_call_forms_like_torch(call, oracle):
+    ours, theirs = call(backprop), call(oracle)
+    _same(ours, theirs, values=False)
+
+
+def test_normal_forms_and_gradient(oracle):
+    mean = backprop.zeros(3, requires_grad=True)
+    std = backprop.ones(3, dtype=backprop.float32, requires_grad=True)
+    x = backprop.normal(mean, std)
+    assert x.shape == (3,) and x.requires_grad
+    x.sum().backward()
+    np.testing.assert_array_equal(mean.grad.numpy(), np.ones(3, np.float32))
+    noise = (x.detach() - 0.0) / 1.0
+    np.testing.assert_allclose(std.grad.numpy(), noise.numpy(), rtol=1e-6)
+    assert backprop.normal(backprop.zeros(2, 1), 1.0).shape == (2, 1)
+    assert backprop.normal(0.0, backprop.ones(2, 3)).shape == (2, 3)
+    _same(backprop.normal(backprop.zeros(2, dtype=backprop.float64), 1.0),
+          oracle.normal(oracle.zeros(2, dtype=oracle.float64), 1.0), values=False)
+    backprop.manual_seed(3)
+    big = backprop.normal(2.0, 0.5, (20000,))
+    assert abs(big.mean().item() - 2.0) < 0.02 and abs(big.std().item() - 0.5) < 0.02
+    with pytest.raises(ValueError, match="std >= 0"):
+        backprop.normal(0.0, -1.0, (2,))
+    with pytest.raises(TypeError, match="give a size"):
+        backprop.normal(0.0, 1.0)
+
+
+def test_logspace_and_arange_like_torch(oracle):
+    for args, kw in (((0, 2, 3), {}), ((0, 3, 4), {"base": 2}), ((1, -1, 5), {}),
+                     ((0, 2, 3), {"dtype": "int64"})):
+        kw_o = {k: getattr(oracle, v) if k == "dtype" else v for k, v in kw.items()}
+        kw_b = {k: getattr(backprop, v) if k == "dtype" else v for k, v in kw.items()}
+        _same(backprop.logspace(*args, **kw_b), oracle.logspace(*args, **kw_o))
+    for args in ((0, 1, 0.1), (1, 2.5, 0.5), (5, 0, -1), (0.5,)):
+        _same(backprop.arange(*args), oracle.arange(*args))
+    with pytest.raises(RuntimeError):
+        oracle.arange(5, 0)
+    with pytest.raises(ValueError, match="inconsistent with step sign"):
+        backprop.arange(5, 0)
+
+
+def test_creation_argument_errors_name_the_function():
+    with pytest.raises(TypeError, match=r"full\(\): argument 'size' must be a tuple"):
+        backprop.full(3, 1.0)
+    with pytest.raises(ShapeError, match="eye: n must be greater or equal to 0"):
+        backprop.eye(-1)
+    with pytest.raises(ShapeError, match="randperm: n must be non-negative"):
+        backprop.randperm(-1)
+    with pytest.raises(ValueError, match="randint: expects 'low' to be less than 'high'"):
+        backprop.randint(3, 3, (2,))
+    with pytest.raises(TypeError, match="randint.*size"):
+        backprop.randint(0, 3)
+    with pytest.raises(ValueError, match="linspace: number of steps must be a non-negative"):
+        backprop.linspace(0, 1, -1)
+    with pytest.raises(ShapeError, match="channels_last"):
+        backprop.empty(2, 3, memory_format=backprop.channels_last)
+    assert backprop.empty(1, 2, 3, 4, memory_format=backprop.channels_last).shape == (1, 2, 3, 4)
+    with pytest.raises(DTypeError, match="floating"):
+        backprop.ones(2, dtype=backprop.int64, requires_grad=True)

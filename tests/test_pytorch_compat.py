@@ -794,8 +794,6 @@ def repr_and_printing(L, dtype):
              "int": repr(T.tensor([1, 2, 3])), "f64": repr(T.tensor([1.0], dtype=T.float64)),
              "grad": repr(T.tensor([1.0], requires_grad=True)),
              "grad_fn": repr(T.tensor([1.0], requires_grad=True) * 2)}
-    # (node names differ on purpose: MulBackward here, MulBackward0 in torch)
-    reprs["grad_fn"] = reprs["grad_fn"].replace("Backward0", "Backward")
     return {k: v.replace("torch.", "backprop.") for k, v in reprs.items()}
 
 

@@ -171,7 +171,7 @@ def save(obj, f) -> None:
     _write(f, encoder.tensors, metadata, "save")
 
 
-def load(f, map_location=None, *, weights_only=None):
+def load(f, map_location=None, pickle_module=None, *, weights_only=None, mmap=None):
     """Load what :func:`save` wrote; tensors come back as CPU ``Tensor`` s.
 
     Args:
@@ -180,9 +180,11 @@ def load(f, map_location=None, *, weights_only=None):
             ``None``, ``"cpu"``, a device whose ``str`` is ``"cpu"``, a dict mapping
             locations to ``"cpu"`` and callables (``lambda storage, loc: storage``) all
             mean "load on the CPU"; any other device raises ``ValueError``.
-        weights_only: accepted for PyTorch compatibility and ignored: loading never
-            unpickles or runs anything, so it is always as safe as
-            ``torch.load(weights_only=True)``.
+        pickle_module: must be None: backprop never unpickles.
+        weights_only: accepted for PyTorch compatibility. Loading never unpickles or runs
+            anything, so it is always as safe as ``torch.load(weights_only=True)``;
+            ``weights_only=False`` does not turn unpickling on (a pickle is still refused).
+        mmap: accepted for PyTorch compatibility and ignored.
 
     Returns the saved object with the same container types, key types and scalar
     types. Tensors come back as ``Tensor`` (with their ``requires_grad``; an
@@ -199,8 +201,22 @@ def load(f, map_location=None, *, weights_only=None):
 
         model.load_state_dict(backprop.load("model.safetensors"))
     """
-    del weights_only  # always safe: see the docstring
+    del mmap  # always read into memory
+    if pickle_module is not None:
+        raise SerializationError("load: pickle_module is not supported: backprop.load never "
+                                 "unpickles, because unpickling can run arbitrary code")
     _check_map_location(map_location)
+    try:
+        return _load(f)
+    except SerializationError as e:
+        if weights_only is False and "pickle" in str(e):
+            raise SerializationError(f"{e}. (weights_only=False does not change this: "
+                                     f"backprop.load never unpickles.)") from None
+        raise
+
+
+def _load(f):
+    """The work of ``load`` once its arguments are checked."""
     with _Source(f, "load") as src:
         header = _read_header(src)
         structure = _parse_structure(src, header)
@@ -527,10 +543,22 @@ class _Encoder:
                 return self._container(obj, path)
             finally:
                 self._active.discard(id(obj))
+        kind = f"{type(obj).__module__}.{type(obj).__qualname__}"
+        if callable(getattr(obj, "state_dict", None)) and hasattr(obj, "load_state_dict"):
+            # A whole model or optimizer: PyTorch pickles it, which backprop never does
+            # (loading a pickle can run any code). Its state_dict is what to store.
+            name = ("optimizer" if hasattr(obj, "param_groups") else
+                    "model" if hasattr(obj, "parameters") else "obj")
+            raise SerializationError(
+                f"save: can't store {_where(path)} of type {kind} as a whole object: backprop "
+                f"stores tensors and plain data, never pickled objects (loading a pickle can "
+                f"run any code). Save its state instead: backprop.save({name}.state_dict(), "
+                f"path); to restore, build the {name} again and call "
+                f"{name}.load_state_dict(backprop.load(path))")
         raise SerializationError(
-            f"save: can't store {_where(path)} of type {type(obj).__module__}."
-            f"{type(obj).__qualname__}; backprop saves tensors, NumPy arrays and scalars, "
-            f"dtypes, int, float, bool, None, str, and dicts, lists and tuples of them")
+            f"save: can't store {_where(path)} of type {kind}; backprop saves tensors, NumPy "
+            f"arrays and scalars, dtypes, int, float, bool, None, str, and dicts, lists and "
+            f"tuples of them")
 
     def _container(self, obj, path):
         if isinstance(obj, dict):

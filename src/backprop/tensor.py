@@ -13,9 +13,10 @@ import weakref
 
 import numpy as np
 
+from backprop import _tensor_str
 from backprop import dtypes as _dt
 from backprop.autograd.grad_mode import state as _state
-from backprop.errors import DTypeError, GradError, InplaceError, ShapeError
+from backprop.errors import BackpropError, DTypeError, GradError, InplaceError, ShapeError
 
 _new = object.__new__
 
@@ -163,51 +164,173 @@ def _make(data, requires_grad: bool = False, grad_fn=None) -> "Tensor":
 
 
 class Size(tuple):
-    """A tensor's shape: a tuple of ints, with PyTorch's ``numel()``."""
+    """A tensor's shape (``x.shape``, ``x.size()``): a tuple of ints, as PyTorch's ``torch.Size``.
+
+    It equals, hashes and unpacks as the plain tuple; slicing it, adding a tuple to it
+    or repeating it gives a Size. It prints as PyTorch prints a shape,
+    ``torch.Size([10, 512])``, so printed output reads as in PyTorch's tutorials.
+
+    Example::
+
+        x = backprop.zeros(10, 512)
+        x.shape             # torch.Size([10, 512])
+        x.shape == (10, 512), x.shape.numel(), x.shape[1:]   # True, 5120, torch.Size([512])
+    """
 
     __slots__ = ()
 
     def numel(self) -> int:
+        """The number of elements a tensor of this shape holds."""
         n = 1
         for s in self:
             n *= s
         return n
 
+    # NOTE: an int index stays tuple's own C path apart from this one Python call; the
+    # library itself reads ``x._data.shape`` where it is hot.
+    def __getitem__(self, index):
+        out = tuple.__getitem__(self, index)
+        return Size(out) if type(index) is slice else out
+
+    def __add__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(self, other))
+
+    def __radd__(self, other):
+        if not isinstance(other, tuple):
+            return NotImplemented
+        return Size(tuple.__add__(other, self))
+
+    def __mul__(self, n):
+        return Size(tuple.__mul__(self, n))
+
+    __rmul__ = __mul__
+
+    def __repr__(self) -> str:
+        return f"torch.Size([{', '.join(map(str, self))}])"
+
+    __str__ = __repr__
+
+
+# Device types PyTorch's parser knows; backprop names them all but computes on "cpu" only.
+_DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ideep", "hip", "ve",
+                 "fpga", "maia", "xla", "lazy", "vulkan", "mps", "meta", "hpu", "mtia",
+                 "privateuseone")
+
+
+class DeviceError(BackpropError, ValueError, RuntimeError):
+    """A tensor asked to live on a device other than the CPU (backprop computes on the CPU only).
+
+    A ValueError (as backprop always raised) and a RuntimeError (what PyTorch raises when a
+    device is missing), so either ``except`` catches it.
+    """
+
 
 class Device:
-    """A device, as ``backprop.device("cpu")``: backprop computes on the CPU only."""
+    """A device, as ``backprop.device("cuda:0")``: any of PyTorch's device types can be named.
+
+    Naming a device never fails for a known type; putting a tensor there does, unless it is
+    the CPU, where backprop computes.
+
+    Args:
+        type: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, ... or another Device.
+        index: the device's index (``device("cuda", 0)``), or None.
+
+    Example::
+
+        backprop.device("cuda", 0)    # device(type='cuda', index=0)
+        backprop.device("cpu").type   # 'cpu'
+    """
 
     __slots__ = ("type", "index")
 
-    def __init__(self, type: str = "cpu", index: int | None = None):  # noqa: A002
+    def __init__(self, type="cpu", index: int | None = None):  # noqa: A002
         if isinstance(type, Device):
-            type, index = type.type, type.index
-        name, _, idx = str(type).partition(":")
-        if name != "cpu":
-            raise ValueError(f"device {type!r} is not available: backprop runs on the CPU")
-        self.type = "cpu"
-        self.index = int(idx) if idx else index
+            type, index = type.type, type.index if index is None else index
+        elif isinstance(type, (int, np.integer)) and not isinstance(type, bool):
+            # device(0) means "accelerator 0" in PyTorch; there is none here.
+            raise DeviceError(f"device({type}): cannot access an accelerator device: none is "
+                              f"available (backprop computes on the CPU only)")
+        if not isinstance(type, str):
+            raise TypeError(f"device(): expected a string or device, got {_type(type).__name__}")
+        name, colon, idx = type.partition(":")
+        if name not in _DEVICE_TYPES:
+            raise DeviceError(f"device(): expected one of {', '.join(_DEVICE_TYPES)} device "
+                              f"type at start of device string: {type}")
+        if colon:
+            if not idx.isdigit() or (len(idx) > 1 and idx[0] == "0") or index is not None:
+                raise DeviceError(f"device(): invalid device string: {type!r}")
+            index = int(idx)
+        if index is not None:
+            if isinstance(index, bool) or not isinstance(index, (int, np.integer)) or index < 0:
+                raise DeviceError(f"device(): device index must be a non-negative int, "
+                                  f"got {index!r}")
+            index = int(index)
+        self.type = name
+        self.index = index
 
     def __repr__(self) -> str:
-        return "device(type='cpu')" if self.index is None else f"device(type='cpu', index={self.index})"
+        if self.index is None:
+            return f"device(type='{self.type}')"
+        return f"device(type='{self.type}', index={self.index})"
 
     def __str__(self) -> str:
-        return "cpu" if self.index is None else f"cpu:{self.index}"
+        return self.type if self.index is None else f"{self.type}:{self.index}"
 
     def __eq__(self, other) -> bool:
+        # NOTE: unlike PyTorch, a string compares too (x.device == "cpu"), which old code uses.
         if isinstance(other, str):
-            other = Device(other) if other.split(":")[0] == "cpu" else None
-        return isinstance(other, Device) and other.type == self.type
+            try:
+                other = Device(other)
+            except (DeviceError, TypeError):
+                return False
+        return isinstance(other, Device) and (other.type, other.index) == (self.type, self.index)
 
     def __hash__(self) -> int:
-        return hash(self.type)
+        return hash((self.type, self.index))
+
+    def __reduce__(self):
+        return (Device, (self.type, self.index))
+
+    def __enter__(self) -> "Device":
+        # ``with backprop.device("cpu"):`` makes it the default device inside the block.
+        _device_stack.append(_default_device[0])
+        _default_device[0] = self
+        return self
+
+    def __exit__(self, *exc) -> None:
+        _default_device[0] = _device_stack.pop()
+
+
+_type = type  # the builtin, shadowed by Device's argument name
+# The device creation functions use when given none (set_default_device); None is the CPU.
+_default_device: list = [None]
+_device_stack: list = []  # the defaults that enclosing ``with device(...)`` blocks replaced
+
+
+def _resolve_device(device) -> "Device | None":
+    """A Device from what the user passed (str, Device, None for the default)."""
+    if device is None:
+        device = _default_device[0]
+        if device is None:
+            return None
+    return device if isinstance(device, Device) else Device(device)
 
 
 def _check_device(device, op: str) -> None:
-    if isinstance(device, Device):
-        return
-    if not isinstance(device, str) or device.split(":")[0] != "cpu":
-        raise ValueError(f"{op}: device {device!r} is not available: backprop runs on the CPU")
+    """Refuse, with a clear message, to put a tensor on a device other than the CPU.
+
+    ``device=None`` means the default device (``set_default_device``), the CPU unless changed.
+    """
+    try:
+        dev = _resolve_device(device)
+    except DeviceError as e:
+        raise DeviceError(f"{op}: {e}") from None
+    if dev is not None and dev.type != "cpu":
+        raise DeviceError(f"{op}: device {str(dev)!r} is not available: backprop computes on the "
+                          f"CPU only (its arrays are NumPy arrays); use device='cpu' or leave "
+                          f"device out")
 
 
 def _size_arg(size) -> tuple:
@@ -601,8 +724,8 @@ class Tensor:
         return self._assign(values, "uniform_")
 
     # -- conversion ------------------------------------------------------------
-    def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking: bool = False
-           ) -> "Tensor":
+    def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking: bool = False,
+           memory_format=None) -> "Tensor":
         """Convert dtype: ``x.to(backprop.float64)``, ``x.to(other)``, ``x.to("cpu", dtype)``.
 
         Only the CPU exists here: any other device is refused with a clear error.
@@ -613,6 +736,8 @@ class Tensor:
                 _check_device(a, "to")
             elif isinstance(a, Tensor):
                 target = a._data.dtype
+            elif isinstance(a, bool):
+                continue  # the positional non_blocking / copy flags
             else:
                 target = a
         if device is not None:
@@ -668,8 +793,23 @@ class Tensor:
     def bool(self) -> "Tensor":
         return self.to(_dt.bool_)
 
-    def cpu(self) -> "Tensor":
+    def cpu(self, memory_format=None) -> "Tensor":
+        """This tensor (it is on the CPU already)."""
         return self
+
+    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
+        """Refused: backprop computes on the CPU only (raises DeviceError)."""
+        _check_device(Device("cuda") if device is None else
+                      Device("cuda", device) if isinstance(device, int) else device, "cuda")
+        return self
+
+    @property
+    def is_cuda(self) -> bool:
+        return False
+
+    @property
+    def is_cpu(self) -> bool:
+        return True
 
     def is_floating_point(self) -> bool:
         return self._data.dtype.kind == "f"
@@ -679,10 +819,10 @@ class Tensor:
 
     # -- printing --------------------------------------------------------------
     def __repr__(self) -> str:
-        return _format(self)
+        return _tensor_str.tensor_repr(self)  # PyTorch's text: tensor([1., 2.], ...)
 
     def __str__(self) -> str:
-        return _format(self)
+        return _tensor_str.tensor_repr(self)
 
     def __format__(self, spec: str) -> str:
         if spec and self._data.size == 1:
@@ -757,85 +897,6 @@ def _norm_dim(dim: int, ndim: int, op: str) -> int:
         raise IndexOutOfRange(f"{op}: dimension out of range (expected to be in range of "
                               f"[{lo}, {max(ndim, 1) - 1}], but got {dim})")
     return dim % max(ndim, 1)
-
-
-_REPR_THRESHOLD, _REPR_EDGE, _REPR_WIDTH = 1000, 3, 80
-
-
-def _summarized(arr: np.ndarray) -> np.ndarray:
-    """The elements a summarized print shows: the first and last few along each axis."""
-    if arr.size <= _REPR_THRESHOLD:
-        return arr
-    for axis in range(arr.ndim):
-        if arr.shape[axis] > 2 * _REPR_EDGE:
-            head = np.take(arr, range(_REPR_EDGE), axis=axis)
-            tail = np.take(arr, range(arr.shape[axis] - _REPR_EDGE, arr.shape[axis]), axis=axis)
-            arr = np.concatenate([head, tail], axis=axis)
-    return arr
-
-
-def _element_format(arr: np.ndarray):
-    """PyTorch's choice of number format for the whole tensor, as a function of one value."""
-    kind = arr.dtype.kind
-    if kind == "b":
-        return lambda v: "True" if v else "False"
-    if kind in "iu":
-        return lambda v: str(int(v))
-    finite = arr[np.isfinite(arr)].astype(np.float64)
-    nonzero = np.abs(finite[finite != 0])
-    integral = bool(np.all(finite == np.ceil(finite)))
-    if nonzero.size == 0:
-        sci = False
-    elif integral:
-        sci = nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8
-    else:
-        sci = nonzero.max() / nonzero.min() > 1000 or nonzero.max() > 1e8 or nonzero.min() < 1e-4
-    if sci:
-        fmt = "{:.4e}"
-    elif integral:
-        fmt = "{:.0f}."
-    else:
-        fmt = "{:.4f}"
-
-    def one(v):
-        v = float(v)
-        if np.isnan(v):
-            return "nan"
-        if np.isinf(v):
-            return "inf" if v > 0 else "-inf"
-        return fmt.format(v)
-    return one
-
-
-def _format(t: Tensor) -> str:
-    """PyTorch's repr: ``tensor([-1.5000,  2.2500], requires_grad=True)``."""
-    arr = t._data
-    prefix = "tensor("
-    extras = []
-    default_dtype = arr.dtype in (np.dtype(np.float32), np.dtype(np.int64), np.dtype(np.bool_))
-    if arr.size == 0:
-        body = "[]"
-        if arr.shape != (0,):
-            extras.append(f"size={arr.shape}")
-        if arr.dtype != np.dtype(np.float32):
-            extras.append(f"dtype={t.dtype}")
-    else:
-        shown = _summarized(arr)
-        one = _element_format(shown)
-        if shown.dtype.kind == "f" and np.isfinite(shown).any():
-            shown = shown[np.isfinite(shown)]  # the width comes from the finite values
-        width = max(len(one(v)) for v in shown.ravel())
-        body = np.array2string(arr, separator=", ", prefix=prefix, threshold=_REPR_THRESHOLD,
-                               edgeitems=_REPR_EDGE, max_line_width=_REPR_WIDTH,
-                               formatter={"all": lambda v: one(v).rjust(width)})
-        body = body.replace(", ...,", ",  ...,")
-        if not default_dtype:
-            extras.append(f"dtype={t.dtype}")
-    if t.grad_fn is not None:
-        extras.append(f"grad_fn={t.grad_fn!r}")
-    elif t._requires_grad:
-        extras.append("requires_grad=True")
-    return prefix + body + "".join(", " + e for e in extras) + ")"
 
 
 # Operators and methods are attached by backprop.ops (see ops/__init__.py), so that

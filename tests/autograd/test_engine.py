@@ -637,36 +637,40 @@ def test_is_leaf():
 
 def test_grad_fn_names():
     x, y = t64([[1.0, 2.0]]), t64([[3.0], [4.0]])
-    assert (x * y).grad_fn.name() == "MulBackward"
-    assert (x + y).grad_fn.name() == "AddBackward"
-    assert (x - y).grad_fn.name() == "SubBackward"
-    assert (x / y).grad_fn.name() == "DivBackward"
-    assert x.sum().grad_fn.name() == "SumBackward"
-    assert x.mean().grad_fn.name() == "MeanBackward"
-    assert x.exp().grad_fn.name() == "ExpBackward"
-    assert (x ** 2).grad_fn.name() == "PowBackward"
-    assert (x @ y).grad_fn.name() == "MatMulBackward"
-    assert x.reshape(2).grad_fn.name() == "ReshapeBackward"
-    assert repr((x * y).grad_fn) == "<MulBackward>"
+    assert (x * y).grad_fn.name() == "MulBackward0"
+    assert (x + y).grad_fn.name() == "AddBackward0"
+    assert (x - y).grad_fn.name() == "SubBackward0"
+    assert (x / y).grad_fn.name() == "DivBackward0"
+    assert x.sum().grad_fn.name() == "SumBackward0"
+    assert x.mean().grad_fn.name() == "MeanBackward0"
+    assert x.exp().grad_fn.name() == "ExpBackward0"
+    assert (x ** 2).grad_fn.name() == "PowBackward0"
+    assert (x @ y).grad_fn.name() == "MmBackward0"
+    assert x.reshape(2).grad_fn.name() == "ViewBackward0"
+    assert repr((x * y).grad_fn) == "<MulBackward0>"
 
 
 def test_next_functions():
     x, y = t64([1.0, 2.0]), t64([3.0, 4.0])
     z = x * y
     loss = (z.exp()).sum()
-    (exp_node,) = [f for f in loss.grad_fn.next_functions if f is not None]
-    assert exp_node.name() == "ExpBackward"
-    (mul_node,) = [f for f in exp_node.next_functions if f is not None]
+    (exp_node, nr), = loss.grad_fn.next_functions
+    assert exp_node.name() == "ExpBackward0" and nr == 0
+    (mul_node, _), = exp_node.next_functions
     assert mul_node is z.grad_fn
-    a, b = mul_node.next_functions
-    assert a is x and b is y  # leaves stand for their gradient accumulators
+    (a, _), (b, _) = mul_node.next_functions
+    # leaves appear as their AccumulateGrad nodes, one per leaf, as in PyTorch
+    assert a.name() == "AccumulateGrad" and a.variable is x and b.variable is y
+    assert a is (x * 2).grad_fn.next_functions[0][0]
 
 
 def test_next_functions_skips_constants():
     x = t64([1.0])
     c = t64([2.0], requires_grad=False)
     z = x * c
-    assert z.grad_fn.next_functions[0] is x
+    (a, _), (b, nr) = z.grad_fn.next_functions
+    assert a.variable is x
+    assert b is None and nr == 0  # an input that needs no gradient
 
 
 def test_requires_grad_propagates():
@@ -877,7 +881,7 @@ def test_inplace_on_non_leaf_with_live_graph():
     x = t64([1.0, 2.0])
     h = x * 2.0
     h.add_(1.0)  # under grad mode it is recorded, as in PyTorch: h.grad_fn is the Add
-    assert h.grad_fn.name() == "AddBackward"
+    assert h.grad_fn.name() == "AddBackward0"
     with backprop.no_grad():  # as in PyTorch: allowed, no backward needs h's value
         h.mul_(3.0)
     h.sum().backward()
@@ -953,7 +957,7 @@ def test_inplace_through_a_temporary_view_is_detected():
     x = t64([3.0, 4.0])
     y = (w * x).sum()
     w.detach()[0:1].add_(1.0)
-    with pytest.raises(InplaceError, match="MulBackward: input 0 of shape \\(2,\\)"):
+    with pytest.raises(InplaceError, match="MulBackward0: input 0 of shape \\(2,\\)"):
         y.backward()
 
 
@@ -966,7 +970,7 @@ def test_inplace_through_a_temporary_wrapper_of_a_foreign_buffer_is_detected(par
     x = t64([3.0, 4.0, 5.0])
     y = (w * x).sum()
     backprop.from_numpy(np.frombuffer(buf, dtype=np.float64)[part]).add_(1.0)
-    with pytest.raises(InplaceError, match="MulBackward: input 0 of shape \\(3,\\)"):
+    with pytest.raises(InplaceError, match="MulBackward0: input 0 of shape \\(3,\\)"):
         y.backward()
 
 

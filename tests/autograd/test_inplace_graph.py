@@ -193,7 +193,7 @@ def test_a_use_whose_saved_value_was_overwritten_raises():
     y = x * 2
     z = y * y  # saves y
     y[0] = 5
-    with pytest.raises(InplaceError, match="MulBackward: input 0 of shape \\(3,\\)"):
+    with pytest.raises(InplaceError, match="MulBackward0: input 0 of shape \\(3,\\)"):
         z.sum().backward()
 
 
@@ -250,9 +250,9 @@ def test_next_functions_follow_the_history_each_node_read():
     y = x * 2
     z = y * 3
     y[0] = 1.0
-    assert y.grad_fn.name() == "IndexPutBackward"
-    assert y.grad_fn.next_functions[0].name() == "MulBackward"
-    assert z.grad_fn.next_functions[0] is y.grad_fn.next_functions[0]  # not the IndexPut
+    assert y.grad_fn.name() == "IndexPutBackward0"
+    assert y.grad_fn.next_functions[0][0].name() == "MulBackward0"
+    assert z.grad_fn.next_functions[0][0] is y.grad_fn.next_functions[0][0]  # not the IndexPut
 
 
 def flip_then_write(L):

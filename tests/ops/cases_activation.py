@@ -24,6 +24,10 @@ def _extreme(r):
     return [EXTREME.copy()]
 
 
+def _extreme_off_3(r):
+    return [away_from(EXTREME, (-3.0, 3.0), 0.5)]  # the kinks of hardsigmoid / hardswish
+
+
 def _int(*shape):
     return lambda r: [r.integers(-4, 5, shape)]
 
@@ -90,4 +94,33 @@ CASES = [
     OpCase("softplus/beta-below-1-extreme", lambda a: O.softplus(a, beta=0.5), _extreme,
            lambda a: TF.softplus(a, beta=0.5), covers=("Softplus",)),
     OpCase("softplus/0d", O.softplus, randn(), _f("softplus"), covers=("Softplus",)),
+    # -- hardtanh / relu6 / hardsigmoid / hardswish (kinks kept out of finite differences' reach)
+    OpCase("hardtanh", O.hardtanh, _off(-1.0, 1.0, shape=(4, 5), scale=2.0), _f("hardtanh"),
+           covers=("Hardtanh",)),
+    OpCase("hardtanh/bounds-extreme", lambda a: O.hardtanh(a, -2.0, 0.5), _extreme,
+           lambda a: TF.hardtanh(a, -2.0, 0.5), covers=("Hardtanh",)),
+    OpCase("relu6", O.relu6, _off(0.0, 6.0, shape=(3, 5), scale=5.0), _f("relu6"),
+           covers=("Hardtanh",)),
+    OpCase("hardsigmoid", O.hardsigmoid, _off(-3.0, 3.0, shape=(3, 5), scale=4.0),
+           _f("hardsigmoid"), covers=("Hardsigmoid",)),
+    OpCase("hardsigmoid/extreme", O.hardsigmoid, _extreme_off_3, _f("hardsigmoid"),
+           covers=("Hardsigmoid",)),
+    OpCase("hardswish", O.hardswish, _off(-3.0, 3.0, shape=(3, 5), scale=4.0),
+           _f("hardswish"), covers=("Hardswish",)),
+    OpCase("hardswish/extreme", O.hardswish, _extreme_off_3, _f("hardswish"),
+           covers=("Hardswish",)),
+    # -- logsigmoid / mish / prelu ------------------------------------------------------------
+    OpCase("logsigmoid", O.logsigmoid, randn(3, 4), _f("logsigmoid"), covers=("LogSigmoid",)),
+    OpCase("logsigmoid/extreme", O.logsigmoid, _extreme, _f("logsigmoid"),
+           covers=("LogSigmoid",)),
+    OpCase("mish", O.mish, lambda r: [r.standard_normal((3, 4)) * 3], _f("mish"),
+           covers=("Mul", "Tanh", "Softplus")),
+    OpCase("mish/extreme", O.mish, lambda r: [away_from(EXTREME, (20.0,), 1.0)], _f("mish"),
+           covers=("Mul", "Tanh", "Softplus")),
+    OpCase("prelu/per-channel", O.prelu,
+           lambda r: [away_from(r.standard_normal((2, 3, 4))), r.uniform(0.0, 0.5, 3)],
+           _f("prelu"), covers=("Where", "Mul")),
+    OpCase("prelu/shared-1d", O.prelu, lambda r: [away_from(r.standard_normal(5)),
+                                                  np.array([0.25])],
+           _f("prelu"), covers=("Where", "Mul")),
 ]

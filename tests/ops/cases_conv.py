@@ -1,9 +1,13 @@
-"""Catalogue cases for conv2d, max_pool2d and avg_pool2d (small shapes: float64 gradcheck)."""
+"""Catalogue cases for the convolutions and pooling of ops/conv.py (small shapes: float64
+gradcheck)."""
 import warnings
 
 import numpy as np
 
-from backprop.ops.conv import avg_pool2d, conv2d, max_pool2d
+from backprop.ops.conv import (
+    avg_pool1d, avg_pool2d, conv1d, conv2d, conv_transpose1d, conv_transpose2d, max_pool1d,
+    max_pool2d,
+)
 from tests.ops.catalogue import OpCase
 
 try:  # the oracle: the comparisons below skip cleanly without it
@@ -80,4 +84,54 @@ CASES = [
                ceil_mode=True, count_include_pad=False),
     _pool_case("avg", "divisor-override", (1, 2, 4, 4), kernel_size=2, divisor_override=3),
     _pool_case("avg", "unbatched", (2, 4, 4), kernel_size=2, stride=1),
+]
+
+
+def _case(fn, torch_name, name, shapes, covers, make=None, **kw):
+    """A case for one of the other conv/pool functions; torch's twin is looked up when run."""
+    return OpCase(f"{fn.__name__}/{name}", lambda *a: fn(*a, **kw), make or _draw(*shapes),
+                  lambda *a: getattr(F, torch_name)(*a, **kw), covers=covers)
+
+
+def _conv1d(name, x, w, bias=True, **kw):
+    return _case(conv1d, "conv1d", name, (x, w) + ((w[0],) if bias else ()), ("Conv2d",), **kw)
+
+
+def _tconv(name, x, w, bias=True, **kw):
+    fn, tname = (conv_transpose2d, "conv_transpose2d") if len(w) == 4 else \
+        (conv_transpose1d, "conv_transpose1d")
+    n_out = w[1] * kw.get("groups", 1)
+    return _case(fn, tname, name, (x, w) + ((n_out,) if bias else ()), ("ConvTranspose2d",),
+                 **kw)
+
+
+CASES += [
+    _conv1d("basic", (2, 3, 7), (4, 3, 3)),
+    _conv1d("stride-padding-groups", (2, 4, 9), (6, 2, 3), stride=2, padding=1, groups=2),
+    _conv1d("same-dilated-even", (1, 2, 8), (3, 2, 4), padding="same", dilation=2),
+    _conv1d("valid-no-bias", (1, 2, 6), (3, 2, 2), bias=False, padding="valid"),
+    _conv1d("unbatched", (3, 6), (2, 3, 3), padding=1),
+    _tconv("basic", (2, 3, 3, 3), (3, 2, 2, 2)),
+    _tconv("stride2-padding1-outpad1", (1, 2, 3, 3), (2, 3, 3, 3), stride=2, padding=1,
+           output_padding=1),
+    _tconv("asymmetric", (1, 2, 3, 4), (2, 2, 3, 2), stride=(2, 3), padding=(1, 0),
+           output_padding=(0, 2)),
+    _tconv("groups-dilation", (2, 4, 3, 3), (4, 1, 2, 2), groups=2, dilation=2, padding=1),
+    _tconv("depthwise-outpad-dilation", (1, 2, 3, 3), (2, 1, 2, 2), groups=2, dilation=3,
+           output_padding=2),
+    _tconv("no-bias", (2, 2, 3, 3), (2, 2, 3, 3), bias=False, stride=2),
+    _tconv("unbatched", (2, 3, 3), (2, 2, 2, 2), stride=2),
+    _tconv("1d", (2, 3, 5), (3, 2, 3), stride=3, padding=1, output_padding=2),
+    _tconv("1d-unbatched-groups", (4, 5), (4, 1, 2), groups=2),
+    _case(max_pool1d, "max_pool1d", "overlapping-padded", (), ("MaxPool2d",),
+          _distinct(2, 2, 7), kernel_size=3, stride=2, padding=1, ceil_mode=True),
+    _case(max_pool1d, "max_pool1d", "unbatched-dilated", (), ("MaxPool2d",), _distinct(2, 8),
+          kernel_size=2, dilation=2),
+    OpCase("max_pool1d/return-indices", lambda x: max_pool1d(x, 2, return_indices=True),
+           _distinct(1, 2, 6), lambda x: F.max_pool1d(x, 2, return_indices=True),
+           covers=("MaxPool2d",)),
+    _case(avg_pool1d, "avg_pool1d", "padded-exclude-pad", ((2, 2, 7),), ("AvgPool2d",),
+          kernel_size=3, stride=2, padding=1, count_include_pad=False),
+    _case(avg_pool1d, "avg_pool1d", "unbatched-ceil", ((2, 7),), ("AvgPool2d",), kernel_size=2,
+          ceil_mode=True),
 ]

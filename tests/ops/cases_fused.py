@@ -9,6 +9,7 @@ import numpy as np
 
 import backprop
 from backprop import ops as O
+from backprop.ops import fused
 from tests.ops.catalogue import OpCase
 
 try:
@@ -78,6 +79,18 @@ def _logits_targets(shape, scale=3.0):
     return lambda r: [r.standard_normal(shape) * scale, r.uniform(0.0, 1.0, shape)]
 
 
+def _mse(name, inputs, **kw):
+    # fused.mse_loss (F.mse_loss's one-node path); torch warns on broadcast shapes, so quietly
+    def theirs(x, t):
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return TF.mse_loss(x, t, **kw)
+    return OpCase(f"mse_loss/{name}", lambda x, t: fused.mse_loss(x, t, **kw), inputs, theirs,
+                  covers=("MseLoss",))
+
+
 def _bce(name, inputs, **kw):
     return _case(f"binary_cross_entropy/{name}", O.binary_cross_entropy, "binary_cross_entropy",
                  inputs, ("BinaryCrossEntropy",), **kw)
@@ -127,7 +140,12 @@ CASES = [
     _nll("weight-ignore-none", _logits_idx((8, 5), ignore=0.3), weight=W5, reduction="none"),
     _nll("spatial", _logits_idx((3, 5, 2, 2), ignore=0.2), weight=W5),
     _nll("unbatched-none", _logits_idx((5,)), reduction="none"),
-    # -- binary cross-entropy on probabilities --------------------------------------------------
+    # -- mean squared error ----------------------------------------------------------------------
+    _mse("mean", lambda r: [r.standard_normal((4, 3)), r.standard_normal((4, 3))]),
+    _mse("sum", lambda r: [r.standard_normal((5,)), r.standard_normal((5,))], reduction="sum"),
+    _mse("none", lambda r: [r.standard_normal((2, 3)), r.standard_normal((2, 3))],
+         reduction="none"),
+    _mse("broadcast-target", lambda r: [r.standard_normal((4, 3)), r.standard_normal((3,))]),
     _bce("mean", _probs((4, 3))),
     _bce("sum", _probs((5,)), reduction="sum"),
     _bce("none", _probs((2, 3, 2)), reduction="none"),

@@ -7,7 +7,7 @@ in the forward pass. It costs a stack capture per op, so use it for debugging.
 Example::
 
     with backprop.autograd.detect_anomaly():
-        loss = model(x).log().sum()     # AnomalyError: LogBackward ... line 12
+        loss = model(x).log().sum()     # AnomalyError: LogBackward0 ... line 12
         loss.backward()
 """
 from __future__ import annotations

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import os
 import traceback
+import weakref
 
 import numpy as np
 
@@ -66,18 +67,40 @@ class Node:
         self.saved_tensors = arrays
 
     def name(self) -> str:
-        """The node's name as shown in ``grad_fn``: ``MulBackward``."""
-        return self.op.__name__ + "Backward"
+        """The node's name, PyTorch's class name for it: ``MulBackward0``, ``MeanBackward1``.
+
+        Built-in ops are named as PyTorch names them (``Function.backward_name``); a
+        Function you write is ``<YourClass>Backward``, as in PyTorch.
+        """
+        named = self.__dict__.get("backward_name")  # set by the call that made the node
+        if named is not None:
+            return named
+        named = self.op.backward_name
+        return named if type(named) is str else named(self)
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
 
     @property
-    def next_functions(self):
-        """The nodes (or leaf tensors) whose gradients this node produces, in input order."""
+    def next_functions(self) -> tuple:
+        """``(node, input_nr)`` per tensor input, in input order, as in PyTorch.
+
+        ``node`` is the ``grad_fn`` that made the input, an :class:`AccumulateGrad` for a
+        leaf that requires grad, or ``None`` for an input that needs no gradient;
+        ``input_nr`` is that node's output index (always 0: a backprop op has one
+        output). Plain values (a dim, a Python number) have no entry.
+        """
         if getattr(self, "inputs", None) is None:
             return ()  # never recorded, or freed by backward
-        return tuple(None if t is None else _history(self, t) for t in self.inputs)
+        return tuple((_next_node(self, t), 0) for t in self.inputs if t is not None)
+
+    @property
+    def metadata(self) -> dict:
+        """A dict you may fill with anything to keep alongside this node (PyTorch's ``metadata``)."""
+        meta = self.__dict__.get("_metadata")
+        if meta is None:
+            meta = self.__dict__["_metadata"] = {}
+        return meta
 
     def register_hook(self, hook):
         """Call ``hook(grad_output)`` with this node's incoming gradient (a Tensor)."""
@@ -87,6 +110,65 @@ class Node:
             self._hooks = []
         self._hooks.append(hook)
         return RemovableHandle(self._hooks, hook)
+
+
+class AccumulateGrad:
+    """The node behind a leaf that requires grad: backward adds the gradient into ``variable.grad``.
+
+    It only appears in ``next_functions`` (the engine accumulates into leaves
+    directly); the same leaf gives the same node while anything holds it, as in
+    PyTorch.
+
+    Example::
+
+        w = backprop.ones(2, requires_grad=True)
+        (node, _), = (w * 2).grad_fn.next_functions[:1]
+        node.variable is w        # True
+    """
+
+    __slots__ = ("variable", "_metadata", "__weakref__")
+
+    def __init__(self, variable: Tensor):
+        self.variable = variable
+        self._metadata = None
+
+    def name(self) -> str:
+        return "AccumulateGrad"
+
+    def __repr__(self) -> str:
+        return "<AccumulateGrad>"
+
+    @property
+    def next_functions(self) -> tuple:
+        return ()
+
+    @property
+    def metadata(self) -> dict:
+        if self._metadata is None:
+            self._metadata = {}
+        return self._metadata
+
+    def register_hook(self, hook):
+        """Call ``hook(grad)`` with the gradient about to be accumulated into ``variable``."""
+        return self.variable.register_hook(hook)
+
+
+# leaf id -> its AccumulateGrad. The node holds its leaf, so an id here is never reused
+# while its entry lives; the entry goes when nothing holds the node.
+_accumulators: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
+def _next_node(node: Node, t: Tensor):
+    """What ``next_functions`` shows for input ``t`` of ``node``."""
+    parent = _history(node, t)
+    if parent is not t:
+        return parent
+    if not t._requires_grad:
+        return None
+    acc = _accumulators.get(id(t))
+    if acc is None or acc.variable is not t:
+        acc = _accumulators[id(t)] = AccumulateGrad(t)
+    return acc
 
 
 def _history(node: Node, t: Tensor):
@@ -99,6 +181,18 @@ def _history(node: Node, t: Tensor):
     while parent is not None and parent.seq >= node.seq:
         parent = parent._prev
     return t if parent is None else parent
+
+
+def named(result: Tensor, name: str) -> Tensor:
+    """Give the node that just made ``result`` PyTorch's name for this call (``TBackward0``).
+
+    For a Function that serves several PyTorch ops (``Permute`` is ``permute``,
+    ``transpose`` and ``t``); costs nothing when no graph was recorded.
+    """
+    fn = result.grad_fn
+    if fn is not None:
+        fn.backward_name = name
+    return result
 
 
 class Function:
@@ -122,9 +216,18 @@ class Function:
     #: every subclass by qualified name, so tests can sweep all built-in ops
     registry: dict[str, type] = {}
 
+    #: the name of this op's graph node (``grad_fn.name()``): PyTorch's where it has one.
+    #: A string, or a function of the node (``ctx``) for an op whose name depends on its
+    #: arguments (``SumBackward0`` / ``SumBackward1``). Left out, it is ``<Class>Backward0``
+    #: for backprop's own ops and ``<Class>Backward`` for yours, as PyTorch names them.
+    backward_name = "FunctionBackward"
+
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
         Function.registry[f"{cls.__module__}.{cls.__qualname__}"] = cls
+        if "backward_name" not in cls.__dict__:
+            own = cls.__module__.startswith("backprop.")
+            cls.backward_name = f"{cls.__name__}Backward{'0' if own else ''}"
 
     # -- the two methods a subclass writes ---------------------------------
     @staticmethod

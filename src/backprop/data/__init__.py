@@ -7,13 +7,13 @@ PyTorch's ``torch.utils.data`` names (``Dataset``, ``TensorDataset``, ``DataLoad
     loader = DataLoader(TensorDataset(*spiral()), batch_size=32, shuffle=True)
 """
 from backprop.data.dataset import (
-    ConcatDataset, Dataset, IterableDataset, Subset, TensorDataset, random_split,
-    train_test_split,
+    ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset,
+    random_split, train_test_split,
 )
 from backprop.data.digits import load_digits
 from backprop.data.loader import (
     BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
-    default_collate, default_convert,
+    WeightedRandomSampler, default_collate, default_convert, get_worker_info,
 )
 from backprop.data.mnist import (
     DownloadError, FashionMNIST, IDXFormatError, MNIST, download_file, read_idx, write_idx,
@@ -23,10 +23,11 @@ from backprop.data.toy import (
 )
 
 __all__ = [
-    "BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "DownloadError", "FashionMNIST",
-    "IDXFormatError", "IterableDataset", "MNIST", "RandomSampler", "Sampler",
-    "SequentialSampler", "Subset", "SubsetRandomSampler", "TOY_DATASETS", "TOY_TASKS",
-    "TensorDataset", "blobs", "bumps", "circles", "default_collate", "default_convert",
-    "download_file", "load_digits", "load_toy", "moons", "plane", "random_split", "read_idx",
-    "sine", "spiral", "train_test_split", "write_idx", "xor",
+    "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset", "DownloadError",
+    "FashionMNIST", "IDXFormatError", "IterableDataset", "MNIST", "RandomSampler", "Sampler",
+    "SequentialSampler", "StackDataset", "Subset", "SubsetRandomSampler", "TOY_DATASETS",
+    "TOY_TASKS", "TensorDataset", "WeightedRandomSampler", "blobs", "bumps", "circles",
+    "default_collate", "default_convert", "download_file", "get_worker_info", "load_digits",
+    "load_toy", "moons", "plane", "random_split", "read_idx", "sine", "spiral",
+    "train_test_split", "write_idx", "xor",
 ]

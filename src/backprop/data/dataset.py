@@ -22,8 +22,8 @@ from backprop.errors import IndexOutOfRange, ShapeError
 from backprop.tensor import Tensor, _make
 
 __all__ = [
-    "ConcatDataset", "Dataset", "IterableDataset", "Subset", "TensorDataset", "random_split",
-    "train_test_split",
+    "ChainDataset", "ConcatDataset", "Dataset", "IterableDataset", "StackDataset", "Subset",
+    "TensorDataset", "random_split", "train_test_split",
 ]
 
 
@@ -66,6 +66,9 @@ class IterableDataset:
 
     def __iter__(self):
         raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
+
+    def __add__(self, other) -> "ChainDataset":
+        return ChainDataset([self, other])
 
 
 def _first_dim(t, position: int) -> int:
@@ -225,6 +228,86 @@ class ConcatDataset(Dataset):
         which = bisect.bisect_right(self.cumulative_sizes, index)
         start = self.cumulative_sizes[which - 1] if which else 0
         return self.datasets[which][index - start]
+
+
+class ChainDataset(IterableDataset):
+    """Several iterable datasets read one after the other (``a + b`` for two).
+
+    Example::
+
+        stream = ChainDataset([first_stream, second_stream])
+        for sample in stream:
+            ...
+    """
+
+    def __init__(self, datasets):
+        self.datasets = datasets
+
+    def __iter__(self):
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset only supports IterableDataset, got "
+                                f"{type(d).__name__}")
+            yield from d
+
+    def __len__(self) -> int:
+        total = 0
+        for d in self.datasets:
+            if not isinstance(d, IterableDataset):
+                raise TypeError(f"ChainDataset only supports IterableDataset, got "
+                                f"{type(d).__name__}")
+            total += len(d)  # TypeError when a stream has no length, as in PyTorch
+        return total
+
+
+class StackDataset(Dataset):
+    """Samples of several equally long datasets side by side: ``StackDataset(a, b)[i]``
+    is ``(a[i], b[i])`` and ``StackDataset(x=a, y=b)[i]`` is ``{"x": a[i], "y": b[i]}``.
+
+    Example::
+
+        data = StackDataset(image=images, label=labels)
+        data[0]                              # {'image': ..., 'label': ...}
+    """
+
+    def __init__(self, *args, **kwargs):
+        if args and kwargs:
+            raise ValueError("StackDataset: supported either tuple-like (positional) or "
+                             "dict-like (keyword) input, but both were given")
+        if not args and not kwargs:
+            raise ValueError("StackDataset: at least one dataset should be passed")
+        self._keys = list(kwargs) if kwargs else None
+        self.datasets = dict(kwargs) if kwargs else tuple(args)
+        parts = list(self.datasets.values()) if kwargs else list(args)
+        lengths = [len(d) for d in parts]
+        if any(n != lengths[0] for n in lengths):
+            names = self._keys if kwargs else list(range(len(parts)))
+            raise ValueError(f"StackDataset: size mismatch between datasets: "
+                             f"{dict(zip(names, lengths))}")
+        self._length = lengths[0]
+
+    def __len__(self) -> int:
+        return self._length
+
+    def __getitem__(self, index):
+        if self._keys is not None:
+            return {k: d[index] for k, d in self.datasets.items()}
+        return tuple(d[index] for d in self.datasets)
+
+    def __getitems__(self, indices: list) -> list:
+        """A batch of samples; a part that has its own ``__getitems__`` fetches in one go."""
+        parts = self.datasets.values() if self._keys is not None else self.datasets
+        columns = []
+        for d in parts:
+            getitems = getattr(d, "__getitems__", None)
+            column = getitems(indices) if getitems is not None else [d[i] for i in indices]
+            if len(column) != len(indices):
+                raise ValueError(f"StackDataset: nested dataset's output size mismatch: "
+                                 f"expected {len(indices)}, got {len(column)}")
+            columns.append(column)
+        if self._keys is not None:
+            return [dict(zip(self._keys, row)) for row in zip(*columns)]
+        return [tuple(row) for row in zip(*columns)]
 
 
 def _split_lengths(n: int, lengths) -> list:

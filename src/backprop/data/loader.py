@@ -23,7 +23,8 @@ from backprop.tensor import Tensor, _make
 
 __all__ = [
     "BatchSampler", "DataLoader", "RandomSampler", "Sampler", "SequentialSampler",
-    "SubsetRandomSampler", "default_collate", "default_convert",
+    "SubsetRandomSampler", "WeightedRandomSampler", "default_collate", "default_convert",
+    "get_worker_info",
 ]
 
 
@@ -242,6 +243,78 @@ class SubsetRandomSampler(Sampler):
 
     def __len__(self) -> int:
         return len(self._idx)
+
+
+class WeightedRandomSampler(Sampler):
+    """Indices 0 .. len(weights) - 1 drawn with probability proportional to ``weights``.
+
+    The usual cure for an unbalanced dataset: give each sample the weight
+    1 / (size of its class) and every class is drawn equally often.
+
+    Args:
+        weights: one non-negative weight per sample (a sequence, array or 1-D tensor;
+            they need not sum to 1).
+        num_samples: how many indices per pass.
+        replacement: draw with replacement (default); without it, each index appears at
+            most once and ``num_samples`` may not exceed the number of non-zero weights.
+        generator: a ``backprop.Generator``; the global one when None.
+
+    Example::
+
+        weights = [0.1, 0.9]
+        list(WeightedRandomSampler(weights, 5, generator=backprop.Generator(0)))  # mostly 1s
+    """
+
+    def __init__(self, weights, num_samples: int, replacement: bool = True, generator=None):
+        _check_count(num_samples, "num_samples", "WeightedRandomSampler")
+        if not isinstance(replacement, bool):
+            raise ValueError(f"WeightedRandomSampler: replacement should be a boolean value, "
+                             f"but got replacement={replacement!r}")
+        _random.generator(generator)
+        data = weights._data if isinstance(weights, Tensor) else weights
+        try:
+            w = np.asarray(data, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise TypeError(f"WeightedRandomSampler: weights must be a sequence of numbers, got "
+                            f"{type(weights).__name__}") from None
+        if w.ndim != 1:
+            raise ShapeError(f"WeightedRandomSampler: weights should be a 1d sequence but given "
+                             f"weights have shape {tuple(w.shape)}")
+        if w.size == 0 or not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError("WeightedRandomSampler: weights must be finite, non-negative and "
+                             "not all zero")
+        if not replacement and num_samples > np.count_nonzero(w):
+            raise ValueError(f"WeightedRandomSampler: cannot draw num_samples={num_samples} "
+                             f"indices without replacement from {np.count_nonzero(w)} non-zero "
+                             f"weights")
+        self.weights = w
+        self.num_samples = int(num_samples)
+        self.replacement = replacement
+        self.generator = generator
+
+    def _order(self) -> np.ndarray:
+        rng = _random.generator(self.generator)
+        p = self.weights / self.weights.sum()
+        return rng.choice(len(p), size=self.num_samples, replace=self.replacement,
+                          p=p).astype(np.int64, copy=False)
+
+    def __iter__(self):
+        return iter(self._order().tolist())
+
+    def __len__(self) -> int:
+        return self.num_samples
+
+
+def get_worker_info():
+    """Information about the current data-loading worker process: always None in
+    backprop, as in PyTorch's main process, because batches are always made in the
+    process that iterates the loader (``num_workers`` is accepted and ignored).
+
+    Example::
+
+        info = get_worker_info()     # None: split the work yourself only when not None
+    """
+    return None
 
 
 class BatchSampler(Sampler):

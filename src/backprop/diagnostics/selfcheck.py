@@ -32,9 +32,11 @@ from backprop import nn
 from backprop import ops as O
 from backprop.autograd import Function, gradcheck, no_grad
 from backprop.autograd import grad as autograd_grad
+from backprop.autograd.function import AccumulateGrad
 from backprop.creation import tensor
 from backprop.errors import GradcheckError
 from backprop.nn import functional as F
+from backprop.ops.recurrent import GRUSequence, LSTMSequence, RNNSequence
 from backprop.random import get_rng_state, manual_seed, set_rng_state
 from backprop.tensor import Tensor
 
@@ -135,6 +137,12 @@ def _hooked(module):
     return module
 
 
+def _frozen(module):
+    """``module`` with its parameters fixed: only the inputs' gradients are checked."""
+    module.requires_grad_(False)
+    return module
+
+
 def _op(name, fn, make, **kw):
     return Case(name, "op", make, fn=fn, **kw)
 
@@ -219,6 +227,13 @@ _OPS = [
         _n((1, 1, 4, 4), (1, 1, 3, 3))),
     _op("max_pool2d", lambda x: O.max_pool2d(x, 2), _sep(1, 1, 4, 4)),
     _op("avg_pool2d", lambda x: O.avg_pool2d(x, 2), _n((1, 1, 4, 4))),
+    _op("conv1d", lambda x, w, b: O.conv1d(x, w, b, stride=2, padding=1),
+        _n((1, 2, 5), (2, 2, 3), (2,))),
+    _op("conv_transpose2d", lambda x, w, b: O.conv_transpose2d(x, w, b, stride=2, padding=1,
+                                                               output_padding=1),
+        _n((1, 2, 2, 2), (2, 1, 3, 3), (1,))),
+    _op("conv_transpose1d", lambda x, w: O.conv_transpose1d(x, w, stride=2),
+        _n((1, 2, 3), (2, 2, 2))),
     # activations
     _op("relu", O.relu, _off(2, 3)),
     _op("leaky_relu", lambda a: O.leaky_relu(a, 0.1), _off(2, 3)),
@@ -229,6 +244,12 @@ _OPS = [
     _op("gelu/tanh", lambda a: O.gelu(a, approximate="tanh"), _n((2, 3))),
     _op("elu", O.elu, _off(2, 3)),
     _op("softplus", O.softplus, _n((2, 3))),
+    _op("hardtanh", lambda a: O.hardtanh(a, -0.5, 0.5), lambda r: [
+        r.choice([-0.8, -0.2, 0.2, 0.8], (2, 3)) + r.uniform(-0.1, 0.1, (2, 3))]),
+    _op("hardsigmoid", O.hardsigmoid, _off(2, 3, points=(-3.0, 3.0))),
+    _op("hardswish", O.hardswish, lambda r: [  # all three pieces, away from the kinks
+        r.choice([-3.6, -1.0, 1.0, 3.6], (2, 3)) + r.uniform(-0.3, 0.3, (2, 3))]),
+    _op("logsigmoid", O.logsigmoid, _n((2, 3))),
     # fused losses and the softmax family
     _op("softmax", lambda a: BF.softmax(a, 1), _n((2, 3))),
     _op("log_softmax", lambda a: BF.log_softmax(a, 1), _n((2, 3))),
@@ -238,18 +259,69 @@ _OPS = [
     _op("binary_cross_entropy", lambda p, t: O.binary_cross_entropy(p, t), lambda r: [
         r.uniform(0.1, 0.9, (2, 3)), r.uniform(0.0, 1.0, (2, 3))]),
     _op("bce_with_logits", O.binary_cross_entropy_with_logits, _n((2, 3), (2, 3))),
+    _op("mse_loss", lambda x, t: O.fused.mse_loss(x, t), _n((2, 3), (2, 3))),
     # nn.functional primitives
     _op("batch_norm/train", lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
         _n((4, 3), (3,), (3,))),
     _op("batch_norm/eval", lambda x, w, b: F.batch_norm(x, tensor(_RM), tensor(_RV), w, b),
         _n((4, 3), (3,), (3,))),
     _op("layer_norm", lambda x, w, b: F.layer_norm(x, (3,), w, b), _n((2, 3), (3,), (3,))),
+    _op("group_norm", lambda x, w, b: F.group_norm(x, 2, w, b), _n((2, 4, 3), (4,), (4,))),
+    _op("instance_norm", lambda x: F.instance_norm(x), _n((2, 2, 3))),
+    _op("interpolate/bilinear", lambda x: F.interpolate(x, size=(3, 4), mode="bilinear"),
+        _n((1, 1, 2, 3))),
+    _op("interpolate/nearest", lambda x: F.interpolate(x, scale_factor=2), _n((1, 1, 2, 2))),
     _op("embedding", lambda i, w: F.embedding(i, w), lambda r: [
         _idx([[0, 2], [2, 3]]), r.standard_normal((4, 2))]),
+    # recurrent layers: a whole (packed) sequence per op
+    _op("lstm_sequence", lambda xp, h, c, w: LSTMSequence.apply(xp, h, c, w, None, (2, 1), False),
+        _n((3, 8), (2, 2), (2, 2), (8, 2))),
+    _op("lstm_sequence/projection/reverse", lambda xp, h, c, w, wr: LSTMSequence.apply(
+        xp, h, c, w, wr, (2, 1), True), _n((3, 8), (2, 1), (2, 2), (8, 1), (1, 2))),
+    _op("gru_sequence", lambda xp, h, w, b: GRUSequence.apply(xp, h, w, b, (2, 1), False),
+        _n((3, 6), (2, 2), (6, 2), (6,))),
+    _op("rnn_sequence", lambda xp, h, w: RNNSequence.apply(xp, h, w, (2, 2), True, "tanh"),
+        _n((4, 2), (2, 2), (2, 2))),
+    # attention
+    _op("scaled_dot_product_attention", lambda q, k, v, m: F.scaled_dot_product_attention(
+        q, k, v, attn_mask=m), _n((1, 2, 2), (1, 3, 2), (1, 3, 2), (2, 3))),
+    _op("tril", lambda a: a.tril(), _n((3, 3))),
+    _op("triu", lambda a: a.triu(1), _n((2, 3))),
     # the graph nodes of module backward hooks (one input; several inputs)
     _op("backward_hook/one-input", lambda a: _hooked(nn.Identity())(a) * 2.0, _n((2, 3))),
     _op("backward_hook/two-inputs", lambda a, b: _hooked(nn.MSELoss())(a, b),
         _n((2, 3), (2, 3))),
+]
+
+# more tensor maths (backprop/ops/math.py)
+_OPS += [
+    _op("floor/ceil/round/trunc", lambda a: (O.floor(a) + O.ceil(a) + O.round(a) + O.trunc(a))
+        * a, lambda r: [r.integers(-3, 3, (2, 3)) + r.uniform(0.1, 0.4, (2, 3))]),
+    _op("tan", O.tan, lambda r: [r.uniform(-1.0, 1.0, (2, 3))]),
+    _op("sinh", O.sinh, _n((2, 3))),
+    _op("cosh", O.cosh, _n((2, 3))),
+    _op("asin", O.asin, lambda r: [r.uniform(-0.9, 0.9, (2, 3))]),
+    _op("acos", O.acos, lambda r: [r.uniform(-0.9, 0.9, (2, 3))]),
+    _op("atan", O.atan, _n((2, 3))),
+    _op("erf", O.erf, _n((2, 3))),
+    _op("erfc", O.erfc, _n((2, 3))),
+    _op("erfinv", O.erfinv, lambda r: [r.uniform(-0.9, 0.9, (2, 3))]),
+    _op("log2", O.log2, _pos(2, 3)),
+    _op("log10", O.log10, _pos(2, 3)),
+    _op("reciprocal", O.reciprocal, _pos(2, 3)),
+    _op("atan2", O.atan2, _n((2, 3), (3,))),
+    _op("fmod", O.fmod, lambda r: [np.array([[1.3, -2.6, 0.4]]), np.array([0.5, 1.0, -0.3])]),
+    _op("logaddexp", O.logaddexp, _n((2, 3), (3,))),
+    _op("xlogy", O.xlogy, lambda r: _n((2, 3))(r) + _pos(2, 3)(r)),
+    _op("nan_to_num", lambda a: O.nan_to_num(O.log(a - 1.0)),  # NaN below 1: gradient 0
+        lambda r: [np.array([[0.5, 1.5, 2.0], [0.7, 3.0, 0.2]])]),
+    _op("cumprod", lambda a: O.cumprod(a, 1), lambda r: [np.array([[0.5, 0.0, 2.0],
+                                                                   [1.5, -0.7, 0.9]])]),
+    _op("diagonal", lambda a: O.diagonal(a, 1), _n((3, 4))),
+    _op("diag_embed", lambda a: O.diag_embed(a), _n((2, 3))),
+    _op("roll", lambda a: O.roll(a, 1, 1), _n((2, 3))),
+    _op("unfold", lambda a: a.unfold(1, 2, 1), _n((2, 4))),
+    _op("scatter", lambda a, s: a.scatter(0, tensor(_idx([[1, 0, 1]])), s), _n((2, 3), (1, 3))),
 ]
 
 
@@ -273,12 +345,42 @@ _LAYERS = [
     _layer("MaxPool2d", lambda: nn.MaxPool2d(2), _sep(1, 2, 4, 4)),
     _layer("AvgPool2d", lambda: nn.AvgPool2d(2), _n((1, 2, 4, 4))),
     _layer("AdaptiveAvgPool2d", lambda: nn.AdaptiveAvgPool2d(1), _n((1, 2, 3, 3))),
+    _layer("Conv1d", lambda: nn.Conv1d(2, 3, 2, padding="same"), _n((2, 2, 4))),
+    _layer("ConvTranspose2d", lambda: nn.ConvTranspose2d(2, 2, 2, stride=2), _n((1, 2, 2, 2))),
+    _layer("ConvTranspose1d", lambda: nn.ConvTranspose1d(2, 1, 3, stride=2), _n((1, 2, 3))),
+    _layer("MaxPool1d", lambda: nn.MaxPool1d(2), _sep(1, 2, 4)),
+    _layer("AvgPool1d", lambda: nn.AvgPool1d(2), _n((1, 2, 4))),
+    _layer("AdaptiveAvgPool1d", lambda: nn.AdaptiveAvgPool1d(2), _n((1, 2, 5))),
+    _layer("AdaptiveMaxPool1d", lambda: nn.AdaptiveMaxPool1d(2), _sep(1, 2, 5)),
+    _layer("AdaptiveMaxPool2d", lambda: nn.AdaptiveMaxPool2d((2, 1)), _sep(1, 2, 3, 3)),
+    _layer("Dropout2d", lambda: nn.Dropout2d(0.5), _n((2, 3, 2, 2)), random=True),
+    _layer("Upsample", lambda: nn.Upsample(scale_factor=2, mode="bilinear"), _n((1, 1, 2, 2))),
+    _layer("PixelShuffle", lambda: nn.PixelShuffle(2), _n((1, 4, 2, 2))),
+    _layer("PixelUnshuffle", lambda: nn.PixelUnshuffle(2), _n((1, 1, 2, 4))),
+    _layer("UpsamplingNearest2d", lambda: nn.UpsamplingNearest2d(size=(3, 2)),
+           _n((1, 1, 2, 2))),
+    _layer("UpsamplingBilinear2d", lambda: nn.UpsamplingBilinear2d(scale_factor=1.5),
+           _n((1, 1, 2, 3))),
+    _layer("Dropout1d", lambda: nn.Dropout1d(0.5), _n((2, 3, 2)), random=True),
+    _layer("Dropout3d", lambda: nn.Dropout3d(0.5), _n((2, 3, 1, 2, 2)), random=True),
+    _layer("AlphaDropout", lambda: nn.AlphaDropout(0.5), _n((2, 3)), random=True),
     _layer("BatchNorm1d/train", lambda: nn.BatchNorm1d(3), _n((4, 3))),
     _layer("BatchNorm1d/eval", _bn_eval(nn.BatchNorm1d, 3), _n((4, 3))),
     _layer("BatchNorm2d/train", lambda: nn.BatchNorm2d(2), _n((2, 2, 2, 2))),
     _layer("LayerNorm", lambda: nn.LayerNorm(3), _n((2, 3))),
+    _layer("GroupNorm", lambda: nn.GroupNorm(2, 4), _n((2, 4, 3))),
+    _layer("InstanceNorm2d", lambda: nn.InstanceNorm2d(2, affine=True), _n((2, 2, 2, 3))),
+    _layer("InstanceNorm1d", lambda: nn.InstanceNorm1d(2), _n((2, 2, 3))),
     _layer("Dropout", lambda: nn.Dropout(0.5), _n((2, 3)), random=True),
     _layer("Embedding", lambda: nn.Embedding(4, 2), lambda r: [_idx([[0, 2], [3, 2]])]),
+    _layer("LSTM", lambda: nn.LSTM(2, 2), _n((2, 1, 2))),
+    _layer("LSTM/projection", lambda: nn.LSTM(2, 2, proj_size=1), _n((2, 1, 2))),
+    _layer("GRU", lambda: nn.GRU(2, 2, batch_first=True), _n((1, 2, 2))),
+    _layer("RNN", lambda: nn.RNN(2, 2, bidirectional=True), _n((2, 1, 2))),
+    _layer("RNNBase", lambda: nn.RNNBase("RNN_TANH", 2, 2), _n((2, 2))),
+    _layer("RNNCell", lambda: nn.RNNCell(3, 2), _n((2, 3))),
+    _layer("LSTMCell", lambda: nn.LSTMCell(3, 2), _n((2, 3))),
+    _layer("GRUCell", lambda: nn.GRUCell(3, 2), _n((2, 3))),
     _layer("Sequential", lambda: nn.Sequential(nn.Linear(3, 3), nn.Tanh(), nn.Linear(3, 2)),
            _n((2, 3))),
     _layer("Residual", lambda: nn.Residual(nn.Sequential(nn.Linear(3, 3), nn.Tanh())),
@@ -291,6 +393,13 @@ _LAYERS = [
     _layer("ELU", nn.ELU, _off(2, 3)),
     _layer("Softplus", nn.Softplus, _n((2, 3))),
     _layer("SiLU", nn.SiLU, _n((2, 3))),
+    _layer("Hardtanh", nn.Hardtanh, _off(2, 3, points=(-1.0, 1.0))),
+    _layer("ReLU6", nn.ReLU6, lambda r: [r.uniform(0.1, 5.9, (2, 3))]),
+    _layer("Hardsigmoid", nn.Hardsigmoid, _off(2, 3, points=(-3.0, 3.0))),
+    _layer("Hardswish", nn.Hardswish, _off(2, 3, points=(-3.0, 3.0))),
+    _layer("LogSigmoid", nn.LogSigmoid, _n((2, 3))),
+    _layer("Mish", nn.Mish, _n((2, 3))),
+    _layer("PReLU", lambda: nn.PReLU(3), _off(2, 3)),
     _layer("Softmax", lambda: nn.Softmax(dim=1), _n((2, 3))),
     _layer("LogSoftmax", lambda: nn.LogSoftmax(dim=1), _n((2, 3))),
     _layer("MSELoss", nn.MSELoss, _n((2, 3), (2, 3))),
@@ -304,6 +413,70 @@ _LAYERS = [
     _layer("CrossEntropyLoss", nn.CrossEntropyLoss, lambda r: [r.standard_normal((4, 3)),
                                                               _idx([0, 2, 1, 1])]),
     _layer("NLLLoss", nn.NLLLoss, lambda r: [r.standard_normal((4, 3)), _idx([2, 0, 1, 1])]),
+    # distances and the composite losses of nn/loss.py (±1 labels as ints: not inputs)
+    _layer("CosineSimilarity", nn.CosineSimilarity, _n((2, 3), (2, 3))),
+    _layer("PairwiseDistance", nn.PairwiseDistance, _n((2, 3), (2, 3))),
+    _layer("KLDivLoss", lambda: nn.KLDivLoss(reduction="batchmean"),
+           lambda r: [r.standard_normal((2, 3)), r.uniform(0.1, 1.0, (2, 3))]),
+    _layer("CosineEmbeddingLoss", lambda: nn.CosineEmbeddingLoss(margin=-0.9),
+           lambda r: [*_n((3, 2), (3, 2))(r), _idx([1, -1, 1])]),
+    _layer("MarginRankingLoss", nn.MarginRankingLoss,
+           lambda r: [*_apart(r, (3,)), _idx([1, -1, 1])]),
+    _layer("HingeEmbeddingLoss", lambda: nn.HingeEmbeddingLoss(margin=3.0),
+           lambda r: [r.uniform(0.1, 2.0, (2, 3)), _idx([[1, -1, -1], [1, 1, -1]])]),
+    _layer("SoftMarginLoss", nn.SoftMarginLoss, lambda r: [r.standard_normal((2, 3)),
+                                                          _idx([[1, -1, 1], [-1, -1, 1]])]),
+    _layer("TripletMarginLoss", lambda: nn.TripletMarginLoss(margin=5.0, swap=True),
+           _n((2, 3), (2, 3), (2, 3))),
+    _layer("TripletMarginWithDistanceLoss",
+           lambda: nn.TripletMarginWithDistanceLoss(margin=5.0), _n((2, 3), (2, 3), (2, 3))),
+    _layer("GaussianNLLLoss", nn.GaussianNLLLoss,
+           lambda r: [*_n((2, 3), (2, 3))(r), r.uniform(0.5, 2.0, (2, 1))]),
+    _layer("PoissonNLLLoss", lambda: nn.PoissonNLLLoss(full=True),
+           lambda r: [r.standard_normal((2, 3)), r.uniform(1.5, 4.0, (2, 3))]),
+    _layer("MultiLabelSoftMarginLoss", nn.MultiLabelSoftMarginLoss,
+           lambda r: [r.standard_normal((2, 3)), r.uniform(0.0, 1.0, (2, 3))]),
+    # values 0.5 apart and margin 0.75: no hinge sits at its kink
+    _layer("MultiMarginLoss", lambda: nn.MultiMarginLoss(p=2, margin=0.75),
+           lambda r: [*_sep(2, 3)(r), _idx([2, 0])]),
+    _layer("MultiLabelMarginLoss", nn.MultiLabelMarginLoss,
+           lambda r: [*_sep(2, 3)(r), _idx([[2, 0, -1], [1, -1, 0]])]),
+    # padding layers (nn/padding.py): every mode, through F.pad's primitive
+    _layer("ZeroPad1d", lambda: nn.ZeroPad1d((1, 2)), _n((1, 2, 3))),
+    _layer("ZeroPad2d", lambda: nn.ZeroPad2d((1, 0, -1, 1)), _n((1, 2, 3))),
+    _layer("ZeroPad3d", lambda: nn.ZeroPad3d((1, 0, 0, 0, 0, 1)), _n((1, 1, 1, 2))),
+    _layer("ConstantPad1d", lambda: nn.ConstantPad1d(1, 0.5), _n((2, 3))),
+    _layer("ConstantPad2d", lambda: nn.ConstantPad2d((0, 1, 1, 0), -1.0), _n((1, 2, 2))),
+    _layer("ConstantPad3d", lambda: nn.ConstantPad3d((1, 0, 0, 1, 1, 0), 2.0),
+           _n((1, 2, 1, 2))),
+    _layer("ReflectionPad1d", lambda: nn.ReflectionPad1d((2, 1)), _n((1, 2, 3))),
+    _layer("ReflectionPad2d", lambda: nn.ReflectionPad2d((1, 0, 0, 1)), _n((1, 2, 3))),
+    _layer("ReflectionPad3d", lambda: nn.ReflectionPad3d((1, 0, 0, 0, 0, 1)),
+           _n((1, 2, 1, 2))),
+    _layer("ReplicationPad1d", lambda: nn.ReplicationPad1d((2, 1)), _n((1, 2, 3))),
+    _layer("ReplicationPad2d", lambda: nn.ReplicationPad2d((1, 0, 2, 1)), _n((1, 2, 3))),
+    _layer("ReplicationPad3d", lambda: nn.ReplicationPad3d((0, 1, 1, 0, 0, 1)),
+           _n((1, 1, 2, 2))),
+    _layer("CircularPad1d", lambda: nn.CircularPad1d((1, 2)), _n((1, 2, 3))),
+    _layer("CircularPad2d", lambda: nn.CircularPad2d((1, 0, 0, 1)), _n((1, 2, 3))),
+    _layer("CircularPad3d", lambda: nn.CircularPad3d((1, 0, 0, 0, 0, 1)),
+           _n((1, 2, 1, 2))),
+    # attention: tiny sizes, since every element costs four evaluations; the stacks reuse
+    # the layers checked above, so only their inputs are checked (parameters frozen)
+    _layer("MultiheadAttention", lambda: nn.MultiheadAttention(2, 1, kdim=1),
+           _n((2, 1, 2), (2, 1, 1), (2, 1, 2))),
+    _layer("TransformerEncoderLayer", lambda: nn.TransformerEncoderLayer(
+        2, 1, 1, dropout=0.0, bias=False, norm_first=True), _n((2, 1, 2))),
+    _layer("TransformerDecoderLayer", lambda: _frozen(nn.TransformerDecoderLayer(
+        4, 2, 2, dropout=0.0, norm_first=True)), _n((1, 1, 4), (2, 1, 4))),
+    _layer("TransformerEncoder", lambda: _frozen(nn.TransformerEncoder(
+        nn.TransformerEncoderLayer(4, 2, 2, dropout=0.0), 1, norm=nn.LayerNorm(4))),
+           _n((2, 1, 4))),
+    _layer("TransformerDecoder", lambda: _frozen(nn.TransformerDecoder(
+        nn.TransformerDecoderLayer(4, 2, 2, dropout=0.0), 1)), _n((1, 1, 4), (2, 1, 4))),
+    _layer("Transformer", lambda: _frozen(nn.Transformer(4, 2, 1, 1, 2, dropout=0.0,
+                                                         batch_first=True)),
+           _n((1, 2, 4), (1, 1, 4))),
 ]
 
 
@@ -459,8 +632,8 @@ def _graph_ops(out: Tensor) -> set:
             continue
         seen.add(id(node))
         found.add(node.op)
-        for nxt in node.next_functions:
-            if nxt is not None and not isinstance(nxt, Tensor):
+        for nxt, _ in node.next_functions:
+            if nxt is not None and not isinstance(nxt, AccumulateGrad):  # a leaf's node
                 stack.append(nxt)
     return found
 

@@ -335,8 +335,8 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
                              f"{tuple(y_hat.shape)} (m = {m} samples) and y of shape "
                              f"{Y.shape}: {e}") from e
         if not isinstance(loss, Tensor) or loss._data.size != 1:
-            raise ValueError(f"trace: loss_fn must return a scalar tensor, got "
-                             f"{type(loss).__name__ if not isinstance(loss, Tensor) else loss.shape}")
+            got = tuple(loss.shape) if isinstance(loss, Tensor) else type(loss).__name__
+            raise ValueError(f"trace: loss_fn must return a scalar tensor, got {got}")
         loss.backward()
     missing = [f"W[{i + 1}]" for i, r in enumerate(records) if r[3].grad is None]
     if missing:

@@ -1348,6 +1348,7 @@ def _script(session: LabSession) -> str:
     add("")
     add("    (raw_train, y_train), (raw_test, y_test) = load_data()")
     add("    X_train, X_test = features(raw_train), features(raw_test)")
+    add("    backprop.manual_seed(SETTINGS['seed'])   # dropout masks repeat from run to run")
     add("    generator = backprop.Generator(SETTINGS['seed'])")
     add("    model = build_model(generator)")
     add("    if args.checkpoint:")

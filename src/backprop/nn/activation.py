@@ -11,6 +11,8 @@ Example::
 from __future__ import annotations
 
 from backprop.nn import functional as F
+from backprop.nn import init as _init
+from backprop.nn.linear import _check_size, _factory
 from backprop.nn.module import Module
 
 
@@ -130,6 +132,112 @@ class SiLU(Module):
 
     def extra_repr(self) -> str:
         return "inplace=True" if self.inplace else ""
+
+
+class Hardtanh(Module):
+    """clamp(x, min_val, max_val), gradient 0 at and beyond the ends.
+
+    Example::
+
+        nn.Hardtanh()(backprop.tensor([-2.0, 0.5, 2.0]))   # tensor([-1.0000, 0.5000, 1.0000])
+    """
+
+    def __init__(self, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+        super().__init__()
+        self.min_val = min_val
+        self.max_val = max_val
+        self.inplace = inplace
+        if max_val < min_val:
+            raise ValueError(f"Hardtanh: min_val cannot be greater than max_val, got min_val="
+                             f"{min_val} and max_val={max_val}")
+
+    def forward(self, input):
+        return F.hardtanh(input, self.min_val, self.max_val)
+
+    def extra_repr(self) -> str:
+        return (f"min_val={self.min_val}, max_val={self.max_val}"
+                + (", inplace=True" if self.inplace else ""))
+
+
+class ReLU6(Hardtanh):
+    """min(max(x, 0), 6) (MobileNet's bounded relu)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__(0.0, 6.0, inplace)
+
+    def extra_repr(self) -> str:
+        return "inplace=True" if self.inplace else ""
+
+
+class Hardsigmoid(Module):
+    """clamp(x/6 + 1/2, 0, 1), a piecewise-linear sigmoid."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardsigmoid(input)
+
+
+class Hardswish(Module):
+    """x · clamp(x/6 + 1/2, 0, 1) (MobileNetV3)."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.hardswish(input)
+
+
+class LogSigmoid(Module):
+    """log σ(x), stable for any input."""
+
+    def forward(self, input):
+        return F.logsigmoid(input)
+
+
+class Mish(Module):
+    """x · tanh(softplus(x))."""
+
+    def __init__(self, inplace: bool = False):
+        super().__init__()
+        self.inplace = inplace
+
+    def forward(self, input):
+        return F.mish(input)
+
+
+class PReLU(Module):
+    """x where x > 0, a · x elsewhere, with the slope a learned (one, or one per channel).
+
+    Args:
+        num_parameters: 1 (one slope shared) or the number of channels (dim 1 of the input).
+        init: the initial slope (0.25).
+
+    Example::
+
+        act = nn.PReLU(num_parameters=3)
+        act(backprop.randn(2, 3, 4)).shape   # (2, 3, 4); act.weight.shape == (3,)
+    """
+
+    def __init__(self, num_parameters: int = 1, init: float = 0.25, device=None, dtype=None):
+        super().__init__()
+        self.num_parameters = _check_size(num_parameters, "num_parameters", "PReLU",
+                                          allow_zero=False)
+        self.init = init
+        self.weight = _factory((self.num_parameters,), device, dtype)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        _init.constant_(self.weight, self.init)
+
+    def forward(self, input):
+        return F.prelu(input, self.weight)
+
+    def extra_repr(self) -> str:
+        return f"num_parameters={self.num_parameters}"
 
 
 class Softmax(Module):

@@ -1,4 +1,5 @@
-"""Containers: ``Sequential``, ``ModuleList``, ``ModuleDict``, and the ``Residual`` wrapper."""
+"""Containers: ``Sequential``, ``ModuleList``, ``ModuleDict``, ``ParameterList``,
+``ParameterDict``, and the ``Residual`` wrapper."""
 from __future__ import annotations
 
 import numbers
@@ -9,6 +10,7 @@ import numpy as np
 
 from backprop.errors import ShapeError
 from backprop.nn.module import Module, _addindent
+from backprop.nn.parameter import Parameter
 from backprop.tensor import Tensor
 
 
@@ -275,3 +277,222 @@ class Residual(Module):
                              f"shape from {tuple(input.shape)} to {got}; x + f(x) needs f(x) "
                              f"to have the shape of x")
         return input + out
+
+
+def _as_parameter(value):
+    """A plain Tensor put in a ParameterList/Dict becomes a Parameter (as in PyTorch)."""
+    if isinstance(value, Tensor) and not isinstance(value, Parameter):
+        return Parameter(value)
+    return value
+
+
+def _describe(value) -> str:
+    """One line of a ParameterList/Dict repr, as PyTorch prints it."""
+    if isinstance(value, Tensor):
+        kind = "Parameter" if isinstance(value, Parameter) else "Tensor"
+        size = "x".join(str(n) for n in value.shape)
+        return f"{kind} containing: [{value.dtype} of size {size}]"
+    return f"Object of type: {type(value).__name__}"
+
+
+class ParameterList(Module):
+    """A list of parameters, registered (under "0", "1", ...) so that ``parameters()``,
+    ``state_dict()`` and the optimisers find them. Plain tensors added are wrapped in
+    ``Parameter``; other objects are kept as they are.
+
+    Example::
+
+        weights = nn.ParameterList([nn.Parameter(backprop.randn(4, 4)) for _ in range(3)])
+        for w in weights:
+            x = x @ w
+    """
+
+    def __init__(self, values=None) -> None:
+        super().__init__()
+        self._size = 0
+        if values is not None:
+            self += values
+
+    def _key(self, idx) -> str:
+        return str(_index(idx, self._size, "ParameterList"))
+
+    def __getitem__(self, idx):
+        if isinstance(idx, slice):
+            return type(self)([self[i] for i in range(self._size)[idx]])
+        return getattr(self, self._key(idx))
+
+    def __setitem__(self, idx, value) -> None:
+        setattr(self, self._key(idx), _as_parameter(value))
+
+    def __len__(self) -> int:
+        return self._size
+
+    def __iter__(self):
+        return (self[i] for i in range(self._size))
+
+    def __iadd__(self, values) -> "ParameterList":
+        return self.extend(values)
+
+    def __dir__(self):
+        return [key for key in super().__dir__() if not key.isdigit()]
+
+    def append(self, value) -> "ParameterList":
+        """Add ``value`` at the end. Returns self."""
+        self._size += 1
+        self[self._size - 1] = value
+        return self
+
+    def extend(self, values) -> "ParameterList":
+        """Append every value of an iterable. Returns self."""
+        if not isinstance(values, Iterable) or isinstance(values, Tensor):
+            raise TypeError(f"ParameterList.extend should be called with an iterable, but got "
+                            f"{type(values).__name__}")
+        for value in values:
+            self.append(value)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"  ({i}): {_describe(value)}" for i, value in enumerate(self))
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterList should not be called.")
+
+
+class ParameterDict(Module):
+    """A dict of parameters by name, registered so that ``parameters()``, ``state_dict()``
+    and the optimisers find them. Plain tensors added are wrapped in ``Parameter``.
+
+    Example::
+
+        scales = nn.ParameterDict({"a": nn.Parameter(backprop.ones(3)),
+                                   "b": nn.Parameter(backprop.zeros(3))})
+        scales["a"] * x + scales["b"]
+    """
+
+    def __init__(self, parameters=None) -> None:
+        super().__init__()
+        self._keys: dict = {}
+        if parameters is not None:
+            self.update(parameters)
+
+    @staticmethod
+    def _check_key(key) -> str:
+        if not isinstance(key, str):
+            raise TypeError(f"ParameterDict keys must be strings, got {type(key).__name__}")
+        return key
+
+    def __getitem__(self, key: str):
+        if key not in self._keys:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __setitem__(self, key: str, value) -> None:
+        self._check_key(key)
+        setattr(self, key, _as_parameter(value))
+        self._keys[key] = None
+
+    def __delitem__(self, key: str) -> None:
+        del self._keys[key]
+        delattr(self, key)
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __iter__(self):
+        return iter(self._keys)
+
+    def __reversed__(self):
+        return reversed(list(self._keys))
+
+    def __contains__(self, key) -> bool:
+        return key in self._keys
+
+    def copy(self) -> "ParameterDict":
+        """A new ParameterDict holding the same parameters (not copies of them)."""
+        return ParameterDict(list(self.items()))
+
+    def setdefault(self, key: str, default=None):
+        """``self[key]``, after setting it to ``default`` if it is missing."""
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def clear(self) -> None:
+        """Remove every entry."""
+        for key in list(self._keys):
+            del self[key]
+
+    def pop(self, key: str):
+        """Remove ``key`` and return its value."""
+        value = self[key]
+        del self[key]
+        return value
+
+    def popitem(self) -> tuple:
+        """Remove and return the last inserted (key, value) pair."""
+        if not self._keys:
+            raise KeyError("popitem(): dictionary is empty")
+        key = list(self._keys)[-1]
+        return key, self.pop(key)
+
+    def get(self, key: str, default=None):
+        return self[key] if key in self else default
+
+    def fromkeys(self, keys, default=None) -> "ParameterDict":
+        """A new ParameterDict with every key of ``keys`` set to ``default``."""
+        return ParameterDict((key, default) for key in keys)
+
+    def keys(self):
+        return self._keys.keys()
+
+    def items(self):
+        return ((key, self[key]) for key in self._keys)
+
+    def values(self):
+        return (self[key] for key in self._keys)
+
+    def update(self, parameters) -> None:
+        """Add entries from a mapping or an iterable of (key, value) pairs.
+
+        As in PyTorch, the entries of a plain (unordered) mapping are added in sorted key
+        order; an OrderedDict, a ParameterDict or a sequence of pairs keeps its order."""
+        if isinstance(parameters, (OrderedDict, ParameterDict)):
+            pairs = list(parameters.items())
+        elif isinstance(parameters, Mapping):
+            pairs = sorted(parameters.items(), key=lambda kv: kv[0])
+        elif isinstance(parameters, Iterable) and not isinstance(parameters, (str, Tensor)):
+            pairs = []
+            for j, pair in enumerate(parameters):
+                if not isinstance(pair, Iterable) or isinstance(pair, (str, Tensor)):
+                    raise TypeError(f"ParameterDict update sequence element #{j} should be "
+                                    f"Iterable; is {type(pair).__name__}")
+                pair = tuple(pair)
+                if len(pair) != 2:
+                    raise ValueError(f"ParameterDict update sequence element #{j} has length "
+                                     f"{len(pair)}; 2 is required")
+                pairs.append(pair)
+        else:
+            raise TypeError(f"ParametersDict.update should be called with an iterable of "
+                            f"key/value pairs, but got {type(parameters).__name__}")
+        for key, value in pairs:
+            self[key] = value
+
+    def __or__(self, other: "ParameterDict") -> "ParameterDict":
+        merged = self.copy()
+        merged.update(other)
+        return merged
+
+    def __ror__(self, other: "ParameterDict") -> "ParameterDict":
+        merged = other.copy()
+        merged.update(self)
+        return merged
+
+    def __ior__(self, other) -> "ParameterDict":
+        self.update(other)
+        return self
+
+    def extra_repr(self) -> str:
+        return "\n".join(f"  ({key}): {_describe(value)}" for key, value in self.items())
+
+    def __call__(self, *args, **kwargs):
+        raise RuntimeError("ParameterDict should not be called.")

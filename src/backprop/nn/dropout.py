@@ -1,4 +1,4 @@
-"""``Dropout``: randomly zero activations during training, a regulariser."""
+"""Dropout layers: randomly zero activations (or whole channels) during training, a regulariser."""
 from __future__ import annotations
 
 import numbers
@@ -37,3 +37,57 @@ class Dropout(Module):
 
     def extra_repr(self) -> str:
         return f"p={self.p}, inplace={self.inplace}"
+
+
+class _DropoutNd(Dropout):
+    _fn = None
+
+    def forward(self, input):
+        return type(self)._fn(input, self.p, self.training)
+
+
+class Dropout1d(_DropoutNd):
+    """Zero whole channels of (N, C, L) or (C, L) inputs with probability ``p`` in training,
+    scaling the rest by 1/(1-p) (neighbouring positions are correlated, so dropping
+    single elements would regularise little).
+
+    Example::
+
+        nn.Dropout1d(0.5)(backprop.ones(2, 4, 3))   # each [i, c, :] is all 0 or all 2
+    """
+
+    _fn = staticmethod(F.dropout1d)
+
+
+class Dropout2d(_DropoutNd):
+    """Zero whole channels of (N, C, H, W) inputs with probability ``p`` in training (a 3-D
+    input is taken as (N, C, L), with PyTorch's warning).
+
+    Example::
+
+        nn.Dropout2d(0.5)(backprop.ones(2, 4, 3, 3)).shape   # (2, 4, 3, 3)
+    """
+
+    _fn = staticmethod(F.dropout2d)
+
+
+class Dropout3d(_DropoutNd):
+    """Zero whole channels of (N, C, D, H, W) or (C, D, H, W) inputs with probability ``p``.
+
+    Example::
+
+        nn.Dropout3d(0.5)(backprop.ones(2, 4, 2, 3, 3)).shape   # (2, 4, 2, 3, 3)
+    """
+
+    _fn = staticmethod(F.dropout3d)
+
+
+class AlphaDropout(_DropoutNd):
+    """Dropout that keeps SELU activations' mean 0 and variance 1 (``F.alpha_dropout``).
+
+    Example::
+
+        nn.AlphaDropout(0.2)(backprop.randn(4, 5)).shape   # (4, 5)
+    """
+
+    _fn = staticmethod(F.alpha_dropout)

@@ -20,13 +20,20 @@ import numpy as np
 
 from backprop import functional as _fn
 from backprop import ops as _ops
-from backprop.autograd.function import Function
+from backprop.autograd.function import Function, named
 from backprop.autograd.grad_mode import no_grad
 from backprop.errors import DTypeError, IndexOutOfRange, ShapeError
 from backprop.nn.loss import (
     binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss,
     mse_loss, nll_loss, smooth_l1_loss,
 )
+from backprop.nn.loss import (  # distances and the other losses
+    cosine_embedding_loss, cosine_similarity, gaussian_nll_loss, hinge_embedding_loss, kl_div,
+    margin_ranking_loss, multi_margin_loss, multilabel_margin_loss, multilabel_soft_margin_loss,
+    pairwise_distance, poisson_nll_loss, soft_margin_loss, triplet_margin_loss,
+    triplet_margin_with_distance_loss,
+)
+from backprop.ops import attention as _attention
 from backprop.ops.indexing import index_add_along
 from backprop.tensor import Tensor, _make
 
@@ -35,6 +42,11 @@ linear = _ops.linear
 conv2d = _ops.conv2d
 max_pool2d = _ops.max_pool2d
 avg_pool2d = _ops.avg_pool2d
+conv1d = _ops.conv1d
+conv_transpose1d = _ops.conv_transpose1d
+conv_transpose2d = _ops.conv_transpose2d
+max_pool1d = _ops.max_pool1d
+avg_pool1d = _ops.avg_pool1d
 pad = _ops.pad
 sigmoid = _ops.sigmoid
 tanh = _ops.tanh
@@ -102,6 +114,54 @@ def log_softmax(input, dim=None, _stacklevel: int = 3, dtype=None):
 def dropout(input, p: float = 0.5, training: bool = True, inplace: bool = False):
     """Zero each element with probability ``p`` and scale the rest by 1/(1-p), when ``training``."""
     return _fn.dropout(input, p, training, inplace)
+
+
+def hardtanh(input, min_val: float = -1.0, max_val: float = 1.0, inplace: bool = False):
+    """clamp(x, min_val, max_val); the gradient is 0 at and beyond the ends."""
+    return _ops.hardtanh(input, min_val, max_val)
+
+
+def relu6(input, inplace: bool = False):
+    """min(max(x, 0), 6)."""
+    return _ops.relu6(input)
+
+
+def hardsigmoid(input, inplace: bool = False):
+    """clamp(x/6 + 1/2, 0, 1)."""
+    return _ops.hardsigmoid(input)
+
+
+def hardswish(input, inplace: bool = False):
+    """x · clamp(x/6 + 1/2, 0, 1)."""
+    return _ops.hardswish(input)
+
+
+def logsigmoid(input):
+    """log σ(x), stable for any input."""
+    return _ops.logsigmoid(input)
+
+
+def mish(input, inplace: bool = False):
+    """x · tanh(softplus(x))."""
+    return _ops.mish(input)
+
+
+def prelu(input, weight):
+    """x where x > 0, weight · x elsewhere (one weight, or one per channel of dim 1)."""
+    return _ops.prelu(input, weight)
+
+
+def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p: float = 0.0,
+                                 is_causal: bool = False, scale=None, enable_gqa: bool = False):
+    """softmax(Q Kᵀ · scale + mask) V, one fused op (see ``backprop.ops.attention``).
+
+    Example::
+
+        q = k = v = backprop.randn(2, 4, 10, 8)
+        F.scaled_dot_product_attention(q, k, v, is_causal=True).shape   # (2, 4, 10, 8)
+    """
+    return _attention.scaled_dot_product_attention(query, key, value, attn_mask, dropout_p,
+                                                   is_causal, scale, enable_gqa)
 
 
 def normalize(input, p: float = 2.0, dim: int = 1, eps: float = 1e-12):
@@ -208,6 +268,8 @@ class NormalizeBatchStats(Function):
     dγ = Σ g·x̂ and dβ = Σ g over ``param_axes``.
     """
 
+    backward_name = 'NativeBatchNormBackward0'
+
     @staticmethod
     def forward(ctx, x, weight, bias, *, axes, view, param_axes, eps, stats_out=None):
         mean = x.mean(axis=axes, keepdims=True)
@@ -253,6 +315,8 @@ class NormalizeFixedStats(Function):
 
     dx = g·s·γ;  dγ = Σ g·(x - μ)·s;  dβ = Σ g (over ``param_axes``).
     """
+
+    backward_name = 'NativeBatchNormBackward0'
 
     @staticmethod
     def forward(ctx, x, weight, bias, *, mean, invstd, view, param_axes):
@@ -377,13 +441,16 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
     weight = _param(weight, "weight", shape, "layer_norm", x)
     bias = _param(bias, "bias", shape, "layer_norm", x)
     axes = tuple(range(x.ndim - k, x.ndim))
-    return NormalizeBatchStats.apply(x, weight, bias, axes=axes, view=shape,
-                                     param_axes=tuple(range(x.ndim - k)), eps=eps)
+    out = NormalizeBatchStats.apply(x, weight, bias, axes=axes, view=shape,
+                                    param_axes=tuple(range(x.ndim - k)), eps=eps)
+    return named(out, "NativeLayerNormBackward0")  # the same maths as batch_norm's, other axes
 
 
 # -- embedding -----------------------------------------------------------------------------------
 class EmbeddingLookup(Function):
     """out = W[idx];  dW[i] = Σ g[p] over positions p with idx[p] = i (row padding_idx: 0)"""
+
+    backward_name = 'EmbeddingBackward0'
 
     @staticmethod
     def forward(ctx, weight, *, indices, padding_idx, scale_grad_by_freq):
@@ -470,8 +537,25 @@ __all__ = [
     "relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "silu", "softmax",
     "log_softmax", "dropout", "linear", "conv2d", "max_pool2d", "avg_pool2d",
     "adaptive_avg_pool2d", "pad", "batch_norm", "layer_norm", "embedding", "one_hot",
-    "normalize",
+    "normalize", "scaled_dot_product_attention", "hardtanh", "relu6", "hardsigmoid",
+    "hardswish", "logsigmoid", "mish", "prelu",
     # losses, written in backprop.nn.loss
     "mse_loss", "l1_loss", "huber_loss", "smooth_l1_loss", "binary_cross_entropy",
     "binary_cross_entropy_with_logits", "cross_entropy", "nll_loss",
+    "cosine_similarity", "pairwise_distance", "kl_div", "cosine_embedding_loss",
+    "margin_ranking_loss", "hinge_embedding_loss", "soft_margin_loss", "triplet_margin_loss",
+    "triplet_margin_with_distance_loss", "gaussian_nll_loss", "poisson_nll_loss",
+    "multilabel_soft_margin_loss", "multi_margin_loss", "multilabel_margin_loss",
+    # image and sequence layers (backprop.ops.conv, and composites in backprop.nn.spatial)
+    "conv1d", "conv_transpose1d", "conv_transpose2d", "max_pool1d", "avg_pool1d",
+    "adaptive_max_pool2d", "adaptive_max_pool1d", "adaptive_avg_pool1d", "group_norm",
+    "instance_norm", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "interpolate",
+    "pixel_shuffle", "pixel_unshuffle",
 ]
+
+# NOTE: written in backprop.nn.spatial, whose norms reach back here (lazily, at call time)
+# for NormalizeBatchStats; importing them last keeps that cycle harmless.
+from backprop.nn.spatial import (  # noqa: E402
+    adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, alpha_dropout, dropout1d,
+    dropout2d, dropout3d, group_norm, instance_norm, interpolate, pixel_shuffle, pixel_unshuffle,
+)

@@ -171,6 +171,38 @@ def eye_(tensor: Tensor) -> Tensor:
     return _fill(tensor, np.eye(*tensor.shape))
 
 
+def dirac_(tensor: Tensor, groups: int = 1) -> Tensor:
+    """Fill a 3-, 4- or 5-D convolution weight with the Dirac delta: each output channel
+    copies one input channel (per group), so the convolution starts as the identity.
+
+    Example::
+
+        conv = nn.Conv2d(3, 3, 3, padding=1, bias=False)
+        nn.init.dirac_(conv.weight)      # conv(x) == x
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f"dirac_: expected a Tensor, got {type(tensor).__name__}")
+    if tensor.ndim not in (3, 4, 5):
+        raise ValueError(f"dirac_: only tensors with 3, 4, or 5 dimensions are supported, got "
+                         f"shape {tuple(tensor.shape)}")
+    shape = tuple(tensor.shape)
+    if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or groups < 1 \
+            or shape[0] % groups:
+        raise ValueError(f"dirac_: dim 0 (size {shape[0]}) must be divisible by groups, got "
+                         f"groups={groups!r}")
+    if tensor._data.size == 0:
+        warnings.warn("Initializing zero-element tensors is a no-op", stacklevel=2)
+        return tensor
+    per_group = shape[0] // groups
+    k = min(per_group, shape[1])
+    out = np.zeros(shape, dtype=tensor._data.dtype)
+    centre = tuple(n // 2 for n in shape[2:])
+    channels = np.arange(k)
+    for g in range(groups):
+        out[(g * per_group + channels, channels) + centre] = 1
+    return _fill(tensor, out)
+
+
 def xavier_uniform_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
     """Glorot uniform: U(-b, b) with b = gain · √(6 / (fan_in + fan_out)).
 
@@ -246,5 +278,5 @@ def orthogonal_(tensor: Tensor, gain: float = 1.0, generator=None) -> Tensor:
 
 
 __all__ = ["calculate_gain", "uniform_", "normal_", "trunc_normal_", "constant_", "ones_",
-           "zeros_", "eye_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
+           "zeros_", "eye_", "dirac_", "xavier_uniform_", "xavier_normal_", "kaiming_uniform_",
            "kaiming_normal_", "orthogonal_"]

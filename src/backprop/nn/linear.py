@@ -127,8 +127,12 @@ class Unflatten(Module):
         if not isinstance(unflattened_size, (tuple, list)):
             raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, got "
                             f"{type(unflattened_size).__name__}")
+        for i, size in enumerate(unflattened_size):
+            if not isinstance(size, (numbers.Integral, np.integer)) or isinstance(size, bool):
+                raise TypeError(f"Unflatten: unflattened_size must be a tuple of ints, but found "
+                                f"element of type {type(size).__name__} at pos {i}")
         self.dim = dim
-        self.unflattened_size = tuple(unflattened_size)
+        self.unflattened_size = unflattened_size  # kept as given (a list stays a list), as torch
 
     def forward(self, input):
         return _ops.unflatten(input, self.dim, self.unflattened_size)

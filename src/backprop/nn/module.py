@@ -34,7 +34,45 @@ from backprop.autograd.grad_mode import state as _grad_state
 from backprop.autograd.hooks import RemovableHandle
 from backprop.errors import BackpropError, DTypeError
 from backprop.nn.parameter import Parameter
-from backprop.tensor import Device, Tensor, _make
+from backprop.tensor import Device, Tensor, _make, _to_array
+
+
+class Buffer(Tensor):
+    """A tensor that registers itself as a buffer when assigned to a ``Module`` attribute
+    (PyTorch 2.5's ``nn.Buffer``): ``self.steps = nn.Buffer(backprop.zeros(()))`` is
+    ``self.register_buffer("steps", backprop.zeros(()))``.
+
+    Args:
+        data: a tensor (its storage is shared) or anything ``backprop.tensor`` accepts;
+            None gives an empty float32 buffer.
+        persistent: include it in ``state_dict()`` (default True).
+
+    Example::
+
+        class Counter(nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.calls = nn.Buffer(backprop.zeros((), dtype=backprop.int64))
+    """
+
+    __slots__ = ("persistent",)
+
+    def __init__(self, data=None, *, persistent: bool = True):
+        if data is None:
+            arr = np.empty(0, dtype=_dt.default_float)
+        elif isinstance(data, Tensor):
+            arr = data._data  # shared, and detached from any graph (as PyTorch's)
+        else:
+            arr = _to_array(data)
+        self._data = arr
+        self._requires_grad = False
+        self.grad_fn = None
+        self.grad = None
+        self._version = 0
+        self._hooks = None
+        self.persistent = bool(persistent)
+        if isinstance(data, Tensor) and data.requires_grad:
+            self.requires_grad_(True)
 
 
 class StateDictError(BackpropError, RuntimeError):
@@ -298,6 +336,11 @@ class Module:
             modules[name] = d[name] = None
             return
         buffers = d.get("_buffers")
+        if isinstance(value, Buffer):  # nn.Buffer registers itself, with its persistence
+            if buffers is None:
+                raise AttributeError("cannot assign buffer before Module.__init__() call")
+            self.register_buffer(name, value, value.persistent)
+            return
         if buffers is not None and name in buffers:
             if value is not None and not isinstance(value, Tensor):
                 raise TypeError(f"cannot assign '{type(value).__name__}' as buffer '{name}' "
@@ -386,6 +429,21 @@ class Module:
                                      f"(looking up {target!r})")
             mod = mod._modules[item]
         return mod
+
+    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+        """Put ``module`` at a dotted path (``"encoder.layers.0"``), replacing what is there;
+        with ``strict=True`` the path must already name a sub-module."""
+        if target == "":
+            raise ValueError("set_submodule: cannot set the submodule without a target name")
+        if not isinstance(module, Module):
+            raise TypeError(f"set_submodule: `module` is not an nn.Module, found "
+                            f"{type(module).__name__}")
+        path, _, name = target.rpartition(".")
+        parent = self.get_submodule(path)
+        if strict and not isinstance(parent._modules.get(name), Module):
+            raise AttributeError(f"{type(parent).__name__} has no submodule `{name}` "
+                                 f"(set_submodule with strict=True, target {target!r})")
+        setattr(parent, name, module)
 
     def get_parameter(self, target: str) -> Parameter:
         """The parameter at a dotted path (``"layers.0.weight"``)."""

@@ -1,4 +1,4 @@
-"""Normalisation layers: ``BatchNorm1d``, ``BatchNorm2d``, ``LayerNorm``.
+"""Normalisation layers: ``BatchNorm1d/2d``, ``LayerNorm``, ``GroupNorm``, ``InstanceNorm1d/2d``.
 
 Normalising activations to zero mean and unit variance (then letting the layer
 learn a scale γ and shift β) keeps their distribution steady as earlier layers
@@ -7,6 +7,7 @@ change, which lets deep networks train with larger learning rates.
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 
@@ -189,3 +190,120 @@ class LayerNorm(Module):
     def extra_repr(self) -> str:
         return (f"{self.normalized_shape}, eps={self.eps}, "
                 f"elementwise_affine={self.elementwise_affine}, bias={self.bias is not None}")
+
+
+class GroupNorm(Module):
+    """Normalise each sample's channels in groups, then y = γ·x̂ + β per channel.
+
+    The C channels are split into ``num_groups`` groups; each (sample, group) is
+    normalised by its own mean and biased variance. Like LayerNorm it needs no
+    batch statistics, so it works the same for any batch size and in eval
+    (``num_groups=1`` normalises over all channels, ``num_groups=C`` per channel).
+
+    Args:
+        num_groups: G, dividing num_channels.
+        num_channels: C of the (N, C, *) input.
+        eps: added to the variance for stability.
+        affine: learn per-channel γ (ones) and β (zeros).
+        bias: learn β (with ``affine``).
+
+    Example::
+
+        gn = nn.GroupNorm(2, 6)
+        gn(backprop.randn(4, 6, 5, 5)).shape   # (4, 6, 5, 5)
+    """
+
+    def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
+                 device=None, dtype=None, *, bias: bool = True):
+        super().__init__()
+        num_groups = _check_size(num_groups, "num_groups", "GroupNorm", allow_zero=False)
+        num_channels = _check_size(num_channels, "num_channels", "GroupNorm")
+        if num_channels % num_groups:
+            raise ValueError(f"GroupNorm: num_channels ({num_channels}) must be divisible by "
+                             f"num_groups ({num_groups})")
+        self.num_groups = num_groups
+        self.num_channels = num_channels
+        self.eps = eps
+        self.affine = affine
+        if affine:
+            self.weight = _factory((num_channels,), device, dtype)
+            if bias:
+                self.bias = _factory((num_channels,), device, dtype)
+            else:
+                self.register_parameter("bias", None)
+        else:
+            self.register_parameter("weight", None)
+            self.register_parameter("bias", None)
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """γ to 1 and β to 0."""
+        if self.weight is not None:
+            init.ones_(self.weight)
+        if self.bias is not None:
+            init.zeros_(self.bias)
+
+    def forward(self, input):
+        return F.group_norm(input, self.num_groups, self.weight, self.bias, self.eps)
+
+    def extra_repr(self) -> str:
+        return (f"{self.num_groups}, {self.num_channels}, eps={self.eps}, affine={self.affine}, "
+                f"bias={self.bias is not None}")
+
+
+class _InstanceNorm(_BatchNorm):
+    """Shared by InstanceNorm1d/2d: per-(sample, channel) statistics over the positions."""
+
+    def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
+                 affine: bool = False, track_running_stats: bool = False, device=None,
+                 dtype=None, *, bias: bool = True):
+        super().__init__(num_features, eps, momentum, affine, track_running_stats, device, dtype,
+                         bias=bias)
+
+    def forward(self, input):
+        cls = type(self).__name__
+        unbatched = self._dims[0]
+        if input.ndim not in self._dims:
+            raise ValueError(f"{cls}: expected {self._dims_text} input (got {input.ndim}D input "
+                             f"of shape {tuple(input.shape)})")
+        dim = input.ndim - unbatched
+        if input.shape[dim] != self.num_features:
+            if self.affine:
+                raise ValueError(f"{cls}: expected input's size at dim={dim} to match "
+                                 f"num_features ({self.num_features}), but got: "
+                                 f"{input.shape[dim]}.")
+            warnings.warn(f"input's size at dim={dim} does not match num_features. You can "
+                          f"silence this warning by not passing in num_features, which is not "
+                          f"used because affine=False", stacklevel=2)
+        x = input.unsqueeze(0) if input.ndim == unbatched else input
+        out = F.instance_norm(x, self.running_mean, self.running_var, self.weight, self.bias,
+                              self.training or not self.track_running_stats,
+                              0.0 if self.momentum is None else self.momentum, self.eps)
+        return out.squeeze(0) if input.ndim == unbatched else out
+
+
+class InstanceNorm1d(_InstanceNorm):
+    """Instance normalisation of (N, C, L) or unbatched (C, L) inputs: each (sample,
+    channel) is normalised over its positions (as PyTorch: no affine and no running
+    statistics by default; with ``track_running_stats`` eval uses running ones).
+
+    Example::
+
+        nn.InstanceNorm1d(3)(backprop.randn(2, 3, 10)).shape   # (2, 3, 10)
+    """
+
+    _dims = (2, 3)
+    _dims_text = "2D or 3D"
+
+
+class InstanceNorm2d(_InstanceNorm):
+    """Instance normalisation of (N, C, H, W) or unbatched (C, H, W) images (see
+    InstanceNorm1d): the usual normaliser of style transfer.
+
+    Example::
+
+        nn.InstanceNorm2d(3, affine=True)(backprop.randn(2, 3, 8, 8)).shape   # (2, 3, 8, 8)
+    """
+
+    _dims = (3, 4)
+    _dims_text = "3D or 4D"

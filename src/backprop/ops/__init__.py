@@ -18,7 +18,8 @@ from backprop.ops import elementwise, linalg, reduce, shape
 from backprop.tensor import Tensor
 
 _MODULES = [elementwise, reduce, shape, linalg]
-for _optional in ("indexing", "conv", "activation", "fused", "inplace"):
+for _optional in ("indexing", "conv", "activation", "fused", "inplace", "attention",
+                  "recurrent", "math", "sampling"):
     try:
         _MODULES.append(__import__(f"backprop.ops.{_optional}", fromlist=["_"]))
     except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is being written
@@ -31,6 +32,14 @@ for _m in _MODULES:
         _namespace[_name] = getattr(_m, _name)
     for _name, _fn in getattr(_m, "TENSOR_METHODS", {}).items():
         setattr(Tensor, _name, _fn)
+
+# PyTorch's out= on the top-level functions that have it, added in one place (ops/_out.py).
+from backprop.ops._out import OUT_OPS as _OUT_OPS  # noqa: E402
+from backprop.ops._out import with_out as _with_out  # noqa: E402
+
+for _name in _OUT_OPS:
+    if _name in _namespace:
+        _namespace[_name] = _with_out(_namespace[_name], _name)
 
 _Add, _Sub, _Mul, _Div = elementwise.Add, elementwise.Sub, elementwise.Mul, elementwise.Div
 _Pow, _Neg, _MatMul = elementwise.Pow, elementwise.Neg, linalg.MatMul

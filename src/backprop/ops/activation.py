@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.autograd.function import Function
-from backprop.errors import DTypeError
+from backprop.errors import DTypeError, ShapeError
 from backprop.ops._special import ndtr
 from backprop.ops.elementwise import as_float
 from backprop.tensor import Tensor
@@ -45,6 +45,8 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 class ReLU(Function):
     """out = max(x, 0);  dx = g · [x > 0]"""
 
+    backward_name = 'ReluBackward0'
+
 
     @staticmethod
     def forward(ctx, x):
@@ -64,6 +66,8 @@ class ReLU(Function):
 
 class LeakyReLU(Function):
     """out = x if x > 0 else slope·x;  dx = g · (1 if x > 0 else slope)"""
+
+    backward_name = 'LeakyReluBackward0'
 
     @staticmethod
     def forward(ctx, x, negative_slope):
@@ -124,6 +128,8 @@ class Tanh(Function):
 class GELU(Function):
     """out = x · Φ(x) (Φ the standard normal CDF);  dx = g · (Φ(x) + x · φ(x))"""
 
+    backward_name = 'GeluBackward0'
+
     @staticmethod
     def forward(ctx, x):
         cdf = ndtr(x).astype(x.dtype, copy=False)
@@ -147,6 +153,8 @@ class GELUTanh(Function):
     """out = ½x(1 + tanh u), u = √(2/π)(x + 0.044715x³);
     dx = g · (½(1 + tanh u) + ½x(1 - tanh² u) · √(2/π)(1 + 3·0.044715x²))"""
 
+    backward_name = 'GeluBackward0'
+
     @staticmethod
     def forward(ctx, x):
         # tanh u is ±1 to the last bit well before |x| = 10; capping x there keeps x³
@@ -169,6 +177,8 @@ class GELUTanh(Function):
 
 class ELU(Function):
     """out = x if x > 0 else α(eˣ - 1);  dx = g · (1 if x > 0 else α·eˣ)"""
+
+    backward_name = 'EluBackward0'
 
     @staticmethod
     def forward(ctx, x, alpha):
@@ -230,6 +240,8 @@ class Softplus(Function):
 
 class SiLU(Function):
     """out = x · σ(x);  dx = g · σ(x) · (1 + x · (1 - σ(x)))"""
+
+    backward_name = 'SiluBackward0'
 
     @staticmethod
     def forward(ctx, x):
@@ -311,6 +323,154 @@ def silu(input):
     return SiLU.apply(_check(input, "silu"))
 
 
-__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "silu"]
+# -- the piecewise-linear ("hard") family, log-sigmoid, mish, prelu ---------------------------
+class Hardtanh(Function):
+    """out = clamp(x, lo, hi);  dx = g where lo < x < hi, 0 elsewhere (0 at the ends, as torch)"""
+
+    @staticmethod
+    def forward(ctx, x, lo, hi):
+        if ctx.needs_input_grad[0]:
+            inside = np.asarray(x > lo)
+            inside &= x < hi
+            ctx.save_for_backward(inside)
+        return np.clip(x, lo, hi)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (inside,) = ctx.saved_tensors
+        return grad_output * inside, None, None
+
+
+class Hardsigmoid(Function):
+    """out = clamp(x/6 + 1/2, 0, 1);  dx = g/6 where -3 < x < 3, 0 elsewhere"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if ctx.needs_input_grad[0]:
+            inside = np.asarray(x > -3.0)
+            inside &= x < 3.0
+            ctx.save_for_backward(inside)
+        out = x / 6.0
+        out += 0.5
+        return np.clip(out, 0.0, 1.0, out=out)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (inside,) = ctx.saved_tensors
+        return grad_output * inside / 6.0
+
+
+class Hardswish(Function):
+    """out = x · clamp(x/6 + 1/2, 0, 1);  dx = g · (0 if x ≤ -3, x/3 + 1/2 if x < 3, else 1)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        gate = x / 6.0
+        gate += 0.5
+        np.clip(gate, 0.0, 1.0, out=gate)
+        return x * gate
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        # NOTE: torch's ends: 0 at x = -3, 1 at x = 3 (and 1 for NaN: the "else" branch).
+        d = np.where(x < 3.0, x / 3.0 + 0.5, 1.0).astype(x.dtype, copy=False)
+        d *= ~(x <= -3.0)
+        return grad_output * d
+
+
+class LogSigmoid(Function):
+    """out = log σ(x) = min(x, 0) - log(1 + e^-|x|);  dx = g · σ(-x)"""
+
+    @staticmethod
+    def forward(ctx, x):
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x)
+        return np.minimum(x, 0) - np.log1p(np.exp(-np.abs(x)))
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        return grad_output * _sigmoid(-x)
+
+
+def _bound_pair(lo, hi, op: str):
+    lo, hi = float(lo), float(hi)
+    if lo > hi:
+        raise ValueError(f"{op}: min_val cannot be greater than max_val, got min_val={lo} and "
+                         f"max_val={hi}")
+    return lo, hi
+
+
+def hardtanh(input, min_val=-1.0, max_val=1.0):
+    """clamp(x, min_val, max_val), with gradient 0 at and beyond the ends.
+
+    Example::
+
+        backprop.ops.hardtanh(backprop.tensor([-2.0, 0.5, 2.0]))   # tensor([-1.0, 0.5, 1.0])
+    """
+    lo, hi = _bound_pair(min_val, max_val, "hardtanh")
+    return Hardtanh.apply(_check(input, "hardtanh"), lo, hi)
+
+
+def relu6(input):
+    """min(max(x, 0), 6): hardtanh between 0 and 6."""
+    return Hardtanh.apply(_check(input, "relu6"), 0.0, 6.0)
+
+
+def hardsigmoid(input):
+    """clamp(x/6 + 1/2, 0, 1), a piecewise-linear sigmoid."""
+    return Hardsigmoid.apply(_check(input, "hardsigmoid"))
+
+
+def hardswish(input):
+    """x · hardsigmoid(x) (MobileNetV3's activation)."""
+    return Hardswish.apply(_check(input, "hardswish"))
+
+
+def logsigmoid(input):
+    """log σ(x), exact for inputs of any size (never log(0))."""
+    return LogSigmoid.apply(_check(input, "logsigmoid"))
+
+
+def mish(input):
+    """x · tanh(softplus(x)), written from those primitives.
+
+    Example::
+
+        backprop.ops.mish(backprop.tensor([0.0, 1.0]))   # tensor([0.0000, 0.8651])
+    """
+    return _check(input, "mish") * tanh(softplus(input))
+
+
+def prelu(input, weight):
+    """x where x > 0, weight · x elsewhere; ``weight`` has one value, or one per channel (dim 1).
+
+    Example::
+
+        backprop.ops.prelu(backprop.tensor([-2.0, 3.0]), backprop.tensor([0.25]))
+        # tensor([-0.5000, 3.0000])
+    """
+    from backprop.ops.elementwise import where
+
+    x = _check(input, "prelu")
+    if not isinstance(weight, Tensor):
+        raise TypeError(f"prelu: expected weight to be a Tensor, got {type(weight).__name__}")
+    n = weight._data.size
+    channels = x._data.shape[1] if x._data.ndim >= 2 else 1
+    if weight._data.ndim > 1 or (n != 1 and n != channels):
+        raise ShapeError(f"prelu: mismatch of parameter numbers and input channel size: weight "
+                         f"of shape {weight._data.shape} for input of shape {x._data.shape}")
+    if n != 1:  # one slope per channel, broadcast over dim 1
+        weight = weight.reshape(n, *([1] * (x._data.ndim - 2)))
+    elif weight._data.ndim:
+        weight = weight.reshape(())
+    return where(x > 0, x, weight * x)
+
+
+__all__ = ["relu", "leaky_relu", "sigmoid", "tanh", "gelu", "elu", "softplus", "silu",
+           "hardtanh", "relu6", "hardsigmoid", "hardswish", "logsigmoid", "mish", "prelu"]
 
 TENSOR_METHODS = {"relu": relu, "sigmoid": sigmoid, "tanh": tanh}

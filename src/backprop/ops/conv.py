@@ -117,6 +117,8 @@ class Conv2d(Function):
     (out[n,o,h,w] = b[o] + Σ_{c,i,j} W[o,c,i,j]·x_pad[n, c, h·sh + i·dh, w·sw + j·dw])
     """
 
+    backward_name = 'ConvolutionBackward0'
+
     @staticmethod
     def forward(ctx, x, weight, bias, *, stride, padding, dilation, groups):
         n, c, h, w = x.shape
@@ -208,6 +210,56 @@ def _conv_padding(padding, kernel, stride, dilation, op: str) -> tuple:
     return ph, ph, pw, pw
 
 
+def _check_groups(groups, op: str) -> int:
+    if not _is_int(groups) or groups <= 0:
+        raise ShapeError(f"{op}: groups must be a positive int, got {groups!r}")
+    return int(groups)
+
+
+def _check_bias(bias, n_out: int, ws: tuple, x, arrays: list, op: str):
+    """The bias as a tensor of shape (n_out,) (or None); appends its array to ``arrays``."""
+    if bias is not None:
+        bias = as_tensor(bias, op, like=x)
+        if tuple(bias.shape) != (n_out,):
+            raise ShapeError(f"{op}: expected bias of shape ({n_out},) for weight of shape "
+                             f"{ws}, got {tuple(bias.shape)}")
+        arrays.append(bias._data)
+    for a in arrays[1:]:
+        if a.dtype != arrays[0].dtype:
+            raise DTypeError(f"{op}: input, weight and bias must have the same dtype, got "
+                             f"{', '.join(str(b.dtype) for b in arrays)}")
+    return bias
+
+
+def _single(value, name: str, op: str) -> int:
+    """An int or a 1-sequence of ints -> int (the 1-D ops' arguments)."""
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if not _is_int(value):
+        raise TypeError(f"{op}: {name} must be an int or a 1-tuple of ints, got {value!r}")
+    return int(value)
+
+
+def _check_input_1d(x, op: str) -> None:
+    if x.ndim not in (2, 3):
+        raise ShapeError(f"{op}: expected input with 3 dimensions (N, C, L) or 2 (C, L), got "
+                         f"shape {tuple(x.shape)}")
+    if x._data.dtype.kind not in "fiu":
+        raise DTypeError(f"{op}: expected a numeric input, got {x._data.dtype}")
+
+
+def _as_image(x):
+    """(N, C, L) -> (N, C, 1, L) and (C, L) -> (1, C, 1, L): 1-D ops run as 2-D ones."""
+    shape = tuple(x.shape)
+    return x.reshape((1,) * (4 - len(shape) - 1) + shape[:-1] + (1, shape[-1]))
+
+
+def _as_sequence(out, batched: bool):
+    """Undo ``_as_image`` on an output (N, C, 1, L')."""
+    shape = tuple(out.shape)
+    return out.reshape((shape[:2] if batched else shape[1:2]) + (shape[3],))
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     """2-D cross-correlation (what deep learning calls convolution), as torch.nn.functional.conv2d.
 
@@ -233,9 +285,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"got shape {tuple(w.shape)}")
     if x.ndim == 3:
         return _unbatched(conv2d, x, w, bias, stride, padding, dilation, groups)
-    if not _is_int(groups) or groups <= 0:
-        raise ShapeError(f"{op}: groups must be a positive int, got {groups!r}")
-    groups = int(groups)
+    groups = _check_groups(groups, op)
     xs, ws = tuple(x.shape), tuple(w.shape)
     if ws[0] % groups:
         raise ShapeError(f"{op}: weight has {ws[0]} output channels (shape {ws}), which is not "
@@ -243,17 +293,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
     if xs[1] != ws[1] * groups:
         raise ShapeError(f"{op}: input has {xs[1]} channels (shape {xs}) but weight {ws} expects "
                          f"{ws[1] * groups} (groups={groups})")
-    arrays = [x._data, w._data]
-    if bias is not None:
-        bias = as_tensor(bias, op, like=x)
-        if tuple(bias.shape) != (ws[0],):
-            raise ShapeError(f"{op}: expected bias of shape ({ws[0]},) for weight of shape "
-                             f"{ws}, got {tuple(bias.shape)}")
-        arrays.append(bias._data)
-    for a in arrays[1:]:
-        if a.dtype != arrays[0].dtype:
-            raise DTypeError(f"{op}: input, weight and bias must have the same dtype, got "
-                             f"{', '.join(str(b.dtype) for b in arrays)}")
+    bias = _check_bias(bias, ws[0], ws, x, [x._data, w._data], op)
     stride = _pair(stride, "stride", op)
     dilation = _pair(dilation, "dilation", op)
     _check_positive(stride, "stride", op)
@@ -268,6 +308,240 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
                          f"(input shape {xs})")
     return Conv2d.apply(x, w, bias, stride=stride, padding=pads, dilation=dilation,
                         groups=groups)
+
+
+def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
+    """1-D cross-correlation over sequences, as torch.nn.functional.conv1d.
+
+    Runs as ``conv2d`` on a height-1 image (one im2col product, same speed).
+
+    Args:
+        input: (N, C_in, L), or unbatched (C_in, L).
+        weight: (C_out, C_in / groups, k).
+        bias: (C_out,) or None.
+        stride, dilation: int or 1-tuple.
+        padding: int, 1-tuple, 'valid' or 'same' (stride 1 only). Zero padding.
+        groups: split the channels into this many independent convolutions.
+
+    Example::
+
+        x, w = backprop.randn(8, 4, 50), backprop.randn(16, 4, 5)
+        backprop.conv1d(x, w, padding=2).shape   # (8, 16, 50)
+    """
+    op = "conv1d"
+    x, w = as_tensor(input, op), as_tensor(weight, op)
+    _check_input_1d(x, op)
+    if w.ndim != 3:
+        raise ShapeError(f"{op}: expected weight with 3 dimensions (C_out, C_in/groups, k), got "
+                         f"shape {tuple(w.shape)}")
+    groups = _check_groups(groups, op)
+    xs, ws = tuple(x.shape), tuple(w.shape)
+    if ws[0] % groups:
+        raise ShapeError(f"{op}: weight has {ws[0]} output channels (shape {ws}), which is not "
+                         f"divisible by groups={groups}")
+    if xs[-2] != ws[1] * groups:
+        raise ShapeError(f"{op}: input has {xs[-2]} channels (shape {xs}) but weight {ws} "
+                         f"expects {ws[1] * groups} (groups={groups})")
+    bias = _check_bias(bias, ws[0], ws, x, [x._data, w._data], op)
+    stride = _single(stride, "stride", op)
+    dilation = _single(dilation, "dilation", op)
+    _check_positive((stride,), "stride", op)
+    _check_positive((dilation,), "dilation", op)
+    if not isinstance(padding, str):
+        padding = (0, _single(padding, "padding", op))
+    pads = _conv_padding(padding, (1, ws[2]), (1, stride), (1, dilation), op)
+    padded = xs[-1] + pads[2] + pads[3]
+    if dilation * (ws[2] - 1) + 1 > padded:
+        raise ShapeError(f"{op}: kernel size {ws[2]} (dilation {dilation}) is larger than the "
+                         f"padded input length {padded} (input shape {xs})")
+    out = Conv2d.apply(_as_image(x), w.reshape(ws[:2] + (1, ws[2])), bias, stride=(1, stride),
+                       padding=pads, dilation=(1, dilation), groups=groups)
+    return _as_sequence(out, x.ndim == 3)
+
+
+# -- transposed convolution -------------------------------------------------------------------
+class ConvTranspose2d(Function):
+    """out = crop(col2im(Wᵀ·x));  dx = W·im2col(g_pad),  dW = Σₙ x·im2col(g_pad)ᵀ,  db = Σ g
+
+    The adjoint of conv2d in its input: out[n, o, h·sh + i·dh - ph, w·sw + j·dw - pw] +=
+    Σ_c x[n, c, h, w]·W[c, o, i, j] (weight (C_in, C_out/groups, kH, kW)), so its
+    backward is conv2d of the padded grad_output with the same weight.
+    """
+
+    @staticmethod
+    def forward(ctx, x, weight, bias, *, stride, padding, output_padding, dilation, groups):
+        n, c, h, w = x.shape
+        _, og, kh, kw = weight.shape
+        full_hw = tuple((size - 1) * s + d * (k - 1) + 1 + op for size, s, d, k, op in
+                        zip((h, w), stride, dilation, (kh, kw), output_padding))
+        wmat = weight.reshape(groups, c // groups, og * kh * kw)
+        xg = x.reshape(n, groups, c // groups, h * w)
+        # The uncropped output is conv2d's input gradient for "grad_output" x: one
+        # matrix product, then col2im onto the full plane.
+        if stride[1] == 1:  # col2im's fast path for unit stride along the width
+            full = _conv_input_grad(wmat, xg, (n, og * groups) + full_hw, (kh, kw), stride,
+                                    dilation, (h, w))
+        else:
+            full = _transpose_strided(weight, xg, groups, stride, dilation, full_hw, (h, w))
+        ph, pw = padding
+        out = np.ascontiguousarray(full[:, :, ph:full_hw[0] - ph, pw:full_hw[1] - pw])
+        if bias is not None:
+            out += bias.reshape(1, -1, 1, 1)
+        need_x, need_w, _ = ctx.needs_input_grad
+        ctx.save_for_backward(wmat if need_x else None, xg if need_w else None)
+        ctx.geometry = (x.shape, weight.shape, stride, padding, dilation, groups)
+        return out
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        wmat, xg = ctx.saved_tensors
+        x_shape, w_shape, stride, padding, dilation, groups = ctx.geometry
+        need_x, need_w, need_b = ctx.needs_input_grad
+        n, c, h, w = x_shape
+        _, og, kh, kw = w_shape
+        gx = gw = gb = None
+        if need_x or need_w:
+            gp = _pad(grad_output, (padding[0], padding[0], padding[1], padding[1]), 0)
+            # output_padding rows/columns past the last window are never read
+            cols = _windows(gp, (kh, kw), stride, dilation, (h, w)).reshape(
+                n, groups, og * kh * kw, h * w)
+            if need_x:
+                gx = np.matmul(wmat, cols).reshape(x_shape)
+            if need_w:
+                gw = np.matmul(xg, np.swapaxes(cols, -1, -2)).sum(axis=0).reshape(w_shape)
+        if need_b:
+            gb = grad_output.sum(axis=(0, 2, 3))
+        return gx, gw, gb
+
+
+def _transpose_strided(weight, xg, groups, stride, dilation, full_hw, in_hw) -> np.ndarray:
+    """The uncropped transposed convolution for strided upsampling: one matrix product
+    with the kernel offsets (i, j) outermost, so each offset's contribution is one
+    contiguous block, added into a strided slice of the full plane (kh·kw steps)."""
+    n, _, cg, _ = xg.shape
+    _, og, kh, kw = weight.shape
+    (h, w), (sh, sw), (dh, dw) = in_hw, stride, dilation
+    wk = np.ascontiguousarray(weight.reshape(groups, cg, og, kh, kw).transpose(0, 3, 4, 2, 1))
+    dcols = np.matmul(wk.reshape(groups, kh * kw * og, cg), xg)
+    dcols = dcols.reshape(n, groups, kh, kw, og, h, w)
+    full = np.zeros((n, groups, og) + tuple(full_hw), dtype=dcols.dtype)
+    for i in range(kh):
+        rows = slice(i * dh, i * dh + sh * (h - 1) + 1, sh)
+        for j in range(kw):
+            full[..., rows, j * dw:j * dw + sw * (w - 1) + 1:sw] += dcols[:, :, i, j]
+    return full.reshape((n, groups * og) + tuple(full_hw))
+
+
+def _transpose_args(x, w, bias, stride, padding, output_padding, groups, dilation, dims, op):
+    """Check conv_transpose{1,2}d's arguments; returns (bias, stride, padding, output_padding,
+    dilation, groups) as (h, w) pairs (height 1 for the 1-D op)."""
+    xs, ws = tuple(x.shape), tuple(w.shape)
+    groups = _check_groups(groups, op)
+    if xs[-dims - 1] != ws[0]:
+        raise ShapeError(f"{op}: input has {xs[-dims - 1]} channels (shape {xs}) but weight "
+                         f"{ws} expects {ws[0]} (weight is (C_in, C_out/groups, ...))")
+    if ws[0] % groups:
+        raise ShapeError(f"{op}: weight has {ws[0]} input channels (shape {ws}), which is not "
+                         f"divisible by groups={groups}")
+    bias = _check_bias(bias, ws[1] * groups, ws, x, [x._data, w._data], op)
+    if dims == 1:  # the 2-D op on a height-1 image
+        stride = (1, _single(stride, "stride", op))
+        dilation = (1, _single(dilation, "dilation", op))
+        padding = (0, _single(padding, "padding", op))
+        output_padding = (0, _single(output_padding, "output_padding", op))
+    else:
+        if isinstance(padding, str):
+            raise ShapeError(f"{op}: padding must be an int or a pair of ints, got {padding!r}")
+        stride, padding = _pair(stride, "stride", op), _pair(padding, "padding", op)
+        output_padding = _pair(output_padding, "output_padding", op)
+        dilation = _pair(dilation, "dilation", op)
+    _check_positive(stride, "stride", op)
+    _check_positive(dilation, "dilation", op)
+    if min(padding) < 0 or min(output_padding) < 0:
+        raise ShapeError(f"{op}: padding and output_padding must be non-negative, got "
+                         f"padding={padding[2 - dims:]}, "
+                         f"output_padding={output_padding[2 - dims:]}")
+    for op_, s, d in zip(output_padding, stride, dilation):
+        if op_ >= max(s, d):
+            raise ShapeError(f"{op}: output_padding must be smaller than either stride or "
+                             f"dilation, got output_padding={output_padding[2 - dims:]}, "
+                             f"stride={stride[2 - dims:]}, dilation={dilation[2 - dims:]}")
+    kernel = (1,) * (2 - dims) + ws[2:]
+    sizes = (1,) * (2 - dims) + xs[-dims:]
+    out = tuple((size - 1) * s - 2 * p + d * (k - 1) + op_ + 1 for size, s, p, d, k, op_ in
+                zip(sizes, stride, padding, dilation, kernel, output_padding))
+    if min(out) <= 0:
+        raise ShapeError(f"{op}: output size {out[2 - dims:]} is not positive for input of shape "
+                         f"{xs}, weight {ws}, stride {stride[2 - dims:]} and padding "
+                         f"{padding[2 - dims:]}")
+    return bias, stride, padding, output_padding, dilation, groups
+
+
+def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """2-D transposed convolution (the gradient of conv2d w.r.t. its input), as
+    torch.nn.functional.conv_transpose2d; upsamples by ``stride``.
+
+    Output size per axis: (in - 1)·stride - 2·padding + dilation·(k - 1) + output_padding + 1.
+
+    Args:
+        input: (N, C_in, H, W), or unbatched (C_in, H, W).
+        weight: (C_in, C_out / groups, kH, kW).
+        bias: (C_out,) or None.
+        stride, padding, output_padding, dilation: int or (h, w); output_padding
+            (extra rows/columns at the bottom/right) must be below stride or dilation.
+        groups: split the channels into this many independent convolutions.
+
+    Example::
+
+        x, w = backprop.randn(8, 16, 7, 7), backprop.randn(16, 8, 3, 3)
+        backprop.conv_transpose2d(x, w, stride=2, padding=1, output_padding=1).shape
+        # (8, 8, 14, 14)
+    """
+    op = "conv_transpose2d"
+    x, w = as_tensor(input, op), as_tensor(weight, op)
+    _check_input(x, op)
+    if w.ndim != 4:
+        raise ShapeError(f"{op}: expected weight with 4 dimensions (C_in, C_out/groups, kH, kW), "
+                         f"got shape {tuple(w.shape)}")
+    if x.ndim == 3:
+        return _unbatched(conv_transpose2d, x, w, bias, stride, padding, output_padding, groups,
+                          dilation)
+    bias, stride, padding, output_padding, dilation, groups = _transpose_args(
+        x, w, bias, stride, padding, output_padding, groups, dilation, 2, op)
+    return ConvTranspose2d.apply(x, w, bias, stride=stride, padding=padding,
+                                 output_padding=output_padding, dilation=dilation, groups=groups)
+
+
+def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_padding=0, groups=1,
+                     dilation=1):
+    """1-D transposed convolution, as torch.nn.functional.conv_transpose1d (runs as the 2-D op
+    on a height-1 image).
+
+    Args:
+        input: (N, C_in, L), or unbatched (C_in, L).
+        weight: (C_in, C_out / groups, k).
+        bias, stride, padding, output_padding, groups, dilation: as conv_transpose2d
+            (ints or 1-tuples).
+
+    Example::
+
+        backprop.conv_transpose1d(backprop.randn(2, 4, 10), backprop.randn(4, 3, 4),
+                                  stride=2).shape   # (2, 3, 22)
+    """
+    op = "conv_transpose1d"
+    x, w = as_tensor(input, op), as_tensor(weight, op)
+    _check_input_1d(x, op)
+    if w.ndim != 3:
+        raise ShapeError(f"{op}: expected weight with 3 dimensions (C_in, C_out/groups, k), got "
+                         f"shape {tuple(w.shape)}")
+    bias, stride, padding, output_padding, dilation, groups = _transpose_args(
+        x, w, bias, stride, padding, output_padding, groups, dilation, 1, op)
+    ws = tuple(w.shape)
+    out = ConvTranspose2d.apply(_as_image(x), w.reshape(ws[:2] + (1, ws[2])), bias,
+                                stride=stride, padding=padding, output_padding=output_padding,
+                                dilation=dilation, groups=groups)
+    return _as_sequence(out, x.ndim == 3)
 
 
 # -- pooling --------------------------------------------------------------------------------
@@ -312,6 +586,8 @@ def _pool_args(kernel_size, stride, padding, dilation, op):
 
 class MaxPool2d(Function):
     """out = max over each window of x_pad (-inf padding);  dx: g goes to the window's argmax"""
+
+    backward_name = 'MaxPool2DWithIndicesBackward0'
 
     @staticmethod
     def forward(ctx, x, *, kernel, stride, padding, dilation, out_hw, indices_out=None):
@@ -405,6 +681,8 @@ def max_pool2d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode
 class AvgPool2d(Function):
     """out = Σ over each window of x_pad / divisor[h, w];  dx: g / divisor to every element"""
 
+    backward_name = 'AvgPool2DBackward0'
+
     @staticmethod
     def forward(ctx, x, *, kernel, stride, padding, divisor, out_hw):
         xp = _pad(x, padding, 0)
@@ -484,6 +762,71 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
                            out_hw=out_hw)
 
 
-__all__ = ["conv2d", "max_pool2d", "avg_pool2d"]
+def _pool1d_args(x, kernel_size, stride, padding, dilation, ceil_mode, op):
+    """Check a 1-D pooling's arguments in 1-D terms; returns (kernel, stride, padding,
+    dilation) as the (h, w) pairs of the 2-D op on a height-1 image."""
+    _check_input_1d(x, op)
+    k = _single(kernel_size, "kernel_size", op)
+    s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
+        else _single(stride, "stride", op)
+    p, d = _single(padding, "padding", op), _single(dilation, "dilation", op)
+    for name, v in (("kernel_size", k), ("stride", s), ("dilation", d)):
+        _check_positive((v,), name, op)
+    if p < 0 or p > k // 2:
+        raise ShapeError(f"{op}: padding must be non-negative and at most half of kernel_size, "
+                         f"got padding {p} with kernel_size {k}")
+    length = x.shape[-1]
+    if (length + 2 * p - d * (k - 1) - 1 + (s - 1 if ceil_mode else 0)) // s + 1 <= 0:
+        raise ShapeError(f"{op}: output size is too small: input of shape {tuple(x.shape)} with "
+                         f"kernel_size {k}, stride {s}, padding {p} and dilation {d} gives no "
+                         f"output")
+    return (1, k), (1, s), (0, p), (1, d)
+
+
+def max_pool1d(input, kernel_size, stride=None, padding=0, dilation=1, ceil_mode=False,
+               return_indices=False):
+    """1-D max pooling, as torch.nn.functional.max_pool1d (the 2-D op on a height-1 image).
+
+    Args:
+        input: (N, C, L) or unbatched (C, L).
+        kernel_size, stride (default kernel_size), padding, dilation: ints or 1-tuples.
+        ceil_mode, return_indices: as max_pool2d (indices are positions along L).
+
+    Example::
+
+        backprop.max_pool1d(backprop.randn(2, 3, 8), 2).shape   # (2, 3, 4)
+    """
+    op = "max_pool1d"
+    x = as_tensor(input, op)
+    kernel, stride, padding, dilation = _pool1d_args(x, kernel_size, stride, padding, dilation,
+                                                     ceil_mode, op)
+    out = max_pool2d(_as_image(x), kernel, stride, padding, dilation, ceil_mode, return_indices)
+    if return_indices:
+        return _as_sequence(out[0], x.ndim == 3), _as_sequence(out[1], x.ndim == 3)
+    return _as_sequence(out, x.ndim == 3)
+
+
+def avg_pool1d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
+               count_include_pad=True):
+    """1-D average pooling, as torch.nn.functional.avg_pool1d (the 2-D op on a height-1 image).
+
+    Args:
+        input: (N, C, L) or unbatched (C, L).
+        kernel_size, stride (default kernel_size), padding: ints or 1-tuples.
+        ceil_mode, count_include_pad: as avg_pool2d.
+
+    Example::
+
+        backprop.avg_pool1d(backprop.randn(2, 3, 8), 2).shape   # (2, 3, 4)
+    """
+    op = "avg_pool1d"
+    x = as_tensor(input, op)
+    kernel, stride, padding, _ = _pool1d_args(x, kernel_size, stride, padding, 1, ceil_mode, op)
+    out = avg_pool2d(_as_image(x), kernel, stride, padding, ceil_mode, count_include_pad)
+    return _as_sequence(out, x.ndim == 3)
+
+
+__all__ = ["conv2d", "max_pool2d", "avg_pool2d", "conv1d", "conv_transpose2d",
+           "conv_transpose1d", "max_pool1d", "avg_pool1d"]
 
 TENSOR_METHODS: dict = {}

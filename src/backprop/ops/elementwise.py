@@ -61,6 +61,8 @@ class Add(Function):
 class Sub(Function):
     """out = a - b;  da = g, db = -g"""
 
+    backward_name = staticmethod(lambda ctx: "RsubBackward1" if _operands(ctx) == "scalar-tensor" else "SubBackward0")
+
 
     @staticmethod
     def forward(ctx, a, b):
@@ -147,6 +149,8 @@ def _describe(v) -> str:
 class Pow(Function):
     """out = a ** b;  da = g · b · a^(b-1),  db = g · a^b · ln a (taken as 0 where a = 0)"""
 
+    backward_name = staticmethod(lambda ctx: _pow_name(ctx))
+
 
     @staticmethod
     def forward(ctx, a, b):
@@ -223,6 +227,8 @@ class Log(Function):
 
 class Cast(Function):
     """out = x converted to another dtype;  dx = g converted back (none for non-float inputs)"""
+
+    backward_name = 'ToCopyBackward0'
 
     @staticmethod
     def forward(ctx, x, dtype):
@@ -363,6 +369,8 @@ class Cos(Function):
 class Square(Function):
     """out = x²;  dx = 2 · g · x"""
 
+    backward_name = 'PowBackward0'
+
     @staticmethod
     def forward(ctx, x):
         if ctx.needs_input_grad[0]:
@@ -381,6 +389,8 @@ class Square(Function):
 class Clamp(Function):
     """out = min(max(x, lo), hi);  dx = g·[lo ≤ x ≤ hi],  dlo = g·[x < lo < hi],
     dhi = g·[x > hi or hi < lo]   (lo, hi: numbers, arrays or None)"""
+
+    backward_name = 'ClampBackward1'
 
     @staticmethod
     def forward(ctx, x, lo, hi):
@@ -743,6 +753,8 @@ TENSOR_METHODS = {
 class Log1p(Function):
     """out = ln(1 + x), accurate for small x;  dx = g / (1 + x)"""
 
+    backward_name = 'Log1PBackward0'
+
     @staticmethod
     def forward(ctx, x):
         if ctx.needs_input_grad[0]:
@@ -882,3 +894,22 @@ TENSOR_METHODS.update({
     "bitwise_or": bitwise_or, "bitwise_xor": bitwise_xor, "bitwise_not": bitwise_not,
     "logical_not": logical_not, "isclose": isclose, "allclose": allclose, "equal": equal,
 })
+
+
+# -- PyTorch's node names for ops whose name depends on their operands --------------------
+def _operands(ctx) -> str:
+    """``"tensor-tensor"``, ``"tensor-scalar"`` or ``"scalar-tensor"``: what a binary op got.
+
+    Read from the node's inputs while it has them, else (after backward) from which
+    inputs wanted a gradient.
+    """
+    inputs = getattr(ctx, "inputs", None)
+    first, second = (inputs[0] is not None, inputs[1] is not None) if inputs is not None \
+        else ctx.needs_input_grad[:2]
+    return "tensor-tensor" if first and second else ("tensor-scalar" if first else "scalar-tensor")
+
+
+def _pow_name(ctx) -> str:
+    """``x ** 2`` is PowBackward0, ``x ** y`` PowBackward1 and ``2 ** x`` PowBackward2."""
+    return {"tensor-scalar": "PowBackward0", "tensor-tensor": "PowBackward1",
+            "scalar-tensor": "PowBackward2"}[_operands(ctx)]

@@ -124,6 +124,8 @@ class CrossEntropy(Function):
     input with a 0-d (or (C,)) target.
     """
 
+    backward_name = 'NllLossBackward0'
+
     @staticmethod
     def forward(ctx, x, target, weight=None, ignore_index=-100, reduction="mean",
                 label_smoothing=0.0, unbatched=False):
@@ -264,6 +266,8 @@ class NLL(Function):
     """loss_i = -w_(y_i) · x_(i, y_i) (x holds log-probabilities, classes along axis 1);
     dx = -scale_i · w_(y_i) at (i, y_i), 0 elsewhere"""
 
+    backward_name = 'NllLossBackward0'
+
     @staticmethod
     def forward(ctx, x, target, weight=None, ignore_index=-100, reduction="mean",
                 unbatched=False):
@@ -303,6 +307,27 @@ class NLL(Function):
 
 
 # -- binary cross-entropy ----------------------------------------------------------------------
+
+class MseLoss(Function):
+    """loss = (x - t)², reduced;  dx = 2 (x - t) · c,  dt = -dx  (c: 1, or 1/n for the mean)"""
+
+    @staticmethod
+    def forward(ctx, x, t, reduction="mean"):
+        diff = x - t
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(diff)
+            ctx.reduction = reduction
+        return _reduce(diff * diff, reduction, diff.size)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (diff,) = ctx.saved_tensors
+        coef = _coef(grad_output, ctx.reduction, diff.size, per_sample=False)
+        gx = diff * (2 * coef)
+        # the engine reduces each gradient to its input's shape (a broadcast target)
+        return (gx if ctx.needs_input_grad[0] else None,
+                -gx if ctx.needs_input_grad[1] else None)
+
 
 class BinaryCrossEntropy(Function):
     """loss = -w · (t · max(log p, -100) + (1 - t) · max(log(1 - p), -100));
@@ -687,6 +712,33 @@ def binary_cross_entropy_with_logits(input, target, weight=None, reduction="mean
     w = _elementwise_weight(weight, tuple(x.shape), dtype, op, "weight")
     pw = _elementwise_weight(pos_weight, tuple(x.shape), dtype, op, "pos_weight")
     return BinaryCrossEntropyWithLogits.apply(x, t, weight=w, pos_weight=pw, reduction=reduction)
+
+
+def mse_loss(input, target, reduction="mean"):
+    """Mean squared error of two float tensors of one dtype, as one op (PyTorch's MseLoss).
+
+    ``nn.functional.mse_loss`` checks the arguments (shapes that broadcast, a weight)
+    and calls this for the common case.
+
+    Example::
+
+        x = backprop.tensor([1.0, 2.0], requires_grad=True)
+        backprop.ops.fused.mse_loss(x, backprop.zeros(2))   # tensor(2.5000, grad_fn=<MseLossBackward0>)
+    """
+    op = "mse_loss"
+    x = _check_tensor(input, op, "input")
+    t = _check_tensor(target, op, "target")
+    _check_float(x, op, "input")
+    _check_float(t, op, "target")
+    if x._data.dtype != t._data.dtype:
+        raise DTypeError(f"{op}: expected input and target of one dtype, got {x.dtype} and "
+                         f"{t.dtype}")
+    try:
+        np.broadcast_shapes(x._data.shape, t._data.shape)
+    except ValueError:
+        raise ShapeError(f"{op}: target of shape {tuple(t.shape)} cannot be broadcast with "
+                         f"input of shape {tuple(x.shape)}") from None
+    return MseLoss.apply(x, t, reduction=_check_reduction(reduction, op))
 
 
 __all__ = ["cross_entropy", "nll_loss", "binary_cross_entropy",

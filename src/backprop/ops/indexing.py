@@ -143,6 +143,8 @@ def _convert(item, op: str):
         arr = _index_array(item._data, op, "a tensor")
     elif isinstance(item, np.ndarray):
         arr = _index_array(item, op, "an array")
+    elif isinstance(item, range):  # x[range(3)] is x[[0, 1, 2]], as in PyTorch
+        arr = np.arange(item.start, item.stop, item.step, dtype=_INT64)
     elif isinstance(item, (list, tuple)):
         if len(item) == 0:
             return np.zeros(0, dtype=_INT64)
@@ -315,6 +317,8 @@ def _false_axes(entries) -> list:
 
 class GetItem(TracksView, Function):
     """out = x[index];  dx = zeros with g scattered back to the indexed places (repeats add up)"""
+
+    backward_name = staticmethod(lambda ctx: _getitem_name(ctx))
 
     @staticmethod
     def forward(ctx, x, entries, kind):
@@ -874,3 +878,21 @@ TENSOR_METHODS = {
     "masked_fill_": masked_fill_, "masked_select": masked_select, "scatter_add": scatter_add,
     "take_along_dim": take_along_dim,
 }
+
+
+def _getitem_name(ctx) -> str:
+    """PyTorch's name for ``x[index]``: the last step it takes (select, slice, unsqueeze, index)."""
+    if ctx.kind in (_ADVANCED, _PICK):
+        return "IndexBackward0"
+    saved = getattr(ctx, "saved_tensors", None)
+    if ctx.kind != _BASIC or not saved:
+        return "SliceBackward0"  # freed by backward: the commonest case
+    name = "AliasBackward0"
+    for e in saved[0]:  # PyTorch indexes entry by entry; a full slice leaves no node
+        if type(e) is int:
+            name = "SelectBackward0"
+        elif e is None:
+            name = "UnsqueezeBackward0"
+        elif type(e) is slice and e != slice(None):
+            name = "SliceBackward0"
+    return name

@@ -18,7 +18,7 @@ Example::
     x = backprop.tensor([1., 2., 3.], requires_grad=True)
     y = x * 2
     z = y * 3          # uses y as it was
-    y[0] = 5           # y.grad_fn is now IndexPutBackward
+    y[0] = 5           # y.grad_fn is now IndexPutBackward0
     (z.sum() + y.sum()).backward()
     x.grad             # tensor([6., 8., 8.]): z saw all of y, y's first element is 5
 """
@@ -69,6 +69,8 @@ class CopySlices(Function):
     ``pos`` holds, for each written element, its index in the C-order flattening of
     the base. The output *is* the base's array: the write happens in place.
     """
+
+    backward_name = 'CopySlices'
 
     @staticmethod
     def forward(ctx, base, v, pos):

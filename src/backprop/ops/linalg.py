@@ -42,6 +42,8 @@ def _kind(value) -> str:
 class MatMul(Function):
     """out = a @ b;  da = g @ bᵀ,  db = aᵀ @ g  (1-D operands promoted, batch dims broadcast)"""
 
+    backward_name = staticmethod(lambda ctx: _matmul_name(getattr(ctx, "ndims", (2, 2))))
+
 
     @staticmethod
     def forward(ctx, a, b):
@@ -179,6 +181,8 @@ ger = outer
 class Linear(Function):
     """out = x @ Wᵀ + b;  dx = g @ W,  dW = gᵀ @ x (over all leading dims),  db = Σ g"""
 
+    backward_name = staticmethod(lambda ctx: _linear_name(ctx))
+
     @staticmethod
     def forward(ctx, x, weight, bias):
         in_f = weight.shape[1]
@@ -190,7 +194,7 @@ class Linear(Function):
             out += bias
         need_x, need_w, _ = ctx.needs_input_grad
         ctx.save_for_backward(weight if need_x else None, x2 if need_w else None)
-        ctx.x_shape = x.shape
+        ctx.x_shape, ctx.has_bias = x.shape, bias is not None
         return out if x.ndim == 2 else out.reshape(x.shape[:-1] + (weight.shape[0],))
 
     @staticmethod
@@ -419,3 +423,18 @@ __all__ = ["matmul", "mm", "bmm", "dot", "outer", "ger", "einsum", "linear"]
 
 TENSOR_METHODS = {"matmul": matmul, "mm": mm, "bmm": bmm, "dot": dot, "outer": outer,
                   "ger": ger}
+
+
+# -- PyTorch's node names: its matmul and linear are several ops, backprop's one each ------
+def _matmul_name(ndims: tuple) -> str:
+    """The name of PyTorch's outermost node for ``a @ b`` with operands of these ranks."""
+    return {(1, 1): "DotBackward0", (2, 1): "MvBackward0", (2, 2): "MmBackward0",
+            (1, 2): "SqueezeBackward4"}.get(ndims, "UnsafeViewBackward0")
+
+
+def _linear_name(ctx) -> str:
+    """``linear`` on 2-D input is PyTorch's addmm (mm without a bias); else a view of it."""
+    nd = len(ctx.x_shape)
+    if getattr(ctx, "has_bias", True):
+        return "AddmmBackward0" if nd == 2 else "ViewBackward0"
+    return _matmul_name((nd, 2))

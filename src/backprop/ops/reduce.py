@@ -17,7 +17,7 @@ from collections import namedtuple
 
 import numpy as np
 
-from backprop.autograd.function import Function
+from backprop.autograd.function import Function, named
 from backprop.errors import ShapeError
 from backprop.ops._util import norm_dim, norm_dims, require_float
 from backprop.tensor import Tensor, _make
@@ -97,6 +97,8 @@ def _tie_grad(x, out_k, gk):
 class Sum(Function):
     """out = Σ x over axes;  dx = g broadcast back over those axes"""
 
+    backward_name = staticmethod(lambda ctx: "SumBackward1" if _partial(ctx) else "SumBackward0")
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         ctx.in_shape = x.shape
@@ -114,6 +116,8 @@ class Sum(Function):
 
 class Mean(Function):
     """out = Σ x / n over axes;  dx = g / n broadcast back"""
+
+    backward_name = staticmethod(lambda ctx: "MeanBackward1" if _partial(ctx) else "MeanBackward0")
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -140,6 +144,8 @@ class Mean(Function):
 
 class Prod(Function):
     """out = Π x over axes;  dx = g · Π_{j≠i} x_j"""
+
+    backward_name = staticmethod(lambda ctx: "ProdBackward1" if _partial(ctx) else "ProdBackward0")
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -239,6 +245,8 @@ class Std(Function):
 class AMax(Function):
     """out = max x over axes;  dx = g · [x = out] / (number of elements equal to out)"""
 
+    backward_name = 'AmaxBackward0'
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         out = np.max(x, axis=axes, keepdims=True)
@@ -258,6 +266,8 @@ class AMax(Function):
 class AMin(Function):
     """out = min x over axes;  dx = g · [x = out] / (number of elements equal to out)"""
 
+    backward_name = 'AminBackward0'
+
     @staticmethod
     def forward(ctx, x, axes, keepdim):
         out = np.min(x, axis=axes, keepdims=True)
@@ -275,6 +285,8 @@ class AMin(Function):
 
 class PickAlongDim(Function):
     """out = x[..., index, ...] along dim (one index per slice);  dx = g at index, 0 elsewhere"""
+
+    backward_name = 'MaxBackward0'
 
     @staticmethod
     def forward(ctx, x, index, dim, keepdim):
@@ -313,7 +325,8 @@ def _extremum(input, dim, keepdim, other, op):
         if x.size == 0:
             raise ShapeError(f"{op}(): expected reduction dim to be specified for an empty "
                              f"input (shape {x.shape}); pass dim=")
-        return (AMax if op == "max" else AMin).apply(input, tuple(range(x.ndim)), False)
+        out = (AMax if op == "max" else AMin).apply(input, tuple(range(x.ndim)), False)
+        return named(out, "MaxBackward1" if op == "max" else "MinBackward1")
     d = norm_dim(dim, x.ndim, op)
     if x.ndim == 0:
         index = np.zeros((), dtype=_INT64)
@@ -322,6 +335,8 @@ def _extremum(input, dim, keepdim, other, op):
         index = (np.argmax if op == "max" else np.argmin)(x, axis=d, keepdims=True)
         index = index.astype(_INT64, copy=False)
     values = PickAlongDim.apply(input, index, d, keepdim)
+    if op == "min":
+        named(values, "MinBackward0")
     if values._requires_grad:  # backward keeps index: hand the user a copy to change freely
         index = index.copy()
     if x.ndim and not keepdim:
@@ -400,6 +415,8 @@ def argmin(input, dim=None, keepdim=False):
 
 class Norm(Function):
     """out = (Σ |x|ᵖ)^(1/p) (p = ±inf: max / min |x|);  dx = g · sign(x) (|x| / out)^(p-1)"""
+
+    backward_name = 'LinalgVectorNormBackward0'
 
     @staticmethod
     def forward(ctx, x, p, axes, keepdim):
@@ -484,6 +501,8 @@ def norm(input, p="fro", dim=None, keepdim=False, dtype=None):
 
 class LogSumExp(Function):
     """out = m + ln Σ exp(x - m) over axes, m = max x;  dx = g · exp(x - m) / Σ exp(x - m)"""
+
+    backward_name = 'LogsumexpBackward0'
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -612,6 +631,8 @@ TENSOR_METHODS = {
 class CumSum(Function):
     """out_i = Σ_{j ≤ i} x_j along dim;  dx_j = Σ_{i ≥ j} g_i (a reversed cumulative sum)"""
 
+    backward_name = 'CumsumBackward0'
+
     @staticmethod
     def forward(ctx, x, dim):
         ctx.dim = dim
@@ -694,3 +715,11 @@ all = _truth(np.all, "all")  # noqa: A001 (PyTorch's name)
 __all__ += ["cumsum", "sort", "argsort", "topk", "any", "all"]
 TENSOR_METHODS.update({"cumsum": cumsum, "sort": sort, "argsort": argsort, "topk": topk,
                        "any": any, "all": all})
+
+
+def _partial(ctx) -> bool:
+    """True when a reduction kept some axes (``x.sum(0)``: SumBackward1), False for all (``x.sum()``)."""
+    shape = getattr(ctx, "in_shape", None)
+    if shape is None and getattr(ctx, "saved_tensors", None):
+        shape = ctx.saved_tensors[0].shape  # Prod keeps its input, not its shape
+    return shape is not None and len(ctx.axes) < len(shape)

@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from backprop.autograd.function import Function
+from backprop.autograd.function import Function, named
 from backprop.errors import ShapeError
 from backprop.ops._util import TracksView, norm_dim
 from backprop.ops.indexing import _BASIC, GetItem, index_add_along
@@ -20,6 +20,8 @@ from backprop.tensor import Tensor
 
 class Reshape(TracksView, Function):
     """out = x viewed with a new shape;  dx = g reshaped back"""
+
+    backward_name = 'ViewBackward0'
 
     @staticmethod
     def forward(ctx, x, shape):
@@ -37,6 +39,8 @@ class Reshape(TracksView, Function):
 
 class Permute(TracksView, Function):
     """out = x with axes reordered;  dx = g with the inverse order"""
+
+    backward_name = 'PermuteBackward0'
 
     @staticmethod
     def forward(ctx, x, axes):
@@ -74,7 +78,7 @@ def permute(input, *dims):
     axes = tuple(norm_dim(d, nd, "permute") for d in dims)
     if sorted(axes) != list(range(nd)):
         raise ShapeError(f"permute: dims {dims} are not a permutation of the {nd} dimensions "
-                         f"of a tensor of shape {input.shape}")
+                         f"of a tensor of shape {tuple(input.shape)}")
     return Permute.apply(input, axes)
 
 
@@ -86,15 +90,16 @@ def transpose(input, dim0, dim1):
     d0, d1 = norm_dim(dim0, nd, "transpose"), norm_dim(dim1, nd, "transpose")
     axes = list(range(nd))
     axes[d0], axes[d1] = axes[d1], axes[d0]
-    return Permute.apply(input, tuple(axes))
+    return named(Permute.apply(input, tuple(axes)), "TransposeBackward0")
 
 
 def t(input):
     """Transpose a tensor of at most 2 dimensions."""
     if input.ndim > 2:
-        raise ShapeError(f"t: expects a tensor with <= 2 dimensions, got shape {input.shape}; "
+        raise ShapeError(f"t: expects a tensor with <= 2 dimensions, got shape "
+                         f"{tuple(input.shape)}; "
                          f"use transpose(dim0, dim1) or .mT")
-    return input if input.ndim < 2 else Permute.apply(input, (1, 0))
+    return input if input.ndim < 2 else named(Permute.apply(input, (1, 0)), "TBackward0")
 
 
 
@@ -175,14 +180,15 @@ def squeeze(input, dim=None):
     shape = input.shape
     axes = tuple(range(len(shape))) if dim is None else _dim_tuple(dim, len(shape), "squeeze")
     new = tuple(s for i, s in enumerate(shape) if not (i in axes and s == 1))
-    return Reshape.apply(input, new)
+    kind = 0 if dim is None else (2 if isinstance(dim, (tuple, list)) else 1)
+    return named(Reshape.apply(input, new), f"SqueezeBackward{kind}")
 
 
 def unsqueeze(input, dim):
     """Insert a dimension of size 1 at ``dim`` (``-1`` appends one at the end)."""
     shape = input.shape
     d = norm_dim(dim, len(shape) + 1, "unsqueeze")
-    return Reshape.apply(input, shape[:d] + (1,) + shape[d:])
+    return named(Reshape.apply(input, shape[:d] + (1,) + shape[d:]), "UnsqueezeBackward0")
 
 
 def movedim(input, source, destination):
@@ -221,6 +227,7 @@ class Expand(TracksView, Function):
 
 
 def _expand_shape(shape: tuple, sizes: tuple, op: str) -> tuple:
+    shape = tuple(shape)  # (a Size would print as torch.Size in the messages)
     nd, n = len(shape), len(sizes)
     if n < nd:
         raise ShapeError(f"{op}: the number of sizes provided ({n}) must be greater or equal to "
@@ -272,6 +279,8 @@ def broadcast_to(input, shape):
 
 class Narrow(TracksView, Function):
     """out = x[start:start+length] along dim (a view);  dx = zeros with g in that slice"""
+
+    backward_name = 'SliceBackward0'
 
     @staticmethod
     def forward(ctx, x, dim=0, start=0, length=0):
@@ -425,11 +434,11 @@ def cat(tensors, dim=0):
         if t.ndim == 0:
             raise ShapeError(f"cat: zero-dimensional tensor (at position {i}) cannot be "
                              f"concatenated")
-    used = [t for t in tensors if t.shape != (0,)] or tensors
-    ref = used[0].shape
+    used = [t for t in tensors if t._data.shape != (0,)] or tensors
+    ref = used[0]._data.shape
     d = norm_dim(dim, len(ref), "cat")
     for t in used[1:]:
-        s = t.shape
+        s = t._data.shape
         if len(s) != len(ref):
             raise ShapeError(f"cat: tensors must have the same number of dimensions, got {ref} "
                              f"and {s}")
@@ -464,8 +473,8 @@ def stack(tensors, dim=0):
     ref = tensors[0].shape
     for i, t in enumerate(tensors[1:], 1):
         if t.shape != ref:
-            raise ShapeError(f"stack: expects each tensor to be equal size, but got {ref} at "
-                             f"entry 0 and {t.shape} at entry {i}")
+            raise ShapeError(f"stack: expects each tensor to be equal size, but got {tuple(ref)} at "
+                             f"entry 0 and {tuple(t.shape)} at entry {i}")
     d = norm_dim(dim, len(ref) + 1, "stack")
     return Stack.apply(*tensors, dim=d)
 
@@ -526,7 +535,7 @@ def repeat(input, *sizes):
     if len(sizes) < input.ndim:
         raise ShapeError(f"repeat: number of dimensions of repeat dims ({len(sizes)}) can not be "
                          f"smaller than number of dimensions of tensor ({input.ndim}, shape "
-                         f"{input.shape})")
+                         f"{tuple(input.shape)})")
     if any(s < 0 for s in sizes):
         raise ShapeError(f"repeat: repeats must be non-negative, got {sizes}")
     return Repeat.apply(input, sizes=sizes)
@@ -560,6 +569,8 @@ def _pad_map(mode: str, n: int, lo: int, hi: int) -> np.ndarray:
 class Pad(Function):
     """out = x with borders added (cropped where a pad is negative);
     dx = the inner part of g (plus the border gradients routed back to their sources)"""
+
+    backward_name = staticmethod(lambda ctx: _PAD_NAMES.get(getattr(ctx, "mode", None), "ConstantPadNdBackward0"))
 
     @staticmethod
     def forward(ctx, x, pads=(), mode="constant", value=0):
@@ -708,3 +719,8 @@ TENSOR_METHODS = {"reshape": reshape, "view": view, "permute": permute, "transpo
                   "expand_as": expand_as, "broadcast_to": broadcast_to, "narrow": narrow,
                   "split": split, "chunk": chunk, "unbind": unbind, "flip": flip,
                   "repeat": repeat, "tile": tile}
+
+
+# PyTorch's node names for pad's modes (the mode is kept on the node)
+_PAD_NAMES = {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad2DBackward0",
+              "replicate": "ReplicationPad2DBackward0", "circular": "CatBackward0"}

@@ -16,10 +16,16 @@ Each algorithm is also a plain function over lists of NumPy arrays, beside its c
 written out in its docstring.
 """
 from backprop.optim import lr_scheduler
+from backprop.optim.adadelta import Adadelta
 from backprop.optim.adagrad import Adagrad
 from backprop.optim.adam import Adam, AdamW
+from backprop.optim.adamax import Adamax
+from backprop.optim.lbfgs import LBFGS
+from backprop.optim.nadam import NAdam
 from backprop.optim.optimizer import Optimizer
+from backprop.optim.radam import RAdam
 from backprop.optim.rmsprop import RMSprop
 from backprop.optim.sgd import SGD
 
-__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "lr_scheduler"]
+__all__ = ["Optimizer", "SGD", "Adam", "AdamW", "RMSprop", "Adagrad", "Adadelta", "Adamax",
+           "NAdam", "RAdam", "LBFGS", "lr_scheduler"]

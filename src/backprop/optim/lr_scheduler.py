@@ -43,7 +43,8 @@ from backprop.optim.optimizer import Optimizer
 __all__ = [
     "LRScheduler", "_LRScheduler", "LambdaLR", "StepLR", "MultiStepLR", "ExponentialLR",
     "CosineAnnealingLR", "LinearLR", "SequentialLR", "OneCycleLR", "ReduceLROnPlateau",
-    "warmup_cosine",
+    "MultiplicativeLR", "ConstantLR", "PolynomialLR", "CosineAnnealingWarmRestarts", "CyclicLR",
+    "ChainedScheduler", "warmup_cosine",
 ]
 
 
@@ -730,6 +731,397 @@ class ReduceLROnPlateau(LRScheduler):
     def load_state_dict(self, state_dict: dict) -> None:
         super().load_state_dict(state_dict)
         self._init_is_better(self.mode, self.threshold, self.threshold_mode)
+
+class MultiplicativeLR(LRScheduler):
+    """Multiply the learning rate by ``lr_lambda(epoch)`` every epoch (after epoch 0)::
+
+        lr(t) = lr(t - 1) * lr_lambda(t)
+
+    Args:
+        optimizer: the optimizer.
+        lr_lambda: a function of the epoch returning a factor, or a list of such
+            functions, one per parameter group.
+        last_epoch: see :class:`LRScheduler`.
+
+    Example::
+
+        sched = MultiplicativeLR(opt, lambda epoch: 0.95)   # same as ExponentialLR(gamma=0.95)
+    """
+
+    def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
+        _check_optimizer(optimizer, "MultiplicativeLR")
+        self.optimizer = optimizer
+        if isinstance(lr_lambda, (list, tuple)):
+            if len(lr_lambda) != len(optimizer.param_groups):
+                raise ValueError(f"MultiplicativeLR: expected {len(optimizer.param_groups)} "
+                                 f"lr_lambdas (one per param group), but got {len(lr_lambda)}")
+            self.lr_lambdas = list(lr_lambda)
+        else:
+            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        for fn in self.lr_lambdas:
+            if not callable(fn):
+                raise TypeError(f"MultiplicativeLR: lr_lambda should be a function, but got "
+                                f"{type(fn).__name__}")
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        if self._is_initial:
+            return self._current_lrs()
+        return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._current_lrs())]
+
+    # Lambdas are saved as LambdaLR saves them: only callable objects keep attributes.
+    state_dict = LambdaLR.state_dict
+    load_state_dict = LambdaLR.load_state_dict
+
+
+class ConstantLR(LRScheduler):
+    """Multiply the learning rate by ``factor`` for the first ``total_iters`` epochs, then
+    restore it.
+
+    Args:
+        optimizer: the optimizer.
+        factor: the multiplier, in [0, 1] (default 1/3).
+        total_iters: the epoch at which the rate goes back to ``initial_lr`` (default 5).
+        last_epoch: see :class:`LRScheduler`.
+
+    Example::
+
+        sched = ConstantLR(opt, factor=0.5, total_iters=4)   # lr/2 for epochs 0-3, then lr
+    """
+
+    def __init__(self, optimizer: Optimizer, factor: float = 1.0 / 3, total_iters: int = 5,
+                 last_epoch: int = -1):
+        if factor > 1.0 or factor < 0:
+            raise ValueError(f"ConstantLR: constant multiplicative factor expected to be between "
+                             f"0 and 1, got {factor}")
+        self.factor = factor
+        self.total_iters = total_iters
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        if self.last_epoch == 0:
+            return [lr * self.factor for lr in self._current_lrs()]
+        if self.last_epoch != self.total_iters:
+            return self._current_lrs()
+        return [lr * (1.0 / self.factor) for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        done = self.last_epoch >= self.total_iters
+        return [base_lr * (self.factor + done * (1 - self.factor)) for base_lr in self.base_lrs]
+
+
+class PolynomialLR(LRScheduler):
+    """Decay the learning rate along a polynomial to zero over ``total_iters`` epochs::
+
+        lr(t) = initial_lr * (1 - min(t, total_iters) / total_iters) ** power
+
+    Args:
+        optimizer: the optimizer.
+        total_iters: epochs of decay (default 5); the rate then stays at 0.
+        power: the polynomial's power (default 1.0, a linear decay).
+        last_epoch: see :class:`LRScheduler`.
+
+    Example::
+
+        sched = PolynomialLR(opt, total_iters=100, power=2.0)
+    """
+
+    def __init__(self, optimizer: Optimizer, total_iters: int = 5, power: float = 1.0,
+                 last_epoch: int = -1):
+        if not total_iters > 0:
+            raise ValueError(f"PolynomialLR: total_iters must be positive, got {total_iters!r}")
+        self.total_iters = total_iters
+        self.power = power
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        t, n = self.last_epoch, self.total_iters
+        if self._is_initial or t > n:
+            return self._current_lrs()
+        # The ratio of the factors at t and t - 1, so the update composes with other changes.
+        decay = ((1.0 - t / n) / (1.0 - (t - 1) / n)) ** self.power
+        return [lr * decay for lr in self._current_lrs()]
+
+    def _get_closed_form_lr(self) -> list:
+        frac = min(self.total_iters, self.last_epoch) / self.total_iters
+        return [base_lr * (1.0 - frac) ** self.power for base_lr in self.base_lrs]
+
+
+class CosineAnnealingWarmRestarts(LRScheduler):
+    """Cosine annealing with warm restarts (SGDR, Loshchilov & Hutter, 2016)::
+
+        lr = eta_min + (initial_lr - eta_min) * (1 + cos(pi * T_cur / T_i)) / 2
+
+    ``T_cur`` counts the epochs since the last restart; the first period lasts ``T_0``
+    epochs and each later one ``T_mult`` times the one before. ``step`` may be called
+    with a fractional epoch (``epoch + i / iters_per_epoch``) to anneal within an epoch.
+
+    Args:
+        optimizer: the optimizer.
+        T_0: epochs until the first restart (a positive integer).
+        T_mult: growth factor of the period after each restart (integer >= 1, default 1).
+        eta_min: the lowest learning rate (default 0).
+        last_epoch: see :class:`LRScheduler`.
+
+    Example::
+
+        sched = CosineAnnealingWarmRestarts(opt, T_0=10, T_mult=2, eta_min=1e-5)
+    """
+
+    def __init__(self, optimizer: Optimizer, T_0: int, T_mult: int = 1,  # noqa: N803
+                 eta_min: float = 0.0, last_epoch: int = -1):
+        if not isinstance(T_0, int) or isinstance(T_0, bool) or T_0 <= 0:
+            raise ValueError(f"CosineAnnealingWarmRestarts: expected positive integer T_0, but "
+                             f"got {T_0!r}")
+        if not isinstance(T_mult, int) or isinstance(T_mult, bool) or T_mult < 1:
+            raise ValueError(f"CosineAnnealingWarmRestarts: expected integer T_mult >= 1, but "
+                             f"got {T_mult!r}")
+        if not isinstance(eta_min, (float, int)):
+            raise ValueError(f"CosineAnnealingWarmRestarts: expected float or int eta_min, but "
+                             f"got {eta_min!r} of type {type(eta_min).__name__}")
+        self.T_0 = T_0
+        self.T_i = T_0
+        self.T_mult = T_mult
+        self.eta_min = eta_min
+        self.T_cur = last_epoch
+        super().__init__(optimizer, last_epoch)
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        cos = 1 + math.cos(math.pi * self.T_cur / self.T_i)
+        return [self.eta_min + (base_lr - self.eta_min) * cos / 2 for base_lr in self.base_lrs]
+
+    def step(self, epoch=None) -> None:
+        """Advance one epoch, or jump to ``epoch`` (which may be fractional).
+
+        Example::
+
+            for epoch in range(20):
+                for i, batch in enumerate(loader):
+                    ...; opt.step()
+                    sched.step(epoch + i / len(loader))
+        """
+        if epoch is None and self.last_epoch < 0:
+            epoch = 0
+        if epoch is None:
+            epoch = self.last_epoch + 1
+            self.T_cur += 1
+            if self.T_cur >= self.T_i:
+                self.T_cur %= self.T_i
+                self.T_i *= self.T_mult
+        else:
+            if epoch < 0:
+                raise ValueError(f"CosineAnnealingWarmRestarts: expected non-negative epoch, but "
+                                 f"got {epoch}")
+            if epoch < self.T_0:
+                self.T_i, self.T_cur = self.T_0, epoch
+            elif self.T_mult == 1:
+                self.T_cur = epoch % self.T_0
+            else:
+                # n whole periods end before `epoch`: T_0 (T_mult^n - 1) / (T_mult - 1) <= epoch.
+                n = int(math.log(epoch / self.T_0 * (self.T_mult - 1) + 1, self.T_mult))
+                self.T_cur = epoch - self.T_0 * (self.T_mult ** n - 1) / (self.T_mult - 1)
+                self.T_i = self.T_0 * self.T_mult ** n
+        self.last_epoch = math.floor(epoch)
+        self._get_lr_called_within_step = True
+        try:
+            values = self.get_lr()
+        finally:
+            self._get_lr_called_within_step = False
+        for group, lr in zip(self.optimizer.param_groups, values):
+            group["lr"] = lr
+        self._last_lr = self._current_lrs()
+
+
+def _momentum_key(optimizer: Optimizer, name: str) -> bool:
+    """Whether the optimizer's momentum is Adam's beta1 (True) or SGD's momentum (False)."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{name}: optimizer must support momentum or beta1 with the "
+                         f"`cycle_momentum` option enabled")
+    return "betas" in optimizer.defaults
+
+
+class CyclicLR(LRScheduler):
+    """Cycle the learning rate between ``base_lr`` and ``max_lr`` (Smith, 2017), and the
+    momentum the opposite way. Step it after every batch.
+
+    One cycle is ``step_size_up`` steps rising and ``step_size_down`` steps falling; the
+    amplitude is scaled per cycle by ``mode``:
+
+    * ``"triangular"``: constant amplitude;
+    * ``"triangular2"``: the amplitude halves each cycle;
+    * ``"exp_range"``: the amplitude is scaled by ``gamma ** iteration``;
+
+    or by a custom ``scale_fn(x)`` of the cycle number (``scale_mode="cycle"``) or the
+    iteration (``scale_mode="iterations"``).
+
+    Args:
+        optimizer: the optimizer.
+        base_lr, max_lr: the cycle's bounds, one value or one per group.
+        step_size_up: steps in the rising half (default 2000).
+        step_size_down: steps in the falling half (default: ``step_size_up``).
+        mode: ``"triangular"`` (default), ``"triangular2"`` or ``"exp_range"``.
+        gamma: the base of ``"exp_range"`` (default 1.0).
+        scale_fn: a custom amplitude scaling (overrides ``mode``).
+        scale_mode: ``"cycle"`` (default) or ``"iterations"``: the argument of scale_fn.
+        cycle_momentum: cycle momentum (SGD) or beta1 (Adam) between ``max_momentum`` and
+            ``base_momentum`` (default True).
+        base_momentum, max_momentum: momentum bounds (default 0.8 and 0.9).
+        last_epoch: see :class:`LRScheduler`; here it counts batches.
+
+    Example::
+
+        sched = CyclicLR(opt, base_lr=0.01, max_lr=0.1, step_size_up=200, mode="triangular2")
+    """
+
+    def __init__(self, optimizer: Optimizer, base_lr, max_lr, step_size_up: int = 2000,
+                 step_size_down: int | None = None, mode: str = "triangular",
+                 gamma: float = 1.0, scale_fn=None, scale_mode: str = "cycle",
+                 cycle_momentum: bool = True, base_momentum=0.8, max_momentum=0.9,
+                 last_epoch: int = -1):
+        _check_optimizer(optimizer, "CyclicLR")
+        self.optimizer = optimizer
+        base_lrs = _per_group("base_lr", optimizer, base_lr)
+        if last_epoch == -1:
+            for lr, group in zip(base_lrs, optimizer.param_groups):
+                group["lr"] = lr
+        self.max_lrs = _per_group("max_lr", optimizer, max_lr)
+        up = float(step_size_up)
+        down = float(step_size_down) if step_size_down is not None else up
+        if not up + down > 0:
+            raise ValueError(f"CyclicLR: a cycle must have at least one step, got "
+                             f"step_size_up={step_size_up} and step_size_down={step_size_down}")
+        self.total_size = up + down
+        self.step_ratio = up / self.total_size
+        if mode not in ("triangular", "triangular2", "exp_range") and scale_fn is None:
+            raise ValueError(f"CyclicLR: mode {mode!r} is invalid and scale_fn is None (use "
+                             f"'triangular', 'triangular2' or 'exp_range')")
+        if scale_mode not in ("cycle", "iterations"):
+            raise ValueError(f"CyclicLR: scale_mode must be 'cycle' or 'iterations', got "
+                             f"{scale_mode!r}")
+        self.mode = mode
+        self.gamma = gamma
+        self._scale_fn_custom = scale_fn
+        self.scale_mode = scale_mode
+        self._init_scale_fn()
+
+        self.cycle_momentum = cycle_momentum
+        if cycle_momentum:
+            self.use_beta1 = _momentum_key(optimizer, "CyclicLR")
+            self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
+            self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
+            if last_epoch == -1:
+                for hi, lo, group in zip(self.max_momentums, self.base_momentums,
+                                         optimizer.param_groups):
+                    self._set_momentum(group, hi)
+                    group["max_momentum"] = hi
+                    group["base_momentum"] = lo
+        super().__init__(optimizer, last_epoch)
+        self.base_lrs = base_lrs
+
+    def _init_scale_fn(self) -> None:
+        # The built-in modes fix the scale mode, as in PyTorch.
+        if self._scale_fn_custom is None:
+            self.scale_mode = "iterations" if self.mode == "exp_range" else "cycle"
+
+    def scale_fn(self, x) -> float:
+        """The amplitude scaling at ``x`` (the cycle number or the iteration)."""
+        if self._scale_fn_custom is not None:
+            return self._scale_fn_custom(x)
+        if self.mode == "triangular":
+            return 1.0
+        if self.mode == "triangular2":
+            return 1 / (2.0 ** (x - 1))
+        return self.gamma ** x
+
+    def _set_momentum(self, group: dict, value: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def get_lr(self) -> list:
+        self._warn_if_called_outside_step()
+        t = self.last_epoch
+        cycle = math.floor(1 + t / self.total_size)
+        x = 1.0 + t / self.total_size - cycle  # position within the cycle, in [0, 1)
+        if x <= self.step_ratio:
+            height = x / self.step_ratio
+        else:
+            height = (x - 1) / (self.step_ratio - 1)
+        scale = self.scale_fn(cycle if self.scale_mode == "cycle" else t)
+        lrs = [base + (peak - base) * height * scale
+               for base, peak in zip(self.base_lrs, self.max_lrs)]
+        if self.cycle_momentum:
+            for group, lo, hi in zip(self.optimizer.param_groups, self.base_momentums,
+                                     self.max_momentums):
+                self._set_momentum(group, hi - (hi - lo) * height * scale)
+        return lrs
+
+    def state_dict(self) -> dict:
+        state = super().state_dict()
+        fn = state.pop("_scale_fn_custom")
+        state["_scale_fn_custom"] = (None if fn is None or isinstance(fn, types.FunctionType)
+                                     else dict(fn.__dict__))
+        return state
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        state = dict(state_dict)
+        fn = state.pop("_scale_fn_custom", None)
+        super().load_state_dict(state)
+        if fn is not None and self._scale_fn_custom is not None:
+            self._scale_fn_custom.__dict__.update(fn)
+        self._init_scale_fn()
+
+
+class ChainedScheduler(LRScheduler):
+    """Step several schedulers together, each multiplying in its own change every step.
+
+    Args:
+        schedulers: the schedulers (all of one optimizer; not ReduceLROnPlateau).
+        optimizer: that optimizer (default: the first scheduler's).
+
+    Example::
+
+        sched = ChainedScheduler([ConstantLR(opt, factor=0.1, total_iters=2),
+                                  ExponentialLR(opt, gamma=0.9)])
+    """
+
+    def __init__(self, schedulers, optimizer: Optimizer | None = None):
+        schedulers = list(schedulers)
+        if len(schedulers) < 1:
+            raise ValueError("ChainedScheduler expects at least one scheduler to be chained, "
+                             "but got no scheduler")
+        optimizer = optimizer or schedulers[0].optimizer
+        for i, sched in enumerate(schedulers):
+            if not hasattr(sched, "optimizer"):
+                raise TypeError(f"ChainedScheduler: scheduler at index {i} should have "
+                                f"`optimizer` as its attribute")
+            if isinstance(sched, ReduceLROnPlateau):
+                raise ValueError(f"ChainedScheduler does not support ReduceLROnPlateau (it needs "
+                                 f"a metric in step()), but got one at index {i}")
+            if sched.optimizer is not optimizer:
+                raise ValueError(f"ChainedScheduler expects all schedulers to belong to the same "
+                                 f"optimizer, but scheduler {type(sched).__name__} at index {i} "
+                                 f"has a different one")
+        self._schedulers = schedulers
+        self.optimizer = optimizer
+        self._last_lr = [group["lr"] for group in schedulers[-1].optimizer.param_groups]
+
+    def step(self) -> None:  # noqa: D102 (no epoch argument, as in PyTorch)
+        for sched in self._schedulers:
+            sched.step()
+        self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]
+
+    state_dict = SequentialLR.state_dict
+    load_state_dict = SequentialLR.load_state_dict
+
+    def __repr__(self) -> str:
+        inner = ", ".join(type(s).__name__ for s in self._schedulers)
+        return f"ChainedScheduler([{inner}], lr={self.get_last_lr()})"
 
 
 def warmup_cosine(optimizer: Optimizer, warmup_steps: int, total_steps: int,

@@ -3,11 +3,13 @@
 Everything here is ``backprop.data``; this module only makes PyTorch imports carry over.
 """
 from backprop.data import (  # noqa: F401
-    BatchSampler, ConcatDataset, DataLoader, Dataset, IterableDataset, RandomSampler, Sampler,
-    SequentialSampler, Subset, SubsetRandomSampler, TensorDataset, default_collate,
-    default_convert, random_split,
+    BatchSampler, ChainDataset, ConcatDataset, DataLoader, Dataset, IterableDataset,
+    RandomSampler, Sampler, SequentialSampler, StackDataset, Subset, SubsetRandomSampler,
+    TensorDataset, WeightedRandomSampler, default_collate, default_convert, get_worker_info,
+    random_split,
 )
 
-__all__ = ["BatchSampler", "ConcatDataset", "DataLoader", "Dataset", "IterableDataset",
-           "RandomSampler", "Sampler", "SequentialSampler", "Subset", "SubsetRandomSampler",
-           "TensorDataset", "default_collate", "default_convert", "random_split"]
+__all__ = ["BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
+           "IterableDataset", "RandomSampler", "Sampler", "SequentialSampler", "StackDataset",
+           "Subset", "SubsetRandomSampler", "TensorDataset", "WeightedRandomSampler",
+           "default_collate", "default_convert", "get_worker_info", "random_split"]

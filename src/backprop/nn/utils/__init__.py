@@ -22,9 +22,16 @@ import numpy as np
 from backprop.errors import ShapeError
 from backprop.ops import cat
 from backprop.tensor import Tensor, _make
+from backprop.nn.utils import rnn  # noqa: E402  (nn.utils.rnn.pad_sequence, ...)
+from backprop.nn.utils.fusion import (  # noqa: E402
+    fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
+)
+from backprop.nn.utils.init import skip_init  # noqa: E402
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_",
-           "parameters_to_vector", "vector_to_parameters"]
+           "parameters_to_vector", "vector_to_parameters", "clip_grad_norm", "skip_init",
+           "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
+           "fuse_linear_bn_weights"]
 
 
 def _as_list(parameters, op: str) -> list:
@@ -192,6 +199,14 @@ def clip_grad_norm_(parameters, max_norm, norm_type=2.0, error_if_nonfinite=Fals
         raise ValueError(str(e).replace("get_total_norm", op)) from None
     clip_grads_with_norm_(params, max_norm, total)
     return total
+
+
+def clip_grad_norm(parameters, max_norm, norm_type=2.0, error_if_nonfinite=False,
+                   foreach=None) -> Tensor:
+    """Deprecated alias of :func:`clip_grad_norm_` (with PyTorch's FutureWarning)."""
+    warnings.warn("`backprop.nn.utils.clip_grad_norm` is now deprecated in favor of "
+                  "`backprop.nn.utils.clip_grad_norm_`.", FutureWarning, stacklevel=2)
+    return clip_grad_norm_(parameters, max_norm, norm_type, error_if_nonfinite, foreach)
 
 
 def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
