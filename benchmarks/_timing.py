@@ -1,19 +1,43 @@
-"""What every benchmark here shares: fixing thread counts, and interleaved timing.
+"""What every benchmark here shares: its common options, fixing thread counts, loading
+PyTorch, and interleaved timing.
 
 Import this before NumPy: ``set_threads`` must run before NumPy loads its BLAS.
 """
 from __future__ import annotations
 
+import argparse
 import gc
 import os
 import statistics
 import time
 
 
+def parser(description: str, threads: int = 1) -> argparse.ArgumentParser:
+    """An argument parser with the options every benchmark takes: ``--threads`` (default
+    ``threads``), ``--quick`` and ``--repeats``; add a benchmark's own to it."""
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--threads", type=int, default=threads,
+                   help=f"BLAS / torch threads for every engine (default: {threads})")
+    p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
+    p.add_argument("--repeats", type=int, default=None, help="timing repeats (median shown)")
+    return p
+
+
 def set_threads(n: int) -> None:
     """Give every engine the same thread count (call before importing NumPy or torch)."""
     for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ[var] = str(n)
+
+
+def load_torch(threads: int):
+    """PyTorch, set to ``threads`` threads, or None where it is not installed (the
+    benchmarks then time backprop alone)."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover
+        return None
+    torch.set_num_threads(threads)
+    return torch
 
 
 def interleaved(fns: dict, repeats: int, warmup: int = 1, samples: bool = False) -> dict:

@@ -10,18 +10,14 @@ the same process, at the same thread count); the ratio is backprop / PyTorch, so
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
-from _timing import interleaved, set_threads
+from _timing import interleaved, load_torch, parser, set_threads
 
 
 def _parse():
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=1, help="BLAS / torch threads (default: 1)")
-    p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
-    p.add_argument("--repeats", type=int, default=None, help="timing repeats (median shown)")
+    p = parser(__doc__.split("\n")[0], threads=1)
     p.add_argument("--seq", type=int, default=100)
     p.add_argument("--batch", type=int, default=32)
     p.add_argument("--input", type=int, default=32)
@@ -38,27 +34,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import backprop as bp  # noqa: E402
 from backprop import nn  # noqa: E402
 
-try:
-    import torch  # noqa: E402
-
-    torch.set_num_threads(ARGS.threads)
-except ImportError:  # pragma: no cover
-    torch = None
-
+torch = load_torch(ARGS.threads)
 REPEATS = ARGS.repeats or (3 if ARGS.quick else 15)
 
 
-def _step_backprop(model, opt, x):
-    def step():
-        opt.zero_grad()
-        out, _ = model(x)
-        loss = (out * out).mean()
-        loss.backward()
-        opt.step()
-    return step
-
-
-def _step_torch(model, opt, x):
+def _train_step(model, opt, x):
+    """One training step as a function of nothing; the same code drives either engine."""
     def step():
         opt.zero_grad()
         out, _ = model(x)
@@ -72,12 +53,12 @@ def bench(kind: str) -> dict:
     rng = np.random.default_rng(0)
     x = rng.standard_normal((ARGS.seq, ARGS.batch, ARGS.input)).astype(np.float32)
     ours = getattr(nn, kind)(ARGS.input, ARGS.hidden)
-    fns = {"backprop": _step_backprop(ours, bp.optim.SGD(ours.parameters(), lr=0.01),
-                                      bp.tensor(x))}
+    fns = {"backprop": _train_step(ours, bp.optim.SGD(ours.parameters(), lr=0.01),
+                                   bp.tensor(x))}
     if torch is not None:
         theirs = getattr(torch.nn, kind)(ARGS.input, ARGS.hidden)
         theirs.load_state_dict({k: torch.tensor(v.numpy()) for k, v in ours.state_dict().items()})
-        fns["torch"] = _step_torch(theirs, torch.optim.SGD(theirs.parameters(), lr=0.01),
+        fns["torch"] = _train_step(theirs, torch.optim.SGD(theirs.parameters(), lr=0.01),
                                    torch.tensor(x))
     return interleaved(fns, REPEATS, warmup=2)
 

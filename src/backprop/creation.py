@@ -173,23 +173,23 @@ def from_numpy(array: np.ndarray) -> Tensor:
 
 
 # -- constants ---------------------------------------------------------------------------------
-def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False
-          ) -> Tensor:
+def zeros(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+          pin_memory: bool = False) -> Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``.
 
     Example::
 
         backprop.zeros(2, 3, dtype=backprop.float64, device="cpu")
     """
-    _check("zeros", device, layout)
+    _check("zeros", device, layout, pin_memory)
     return _finish(np.zeros(_size(size, "zeros"), _float_dtype(dtype, "zeros")), "zeros",
                    requires_grad, out)
 
 
-def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False
-         ) -> Tensor:
+def ones(*size, out=None, dtype=None, layout=None, device=None, requires_grad: bool = False,
+         pin_memory: bool = False) -> Tensor:
     """A tensor of ones: ``ones(2, 3)`` or ``ones((2, 3))``."""
-    _check("ones", device, layout)
+    _check("ones", device, layout, pin_memory)
     return _finish(np.ones(_size(size, "ones"), _float_dtype(dtype, "ones")), "ones",
                    requires_grad, out)
 
@@ -212,7 +212,7 @@ def _fill_dtype(fill_value) -> np.dtype:
 
 
 def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
-         requires_grad: bool = False) -> Tensor:
+         requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """A tensor of shape ``size`` filled with ``fill_value`` (dtype inferred from the value).
 
     Example::
@@ -220,7 +220,7 @@ def full(size, fill_value, *, out=None, dtype=None, layout=None, device=None,
         backprop.full((2, 2), 7)     # int64
         backprop.full((2,), 0.5)     # float32
     """
-    _check("full", device, layout)
+    _check("full", device, layout, pin_memory)
     if isinstance(size, Tensor) or not isinstance(size, (tuple, list)):
         raise TypeError(f"full(): argument 'size' must be a tuple of ints, not "
                         f"{type(size).__name__}")
@@ -237,46 +237,65 @@ def _like_dtype(input, dtype, op: str) -> np.dtype:
 
 
 def zeros_like(input: Tensor, *, dtype=None, layout=None, device=None,
-               requires_grad: bool = False, memory_format=None) -> Tensor:
+               requires_grad: bool = False, pin_memory: bool = False, memory_format=None) -> Tensor:
     """Zeros with ``input``'s shape and dtype (unless ``dtype`` is given)."""
-    _check("zeros_like", device, layout, like=True)
+    _check("zeros_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "zeros_like")
     return _finish(np.zeros(input.shape, d), "zeros_like", requires_grad,
                    memory_format=memory_format)
 
 
 def ones_like(input: Tensor, *, dtype=None, layout=None, device=None,
-              requires_grad: bool = False, memory_format=None) -> Tensor:
+              requires_grad: bool = False, pin_memory: bool = False, memory_format=None) -> Tensor:
     """Ones with ``input``'s shape and dtype (unless ``dtype`` is given)."""
-    _check("ones_like", device, layout, like=True)
+    _check("ones_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "ones_like")
     return _finish(np.ones(input.shape, d), "ones_like", requires_grad,
                    memory_format=memory_format)
 
 
 def empty_like(input: Tensor, *, dtype=None, layout=None, device=None,
-               requires_grad: bool = False, memory_format=None) -> Tensor:
+               requires_grad: bool = False, pin_memory: bool = False, memory_format=None) -> Tensor:
     """A tensor with ``input``'s shape and dtype (filled with zeros here)."""
-    _check("empty_like", device, layout, like=True)
+    _check("empty_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "empty_like")
     return _finish(np.zeros(input.shape, d), "empty_like", requires_grad,
                    memory_format=memory_format)
 
 
 def full_like(input: Tensor, fill_value, *, dtype=None, layout=None, device=None,
-              requires_grad: bool = False, memory_format=None) -> Tensor:
+              requires_grad: bool = False, pin_memory: bool = False, memory_format=None) -> Tensor:
     """``fill_value`` everywhere, with ``input``'s shape and dtype (unless ``dtype`` is given).
 
     Example::
 
         backprop.full_like(backprop.zeros(2, dtype=backprop.int64), 2.7)   # tensor([2, 2])
     """
-    _check("full_like", device, layout, like=True)
+    _check("full_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "full_like")
     if isinstance(fill_value, Tensor):
         fill_value = fill_value.item()
     return _finish(np.full(input.shape, fill_value).astype(d), "full_like", requires_grad,
                    memory_format=memory_format)
+
+
+def new_filled(like: Tensor, op: str, size: tuple, fill_value, dtype=None, device=None,
+               requires_grad: bool = False, layout=None, pin_memory: bool = False) -> Tensor:
+    """``Tensor.new_full`` / ``new_zeros`` / ``new_ones`` / ``new_empty``: ``like``'s dtype
+    and device unless given (``size`` as the ``*size`` of ``zeros``)."""
+    _check(op, device, layout, pin_memory, like=True)
+    d = _like_dtype(like, dtype, op)
+    if isinstance(fill_value, Tensor):
+        fill_value = fill_value.item()
+    return _finish(np.full(_size(size, op), fill_value).astype(d), op, requires_grad)
+
+
+def new_tensor(like: Tensor, data, dtype=None, device=None, requires_grad: bool = False,
+               layout=None, pin_memory: bool = False) -> Tensor:
+    """``Tensor.new_tensor``: a copy of ``data`` with ``like``'s dtype unless ``dtype`` is given."""
+    _check("new_tensor", device, layout, pin_memory, like=True)
+    arr = _to_array(data, _like_dtype(like, dtype, "new_tensor"))
+    return _finish(arr, "new_tensor", requires_grad)
 
 
 # -- ranges ------------------------------------------------------------------------------------
@@ -303,7 +322,7 @@ def _number(v, op: str, name: str):
 
 
 def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, device=None,
-           requires_grad: bool = False) -> Tensor:
+           requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """Values from ``start`` up to (not including) ``end`` by ``step``.
 
     Integer arguments give int64; any float argument gives the default float dtype, as in
@@ -314,7 +333,7 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
         backprop.arange(5)            # tensor([0, 1, 2, 3, 4])
         backprop.arange(0, 1, 0.25)   # tensor([0.0000, 0.2500, 0.5000, 0.7500])
     """
-    _check("arange", device, layout)
+    _check("arange", device, layout, pin_memory)
     if end is None:
         start, end = 0, start
     start, end, step = (_number(v, "arange", n) for v, n in ((start, "start"), (end, "end"),
@@ -336,14 +355,14 @@ def arange(start=0, end=None, step=1, *, out=None, dtype=None, layout=None, devi
 
 
 def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, device=None,
-             requires_grad: bool = False) -> Tensor:
+             requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive.
 
     Example::
 
         backprop.linspace(0, 1, 5)    # tensor([0.0000, 0.2500, 0.5000, 0.7500, 1.0000])
     """
-    _check("linspace", device, layout)
+    _check("linspace", device, layout, pin_memory)
     start, end = _number(start, "linspace", "start"), _number(end, "linspace", "end")
     if not _is_int(steps) or steps < 0:
         raise ValueError(f"linspace: number of steps must be a non-negative int, got {steps!r}")
@@ -353,14 +372,14 @@ def linspace(start, end, steps: int, *, out=None, dtype=None, layout=None, devic
 
 
 def logspace(start, end, steps: int, base: float = 10.0, *, out=None, dtype=None, layout=None,
-             device=None, requires_grad: bool = False) -> Tensor:
+             device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """``steps`` values from ``base ** start`` to ``base ** end``, evenly spaced in log scale.
 
     Example::
 
         backprop.logspace(0, 2, 3)    # tensor([  1.,  10., 100.])
     """
-    _check("logspace", device, layout)
+    _check("logspace", device, layout, pin_memory)
     start, end = _number(start, "logspace", "start"), _number(end, "logspace", "end")
     base = _number(base, "logspace", "base")
     if not _is_int(steps) or steps < 0:
@@ -371,14 +390,14 @@ def logspace(start, end, steps: int, base: float = 10.0, *, out=None, dtype=None
 
 
 def eye(n: int, m: int | None = None, *, out=None, dtype=None, layout=None, device=None,
-        requires_grad: bool = False) -> Tensor:
+        requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """The identity matrix of shape (n, m), m defaulting to n.
 
     Example::
 
         backprop.eye(2)   # tensor([[1., 0.], [0., 1.]])
     """
-    _check("eye", device, layout)
+    _check("eye", device, layout, pin_memory)
     for name, v in (("n", n), ("m", n if m is None else m)):
         if not _is_int(v):
             raise TypeError(f"eye: {name} must be an int, got {type(v).__name__}")
@@ -428,7 +447,7 @@ def _integers(g, low, high, size, op: str) -> np.ndarray:
 
 
 def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None, layout=None,
-            device=None, requires_grad: bool = False) -> Tensor:
+            device=None, requires_grad: bool = False, pin_memory: bool = False) -> Tensor:
     """Random integers in [low, high) of shape ``size`` (int64 unless ``dtype``).
 
     Called as PyTorch allows: ``randint(10, (3,))`` or ``randint(3, 10, (2, 2))``.
@@ -437,7 +456,7 @@ def randint(low=0, high=None, size=None, *, generator=None, out=None, dtype=None
 
         backprop.randint(0, 10, (4,))
     """
-    _check("randint", device, layout)
+    _check("randint", device, layout, pin_memory)
     if size is None and isinstance(high, (tuple, list)):
         low, high, size = 0, low, high  # randint(high, size)
     elif high is None:
@@ -514,32 +533,33 @@ def normal(mean=0.0, std=1.0, size=None, *, generator=None, out=None, dtype=None
 
 
 def rand_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None,
-              requires_grad: bool = False, memory_format=None) -> Tensor:
+              requires_grad: bool = False, pin_memory: bool = False, memory_format=None) -> Tensor:
     """Uniform random numbers in [0, 1) with ``input``'s shape and dtype."""
-    _check("rand_like", device, layout, like=True)
+    _check("rand_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "rand_like")
     _dt.check_memory_format(memory_format, "rand_like", input.ndim)
     return rand(*input.shape, generator=generator, dtype=d, requires_grad=requires_grad)
 
 
 def randn_like(input: Tensor, *, generator=None, dtype=None, layout=None, device=None,
-               requires_grad: bool = False, memory_format=None) -> Tensor:
+               requires_grad: bool = False, pin_memory: bool = False, memory_format=None) -> Tensor:
     """Standard-normal random numbers with ``input``'s shape and dtype."""
-    _check("randn_like", device, layout, like=True)
+    _check("randn_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "randn_like")
     _dt.check_memory_format(memory_format, "randn_like", input.ndim)
     return randn(*input.shape, generator=generator, dtype=d, requires_grad=requires_grad)
 
 
 def randint_like(input: Tensor, low=0, high=None, *, generator=None, dtype=None, layout=None,
-                 device=None, requires_grad: bool = False, memory_format=None) -> Tensor:
+                 device=None, requires_grad: bool = False, pin_memory: bool = False,
+                 memory_format=None) -> Tensor:
     """Random integers in [low, high) with ``input``'s shape and dtype.
 
     Example::
 
         backprop.randint_like(backprop.zeros(3), 10)   # floats in {0., ..., 9.}
     """
-    _check("randint_like", device, layout, like=True)
+    _check("randint_like", device, layout, pin_memory, like=True)
     d = _like_dtype(input, dtype, "randint_like")
     if high is None:
         low, high = 0, low

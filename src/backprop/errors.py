@@ -39,6 +39,15 @@ class IndexOutOfRange(BackpropError, IndexError):
     """An index beyond the size of the dimension it indexes."""
 
 
+class DeviceError(BackpropError, ValueError, RuntimeError):
+    """A tensor or module asked to live on a device other than the CPU (backprop computes
+    on the CPU only).
+
+    A ValueError (as backprop always raised) and a RuntimeError (what PyTorch raises when a
+    device is missing), so either ``except`` catches it.
+    """
+
+
 def shorten(value, most: int = 60) -> str:
     """``repr(value)`` cut to about ``most`` characters, to quote a bad value in an error."""
     try:

@@ -16,7 +16,8 @@ import numpy as np
 from backprop import _tensor_str
 from backprop import dtypes as _dt
 from backprop.autograd.grad_mode import state as _state
-from backprop.errors import BackpropError, DTypeError, GradError, InplaceError, ShapeError
+# DeviceError is imported here too, for the modules that import it from backprop.tensor.
+from backprop.errors import DeviceError, DTypeError, GradError, InplaceError, ShapeError
 
 _new = object.__new__
 
@@ -219,14 +220,6 @@ _DEVICE_TYPES = ("cpu", "cuda", "ipu", "xpu", "mkldnn", "opengl", "opencl", "ide
                  "privateuseone")
 
 
-class DeviceError(BackpropError, ValueError, RuntimeError):
-    """A tensor asked to live on a device other than the CPU (backprop computes on the CPU only).
-
-    A ValueError (as backprop always raised) and a RuntimeError (what PyTorch raises when a
-    device is missing), so either ``except`` catches it.
-    """
-
-
 class Device:
     """A device, as ``backprop.device("cuda:0")``: any of PyTorch's device types can be named.
 
@@ -331,6 +324,21 @@ def _check_device(device, op: str) -> None:
         raise DeviceError(f"{op}: device {str(dev)!r} is not available: backprop computes on the "
                           f"CPU only (its arrays are NumPy arrays); use device='cpu' or leave "
                           f"device out")
+
+
+def _check_cuda(device, op: str) -> None:
+    """``x.cuda(device)`` / ``module.cuda(device)``: always refused, through ``_check_device``.
+
+    ``device`` is None (the current CUDA device), an index or a CUDA device, as in PyTorch.
+    """
+    index = device is None or isinstance(device, (int, np.integer)) and not isinstance(device, bool)
+    try:
+        device = Device("cuda", device) if index else _resolve_device(device)
+    except DeviceError as e:
+        raise DeviceError(f"{op}: {e}") from None
+    if device.type != "cuda":
+        raise DeviceError(f"{op}: invalid device {str(device)!r}, must be a CUDA device")
+    _check_device(device, op)
 
 
 def _size_arg(size) -> tuple:
@@ -738,10 +746,13 @@ class Tensor:
                 target = a._data.dtype
             elif isinstance(a, bool):
                 continue  # the positional non_blocking / copy flags
+            elif isinstance(a, (int, np.integer)):
+                _check_device(a, "to")  # an accelerator's index, as in PyTorch: refused
             else:
                 target = a
         if device is not None:
             _check_device(device, "to")
+        _dt.check_memory_format(memory_format, "to", self._data.ndim)
         if target is None or self._data.dtype == _dt.to_numpy_dtype(target):
             return self.clone().detach().requires_grad_(self._requires_grad) if copy else self
         return self.cast(target)  # installed by backprop.ops.elementwise
@@ -750,25 +761,55 @@ class Tensor:
         """This tensor converted to ``other``'s dtype."""
         return self.to(other._data.dtype)
 
-    def new_tensor(self, data, dtype=None, requires_grad: bool = False) -> "Tensor":
-        """A new tensor from ``data`` with this tensor's dtype unless ``dtype`` is given."""
-        d = self._data.dtype if dtype is None else _dt.to_numpy_dtype(dtype)
-        t = _make(np.array(data._data if isinstance(data, Tensor) else data, dtype=d))
-        return t.requires_grad_(True) if requires_grad else t
+    # The new_* methods take PyTorch's keywords (dtype, device, requires_grad, layout,
+    # pin_memory); device=None means this tensor's device. (dtype may also be given by
+    # position, as backprop always allowed.)
+    def new_tensor(self, data, dtype=None, *, device=None, requires_grad: bool = False,
+                   layout=None, pin_memory: bool = False) -> "Tensor":
+        """A new tensor from ``data`` with this tensor's dtype unless ``dtype`` is given.
 
-    def new_full(self, size, fill_value, dtype=None, requires_grad: bool = False) -> "Tensor":
-        d = self._data.dtype if dtype is None else _dt.to_numpy_dtype(dtype)
-        t = _make(np.full(_size_arg((size,)), fill_value, dtype=d))
-        return t.requires_grad_(True) if requires_grad else t
+        Example::
 
-    def new_zeros(self, *size, dtype=None, requires_grad: bool = False) -> "Tensor":
-        return self.new_full(_size_arg(size), 0, dtype=dtype, requires_grad=requires_grad)
+            backprop.zeros(2, dtype=backprop.int64).new_tensor([1.5])   # tensor([1])
+        """
+        from backprop import creation
 
-    def new_ones(self, *size, dtype=None, requires_grad: bool = False) -> "Tensor":
-        return self.new_full(_size_arg(size), 1, dtype=dtype, requires_grad=requires_grad)
+        return creation.new_tensor(self, data, dtype, device, requires_grad, layout, pin_memory)
 
-    def new_empty(self, *size, dtype=None, requires_grad: bool = False) -> "Tensor":
-        return self.new_zeros(*size, dtype=dtype, requires_grad=requires_grad)
+    def new_full(self, size, fill_value, dtype=None, *, device=None, requires_grad: bool = False,
+                 layout=None, pin_memory: bool = False) -> "Tensor":
+        """A tensor of shape ``size`` (a tuple) filled with ``fill_value``; this dtype."""
+        from backprop import creation
+
+        if not isinstance(size, (tuple, list)):
+            raise TypeError(f"new_full(): argument 'size' must be a tuple of ints, not "
+                            f"{type(size).__name__}")
+        return creation.new_filled(self, "new_full", (size,), fill_value, dtype, device,
+                                   requires_grad, layout, pin_memory)
+
+    def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                  pin_memory: bool = False) -> "Tensor":
+        """Zeros of shape ``size`` (``new_zeros(2, 3)``, ``new_zeros((2, 3))``); this dtype."""
+        from backprop import creation
+
+        return creation.new_filled(self, "new_zeros", size, 0, dtype, device, requires_grad,
+                                   layout, pin_memory)
+
+    def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                 pin_memory: bool = False) -> "Tensor":
+        """Ones of shape ``size``, this tensor's dtype unless ``dtype`` is given."""
+        from backprop import creation
+
+        return creation.new_filled(self, "new_ones", size, 1, dtype, device, requires_grad,
+                                   layout, pin_memory)
+
+    def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
+                  pin_memory: bool = False) -> "Tensor":
+        """A tensor of shape ``size`` (zeros here, so runs repeat), this tensor's dtype."""
+        from backprop import creation
+
+        return creation.new_filled(self, "new_empty", size, 0, dtype, device, requires_grad,
+                                   layout, pin_memory)
 
     def type(self, dtype=None):
         if dtype is None:
@@ -799,8 +840,7 @@ class Tensor:
 
     def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
         """Refused: backprop computes on the CPU only (raises DeviceError)."""
-        _check_device(Device("cuda") if device is None else
-                      Device("cuda", device) if isinstance(device, int) else device, "cuda")
+        _check_cuda(device, "cuda")
         return self
 
     @property

@@ -485,3 +485,20 @@ def test_a_stability_cell_stops_when_asked():
     looks.clear()
     cell = _stability_cell(job, lambda: looks.append(1) and False)
     assert cell["steps"] == 200 and not cell["diverged"] and len(looks) == 20
+
+
+def test_dropout_masks_repeat_from_the_seed_whatever_else_the_process_draws():
+    # The masks come from the session's own stream: the global generator (seeded per
+    # process from the OS, and shared by every session) does not change a run.
+    settings = {"seed": 5, "dropout": 0.3}
+    a = LabSession(settings, diagnostics=False)
+    backprop.manual_seed(123)
+    a.step(15)
+    b = LabSession(settings, diagnostics=False)
+    backprop.manual_seed(456)
+    backprop.rand(1000)
+    b.step(15)
+    assert same(weights(a), weights(b))
+    c = LabSession({"seed": 6, "dropout": 0.3}, diagnostics=False)
+    c.step(15)
+    assert not same(weights(a), weights(c))

@@ -10,14 +10,8 @@ from __future__ import annotations
 import numpy as np
 
 import backprop
+from tests.programs.char_models import char_batches, twin_models
 
-TEXT = (
-    "the quick brown fox jumps over the lazy dog. a stitch in time saves nine. "
-    "all that glitters is not gold. the early bird catches the worm. "
-    "look before you leap. actions speak louder than words. practice makes perfect. "
-    "the pen is mightier than the sword. when in rome do as the romans do. "
-    "fortune favours the bold. knowledge is power. time is money. "
-)
 BLOCK, BATCH, STEPS = 16, 8, 30
 
 
@@ -72,21 +66,9 @@ def train_and_sample(torch, model, batches, prompt):
 
 def test_char_transformer_trains_the_same_on_backprop_and_torch(oracle):
     torch = oracle
-    chars = sorted(set(TEXT))
-    data = np.array([chars.index(c) for c in TEXT], dtype=np.int64)
-    rng = np.random.default_rng(0)
-    batches = []
-    for _ in range(STEPS):
-        starts = rng.integers(0, len(data) - BLOCK - 1, BATCH)
-        batches.append((np.stack([data[s:s + BLOCK] for s in starts]),
-                        np.stack([data[s + 1:s + BLOCK + 1] for s in starts])))
+    chars, batches = char_batches(BLOCK, BATCH, STEPS)
     prompt = [chars.index(c) for c in "the "]
-
-    torch.manual_seed(0)
-    theirs = build(torch, len(chars)).double()
-    ours = build(backprop, len(chars)).double()
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    assert list(ours.state_dict()) == list(theirs.state_dict())
+    theirs, ours = twin_models(torch, build, len(chars))
 
     our_losses, our_sample = train_and_sample(backprop, ours, batches, prompt)
     their_losses, their_sample = train_and_sample(torch, theirs, batches, prompt)

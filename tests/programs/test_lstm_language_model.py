@@ -11,14 +11,8 @@ from __future__ import annotations
 import numpy as np
 
 import backprop
+from tests.programs.char_models import char_batches, twin_models
 
-TEXT = (
-    "the quick brown fox jumps over the lazy dog. a stitch in time saves nine. "
-    "all that glitters is not gold. the early bird catches the worm. "
-    "look before you leap. actions speak louder than words. practice makes perfect. "
-    "the pen is mightier than the sword. when in rome do as the romans do. "
-    "fortune favours the bold. knowledge is power. time is money. "
-)
 SEQ, BATCH, STEPS = 16, 8, 40
 
 
@@ -49,39 +43,23 @@ def train(torch, model, batches):
         x, y = torch.tensor(xb), torch.tensor(yb)
         logits, _ = model(x)
         loss = loss_fn(logits.reshape(-1, logits.shape[-1]), y.reshape(-1))
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-        opt.step()
-        losses.append(loss.item())
+        losses.append(clipped_step(torch, model, opt, loss))
     return losses
 
 
-def _data():
-    chars = sorted(set(TEXT))
-    data = np.array([chars.index(c) for c in TEXT], dtype=np.int64)
-    rng = np.random.default_rng(0)
-    batches = []
-    for _ in range(STEPS):
-        starts = rng.integers(0, len(data) - SEQ - 1, BATCH)
-        batches.append((np.stack([data[s:s + SEQ] for s in starts]),
-                        np.stack([data[s + 1:s + SEQ + 1] for s in starts])))
-    return chars, batches
-
-
-def _pair(torch, vocab):
-    torch.manual_seed(0)
-    theirs = build(torch, vocab).double()
-    ours = build(backprop, vocab).double()
-    ours.load_state_dict({k: v.detach().numpy() for k, v in theirs.state_dict().items()})
-    assert list(ours.state_dict()) == list(theirs.state_dict())
-    return theirs, ours
+def clipped_step(torch, model, opt, loss) -> float:
+    """Backward, clip the gradients' norm to 1, update; the loss as a number."""
+    opt.zero_grad()
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
+    opt.step()
+    return loss.item()
 
 
 def test_lstm_language_model_trains_the_same_on_backprop_and_torch(oracle):
     torch = oracle
-    chars, batches = _data()
-    theirs, ours = _pair(torch, len(chars))
+    chars, batches = char_batches(SEQ, BATCH, STEPS)
+    theirs, ours = twin_models(torch, build, len(chars))
     our_losses = train(backprop, ours, batches)
     their_losses = train(torch, theirs, batches)
     np.testing.assert_allclose(our_losses, their_losses, rtol=1e-9)
@@ -107,18 +85,14 @@ def train_packed(torch, model, batches, lengths):
         targets = torch.where(mask, y, torch.full_like(y, -100))
         loss = torch.nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]),
                                                  targets.reshape(-1), ignore_index=-100)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), max_norm=1.0)
-        opt.step()
-        losses.append(loss.item())
+        losses.append(clipped_step(torch, model, opt, loss))
     return losses
 
 
 def test_packed_lstm_language_model_trains_the_same(oracle):
     torch = oracle
-    chars, batches = _data()
-    theirs, ours = _pair(torch, len(chars))
+    chars, batches = char_batches(SEQ, BATCH, STEPS)
+    theirs, ours = twin_models(torch, build, len(chars))
     lengths = [16, 5, 9, 16, 2, 12, 7, 11]
     our_losses = train_packed(backprop, ours, batches[:15], lengths)
     their_losses = train_packed(torch, theirs, batches[:15], lengths)

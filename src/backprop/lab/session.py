@@ -135,6 +135,27 @@ def _usable_features(names, dims: int) -> list:
     return [n for n in names if dims > 1 or "x2" not in n]
 
 
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` whose masks come from its session's own stream, not the process's
+    (named as the layer it is, since the page shows layer names).
+
+    A lab process runs many sessions (and a process starts from a random seed), so masks
+    drawn from the global generator would make a session's run depend on everything else
+    the process drew; with its own stream, the same settings give the same run.
+    """
+
+    def __init__(self, p: float, rng: np.random.Generator):
+        super().__init__(p)
+        self._rng = rng
+
+    def forward(self, input):
+        if not self.training or self.p == 0.0:
+            return input
+        keep = self._rng.random(input.shape) >= self.p
+        scale = 0.0 if self.p == 1.0 else 1.0 / (1.0 - self.p)
+        return input * backprop.from_numpy(keep * scale).to(input.dtype)
+
+
 class _Sampler:
     """Draws mini-batches of any size from a fresh permutation each epoch.
 
@@ -234,6 +255,7 @@ class LabSession:
         self.n_train = len(self._y_train)
 
         self._gen = Generator(s["seed"])
+        self._dropout_rng = np.random.default_rng([s["seed"], 1])  # (weights use _gen)
         self._build_model(len(self.inputs), self.n_classes if self.task == "classification"
                           else 1)
         self._loss_fn = nn.CrossEntropyLoss() if self.task == "classification" else nn.MSELoss()
@@ -354,7 +376,7 @@ class LabSession:
                 # A Dropout module sits after every hidden layer (p = 0 is the identity), so
                 # the dropout slider changes p in place instead of rebuilding the network.
                 self._dropout_at.append(len(modules))
-                modules.append(nn.Dropout(s["dropout"]))
+                modules.append(Dropout(s["dropout"], self._dropout_rng))
         self.model = nn.Sequential(*modules)
         self._init_weights()
         self._params = list(self.model.parameters())

@@ -356,7 +356,18 @@ class AvgPool2d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool2d(Module):
+class _AdaptivePoolNd(Module):
+    """Shared by the adaptive pools: the output size is all they keep."""
+
+    def __init__(self, output_size):
+        super().__init__()
+        self.output_size = output_size
+
+    def extra_repr(self) -> str:
+        return f"output_size={self.output_size}"
+
+
+class AdaptiveAvgPool2d(_AdaptivePoolNd):
     """Average pooling to a fixed output size, whatever the input's height and width.
 
     Args:
@@ -367,15 +378,8 @@ class AdaptiveAvgPool2d(Module):
         nn.AdaptiveAvgPool2d(1)(backprop.randn(8, 64, 7, 7)).shape   # (8, 64, 1, 1)
     """
 
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
     def forward(self, input):
         return F.adaptive_avg_pool2d(input, self.output_size)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
 
 class MaxPool1d(MaxPool2d):
@@ -426,7 +430,7 @@ class AvgPool1d(Module):
         return f"kernel_size={self.kernel_size}, stride={self.stride}, padding={self.padding}"
 
 
-class AdaptiveAvgPool1d(Module):
+class AdaptiveAvgPool1d(_AdaptivePoolNd):
     """Average pooling of (N, C, L) or (C, L) to a fixed length, whatever the input length.
 
     Example::
@@ -434,18 +438,11 @@ class AdaptiveAvgPool1d(Module):
         nn.AdaptiveAvgPool1d(4)(backprop.randn(2, 3, 10)).shape   # (2, 3, 4)
     """
 
-    def __init__(self, output_size):
-        super().__init__()
-        self.output_size = output_size
-
     def forward(self, input):
         return F.adaptive_avg_pool1d(input, self.output_size)
 
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
-
-class AdaptiveMaxPool2d(Module):
+class AdaptiveMaxPool2d(_AdaptivePoolNd):
     """Max pooling to a fixed output size, whatever the input's height and width.
 
     Args:
@@ -458,15 +455,11 @@ class AdaptiveMaxPool2d(Module):
     """
 
     def __init__(self, output_size, return_indices: bool = False):
-        super().__init__()
-        self.output_size = output_size
+        super().__init__(output_size)
         self.return_indices = return_indices
 
     def forward(self, input):
         return F.adaptive_max_pool2d(input, self.output_size, self.return_indices)
-
-    def extra_repr(self) -> str:
-        return f"output_size={self.output_size}"
 
 
 class AdaptiveMaxPool1d(AdaptiveMaxPool2d):

@@ -11,12 +11,12 @@ from backprop import ops as _ops
 from backprop.nn import init
 from backprop.nn.module import Module
 from backprop.nn.parameter import Parameter
+from backprop.tensor import _check_device
 
 
 def _factory(shape: tuple, device, dtype) -> Parameter:
     """An uninitialised parameter of ``shape`` (float32 unless ``dtype``); CPU only."""
-    if device is not None and str(device).split(":")[0] != "cpu":
-        raise ValueError(f"device {device!r} is not available; backprop runs on the CPU only")
+    _check_device(device, "layer parameters")  # None: the default device (set_default_device)
     np_dtype = _dt.default_float if dtype is None else _dt.to_numpy_dtype(dtype)
     if np_dtype.kind != "f":
         raise TypeError(f"parameters must have a floating-point dtype, got {dtype}")

@@ -34,7 +34,7 @@ from backprop.autograd.grad_mode import state as _grad_state
 from backprop.autograd.hooks import RemovableHandle
 from backprop.errors import BackpropError, DTypeError
 from backprop.nn.parameter import Parameter
-from backprop.tensor import Device, Tensor, _make, _to_array
+from backprop.tensor import Device, Tensor, _check_cuda, _check_device, _make, _to_array
 
 
 class Buffer(Tensor):
@@ -202,11 +202,12 @@ def _parse_to(args, kwargs):
             device = a
         elif isinstance(a, bool):
             continue  # non_blocking
+        elif isinstance(a, (int, np.integer)):
+            device = a  # an accelerator's index, as in PyTorch (refused below)
         else:
             dtype = a
-    if device is not None and str(device).split(":")[0] != "cpu":
-        raise ValueError(f"Module.to: device {device!r} is not available; backprop runs on "
-                         f"the CPU only")
+    if device is not None:
+        _check_device(device, "Module.to")  # DeviceError unless the CPU
     if dtype is None:
         return None
     np_dtype = _dt.to_numpy_dtype(dtype)
@@ -656,7 +657,9 @@ class Module:
         return self
 
     def cuda(self, device=None) -> "Module":
-        raise ValueError("Module.cuda: CUDA is not available; backprop runs on the CPU only")
+        """Refused: backprop computes on the CPU only (raises DeviceError)."""
+        _check_cuda(device, "Module.cuda")
+        return self
 
     # -- state dicts -------------------------------------------------------------------------
     def _save_to_state_dict(self, destination: dict, prefix: str, keep_vars: bool) -> None:
@@ -862,6 +865,8 @@ class Module:
 class _HookIdentity(Function):
     """out = x;  dx = g. The graph node a module's backward hook watches."""
 
+    backward_name = "BackwardHookFunctionBackward"  # PyTorch's name for this node
+
     @staticmethod
     def forward(ctx, x):
         return x
@@ -876,6 +881,8 @@ class _HookPack(Function):
 
     Several tensors become one node, so a hook sees all their gradients at once.
     """
+
+    backward_name = "BackwardHookFunctionBackward"  # PyTorch's name for this node
 
     @staticmethod
     def forward(ctx, *arrays):
@@ -894,6 +901,8 @@ class _HookPack(Function):
 
 class _HookUnpack(Function):
     """out = p[start:stop] reshaped;  dp = g placed at [start:stop], zeros elsewhere."""
+
+    backward_name = "BackwardHookFunctionBackward"  # PyTorch's name for this node
 
     @staticmethod
     def forward(ctx, packed, *, start, shape, dtype, received, index):

@@ -115,7 +115,16 @@ class ConstantPad3d(_ConstantPadNd):
     _n = 3
 
 
-class ZeroPad1d(ConstantPad1d):
+class _ZeroPadNd(_ConstantPadNd):
+    """A constant pad whose value is always zero (so it takes only ``padding``)."""
+
+    def __init__(self, padding) -> None:
+        super().__init__(padding, 0.0)
+
+    extra_repr = _PadNd.extra_repr
+
+
+class ZeroPad1d(_ZeroPadNd, ConstantPad1d):
     """Pad the last dimension with zeros.
 
     Example::
@@ -123,14 +132,8 @@ class ZeroPad1d(ConstantPad1d):
         nn.ZeroPad1d((1, 2))(backprop.ones(1, 3)).tolist()    # [[0, 1, 1, 1, 0, 0]]
     """
 
-    def __init__(self, padding) -> None:
-        super().__init__(padding, 0.0)
 
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
-
-
-class ZeroPad2d(ConstantPad2d):
+class ZeroPad2d(_ZeroPadNd, ConstantPad2d):
     """Pad the last two dimensions with zeros.
 
     Example::
@@ -138,26 +141,14 @@ class ZeroPad2d(ConstantPad2d):
         nn.ZeroPad2d(1)(backprop.ones(1, 2, 2)).shape    # (1, 4, 4)
     """
 
-    def __init__(self, padding) -> None:
-        super().__init__(padding, 0.0)
 
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
-
-
-class ZeroPad3d(ConstantPad3d):
+class ZeroPad3d(_ZeroPadNd, ConstantPad3d):
     """Pad the last three dimensions with zeros.
 
     Example::
 
         nn.ZeroPad3d(1)(backprop.ones(1, 1, 2, 2, 2)).shape    # (1, 1, 4, 4, 4)
     """
-
-    def __init__(self, padding) -> None:
-        super().__init__(padding, 0.0)
-
-    def extra_repr(self) -> str:
-        return f"{self.padding}"
 
 
 class ReflectionPad1d(_PadNd):

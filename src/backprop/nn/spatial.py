@@ -142,17 +142,6 @@ def adaptive_avg_pool1d(input, output_size):
 
 
 # -- normalisation -------------------------------------------------------------------------------
-def _affine_param(t, name: str, c: int, fn: str, x: Tensor):
-    if t is None:
-        return None
-    if not isinstance(t, Tensor):
-        raise TypeError(f"{fn}: {name} must be a Tensor or None, got {type(t).__name__}")
-    if tuple(t.shape) != (c,):
-        raise ShapeError(f"{fn}: expected {name} of shape ({c},) for input of shape "
-                         f"{tuple(x.shape)}, got {tuple(t.shape)}")
-    return t
-
-
 def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5):
     """Normalise each sample's channels in ``num_groups`` groups, as torch.nn.functional.group_norm.
 
@@ -170,7 +159,7 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
 
         F.group_norm(backprop.randn(2, 6, 4, 4), 3).shape   # (2, 6, 4, 4)
     """
-    from backprop.nn.functional import NormalizeBatchStats  # noqa: PLC0415 (its home imports us)
+    from backprop.nn.functional import NormalizeBatchStats, _param  # noqa: PLC0415 (imports us)
 
     fn = "group_norm"
     x = _tensor(input, fn)
@@ -185,8 +174,8 @@ def group_norm(input, num_groups: int, weight=None, bias=None, eps: float = 1e-5
                          f"num_groups, but got input of shape {tuple(x.shape)} and "
                          f"num_groups={num_groups}")
     g = int(num_groups)
-    weight = _affine_param(weight, "weight", c, fn, x)
-    bias = _affine_param(bias, "bias", c, fn, x)
+    weight = _param(weight, "weight", (c,), fn, x)
+    bias = _param(bias, "bias", (c,), fn, x)
     spatial = int(np.prod(x.shape[2:], dtype=np.int64))
     grouped = x.reshape(n, g, c // g, spatial)
     out = NormalizeBatchStats.apply(
@@ -213,7 +202,9 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
 
         F.instance_norm(backprop.randn(2, 3, 5, 5)).shape   # (2, 3, 5, 5)
     """
-    from backprop.nn.functional import NormalizeBatchStats, NormalizeFixedStats  # noqa: PLC0415
+    from backprop.nn.functional import (  # noqa: PLC0415 (their home imports us)
+        NormalizeBatchStats, NormalizeFixedStats, _param,
+    )
 
     fn = "instance_norm"
     x = _tensor(input, fn)
@@ -222,10 +213,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
                          f"{tuple(x.shape)}")
     _float(x, fn)
     c = x.shape[1]
-    weight = _affine_param(weight, "weight", c, fn, x)
-    bias = _affine_param(bias, "bias", c, fn, x)
-    running_mean = _affine_param(running_mean, "running_mean", c, fn, x)
-    running_var = _affine_param(running_var, "running_var", c, fn, x)
+    weight = _param(weight, "weight", (c,), fn, x)
+    bias = _param(bias, "bias", (c,), fn, x)
+    running_mean = _param(running_mean, "running_mean", (c,), fn, x)
+    running_var = _param(running_var, "running_var", (c,), fn, x)
     axes = tuple(range(2, x.ndim))
     view = (1, c) + (1,) * (x.ndim - 2)
     param_axes = (0,) + axes

@@ -184,7 +184,7 @@ class MultiheadAttention(Module):
         for name, t in (("query", query), ("key", key), ("value", value)):
             if not isinstance(t, Tensor):
                 raise TypeError(f"{op}: expected {name} to be a Tensor, got {type(t).__name__}")
-        q, k, v = query.shape, key.shape, value.shape
+        q, k, v = tuple(query.shape), tuple(key.shape), tuple(value.shape)
         if query.ndim not in (2, 3) or key.ndim != query.ndim or value.ndim != query.ndim:
             raise ShapeError(f"{op}: query, key and value must all be 3-D (batched) or 2-D "
                              f"(unbatched), got shapes {q}, {k} and {v}")
@@ -572,10 +572,11 @@ class Transformer(Module):
         if batched and src.shape[0 if self.batch_first else 1] != \
                 tgt.shape[0 if self.batch_first else 1]:
             raise ShapeError(f"{op}: the batch number of src and tgt must be equal, got shapes "
-                             f"{src.shape} and {tgt.shape}")
+                             f"{tuple(src.shape)} and {tuple(tgt.shape)}")
         if src.shape[-1] != self.d_model or tgt.shape[-1] != self.d_model:
             raise ShapeError(f"{op}: the feature number of src and tgt must be equal to d_model"
-                             f"={self.d_model}, got shapes {src.shape} and {tgt.shape}")
+                             f"={self.d_model}, got shapes {tuple(src.shape)} and "
+                             f"{tuple(tgt.shape)}")
         memory = self.encoder(src, mask=src_mask, src_key_padding_mask=src_key_padding_mask,
                               is_causal=src_is_causal)
         return self.decoder(tgt, memory, tgt_mask=tgt_mask, memory_mask=memory_mask,

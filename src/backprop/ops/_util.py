@@ -6,6 +6,7 @@ import weakref
 
 import numpy as np
 
+from backprop import dtypes as _dt
 from backprop.errors import DTypeError, IndexOutOfRange, ShapeError
 from backprop.tensor import Tensor
 
@@ -37,12 +38,36 @@ def keeps_f64(a, b=None) -> bool:
     return any(isinstance(x, np.ndarray) and x.dtype == F64 for x in (a, b))
 
 
+def float_result(*operands) -> np.dtype:
+    """The float dtype PyTorch gives an op whose float64 NumPy result it would not keep.
+
+    A float operand with dimensions decides (float32 * 0-d float64 is float32); then a 0-d
+    float array (int tensor * 0-d float64 tensor is float64); otherwise, where the float came
+    from an integer or a Python number, the default dtype (``set_default_dtype``), as in PyTorch.
+    """
+    zero_d = None
+    for x in operands:
+        if isinstance(x, np.ndarray) and x.dtype.kind == "f":
+            if x.ndim > 0:
+                return x.dtype
+            zero_d = x.dtype if zero_d is None else max(zero_d, x.dtype)
+    return zero_d if zero_d is not None else _dt.default_float
+
+
 def fix_float(out: np.ndarray, a, b=None) -> np.ndarray:
-    """PyTorch's promotion: an integer tensor mixed with a float gives float32, not float64,
-    and a 0-d float64 tensor does not promote a float32 tensor (see ``keeps_f64``)."""
+    """PyTorch's promotion: an integer tensor mixed with a Python float gives the default dtype
+    (float32 unless changed), not float64, and a 0-d float64 tensor does not promote a
+    float32 tensor (see ``keeps_f64`` and ``float_result``)."""
     if out.dtype == F64 and not keeps_f64(a, b):
-        return out.astype(F32)
+        target = float_result(a, b)
+        return out if target == F64 else out.astype(target)
     return out
+
+
+def default_float_for(x: np.ndarray) -> np.ndarray:
+    """Integer and bool arrays become the default float dtype (float32 unless changed), as
+    PyTorch's sqrt, exp, sin, ... of an integer tensor do; floats are kept."""
+    return x if x.dtype.kind == "f" else x.astype(_dt.default_float)
 
 
 def as_tensor(x, op: str, like: Tensor | None = None) -> Tensor:
@@ -53,7 +78,7 @@ def as_tensor(x, op: str, like: Tensor | None = None) -> Tensor:
         arr = np.asarray(x)
         if arr.dtype.kind == "f" and not isinstance(x, (np.ndarray, np.generic)):
             arr = arr.astype(like._data.dtype if like is not None and
-                             like._data.dtype.kind == "f" else F32)
+                             like._data.dtype.kind == "f" else _dt.default_float)
         elif arr.dtype.kind in "OUSV":
             raise DTypeError(f"{op}: expected a Tensor or numbers, got {type(x).__name__}")
         from backprop.tensor import _make

@@ -104,7 +104,8 @@ class ScaledDotProductAttention(Function):
         scores *= scale
         if mask is not None:
             scores = scores + mask
-        top = np.max(scores, axis=-1, keepdims=True)
+        # (initial=-inf: with no keys at all (S = 0) every row is a dead row, as below)
+        top = np.max(scores, axis=-1, keepdims=True, initial=-np.inf)
         # NOTE: a row masked everywhere has top = -inf; shifting it by 0 instead makes its
         # exponentials exactly 0, and the zero sum then divides by 1: weights 0, not NaN.
         dead = np.isneginf(top)
@@ -117,8 +118,11 @@ class ScaledDotProductAttention(Function):
             total[dead] = 1.0
         weights /= total
         dropped = weights if dropout is None else weights * dropout
-        if any(ctx.needs_input_grad[:4]):
-            ctx.save_for_backward(q, k, v, weights, dropout)
+        need_q, need_k, need_v, need_mask = ctx.needs_input_grad[:4]
+        if need_q or need_k or need_v or need_mask:
+            need_s = need_q or need_k or need_mask  # the path through the scores
+            ctx.save_for_backward(q if need_k else None, k if need_q else None,
+                                  v if need_s else None, weights, dropout)
             ctx.scale = scale
         return np.matmul(dropped, v)
 
@@ -179,7 +183,8 @@ def _repeat_heads(t: Tensor, times: int) -> Tensor:
 def _gqa(query, key, value, op: str):
     if query.ndim < 3 or key.ndim < 3 or value.ndim < 3:
         raise ShapeError(f"{op}: enable_gqa needs a heads dim (-3) in query, key and value, got "
-                         f"shapes {query.shape}, {key.shape}, {value.shape}")
+                         f"shapes {tuple(query.shape)}, {tuple(key.shape)}, "
+                         f"{tuple(value.shape)}")
     hq, hk, hv = query.shape[-3], key.shape[-3], value.shape[-3]
     if hq % hk or hq % hv:
         raise ShapeError(f"{op}: with enable_gqa the number of query heads ({hq}) must be a "
@@ -257,7 +262,9 @@ def scaled_dot_product_attention(query, key, value, attn_mask=None, dropout_p=0.
         drop = keep.astype(dtype)
         drop *= dtype.type(0.0 if dropout_p == 1 else 1.0 / (1.0 - dropout_p))
     if scale is None:
-        scale = 1.0 / math.sqrt(query._data.shape[-1])
+        # (E = 0: every score is an empty sum, 0, whatever the scale; PyTorch then averages V)
+        e = query._data.shape[-1]
+        scale = 1.0 / math.sqrt(e) if e else 1.0
     return ScaledDotProductAttention.apply(query, key, value, mask, drop, float(scale))
 
 

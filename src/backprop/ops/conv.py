@@ -368,6 +368,8 @@ class ConvTranspose2d(Function):
     backward is conv2d of the padded grad_output with the same weight.
     """
 
+    backward_name = 'ConvolutionBackward0'  # PyTorch's one node for every convolution
+
     @staticmethod
     def forward(ctx, x, weight, bias, *, stride, padding, output_padding, dilation, groups):
         n, c, h, w = x.shape

@@ -13,7 +13,9 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
-from backprop.ops._util import F32, F64, check_operand, fix_float, is_f64, keeps_f64
+from backprop.ops._util import (
+    F64, check_operand, default_float_for, fix_float, float_result, is_f64, keeps_f64,
+)
 from backprop.tensor import Tensor, _make
 
 
@@ -25,12 +27,9 @@ def _broadcast_error(op: str, a, b) -> ShapeError:
     return ShapeError(f"{op}: shapes {_shape(a)} and {_shape(b)} cannot be broadcast together")
 
 
-def as_float(x: np.ndarray) -> np.ndarray:
-    """Integer and bool arrays become float32 (PyTorch's default dtype); floats are kept.
-
-    (NumPy would give float64 for int64, or float16 for int8, in sqrt, exp, sin, ...)
-    """
-    return x if x.dtype.kind == "f" else x.astype(F32)
+# Integer and bool arrays become the default float dtype; floats are kept. (NumPy would
+# give float64 for int64, or float16 for int8, in sqrt, exp, sin, ...)
+as_float = default_float_for
 
 
 def _is_integral(v) -> bool:
@@ -49,9 +48,7 @@ class Add(Function):
             out = a + b
         except ValueError:
             raise _broadcast_error("add", a, b) from None
-        if out.dtype == F64 and not keeps_f64(a, b):
-            out = out.astype(np.float32)
-        return out
+        return fix_float(out, a, b) if out.dtype == F64 else out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -70,9 +67,7 @@ class Sub(Function):
             out = a - b
         except ValueError:
             raise _broadcast_error("sub", a, b) from None
-        if out.dtype == F64 and not keeps_f64(a, b):
-            out = out.astype(np.float32)
-        return out
+        return fix_float(out, a, b) if out.dtype == F64 else out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -92,9 +87,7 @@ class Mul(Function):
         need_a, need_b = ctx.needs_input_grad
         if need_a or need_b:
             ctx.save_for_backward(b if need_a else None, a if need_b else None)
-        if out.dtype == F64 and not keeps_f64(a, b):
-            out = out.astype(np.float32)
-        return out
+        return fix_float(out, a, b) if out.dtype == F64 else out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -115,9 +108,7 @@ class Div(Function):
             raise _broadcast_error("div", a, b) from None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
-        if out.dtype == F64 and not keeps_f64(a, b):
-            out = out.astype(np.float32)
-        return out
+        return fix_float(out, a, b) if out.dtype == F64 else out
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -404,7 +395,7 @@ class Clamp(Function):
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(x, lo, hi)
         if out.dtype == F64 and not (x.dtype == F64 or is_f64(lo) or is_f64(hi)):
-            out = out.astype(F32)  # (a float64 input stays float64, 0-d too)
+            out = out.astype(float_result(x, lo, hi))  # (a float64 input stays float64, 0-d too)
         return out if out is not x else x.copy()
 
     @staticmethod

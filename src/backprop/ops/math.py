@@ -15,7 +15,9 @@ from collections import namedtuple
 
 import numpy as np
 
+from backprop import dtypes as _dt
 from backprop.autograd.function import Function, named
+from backprop.autograd.grad_mode import no_grad
 from backprop.errors import DTypeError, ShapeError
 from backprop.ops import _special
 from backprop.ops._util import TracksView, as_tensor, check_operand, fix_float, norm_dim
@@ -286,16 +288,17 @@ def _binary_forward(op, np_fn, a, b):
 
 
 def _float_pair(a, b):
-    """Integer operands of a float-valued binary op become float32 (PyTorch's default)."""
+    """Integer operands of a float-valued binary op become the default float dtype."""
     if np.result_type(a, b).kind != "f":
-        a = np.asarray(a, dtype=np.float32) if isinstance(a, np.ndarray) else float(a)
-        b = np.asarray(b, dtype=np.float32) if isinstance(b, np.ndarray) else float(b)
+        d = _dt.default_float
+        a = np.asarray(a, dtype=d) if isinstance(a, np.ndarray) else float(a)
+        b = np.asarray(b, dtype=d) if isinstance(b, np.ndarray) else float(b)
     return a, b
 
 
 class Atan2(Function):
     """out = atan2(a, b), the angle of the point (b, a);
-    da = g · b / (a² + b²),  db = -g · a / (a² + b²)"""
+    da = g · b / (a² + b²),  db = -g · a / (a² + b²)  (0 at a = b = 0)"""
 
     @staticmethod
     def forward(ctx, a, b):
@@ -309,7 +312,10 @@ class Atan2(Function):
     def backward(ctx, grad_output):
         a, b = ctx.saved_tensors
         with np.errstate(all="ignore"):
-            scale = grad_output / (a * a + b * b)
+            r2 = a * a + b * b
+            # NOTE: at the origin the angle has no derivative; PyTorch's gradient there is
+            # 0 (not the NaN of 0/0), so is ours.
+            scale = np.where(r2 == 0, 0, grad_output / r2).astype(grad_output.dtype, copy=False)
         return (scale * b if ctx.needs_input_grad[0] else None,
                 -scale * a if ctx.needs_input_grad[1] else None)
 
@@ -1241,9 +1247,18 @@ class Scatter(Function):
         return gx, None, gsrc, None
 
 
+def _same_dtype(x, src, op):
+    """PyTorch refuses a source of another dtype (a cast would silently truncate floats
+    written into an integer tensor, or lose a float64 source's gradient dtype)."""
+    if isinstance(src, Tensor) and src._data.dtype != x._data.dtype:
+        raise DTypeError(f"{op}: expected self and source to have the same dtype, but got "
+                         f"{x.dtype} and {src.dtype}")
+
+
 def _scatter_checks(x, dim, index, src, op):
     from backprop.ops.indexing import _check_bounds, _index_tensor
 
+    _same_dtype(x, src, op)
     idx = _index_tensor(index, op)
     d = norm_dim(dim, max(x.ndim, 1), op)
     s = src._data if isinstance(src, Tensor) else None
@@ -1332,6 +1347,7 @@ def _full_index(index, dim, shape, op):
 def _index_source_checks(x, dim, source, op):
     d = norm_dim(dim, max(x.ndim, 1), op)
     s = _tensor(source, op)
+    _same_dtype(x, s, op)
     if x.ndim == 0 or s.ndim != x.ndim or any(
             a != b for k, (a, b) in enumerate(zip(s.shape, x.shape)) if k != d):
         raise ShapeError(f"{op}: source of shape {tuple(s.shape)} must match input of shape "
@@ -1392,6 +1408,7 @@ def masked_scatter(input, mask, source):
     """
     x = _tensor(input, "masked_scatter")
     s = _tensor(source, "masked_scatter")
+    _same_dtype(x, s, "masked_scatter")
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise DTypeError(f"masked_scatter: only supports boolean masks, got dtype {m.dtype}")
@@ -1436,12 +1453,22 @@ def _inplace(name, fn):
     (``backprop.ops.inplace``) when x or a tensor argument requires grad, as ``add_`` is."""
     from backprop.autograd.grad_mode import state
 
+    def compute(self, t, args, kwargs):
+        out = fn(t, *args, **kwargs)
+        have, want = out._data.dtype, self._data.dtype
+        # PyTorch's rule: a result may not be written into a tensor of a lower kind
+        # (a float into an integer tensor, a number into a bool one): no silent truncation.
+        if (have.kind == "f" and want.kind in "biu") or (have.kind in "iu" and want.kind == "b"):
+            raise DTypeError(f"{name}: result type {have} can't be cast to the desired output "
+                             f"type {want}")
+        return out
+
     def method(self, *args, **kwargs):
         if state.enabled and (self._requires_grad or _builtins.any(
                 isinstance(a, Tensor) and a._requires_grad
                 for a in (*args, *kwargs.values()))):
-            return self._record(name, lambda t: fn(t, *args, **kwargs))
-        value = fn(self, *args, **kwargs)._data
+            return self._record(name, lambda t: compute(self, t, args, kwargs))
+        value = compute(self, self, args, kwargs)._data
         self._check_inplace(name)
         return self._assign(value, name)
     method.__name__ = name
@@ -1451,21 +1478,23 @@ def _inplace(name, fn):
 
 def _reshape_inplace(name, fn):
     """``squeeze_``/``unsqueeze_``/``t_``: the tensor takes the new shape (a view of the
-    same memory) and, in the graph, the view op as its history."""
+    same memory). Refused on a tensor with a history (see the NOTE below)."""
     def method(self, *args):
+        from backprop.autograd.grad_mode import state
         from backprop.errors import InplaceError
-        from backprop.ops.inplace import _rebase
 
-        if self._requires_grad and self.grad_fn is None:
-            from backprop.autograd.grad_mode import state
-            if state.enabled:
-                raise InplaceError(f"{name}: a leaf tensor that requires grad is being used in "
-                                   f"an in-place operation; wrap it in backprop.no_grad()")
-        before = _make(self._data, self._requires_grad, self.grad_fn)
-        new = fn(before, *args)
-        self._data = new._data
-        if new.grad_fn is not None:
-            _rebase(self, new.grad_fn)
+        if self._requires_grad and self.grad_fn is None and state.enabled:
+            raise InplaceError(f"{name}: a leaf tensor that requires grad is being used in "
+                               f"an in-place operation; wrap it in backprop.no_grad()")
+        if self.grad_fn is not None:
+            # NOTE: PyTorch allows this; here an op that already read the tensor would get a
+            # gradient of the old shape for an input of the new one (backward breaks), so it
+            # is refused rather than half-supported. The out-of-place form costs nothing more.
+            raise InplaceError(f"{name}: changing the shape in place of a tensor that is part of "
+                               f"the autograd graph (shape {tuple(self._data.shape)}) is not "
+                               f"supported; write y = y.{name[:-1]}(...) instead")
+        with no_grad():
+            self._data = fn(self, *args)._data
         return self
     method.__name__ = name
     return method

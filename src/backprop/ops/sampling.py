@@ -139,7 +139,7 @@ def bernoulli_(self, p=0.5, *, generator=None):
     return _fill(self, g.random(self._data.shape) < prob, "bernoulli_")
 
 
-def random_(self, from_=0, to=None, *, generator=None, **kwargs):
+def random_(self, from_=None, to=None, *, generator=None, **kwargs):
     """Fill with integers drawn uniformly from [from, to - 1].
 
     ``random_(to)`` draws from [0, to - 1]; with no bounds, from [0, 2^mantissa] for
@@ -151,8 +151,10 @@ def random_(self, from_=0, to=None, *, generator=None, **kwargs):
     if kwargs:
         raise TypeError(f"random_: unexpected keyword arguments {sorted(kwargs)}")
     dt = self._data.dtype
-    if to is None and from_ != 0:
-        from_, to = 0, from_  # random_(to)
+    if to is None and from_ is not None:
+        from_, to = 0, from_  # random_(to): random_(0) is an empty range, as in PyTorch
+    if from_ is None:
+        from_ = 0
     if to is None:
         if dt.kind == "f":
             to = 2 ** min(np.finfo(dt).nmant + 1, 63) + 1

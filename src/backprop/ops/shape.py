@@ -126,7 +126,7 @@ def flatten(input, start_dim=0, end_dim=-1):
     e = norm_dim(end_dim, nd, "flatten")
     if s > e:
         raise ShapeError(f"flatten: start_dim ({start_dim}) cannot come after end_dim "
-                         f"({end_dim}) for a tensor of shape {shape}")
+                         f"({end_dim}) for a tensor of shape {tuple(shape)}")
     if nd == 0:
         return Reshape.apply(input, (1,))
     merged = math.prod(shape[s:e + 1])
@@ -159,7 +159,7 @@ def unflatten(input, dim, sizes):
     if (len(known) == len(sizes) and prod != size) or \
             (len(known) < len(sizes) and (prod == 0 or size % prod)):
         raise ShapeError(f"unflatten: provided sizes {sizes} don't multiply up to the size of "
-                         f"dim {dim} ({size}) in the input tensor of shape {shape}")
+                         f"dim {dim} ({size}) in the input tensor of shape {tuple(shape)}")
     return Reshape.apply(input, shape[:d] + sizes + shape[d + 1:])
 
 
@@ -332,7 +332,7 @@ def split(tensor, split_size_or_sections, dim=0):
         if any(n < 0 for n in sizes) or sum(sizes) != size:
             raise ShapeError(f"split: split sizes {list(sizes)} must be non-negative and sum "
                              f"exactly to {size} (the size of dimension {d} of a tensor of "
-                             f"shape {shape})")
+                             f"shape {tuple(shape)})")
     else:
         if not isinstance(s, (int, np.integer)) or isinstance(s, bool):
             raise TypeError(f"split: split_size_or_sections must be an int or a list of ints, "
@@ -673,7 +673,7 @@ def pad(input, pad, mode="constant", value=None):
     if len(pad) // 2 > len(shape):
         raise ShapeError(f"pad: padding length should be at most twice the number of "
                          f"dimensions, got padding of length {len(pad)} for a tensor of shape "
-                         f"{shape}")
+                         f"{tuple(shape)}")
     pads = []
     for k in range(len(pad) // 2):
         axis = len(shape) - 1 - k
@@ -683,7 +683,7 @@ def pad(input, pad, mode="constant", value=None):
         n = shape[axis]
         if n - max(-lo, 0) - max(-hi, 0) < 0 or n + lo + hi < 0:
             raise ShapeError(f"pad: padding ({lo}, {hi}) leaves a negative size for dimension "
-                             f"{axis} of size {n} (input shape {shape})")
+                             f"{axis} of size {n} (input shape {tuple(shape)})")
         if mode == "reflect" and (lo >= n or hi >= n):
             raise ShapeError(f"pad: reflect padding must be less than the size of the dimension, "
                              f"got padding ({lo}, {hi}) for dimension {axis} of size {n}")
@@ -692,7 +692,7 @@ def pad(input, pad, mode="constant", value=None):
                              f"got padding ({lo}, {hi}) for dimension {axis} of size {n}")
         if mode == "replicate" and n == 0:
             raise ShapeError(f"pad: replicate padding needs a non-empty dimension, but "
-                             f"dimension {axis} of shape {shape} is empty")
+                             f"dimension {axis} of shape {tuple(shape)} is empty")
         pads.append((axis, lo, hi))
     pads.reverse()
     if mode == "constant":

@@ -4,9 +4,8 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _grad_for_update,
+    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update,
 )
-from backprop.tensor import _make
 
 __all__ = ["Adadelta", "adadelta"]
 
@@ -40,10 +39,7 @@ def adadelta(params: list, grads: list, square_avgs: list, acc_deltas: list, *, 
         grad = _grad_for_update(grads[i], param, weight_decay, maximize)
         square_avg, acc_delta = square_avgs[i], acc_deltas[i]
         scratch = np.empty_like(param)
-        square_avg *= rho
-        np.multiply(grad, 1.0 - rho, out=scratch)
-        scratch *= grad
-        square_avg += scratch
+        _ema_square_(square_avg, grad, rho, scratch)
 
         std = np.add(square_avg, eps)
         np.sqrt(std, out=std)
@@ -52,10 +48,7 @@ def adadelta(params: list, grads: list, square_avgs: list, acc_deltas: list, *, 
         delta /= std
         delta *= grad
 
-        acc_delta *= rho
-        np.multiply(delta, 1.0 - rho, out=scratch)
-        scratch *= delta
-        acc_delta += scratch
+        _ema_square_(acc_delta, delta, rho, scratch)
         # p + (-lr) * delta, in PyTorch's order
         np.multiply(delta, -lr, out=scratch)
         param += scratch
@@ -100,16 +93,7 @@ class Adadelta(Optimizer):
         tensors, params, grads = self._params_with_grad(group)
         if not tensors:
             return
-        square_avgs, acc_deltas = [], []
-        for p in tensors:
-            state = self.state[p]
-            if not state:  # lazy initialisation on the first update
-                state["step"] = 0
-                state["square_avg"] = _make(np.zeros_like(p._data))
-                state["acc_delta"] = _make(np.zeros_like(p._data))
-            state["step"] += 1
-            square_avgs.append(state["square_avg"]._data)
-            acc_deltas.append(state["acc_delta"]._data)
+        _, square_avgs, acc_deltas = self._state_arrays(tensors, "square_avg", "acc_delta")
         adadelta(params, grads, square_avgs, acc_deltas, lr=group["lr"], rho=group["rho"],
                  eps=group["eps"], weight_decay=group["weight_decay"],
                  maximize=group["maximize"])

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _grad_for_update, _lerp_,
+    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
 )
 from backprop.tensor import _make
 
@@ -46,18 +46,12 @@ def adam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, max_exp_a
     lr, beta1, beta2 = float(lr), float(beta1), float(beta2)
     eps, weight_decay = float(eps), float(weight_decay)
     for i, param in enumerate(params):
-        if weight_decay != 0 and decoupled_weight_decay:
-            param *= 1.0 - lr * weight_decay
-            grad = _grad_for_update(grads[i], param, 0.0, maximize)
-        else:
-            grad = _grad_for_update(grads[i], param, weight_decay, maximize)
+        grad = _grad_for_update(grads[i], param, weight_decay, maximize,
+                                decoupled=decoupled_weight_decay, lr=lr)
         exp_avg, exp_avg_sq = exp_avgs[i], exp_avg_sqs[i]
         scratch = np.empty_like(param)
         _lerp_(exp_avg, grad, 1.0 - beta1, scratch)
-        exp_avg_sq *= beta2
-        np.multiply(grad, 1.0 - beta2, out=scratch)
-        scratch *= grad
-        exp_avg_sq += scratch
+        _ema_square_(exp_avg_sq, grad, beta2, scratch)
 
         t = steps[i]
         bias_correction1 = 1.0 - beta1 ** t
@@ -143,21 +137,12 @@ class Adam(Optimizer):
         if not tensors:
             return
         amsgrad = group["amsgrad"]
-        exp_avgs, exp_avg_sqs, max_exp_avg_sqs, steps = [], [], [], []
-        for p in tensors:
-            state = self.state[p]
-            if not state:  # lazy initialisation on the first update
-                state["step"] = 0
-                state["exp_avg"] = _make(np.zeros_like(p._data))
-                state["exp_avg_sq"] = _make(np.zeros_like(p._data))
-                if amsgrad:
-                    state["max_exp_avg_sq"] = _make(np.zeros_like(p._data))
-            state["step"] += 1
-            steps.append(state["step"])
-            exp_avgs.append(state["exp_avg"]._data)
-            exp_avg_sqs.append(state["exp_avg_sq"]._data)
-            if amsgrad:
-                if "max_exp_avg_sq" not in state:  # amsgrad switched on later
+        steps, exp_avgs, exp_avg_sqs = self._state_arrays(tensors, "exp_avg", "exp_avg_sq")
+        max_exp_avg_sqs = []
+        if amsgrad:
+            for p in tensors:
+                state = self.state[p]
+                if "max_exp_avg_sq" not in state:  # first update, or amsgrad switched on later
                     state["max_exp_avg_sq"] = _make(np.zeros_like(p._data))
                 max_exp_avg_sqs.append(state["max_exp_avg_sq"]._data)
         beta1, beta2 = group["betas"]

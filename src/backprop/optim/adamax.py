@@ -5,7 +5,6 @@ import numpy as np
 
 from backprop.optim.adam import Adam
 from backprop.optim.optimizer import Optimizer, _check_unsupported, _grad_for_update, _lerp_
-from backprop.tensor import _make
 
 __all__ = ["Adamax", "adamax"]
 
@@ -90,17 +89,7 @@ class Adamax(Optimizer):
         tensors, params, grads = self._params_with_grad(group)
         if not tensors:
             return
-        exp_avgs, exp_infs, steps = [], [], []
-        for p in tensors:
-            state = self.state[p]
-            if not state:  # lazy initialisation on the first update
-                state["step"] = 0
-                state["exp_avg"] = _make(np.zeros_like(p._data))
-                state["exp_inf"] = _make(np.zeros_like(p._data))
-            state["step"] += 1
-            steps.append(state["step"])
-            exp_avgs.append(state["exp_avg"]._data)
-            exp_infs.append(state["exp_inf"]._data)
+        steps, exp_avgs, exp_infs = self._state_arrays(tensors, "exp_avg", "exp_inf")
         beta1, beta2 = group["betas"]
         adamax(params, grads, exp_avgs, exp_infs, steps, lr=group["lr"], beta1=beta1,
                beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],

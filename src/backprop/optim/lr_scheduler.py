@@ -64,6 +64,18 @@ def _per_group(name: str, optimizer: Optimizer, value) -> list:
     return [value] * n
 
 
+def _lr_lambdas(name: str, optimizer: Optimizer, lr_lambda) -> list:
+    """LambdaLR's and MultiplicativeLR's functions: one per parameter group, given as a
+    list of that length or as one function for every group."""
+    n = len(optimizer.param_groups)
+    if isinstance(lr_lambda, (list, tuple)):
+        if len(lr_lambda) != n:
+            raise ValueError(f"{name}: expected {n} lr_lambdas (one per param group), but got "
+                             f"{len(lr_lambda)}")
+        return list(lr_lambda)
+    return [lr_lambda] * n
+
+
 class LRScheduler:
     """Base class of learning-rate schedulers.
 
@@ -202,16 +214,10 @@ class LambdaLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
         _check_optimizer(optimizer, "LambdaLR")
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"LambdaLR: expected {len(optimizer.param_groups)} lr_lambdas "
-                                 f"(one per param group), but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            if not callable(lr_lambda):
-                raise TypeError(f"LambdaLR: lr_lambda must be a function or a list of "
-                                f"functions, got {type(lr_lambda).__name__}")
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        if not isinstance(lr_lambda, (list, tuple)) and not callable(lr_lambda):
+            raise TypeError(f"LambdaLR: lr_lambda must be a function or a list of functions, "
+                            f"got {type(lr_lambda).__name__}")
+        self.lr_lambdas = _lr_lambdas("LambdaLR", optimizer, lr_lambda)
         super().__init__(optimizer, last_epoch)
 
     def get_lr(self) -> list:
@@ -406,6 +412,22 @@ class LinearLR(LRScheduler):
                 for base_lr in self.base_lrs]
 
 
+def _check_schedulers(name: str, schedulers: list, optimizer: Optimizer) -> None:
+    """The schedulers a SequentialLR or ChainedScheduler drives: each one a scheduler of
+    ``optimizer`` that steps without a metric (so not ReduceLROnPlateau)."""
+    for i, sched in enumerate(schedulers):
+        if not hasattr(sched, "optimizer"):
+            raise TypeError(f"{name}: scheduler at index {i} should have `optimizer` as its "
+                            f"attribute")
+        if isinstance(sched, ReduceLROnPlateau):
+            raise ValueError(f"{name} does not support ReduceLROnPlateau (it needs a metric in "
+                             f"step()), but got one at index {i}")
+        if sched.optimizer is not optimizer:
+            raise ValueError(f"{name} expects all schedulers to belong to the same optimizer, "
+                             f"but scheduler {type(sched).__name__} at index {i} has a "
+                             f"different one")
+
+
 class SequentialLR(LRScheduler):
     """Run ``schedulers`` one after another, switching at the epochs in ``milestones``.
 
@@ -423,17 +445,7 @@ class SequentialLR(LRScheduler):
         _check_optimizer(optimizer, "SequentialLR")
         if len(schedulers) < 1:
             raise ValueError("SequentialLR expects at least one scheduler, but got none")
-        for i, sched in enumerate(schedulers):
-            if not hasattr(sched, "optimizer"):
-                raise TypeError(f"SequentialLR: scheduler at index {i} should have `optimizer` "
-                                f"as its attribute")
-            if isinstance(sched, ReduceLROnPlateau):
-                raise ValueError(f"SequentialLR does not support ReduceLROnPlateau (it needs a "
-                                 f"metric in step()), but got one at index {i}")
-            if sched.optimizer is not optimizer:
-                raise ValueError(f"SequentialLR expects all schedulers to belong to the same "
-                                 f"optimizer, but scheduler {type(sched).__name__} at index {i} "
-                                 f"has a different one")
+        _check_schedulers("SequentialLR", schedulers, optimizer)
         if len(milestones) != len(schedulers) - 1:
             raise ValueError(f"SequentialLR expects one milestone fewer than schedulers, but got "
                              f"{len(schedulers)} schedulers and {len(milestones)} milestones")
@@ -481,7 +493,33 @@ class SequentialLR(LRScheduler):
             sched.load_state_dict(s)
 
 
-class OneCycleLR(LRScheduler):
+def _momentum_key(optimizer: Optimizer, name: str) -> bool:
+    """Whether the optimizer's momentum is Adam's beta1 (True) or SGD's momentum (False)."""
+    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
+        raise ValueError(f"{name}: optimizer must support momentum or beta1 with the "
+                         f"`cycle_momentum` option enabled")
+    return "betas" in optimizer.defaults
+
+
+class _CyclesMomentum:
+    """What OneCycleLR and CyclicLR share: they move each group's momentum (SGD's
+    ``momentum`` or Adam's beta1, as ``self.use_beta1`` says) against the learning rate."""
+
+    def _set_momentum(self, group: dict, value: float) -> None:
+        if self.use_beta1:
+            group["betas"] = (value, *group["betas"][1:])
+        else:
+            group["momentum"] = value
+
+    def _start_momentum(self, max_momentums: list, base_momentums: list) -> None:
+        """A fresh run starts at the highest momentum; the groups keep both bounds."""
+        for hi, lo, group in zip(max_momentums, base_momentums, self.optimizer.param_groups):
+            self._set_momentum(group, hi)
+            group["max_momentum"] = hi
+            group["base_momentum"] = lo
+
+
+class OneCycleLR(_CyclesMomentum, LRScheduler):
     """The 1cycle policy (Smith & Topin, 2017): the rate rises from ``max_lr / div_factor``
     to ``max_lr``, then anneals to ``initial_lr / final_div_factor``, while the momentum
     (or Adam's beta1) cycles the opposite way. Step it after every batch.
@@ -567,24 +605,12 @@ class OneCycleLR(LRScheduler):
 
         self.cycle_momentum = cycle_momentum
         if cycle_momentum:
-            if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-                raise ValueError("OneCycleLR: optimizer must support momentum or beta1 with "
-                                 "the `cycle_momentum` option enabled")
-            self.use_beta1 = "betas" in optimizer.defaults
+            self.use_beta1 = _momentum_key(optimizer, "OneCycleLR")
             max_momentums = _per_group("max_momentum", optimizer, max_momentum)
             base_momentums = _per_group("base_momentum", optimizer, base_momentum)
             if last_epoch == -1:
-                for hi, lo, group in zip(max_momentums, base_momentums, optimizer.param_groups):
-                    self._set_momentum(group, hi)
-                    group["max_momentum"] = hi
-                    group["base_momentum"] = lo
+                self._start_momentum(max_momentums, base_momentums)
         super().__init__(optimizer, last_epoch)
-
-    def _set_momentum(self, group: dict, value: float) -> None:
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
 
     def _anneal(self, start: float, end: float, pct: float) -> float:
         if self._anneal_func_type == "cos":
@@ -751,13 +777,7 @@ class MultiplicativeLR(LRScheduler):
     def __init__(self, optimizer: Optimizer, lr_lambda, last_epoch: int = -1):
         _check_optimizer(optimizer, "MultiplicativeLR")
         self.optimizer = optimizer
-        if isinstance(lr_lambda, (list, tuple)):
-            if len(lr_lambda) != len(optimizer.param_groups):
-                raise ValueError(f"MultiplicativeLR: expected {len(optimizer.param_groups)} "
-                                 f"lr_lambdas (one per param group), but got {len(lr_lambda)}")
-            self.lr_lambdas = list(lr_lambda)
-        else:
-            self.lr_lambdas = [lr_lambda] * len(optimizer.param_groups)
+        self.lr_lambdas = _lr_lambdas("MultiplicativeLR", optimizer, lr_lambda)
         for fn in self.lr_lambdas:
             if not callable(fn):
                 raise TypeError(f"MultiplicativeLR: lr_lambda should be a function, but got "
@@ -936,15 +956,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
         self._last_lr = self._current_lrs()
 
 
-def _momentum_key(optimizer: Optimizer, name: str) -> bool:
-    """Whether the optimizer's momentum is Adam's beta1 (True) or SGD's momentum (False)."""
-    if "momentum" not in optimizer.defaults and "betas" not in optimizer.defaults:
-        raise ValueError(f"{name}: optimizer must support momentum or beta1 with the "
-                         f"`cycle_momentum` option enabled")
-    return "betas" in optimizer.defaults
-
-
-class CyclicLR(LRScheduler):
+class CyclicLR(_CyclesMomentum, LRScheduler):
     """Cycle the learning rate between ``base_lr`` and ``max_lr`` (Smith, 2017), and the
     momentum the opposite way. Step it after every batch.
 
@@ -1014,11 +1026,7 @@ class CyclicLR(LRScheduler):
             self.base_momentums = _per_group("base_momentum", optimizer, base_momentum)
             self.max_momentums = _per_group("max_momentum", optimizer, max_momentum)
             if last_epoch == -1:
-                for hi, lo, group in zip(self.max_momentums, self.base_momentums,
-                                         optimizer.param_groups):
-                    self._set_momentum(group, hi)
-                    group["max_momentum"] = hi
-                    group["base_momentum"] = lo
+                self._start_momentum(self.max_momentums, self.base_momentums)
         super().__init__(optimizer, last_epoch)
         self.base_lrs = base_lrs
 
@@ -1036,12 +1044,6 @@ class CyclicLR(LRScheduler):
         if self.mode == "triangular2":
             return 1 / (2.0 ** (x - 1))
         return self.gamma ** x
-
-    def _set_momentum(self, group: dict, value: float) -> None:
-        if self.use_beta1:
-            group["betas"] = (value, *group["betas"][1:])
-        else:
-            group["momentum"] = value
 
     def get_lr(self) -> list:
         self._warn_if_called_outside_step()
@@ -1096,17 +1098,7 @@ class ChainedScheduler(LRScheduler):
             raise ValueError("ChainedScheduler expects at least one scheduler to be chained, "
                              "but got no scheduler")
         optimizer = optimizer or schedulers[0].optimizer
-        for i, sched in enumerate(schedulers):
-            if not hasattr(sched, "optimizer"):
-                raise TypeError(f"ChainedScheduler: scheduler at index {i} should have "
-                                f"`optimizer` as its attribute")
-            if isinstance(sched, ReduceLROnPlateau):
-                raise ValueError(f"ChainedScheduler does not support ReduceLROnPlateau (it needs "
-                                 f"a metric in step()), but got one at index {i}")
-            if sched.optimizer is not optimizer:
-                raise ValueError(f"ChainedScheduler expects all schedulers to belong to the same "
-                                 f"optimizer, but scheduler {type(sched).__name__} at index {i} "
-                                 f"has a different one")
+        _check_schedulers("ChainedScheduler", schedulers, optimizer)
         self._schedulers = schedulers
         self.optimizer = optimizer
         self._last_lr = [group["lr"] for group in schedulers[-1].optimizer.param_groups]

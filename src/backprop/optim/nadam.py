@@ -5,9 +5,9 @@ import numpy as np
 
 from backprop.optim.adam import Adam
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _grad_for_update, _lerp_,
+    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
 )
-from backprop.tensor import Tensor, _make
+from backprop.tensor import Tensor
 
 __all__ = ["NAdam", "nadam"]
 
@@ -52,11 +52,8 @@ def nadam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, mu_produ
     eps, weight_decay, momentum_decay = float(eps), float(weight_decay), float(momentum_decay)
     for i, param in enumerate(params):
         t = steps[i]
-        if weight_decay != 0 and decoupled_weight_decay:
-            param *= 1.0 - lr * weight_decay
-            grad = _grad_for_update(grads[i], param, 0.0, maximize)
-        else:
-            grad = _grad_for_update(grads[i], param, weight_decay, maximize)
+        grad = _grad_for_update(grads[i], param, weight_decay, maximize,
+                                decoupled=decoupled_weight_decay, lr=lr)
         bias_correction2 = 1.0 - beta2 ** t
         mu = beta1 * (1.0 - 0.5 * 0.96 ** (t * momentum_decay))
         mu_next = beta1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * momentum_decay))
@@ -67,10 +64,7 @@ def nadam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, mu_produ
         exp_avg, exp_avg_sq = exp_avgs[i], exp_avg_sqs[i]
         scratch = np.empty_like(param)
         _lerp_(exp_avg, grad, 1.0 - beta1, scratch)
-        exp_avg_sq *= beta2
-        np.multiply(grad, 1.0 - beta2, out=scratch)
-        scratch *= grad
-        exp_avg_sq += scratch
+        _ema_square_(exp_avg_sq, grad, beta2, scratch)
 
         denom = np.divide(exp_avg_sq, bias_correction2)
         np.sqrt(denom, out=denom)
@@ -141,19 +135,9 @@ class NAdam(Optimizer):
         tensors, params, grads = self._params_with_grad(group)
         if not tensors:
             return
-        exp_avgs, exp_avg_sqs, mu_products, steps = [], [], [], []
-        for p in tensors:
-            state = self.state[p]
-            if not state:  # lazy initialisation on the first update
-                state["step"] = 0
-                state["mu_product"] = 1.0
-                state["exp_avg"] = _make(np.zeros_like(p._data))
-                state["exp_avg_sq"] = _make(np.zeros_like(p._data))
-            state["step"] += 1
-            steps.append(state["step"])
-            mu_products.append(state["mu_product"])
-            exp_avgs.append(state["exp_avg"]._data)
-            exp_avg_sqs.append(state["exp_avg_sq"]._data)
+        steps, exp_avgs, exp_avg_sqs = self._state_arrays(tensors, "exp_avg", "exp_avg_sq",
+                                                          mu_product=1.0)
+        mu_products = [self.state[p]["mu_product"] for p in tensors]
         beta1, beta2 = group["betas"]
         nadam(params, grads, exp_avgs, exp_avg_sqs, mu_products, steps, lr=group["lr"],
               beta1=beta1, beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],

@@ -221,6 +221,31 @@ class Optimizer:
         raise NotImplementedError(f"{type(self).__name__} must implement _step_group(group) or "
                                   f"override step()")
 
+    def _lazy_state(self, p: Tensor, *buffers: str, **initial) -> dict:
+        """``p``'s state, its ``"step"`` counted for this update. On ``p``'s first update
+        the state is created as PyTorch creates it: ``"step"`` = 0, then the ``initial``
+        values, then each named buffer as zeros shaped like ``p``."""
+        state = self.state[p]
+        if not state:
+            state["step"] = 0
+            state.update(initial)
+            for key in buffers:
+                state[key] = _make(np.zeros_like(p._data))
+        state["step"] += 1
+        return state
+
+    def _state_arrays(self, tensors: list, *buffers: str, **initial) -> tuple:
+        """(steps, arrays of buffer 1, arrays of buffer 2, ...) over ``tensors``: each
+        parameter's state through :meth:`_lazy_state`, gathered as the update function
+        takes it (lists of step counts and of NumPy arrays, in parameter order)."""
+        steps, arrays = [], tuple([] for _ in buffers)
+        for p in tensors:
+            state = self._lazy_state(p, *buffers, **initial)
+            steps.append(state["step"])
+            for key, column in zip(buffers, arrays):
+                column.append(state[key]._data)
+        return (steps, *arrays)
+
     def _params_with_grad(self, group: dict):
         """(tensors, parameter arrays, gradient arrays) of the group's parameters that have
         a gradient; the others are skipped, as in PyTorch."""
@@ -362,10 +387,16 @@ def _load_state_value(key, value, param: Tensor, index, name: str):
 
 # -- helpers shared by the update functions ----------------------------------------------
 def _grad_for_update(grad: np.ndarray, param: np.ndarray, weight_decay: float,
-                     maximize: bool) -> np.ndarray:
+                     maximize: bool, *, decoupled: bool = False, lr: float = 0.0) -> np.ndarray:
     """The gradient an update uses: negated when maximizing, plus ``weight_decay * param``
     (L2 regularisation). Returns ``grad`` itself when neither applies, else a new array;
-    the caller's gradient is never changed."""
+    the caller's gradient is never changed.
+
+    With ``decoupled=True`` (AdamW's decay) the weight decay shrinks ``param`` in place
+    instead, ``param *= 1 - lr * weight_decay``, and leaves the gradient alone."""
+    if decoupled and weight_decay != 0:
+        param *= 1.0 - lr * weight_decay
+        weight_decay = 0.0
     if weight_decay != 0:
         out = np.multiply(param, weight_decay)
         # NOTE: a + b == b + a exactly in floating point, so this matches grad + wd * param.
@@ -391,6 +422,17 @@ def _lerp_(start: np.ndarray, end: np.ndarray, weight: float, scratch: np.ndarra
     else:
         scratch *= 1.0 - weight
         np.subtract(end, scratch, out=start)
+
+
+def _ema_square_(avg: np.ndarray, value: np.ndarray, decay: float, scratch: np.ndarray) -> None:
+    """avg <- decay * avg + (1 - decay) * value * value, in place, using ``scratch``.
+
+    The running mean of squares of Adam's second moment, RMSprop and Adadelta
+    (PyTorch's ``avg.mul_(decay).addcmul_(value, value, value=1 - decay)``)."""
+    avg *= decay
+    np.multiply(value, 1.0 - decay, out=scratch)
+    scratch *= value
+    avg += scratch
 
 
 def _check_nonnegative(options: dict, key: str, what: str) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.adam import Adam
-from backprop.optim.optimizer import Optimizer, _check_unsupported, _grad_for_update, _lerp_
-from backprop.tensor import _make
+from backprop.optim.optimizer import (
+    Optimizer, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
+)
 
 __all__ = ["RAdam", "radam"]
 
@@ -49,18 +50,12 @@ def radam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, steps: l
     rho_inf = 2.0 / (1.0 - beta2) - 1.0
     for i, param in enumerate(params):
         t = steps[i]
-        if weight_decay != 0 and decoupled_weight_decay:
-            param *= 1.0 - lr * weight_decay
-            grad = _grad_for_update(grads[i], param, 0.0, maximize)
-        else:
-            grad = _grad_for_update(grads[i], param, weight_decay, maximize)
+        grad = _grad_for_update(grads[i], param, weight_decay, maximize,
+                                decoupled=decoupled_weight_decay, lr=lr)
         exp_avg, exp_avg_sq = exp_avgs[i], exp_avg_sqs[i]
         scratch = np.empty_like(param)
         _lerp_(exp_avg, grad, 1.0 - beta1, scratch)
-        exp_avg_sq *= beta2
-        np.multiply(grad, 1.0 - beta2, out=scratch)
-        scratch *= grad
-        exp_avg_sq += scratch
+        _ema_square_(exp_avg_sq, grad, beta2, scratch)
 
         bias_correction1 = 1.0 - beta1 ** t
         bias_correction2 = 1.0 - beta2 ** t
@@ -119,17 +114,7 @@ class RAdam(Optimizer):
         tensors, params, grads = self._params_with_grad(group)
         if not tensors:
             return
-        exp_avgs, exp_avg_sqs, steps = [], [], []
-        for p in tensors:
-            state = self.state[p]
-            if not state:  # lazy initialisation on the first update
-                state["step"] = 0
-                state["exp_avg"] = _make(np.zeros_like(p._data))
-                state["exp_avg_sq"] = _make(np.zeros_like(p._data))
-            state["step"] += 1
-            steps.append(state["step"])
-            exp_avgs.append(state["exp_avg"]._data)
-            exp_avg_sqs.append(state["exp_avg_sq"]._data)
+        steps, exp_avgs, exp_avg_sqs = self._state_arrays(tensors, "exp_avg", "exp_avg_sq")
         beta1, beta2 = group["betas"]
         radam(params, grads, exp_avgs, exp_avg_sqs, steps, lr=group["lr"], beta1=beta1,
               beta2=beta2, eps=group["eps"], weight_decay=group["weight_decay"],

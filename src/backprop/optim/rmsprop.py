@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _grad_for_update, _lerp_,
+    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
 )
 from backprop.tensor import _make
 
@@ -50,10 +50,7 @@ def rmsprop(params: list, grads: list, square_avgs: list, grad_avgs: list,
         grad = _grad_for_update(grads[i], param, weight_decay, maximize)
         square_avg = square_avgs[i]
         scratch = np.empty_like(param)
-        square_avg *= alpha
-        np.multiply(grad, 1.0 - alpha, out=scratch)
-        scratch *= grad
-        square_avg += scratch
+        _ema_square_(square_avg, grad, alpha, scratch)
 
         avg = np.empty_like(param)
         if centered:
@@ -126,16 +123,12 @@ class RMSprop(Optimizer):
         momentum, centered = group["momentum"], group["centered"]
         square_avgs, grad_avgs, buffers = [], [], []
         for p in tensors:
-            state = self.state[p]
-            if not state:  # lazy initialisation on the first update
-                state["step"] = 0
-                state["square_avg"] = _make(np.zeros_like(p._data))
+            state = self._lazy_state(p, "square_avg")
             # Buffers for options switched on after the first step start from zero too.
             if momentum > 0 and "momentum_buffer" not in state:
                 state["momentum_buffer"] = _make(np.zeros_like(p._data))
             if centered and "grad_avg" not in state:
                 state["grad_avg"] = _make(np.zeros_like(p._data))
-            state["step"] += 1
             square_avgs.append(state["square_avg"]._data)
             if momentum > 0:
                 buffers.append(state["momentum_buffer"]._data)

@@ -47,7 +47,7 @@ from backprop.random import Generator, get_rng_state, set_rng_state
 from backprop.serialization import SerializationError
 from backprop.serialization import load as _load
 from backprop.serialization import save as _save
-from backprop.tensor import Tensor
+from backprop.tensor import Tensor, _check_device
 from backprop.train.callbacks import Callback
 from backprop.train.history import History
 from backprop.train.progress import ProgressBar
@@ -308,9 +308,8 @@ class Trainer:
         if on_divergence not in ("raise", "stop"):
             raise ValueError(f"Trainer: on_divergence must be 'raise' or 'stop', got "
                              f"{on_divergence!r}")
-        if device is not None and str(device) != "cpu":
-            raise ValueError(f"Trainer: device {device!r} is not available; backprop runs on the "
-                             f"CPU (use None or 'cpu')")
+        if device is not None:
+            _check_device(device, "Trainer")  # DeviceError unless the CPU
         if not (isinstance(progress, (bool, ProgressBar))):
             raise TypeError(f"Trainer: progress must be True, False or a ProgressBar, got "
                             f"{progress!r}")
