@@ -1049,7 +1049,7 @@ def _check_map_location(map_location) -> None:
         for target in map_location.values():
             _check_map_location(target)
         return
-    if str(map_location) != "cpu":
-        raise ValueError(f"load: map_location {map_location!r} is not available; "
-                         f"backprop runs on the CPU (use None or 'cpu')")
+    from backprop.tensor import _check_device
+
+    _check_device(map_location, "load")  # DeviceError (a ValueError) for any device but the CPU
 

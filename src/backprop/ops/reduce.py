@@ -97,7 +97,7 @@ def _tie_grad(x, out_k, gk):
 class Sum(Function):
     """out = Σ x over axes;  dx = g broadcast back over those axes"""
 
-    backward_name = staticmethod(lambda ctx: "SumBackward1" if _partial(ctx) else "SumBackward0")
+    backward_name = "SumBackward0"  # (SumBackward1 when a dim is given: see sum())
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -117,7 +117,7 @@ class Sum(Function):
 class Mean(Function):
     """out = Σ x / n over axes;  dx = g / n broadcast back"""
 
-    backward_name = staticmethod(lambda ctx: "MeanBackward1" if _partial(ctx) else "MeanBackward0")
+    backward_name = "MeanBackward0"  # (MeanBackward1 when a dim is given: see mean())
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -145,7 +145,7 @@ class Mean(Function):
 class Prod(Function):
     """out = Π x over axes;  dx = g · Π_{j≠i} x_j"""
 
-    backward_name = staticmethod(lambda ctx: "ProdBackward1" if _partial(ctx) else "ProdBackward0")
+    backward_name = "ProdBackward0"  # (ProdBackward1 when a dim is given: see prod())
 
     @staticmethod
     def forward(ctx, x, axes, keepdim):
@@ -562,7 +562,8 @@ def sum(input, dim=None, keepdim=False, *, dtype=None):  # noqa: A001 (PyTorch's
     """Sum over ``dim`` (an int, a tuple, or None for all)."""
     if dtype is not None:
         input = input.to(dtype)
-    return Sum.apply(input, _axes(dim, input.ndim, "sum"), keepdim)
+    out = Sum.apply(input, _axes(dim, input.ndim, "sum"), keepdim)
+    return out if dim is None else named(out, "SumBackward1")  # PyTorch's dim overload
 
 
 def mean(input, dim=None, keepdim=False, *, dtype=None):
@@ -570,7 +571,8 @@ def mean(input, dim=None, keepdim=False, *, dtype=None):
     if dtype is not None:
         input = input.to(dtype)
     require_float(input, "mean")
-    return Mean.apply(input, _axes(dim, input._data.ndim, "mean"), keepdim)
+    out = Mean.apply(input, _axes(dim, input._data.ndim, "mean"), keepdim)
+    return out if dim is None else named(out, "MeanBackward1")  # PyTorch's dim overload
 
 
 def prod(input, dim=None, keepdim=False, *, dtype=None):
@@ -579,7 +581,8 @@ def prod(input, dim=None, keepdim=False, *, dtype=None):
         input = input.to(dtype)
     axes = tuple(range(input.ndim)) if dim is None else _axes(norm_dim(dim, input.ndim, "prod"),
                                                              input.ndim, "prod")
-    return Prod.apply(input, axes, keepdim if dim is not None else False)
+    out = Prod.apply(input, axes, keepdim if dim is not None else False)
+    return out if dim is None else named(out, "ProdBackward1")  # PyTorch's dim overload
 
 
 def _correction(dim, unbiased, correction, op):
@@ -716,10 +719,3 @@ __all__ += ["cumsum", "sort", "argsort", "topk", "any", "all"]
 TENSOR_METHODS.update({"cumsum": cumsum, "sort": sort, "argsort": argsort, "topk": topk,
                        "any": any, "all": all})
 
-
-def _partial(ctx) -> bool:
-    """True when a reduction kept some axes (``x.sum(0)``: SumBackward1), False for all (``x.sum()``)."""
-    shape = getattr(ctx, "in_shape", None)
-    if shape is None and getattr(ctx, "saved_tensors", None):
-        shape = ctx.saved_tensors[0].shape  # Prod keeps its input, not its shape
-    return shape is not None and len(ctx.axes) < len(shape)
