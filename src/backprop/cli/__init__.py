@@ -16,13 +16,14 @@ from backprop.cli import doctor as _doctor
 from backprop.cli import explain as _explain
 from backprop.cli import gradcheck as _gradcheck
 from backprop.cli import lab as _lab
+from backprop.cli import sweep as _sweep
 from backprop.cli import train as _train
 from backprop.cli._common import one_line
 
 __all__ = ["main"]
 
 COMMANDS = {"train": _train, "gradcheck": _gradcheck, "explain": _explain, "doctor": _doctor,
-            "lab": _lab}
+            "lab": _lab, "sweep": _sweep}
 """Subcommand name -> module with ``add_parser(subparsers)`` and ``run(args) -> int``."""
 
 

@@ -26,7 +26,7 @@ from backprop.train.experiment import (
     TrainingDiverged, load_run_config, run_experiment,
 )
 
-__all__ = ["add_parser", "run"]
+__all__ = ["add_parser", "run", "add_config_options", "add_diagnostics_options"]
 
 # Flags that map onto RunConfig fields (dest name == field name).
 _CONFIG_FIELDS = {f.name for f in dataclasses.fields(RunConfig)}
@@ -43,6 +43,29 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                     f"{MAX_WIDTH:,} units and {MAX_PARAMETERS:,} parameters, and a batch "
                     f"times the sum of the widths at most {MAX_ACTIVATIONS:,} values.",
         argument_default=argparse.SUPPRESS)  # absent flags leave the config's value alone
+    add_config_options(p)
+    run_group = p.add_argument_group("run")
+    run_group.add_argument("--out", metavar="DIR", help="the run folder (default runs/DATASET)")
+    run_group.add_argument("--config", metavar="FILE",
+                           help="start from a config.json (flags given beside override it)")
+    run_group.add_argument("--resume", action="store_true",
+                           help="continue the run in --out from its last checkpoint")
+    run_group.add_argument("--overwrite", action="store_true",
+                           help="replace a different run already in --out")
+    run_group.add_argument("--no-progress", dest="no_progress", action="store_true",
+                           help="no progress bar")
+    add_diagnostics_options(run_group)
+    p.set_defaults(run=run)
+    return p
+
+
+def add_config_options(p) -> None:
+    """Add the options that set RunConfig fields (groups data, model, training) to ``p``.
+
+    ``backprop train`` and ``backprop sweep`` share them; each option's dest is its field's
+    name, and an absent option is absent from the parsed namespace (the parser is built
+    with ``argument_default=argparse.SUPPRESS``).
+    """
     data = p.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME",
                       help=f"one of {', '.join(DATASETS)} (default spiral); regression sets "
@@ -84,23 +107,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                           help="momentum of sgd / rmsprop, in [0, 1) (default 0)")
     training.add_argument("--seed", type=int, metavar="N",
                           help="seed of data, weights and order, 0 to 2^63-1 (default 0)")
-    run_group = p.add_argument_group("run")
-    run_group.add_argument("--out", metavar="DIR", help="the run folder (default runs/DATASET)")
-    run_group.add_argument("--config", metavar="FILE",
-                           help="start from a config.json (flags given beside override it)")
-    run_group.add_argument("--resume", action="store_true",
-                           help="continue the run in --out from its last checkpoint")
-    run_group.add_argument("--overwrite", action="store_true",
-                           help="replace a different run already in --out")
-    run_group.add_argument("--no-progress", dest="no_progress", action="store_true",
-                           help="no progress bar")
-    run_group.add_argument("--diagnostics-interval", dest="diagnostics_interval", type=int,
-                           metavar="N", help="record gradients and activations into "
-                           "diagnostics.jsonl every N steps (default 25)")
-    run_group.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true",
-                           help="do not write diagnostics.jsonl")
-    p.set_defaults(run=run)
-    return p
+
+
+def add_diagnostics_options(group) -> None:
+    """Add ``--diagnostics-interval`` and ``--no-diagnostics`` to an argument group."""
+    group.add_argument("--diagnostics-interval", dest="diagnostics_interval", type=int,
+                       metavar="N", help="record gradients and activations into "
+                       "diagnostics.jsonl every N steps (default 25)")
+    group.add_argument("--no-diagnostics", dest="no_diagnostics", action="store_true",
+                       help="do not write diagnostics.jsonl")
 
 
 _fail = partial(fail, "train")

@@ -997,7 +997,9 @@ def diagnose(readings, history=None) -> Report:
         a :class:`Report`: the findings, most serious first (empty for a healthy run).
 
     Rules about the state of the network (vanishing gradients, dead units, ...) look only
-    at the steps before a divergence, since after it every reading is garbage.
+    at the steps before a divergence, since after it every reading is garbage. Readings
+    of a PyTorch run (``meta["framework"] == "torch"``) get advice that names PyTorch's
+    APIs (:func:`pytorch_wording`).
 
     Example::
 
@@ -1030,7 +1032,44 @@ def diagnose(readings, history=None) -> Report:
         finding = rule(run)
         if finding is not None:
             findings.append(finding)
+    if run.meta.get("framework") == "torch":  # readings of a PyTorch run: PyTorch's APIs
+        for finding in findings:
+            finding.advice = pytorch_wording(finding.advice)
     return Report(findings, steps=len(run.all_steps))
+
+
+#: Advice written for backprop's trainer and CLI, and its wording for a PyTorch user, whose
+#: loop is their own; applied in order before every other ``nn.`` becomes ``torch.nn.``.
+PYTORCH_WORDING = (
+    ("clip_grad_norm=1.0 in fit/Trainer, --clip 1 with backprop train, or "
+     "nn.utils.clip_grad_norm_",
+     "torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0) between loss.backward() and "
+     "optimizer.step()"),
+    ("gradient clipping (clip_grad_norm=1.0; --clip 1 with backprop train)",
+     "gradient clipping (torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0))"),
+    ("train with EarlyStopping(patience=3) and ModelCheckpoint, which saves the best epoch",
+     "save model.state_dict() at each new best validation loss and stop after 3 epochs "
+     "without one"),
+    ("(AdamW, weight_decay=0.01)", "(torch.optim.AdamW, weight_decay=0.01)"),
+    ("Adam with lr=1e-3 is", "torch.optim.Adam with lr=1e-3 is"),
+    ("a decaying schedule such as warmup_cosine",
+     "a decaying schedule such as torch.optim.lr_scheduler.CosineAnnealingLR"),
+)
+
+
+def pytorch_wording(advice: str) -> str:
+    """``advice`` with the APIs it names changed to PyTorch's (``nn.init.kaiming_normal_``
+    becomes ``torch.nn.init.kaiming_normal_``; the trainer's ``clip_grad_norm=1.0`` becomes
+    a call of ``torch.nn.utils.clip_grad_norm_`` in the loop).
+
+    Example::
+
+        pytorch_wording("initialise with nn.init.kaiming_normal_")
+        # 'initialise with torch.nn.init.kaiming_normal_'
+    """
+    for ours, theirs in PYTORCH_WORDING:
+        advice = advice.replace(ours, theirs)
+    return re.sub(r"(?<![\w.])nn\.", "torch.nn.", advice)
 
 
 # -- small helpers --------------------------------------------------------------------------

@@ -32,6 +32,13 @@ Only a full window gives an estimate: a few gradients make a wild one (a negativ
 training-checkpoint state, so a resumed run estimates exactly what an uninterrupted
 one would.
 
+PyTorch models: ``Monitor(model, optimizer)`` with a ``torch.nn.Module`` and a
+``torch.optim.Optimizer`` records the same readings through PyTorch's own forward and
+optimizer step hooks (plus activation functions called inside ``forward``, see
+:mod:`backprop.diagnostics.torch_adapter`, the one module that imports torch, and
+only then). Everything framework-specific goes through an adapter that hands this
+module NumPy arrays; ``meta["framework"]`` says which one made the readings.
+
 Example::
 
     from backprop.diagnostics import Monitor
@@ -61,6 +68,8 @@ import numpy as np
 from backprop import nn
 from backprop.autograd.grad_mode import is_grad_enabled
 from backprop.diagnostics.readings import Readings, ReadingsWriter
+# Only the check by class name: the adapter imports torch itself, when it is made.
+from backprop.diagnostics.torch_adapter import is_torch_object
 from backprop.tensor import Tensor
 from backprop.train import Callback
 
@@ -107,6 +116,69 @@ def module_kind(module) -> str:
         if isinstance(module, cls):
             return kind
     return "other"
+
+
+class _BackpropArrays:
+    """The Monitor's view of backprop's own objects: NumPy arrays and plain numbers.
+
+    The Monitor asks every framework-specific question through such an adapter (this one,
+    or :class:`~backprop.diagnostics.torch_adapter.TorchAdapter` for PyTorch models), so
+    its logic works on NumPy arrays whatever trained the network.
+    """
+
+    framework = "backprop"
+    version = None
+
+    @staticmethod
+    def data(p) -> np.ndarray:
+        return p._data
+
+    @staticmethod
+    def grad(p):
+        g = p.grad
+        return None if g is None else g._data
+
+    @staticmethod
+    def grad_enabled() -> bool:
+        return is_grad_enabled()
+
+    @staticmethod
+    def output_array(value):
+        t = _first_tensor(value)
+        if t is None or t.ndim == 0:
+            return None
+        # A copy: whatever later writes into the output must not change the reading.
+        return np.array(t._data, copy=True)
+
+    @staticmethod
+    def batch_len(args):
+        for arg in args:
+            t = _first_tensor(arg)
+            if t is not None and t.ndim > 0:
+                return int(t.shape[0])
+        return None
+
+    kind = staticmethod(module_kind)
+
+    @staticmethod
+    def unwrap(model):
+        return model
+
+    @staticmethod
+    def hook(fn):
+        """``fn`` as registered as a hook (as it is: nothing compiles backprop's forward)."""
+        return fn
+
+    functional_watch = None  # backprop's layers are modules: their hooks see every activation
+
+
+def _arrays_for(model, optimizer):
+    """The adapter for this model and optimizer: backprop's own, or PyTorch's."""
+    if is_torch_object(model) or (optimizer is not None and is_torch_object(optimizer)):
+        # Imported only here: backprop never imports torch unless handed a torch object.
+        from backprop.diagnostics.torch_adapter import TorchAdapter
+        return TorchAdapter(model, optimizer)
+    return _BackpropArrays()
 
 
 def _first_tensor(value):
@@ -306,15 +378,17 @@ class _Layout:
 
     GRADS, BEFORE, CHANGE = 0, 1, 2
 
-    def __init__(self, named: list):
-        kept = [(n, p) for n, p in named if p._data.size]
+    def __init__(self, named: list, arrays=None):
+        self.arrays = arrays = arrays or _BackpropArrays()
+        data = arrays.data
+        kept = [(n, p) for n, p in named if data(p).size]
         self.names = [n for n, _ in kept]
         self.params = [p for _, p in kept]
         self.key = [(n, id(p)) for n, p in named]
-        sizes = [int(p._data.size) for p in self.params]
+        sizes = [int(data(p).size) for p in self.params]
         self.sizes = np.array(sizes, dtype=np.int64)
         self.offsets = np.array([sum(sizes[:i]) for i in range(len(sizes))], dtype=np.intp)
-        self.dtype = np.result_type(*[p._data.dtype for p in self.params]) \
+        self.dtype = np.result_type(*[data(p).dtype for p in self.params]) \
             if self.params else np.dtype(np.float32)
         self.rows = np.zeros((3, int(self.sizes.sum())), self.dtype)
         self.grads = self.rows[self.GRADS]
@@ -327,17 +401,18 @@ class _Layout:
 
         Returns the indices of the parameters that have a gradient.
         """
+        grad = self.arrays.grad
         try:  # the usual case: every parameter has its gradient, of its own size
-            np.concatenate([p.grad._data.reshape(-1) for p in self.params], out=self.grads)
+            np.concatenate([grad(p).reshape(-1) for p in self.params], out=self.grads)
             return self._all
         except (AttributeError, ValueError):  # a missing (None) or odd gradient: see below
             pass
         parts, present = [], []
         sizes = self._sizes
         for i, p in enumerate(self.params):
-            g = p.grad
-            if g is not None and g._data.size == sizes[i]:
-                parts.append(g._data.reshape(-1))
+            g = grad(p)
+            if g is not None and g.size == sizes[i]:
+                parts.append(g.reshape(-1))
                 present.append(i)
             else:
                 parts.append(self._zeros[i])
@@ -348,16 +423,18 @@ class _Layout:
     def grad_sq_norm(self) -> float:
         """‖all gradients‖², read in place (no copy)."""
         total = 0.0
+        grad = self.arrays.grad
         for p in self.params:
-            g = p.grad
+            g = grad(p)
             if g is not None:
-                total += _sq_norm(g._data)
+                total += _sq_norm(g)
         return total
 
     def gather_weights(self, row: int) -> None:
         """Copy the weights into ``row``."""
         if self.params:
-            np.concatenate([p._data.reshape(-1) for p in self.params], out=self.rows[row])
+            data = self.arrays.data
+            np.concatenate([data(p).reshape(-1) for p in self.params], out=self.rows[row])
 
     def record_change(self) -> None:
         """The change row: the weights now minus the weights before."""
@@ -392,9 +469,10 @@ class Monitor(Callback):
     :meth:`log_loss` call ends a step instead (no update ratios then).
 
     Args:
-        model: the ``nn.Module`` being trained.
+        model: the ``nn.Module`` being trained (backprop's, or a ``torch.nn.Module``).
         optimizer: its optimizer (None: taken from the trainer at ``on_fit_start``, or
-            no optimizer at all, see above).
+            no optimizer at all, see above); a ``torch.optim.Optimizer`` for a PyTorch
+            model.
         interval: record steps 1, 1 + interval, 1 + 2·interval, ... (default 25: a
             recorded step costs several unrecorded ones, and at 25 a small MLP trains
             under 10% slower with a Monitor; ``benchmarks/diagnostics_overhead.py``).
@@ -440,13 +518,19 @@ class Monitor(Callback):
                  noise: bool = True, noise_window: int = 8, histograms: bool = True,
                  path=None):
         if not (hasattr(model, "named_parameters") and hasattr(model, "named_modules")):
-            raise TypeError(f"Monitor: model must be an nn.Module, got {type(model).__name__}")
+            raise TypeError(f"Monitor: model must be an nn.Module (backprop's or PyTorch's), "
+                            f"got {type(model).__name__}")
         if optimizer is not None and not all(
                 hasattr(optimizer, a) for a in ("register_step_pre_hook",
                                                 "register_step_post_hook", "param_groups")):
-            raise TypeError(f"Monitor: optimizer must be a backprop optimizer (with step hooks), "
-                            f"got {type(optimizer).__name__}")
+            raise TypeError(f"Monitor: optimizer must be a backprop optimizer or a "
+                            f"torch.optim.Optimizer (with step hooks), got "
+                            f"{type(optimizer).__name__}")
+        self._arrays = _arrays_for(model, optimizer)
         self.model = model
+        # The network the hooks go on and the names come from (torch.compile's wrapper
+        # holds the user's model: its names, without the wrapper's "_orig_mod." prefix).
+        self._net = self._arrays.unwrap(model)
         self.optimizer = None
         self.interval = _check_int(interval, "interval", 1)
         self.noise_window = _check_int(noise_window, "noise_window", 2)
@@ -456,8 +540,11 @@ class Monitor(Callback):
         self.path = None if path is None else os.fspath(path)
         self.readings = Readings(meta={
             "interval": self.interval, "params": [], "layers": [], "batch_size": None,
-            "noise_window": self.noise_window if self.noise else None})
-        self._set_params(list(model.named_parameters()))
+            "noise_window": self.noise_window if self.noise else None,
+            "framework": self._arrays.framework})
+        if self._arrays.version is not None:
+            self.readings.meta["framework_version"] = self._arrays.version
+        self._set_params(list(self._net.named_parameters()))
         self.step = 0                  # optimizer steps completed
         self._closed = False
         self._trainer = None
@@ -528,7 +615,7 @@ class Monitor(Callback):
     def _set_params(self, named: list) -> None:
         """Watch these ``(name, parameter)`` pairs (a new set resets the noise windows)."""
         self._named = named
-        self._layout = _Layout(named)
+        self._layout = _Layout(named, self._arrays)
         self._windows: dict = {}       # recorded step -> _NoiseWindow ending there
         self.readings.meta["params"] = [n for n, _ in named]
 
@@ -562,7 +649,7 @@ class Monitor(Callback):
 
     def _leaf_modules(self) -> list:
         leaves = []
-        for name, module in self.model.named_modules():
+        for name, module in self._net.named_modules():
             if next(iter(module.children()), None) is None:
                 leaves.append((name or type(module).__name__, module))
         return leaves
@@ -571,15 +658,24 @@ class Monitor(Callback):
         if self._fwd_handles or self._closed:
             return
         self._capture, self._kinds, self._examples = {}, {}, 0
-        handles = [self.model.register_forward_pre_hook(self._count_batch)]
+        arrays = self._arrays
+        handles = [self._net.register_forward_pre_hook(arrays.hook(self._count_batch))]
         if self.activations:
             made = self._capture_hooks
+            kind_of = arrays.kind
             for name, module in self._leaf_modules():
-                self._kinds[name] = module_kind(module)
+                self._kinds[name] = kind_of(module)
                 hook = made.get(name)
                 if hook is None:
-                    hook = made[name] = self._make_capture(name)
+                    hook = made[name] = arrays.hook(self._make_capture(name))
                 handles.append(module.register_forward_hook(hook))
+            if self._arrays.functional_watch is not None:
+                # Activation functions inside forward (F.relu(...)): a leaf module of an
+                # activation kind is measured by its own hook already.
+                handles += self._arrays.functional_watch(
+                    self._net, self._capture_functional,
+                    lambda m: next(iter(m.children()), None) is None
+                    and kind_of(m) not in ("other", "linear"))
         self._fwd_handles = handles
 
     def _remove_forward_hooks(self) -> None:
@@ -588,33 +684,37 @@ class Monitor(Callback):
         self._fwd_handles = []
 
     def _count_batch(self, module, args) -> None:
-        if not is_grad_enabled():
+        if not self._arrays.grad_enabled():
             return
-        for arg in args:
-            t = _first_tensor(arg)
-            if t is not None and t.ndim > 0:
-                self._examples += int(t.shape[0])
-                return
+        n = self._arrays.batch_len(args)
+        if n is not None:
+            self._examples += n
 
     def _make_capture(self, name: str):
+        arrays = self._arrays
+
         def hook(module, args, output):
-            if not is_grad_enabled():  # validation / inference: not part of the step
+            if not arrays.grad_enabled():  # validation / inference: not part of the step
                 return
-            t = _first_tensor(output)
-            if t is None or t.ndim == 0:
-                return
-            # A copy: whatever later writes into the output must not change the reading.
-            a = np.array(t._data, copy=True)
-            # The sum: the mean needs it, and it is non-finite if any entry is (the check
-            # happens here, in forward order, so the first layer to break is the one named).
-            total = float(np.add.reduce(a.ravel()))
-            self._capture.setdefault(name, []).append((a, total))
-            if not math.isfinite(total) and self.readings.nonfinite is None \
-                    and not np.isfinite(a).all():
-                self._set_nonfinite(self.step + 1, "activation", name,
-                                    f"the output of {name} ({type(module).__name__}) has "
-                                    f"{_nonfinite_counts(a)}")
+            a = arrays.output_array(output)  # a copy of the output
+            if a is not None:
+                self._capture_array(name, a, type(module).__name__)
         return hook
+
+    def _capture_functional(self, name: str, kind: str, a: np.ndarray) -> None:
+        """An activation function's output inside a module's forward (PyTorch models)."""
+        self._kinds[name] = kind
+        self._capture_array(name, a, "a function call")
+
+    def _capture_array(self, name: str, a: np.ndarray, what: str) -> None:
+        # The sum: the mean needs it, and it is non-finite if any entry is (the check
+        # happens here, in forward order, so the first layer to break is the one named).
+        total = float(np.add.reduce(a.ravel()))
+        self._capture.setdefault(name, []).append((a, total))
+        if not math.isfinite(total) and self.readings.nonfinite is None \
+                and not np.isfinite(a).all():
+            self._set_nonfinite(self.step + 1, "activation", name,
+                                f"the output of {name} ({what}) has {_nonfinite_counts(a)}")
 
     # -- the step -------------------------------------------------------------------------
     def _observe_grads(self) -> None:
@@ -776,18 +876,19 @@ class Monitor(Callback):
 
     def _locate_nonfinite_grad(self, step: int, total: float) -> None:
         for name, p in self._named:
-            g = p.grad
-            if g is not None and not np.isfinite(g._data).all():
+            g = self._arrays.grad(p)
+            if g is not None and not np.isfinite(g).all():
                 self._set_nonfinite(step, "gradient", name,
-                                    f"the gradient of {name} has {_nonfinite_counts(g._data)} "
+                                    f"the gradient of {name} has {_nonfinite_counts(g)} "
                                     f"(total gradient norm {total})")
                 return
 
     def _locate_nonfinite_param(self, step: int, when: str) -> bool:
         for name, p in self._named:
-            if not np.isfinite(p._data).all():
+            data = self._arrays.data(p)
+            if not np.isfinite(data).all():
                 self._set_nonfinite(step, "parameter", name,
-                                    f"{name} has {_nonfinite_counts(p._data)} ({when} {step})")
+                                    f"{name} has {_nonfinite_counts(data)} ({when} {step})")
                 return True
         return False
 
@@ -836,7 +937,7 @@ class Monitor(Callback):
             raise ValueError("Monitor: the trainer steps a different optimizer from the one "
                              "given to this monitor; pass Monitor(model) to use the trainer's")
         self._trainer = trainer
-        named = list(self.model.named_parameters())
+        named = list(self._net.named_parameters())
         if [(n, id(p)) for n, p in named] != self._layout.key:  # the model was edited
             self._set_params(named)
         if trainer.step != self.step or (trainer.resuming and not self.readings.steps):

@@ -3,7 +3,9 @@
 Four parts, all plain Python values (dicts, lists, floats, ints, strings, None):
 
 - ``meta``: ``{"interval", "params" (names in model order), "layers" (modules that
-  produced activation statistics, in forward order), "batch_size", ...}``;
+  produced activation statistics, in forward order), "batch_size", "framework"
+  (``"backprop"`` or ``"torch"``: what trained the network; the doctor words its advice
+  for it), "framework_version" (PyTorch's), ...}``;
 - ``steps``: one record per recorded optimizer step, in order::
 
       {"step", "epoch", "loss", "lr", "grad_norm",

@@ -1,0 +1,279 @@
+"""The one place the diagnostics touch PyTorch: a :class:`~backprop.diagnostics.Monitor`
+pointed at a ``torch.nn.Module`` and a ``torch.optim.Optimizer`` reads them through this.
+
+The Monitor's logic is framework-free: it asks an adapter for NumPy arrays (a
+parameter's values, its gradient, a module's output), whether gradients are enabled,
+the batch size of a forward call and the activation kind of a module. This module
+answers those questions for PyTorch objects, importing ``torch`` only when such an
+object is given (``import backprop`` never imports it). It also sees activation
+*functions* called inside a module's ``forward`` (``F.relu(self.fc(x))``), through a
+``TorchFunctionMode`` active during the forward passes of recorded steps.
+
+What PyTorch's hooks cannot show, and so the Monitor cannot either:
+
+- functional activations called outside any module's ``forward`` (in the training loop
+  itself), or written as arithmetic (``x.clamp(min=0)``, ``x * (x > 0)``);
+- the insides of ``torch.jit.script``-ed modules and of C++ extensions;
+- with ``torch.compile``: the module hooks run as graph breaks (the compiler is told not
+  to trace them, so it splits the forward around the hooked modules), and leaf modules
+  are measured; functional activations are not watched in a model that holds a
+  compiled module (the compiler fails under the ``TorchFunctionMode`` the watch uses);
+- tensors on a device other than the CPU are copied to the CPU before being reduced
+  (correct, but not yet the cheap on-device reduction the issue asks for).
+
+Example::
+
+    import torch
+    from backprop.diagnostics import Monitor, diagnose
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 16), torch.nn.ReLU(), torch.nn.Linear(16, 1))
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with Monitor(model, opt, interval=10) as mon:
+        for x, y in batches:
+            opt.zero_grad()
+            loss = torch.nn.functional.mse_loss(model(x), y)
+            loss.backward()
+            mon.log_loss(loss)
+            opt.step()
+    print(diagnose(mon.readings))
+"""
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+
+__all__ = ["TorchAdapter", "is_torch_object"]
+
+#: The name recorded in the readings' ``meta["framework"]`` for a PyTorch run.
+FRAMEWORK = "torch"
+
+
+def is_torch_object(obj) -> bool:
+    """Whether ``obj``'s class is, or derives from, a class defined in ``torch``.
+
+    Reads only class names, so it never imports torch (a user's ``class Net(nn.Module)``
+    is defined in their own module; one of its bases comes from torch).
+    """
+    try:
+        mro = type(obj).__mro__
+    except AttributeError:
+        return False
+    return any((getattr(c, "__module__", "") or "").split(".")[0] == "torch" for c in mro)
+
+
+def _module_kinds(torch):
+    """(module class, activation kind) pairs, first match wins; PyTorch's ReLU family
+    included (ReLU6 and Threshold-free relatives count as "relu", PReLU/RReLU as leaky)."""
+    nn = torch.nn
+    return (
+        (nn.ReLU, "relu"), (nn.ReLU6, "relu"), (nn.LeakyReLU, "leaky_relu"),
+        (nn.PReLU, "leaky_relu"), (nn.RReLU, "leaky_relu"), (nn.ELU, "elu"), (nn.CELU, "elu"),
+        (nn.SELU, "elu"), (nn.GELU, "gelu"), (nn.Sigmoid, "sigmoid"), (nn.Tanh, "tanh"),
+        (nn.Softplus, "softplus"), (nn.SiLU, "silu"),
+        (nn.Linear, "linear"), (nn.Bilinear, "linear"), (nn.Conv1d, "linear"),
+        (nn.Conv2d, "linear"), (nn.Conv3d, "linear"),
+    )
+
+
+def _function_kinds(torch):
+    """Activation functions (as ``__torch_function__`` sees them) -> their kind."""
+    F = torch.nn.functional
+    T = torch.Tensor
+    table = {
+        "relu": (F.relu, F.relu_, torch.relu, torch.relu_, T.relu, T.relu_, F.relu6),
+        "leaky_relu": (F.leaky_relu, F.leaky_relu_, F.prelu, F.rrelu, F.rrelu_),
+        "elu": (F.elu, F.elu_, F.selu, F.selu_, F.celu, F.celu_, torch.selu, torch.celu),
+        "gelu": (F.gelu,),
+        "silu": (F.silu,),
+        "softplus": (F.softplus,),
+        "sigmoid": (torch.sigmoid, T.sigmoid, T.sigmoid_, F.sigmoid),
+        "tanh": (torch.tanh, T.tanh, T.tanh_, F.tanh),
+    }
+    kinds = {}
+    for kind, funcs in table.items():
+        for f in funcs:
+            kinds[f] = kind
+    return kinds
+
+
+class TorchAdapter:
+    """Answers the Monitor's questions about PyTorch objects with NumPy arrays and numbers.
+
+    Args:
+        model: the ``torch.nn.Module`` being watched.
+        optimizer: its ``torch.optim.Optimizer``, or None.
+
+    Raises:
+        TypeError: ``model`` is not a ``torch.nn.Module`` or ``optimizer`` not a
+            ``torch.optim.Optimizer``.
+    """
+
+    framework = FRAMEWORK
+
+    def __init__(self, model, optimizer=None):
+        import torch  # only here: a PyTorch object was given, so torch is installed
+
+        self.torch = torch
+        if not isinstance(model, torch.nn.Module):
+            raise TypeError(f"Monitor: a PyTorch model must be a torch.nn.Module, got "
+                            f"{type(model).__name__}")
+        if optimizer is not None and not isinstance(optimizer, torch.optim.Optimizer):
+            raise TypeError(f"Monitor: with a PyTorch model the optimizer must be a "
+                            f"torch.optim.Optimizer, got {type(optimizer).__name__}")
+        self.version = torch.__version__
+        self._kinds = _module_kinds(torch)
+        self._functions = _function_kinds(torch)
+        # Dtypes NumPy reads as they are (the fast path of _numpy).
+        self._plain = frozenset({torch.float32, torch.float64, torch.float16})
+        if any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
+            # torch.compile cannot run a forward under the function watch's
+            # TorchFunctionMode (dynamo fails on the mode stack): module hooks only.
+            self.functional_watch = None
+        # The adapter's own tensor calls, made inside a watched forward, are not the model's:
+        # hide them from the function watch (and save its per-call cost).
+        self._unwatched = getattr(torch._C, "DisableTorchFunction", contextlib.nullcontext)
+
+    # -- arrays ---------------------------------------------------------------------------
+    def _numpy(self, t) -> np.ndarray:
+        """A NumPy view of a CPU tensor (a copy from any other device or odd dtype)."""
+        t = t.detach()
+        if t.dtype in self._plain and t.is_cpu and t.layout == self.torch.strided:
+            return t.numpy()  # the usual case: a view, no copy
+        if t.layout != self.torch.strided:  # sparse gradients (nn.Embedding(sparse=True))
+            t = t.to_dense()
+        if t.device.type != "cpu":
+            t = t.cpu()
+        if t.dtype not in self._plain:  # bfloat16 and others NumPy lacks: in float32
+            t = t.abs() if t.is_complex() else t.to(self.torch.float32)
+        return t.numpy()
+
+    def data(self, p) -> np.ndarray:
+        """A parameter's values (a view of a CPU tensor: no copy)."""
+        return self._numpy(p)
+
+    def grad(self, p):
+        """A parameter's gradient, or None when it has none."""
+        g = p.grad
+        return None if g is None else self._numpy(g)
+
+    def grad_enabled(self) -> bool:
+        return self.torch.is_grad_enabled()
+
+    def first_tensor(self, value):
+        """The tensor itself, or the first tensor of a tuple/list output; None if none."""
+        Tensor = self.torch.Tensor
+        if isinstance(value, Tensor):
+            return value
+        if isinstance(value, (tuple, list)):
+            for item in value:
+                if isinstance(item, Tensor):
+                    return item
+        return None
+
+    def output_array(self, value):
+        """A copy of a module output's first tensor (ndim >= 1, floating), or None."""
+        t = self.first_tensor(value)
+        if t is None:
+            return None
+        with self._unwatched():
+            if t.ndim == 0 or not (t.is_floating_point() or t.is_complex()):
+                return None
+            # A copy: an in-place op later in forward (ReLU(inplace=True)) must not change it.
+            return np.array(self._numpy(t), copy=True)
+
+    def batch_len(self, args):
+        """The length of the first tensor argument's first axis, or None."""
+        for arg in args:
+            t = self.first_tensor(arg)
+            if t is not None and t.ndim > 0:
+                return int(t.shape[0])
+        return None
+
+    @staticmethod
+    def unwrap(model):
+        """The user's model inside a ``torch.compile`` wrapper (whose parameter and module
+        names carry an ``_orig_mod.`` prefix); any other model as it is."""
+        # By name: importing torch._dynamo to check the class would cost a second.
+        if type(model).__name__ == "OptimizedModule" and hasattr(model, "_orig_mod"):
+            return model._orig_mod
+        return model
+
+    def hook(self, fn):
+        """``fn`` made safe to register on a ``torch.compile``-d model: the compiler runs
+        it as Python (a graph break) instead of tracing it into the graph."""
+        disable = getattr(getattr(self.torch, "compiler", None), "disable", None)
+        return disable(fn) if disable is not None else fn
+
+    def kind(self, module) -> str:
+        for cls, kind in self._kinds:
+            if isinstance(module, cls):
+                return kind
+        return "other"
+
+    # -- activation functions called inside forward -----------------------------------------
+    def functional_watch(self, model, on_output, skip_module):
+        """Watch activation functions called inside ``model``'s modules' ``forward``.
+
+        While ``model`` runs forward, every call of a function in the ReLU, sigmoid and
+        tanh families is reported as ``on_output(name, kind, array)`` (a NumPy copy of
+        its output); ``name`` is the
+        name of the innermost module running it plus the function's name and ``()``
+        (``"block.relu()"``, ``"relu()"`` in the top module, ``"relu()#2"`` for the
+        second call in one module's forward). Calls inside a module for which
+        ``skip_module(module)`` is true (an ``nn.ReLU`` whose output its own forward hook
+        sees) are not reported.
+
+        Returns:
+            the hook handles (``.remove()`` each to stop watching).
+        """
+        torch = self.torch
+        from torch.overrides import TorchFunctionMode
+
+        functions = self._functions
+        to_array = self.output_array
+        names = {id(m): n for n, m in model.named_modules()}
+        stack: list = []
+        counts: dict = {}
+
+        class _Watch(TorchFunctionMode):
+            def __torch_function__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                kind = functions.get(func)
+                if kind is not None and stack and torch.is_grad_enabled():
+                    module = stack[-1]
+                    if not skip_module(module):
+                        owner = names.get(id(module), type(module).__name__)
+                        base = f"{owner}.{getattr(func, '__name__', kind).rstrip('_')}()" \
+                            if owner else f"{getattr(func, '__name__', kind).rstrip('_')}()"
+                        n = counts.get(base, 0) + 1
+                        counts[base] = n
+                        array = to_array(out)
+                        if array is not None:
+                            on_output(base if n == 1 else f"{base}#{n}", kind, array)
+                return out
+
+        mode = _Watch()
+        state = {"depth": 0}
+
+        def pre(module, args):
+            if module is model:
+                counts.clear()
+                if state["depth"] == 0:
+                    mode.__enter__()
+                state["depth"] += 1
+            stack.append(module)
+
+        def post(module, args, output):
+            if stack and stack[-1] is module:
+                stack.pop()
+            if module is model:
+                state["depth"] -= 1
+                if state["depth"] == 0:
+                    mode.__exit__(None, None, None)
+
+        handles = []
+        for module in model.modules():
+            handles.append(module.register_forward_pre_hook(self.hook(pre)))
+            handles.append(module.register_forward_hook(self.hook(post), always_call=True))
+        return handles

@@ -1,0 +1,221 @@
+"""The Ray executor: runs a sweep's trials as Ray Tune trials. The only module importing Ray.
+
+Ray is imported inside the functions, so ``import backprop`` never loads it. Each Tune
+trial calls :func:`backprop.sweep.trial.run_trial` (a real ``run_experiment`` into the
+trial's folder); the driver's Tune callback appends each finished trial's record to
+``sweep.jsonl`` (the one writer). A retried trial continues from its folder's checkpoint.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import socket
+import sys
+import time
+
+from backprop.sweep.results import diverged
+from backprop.sweep.space import SweepError
+from backprop.sweep.trial import record_from_folder, run_trial
+
+__all__ = ["execute", "check_address"]
+
+CONNECT_TIMEOUT = 10.0
+"""Seconds to wait for a cluster's address to answer before calling it unreachable."""
+
+
+def _import_ray():
+    # Before Ray is imported: no usage reports, and Tune's older, quieter console output.
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    os.environ.setdefault("RAY_AIR_NEW_OUTPUT", "0")
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "100")
+    try:
+        import ray
+        from ray import tune
+    except ImportError:
+        raise SweepError("backprop sweep needs Ray: pip install 'backprop[ray]'") from None
+    return ray, tune
+
+
+def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
+    """SweepError unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a connection."""
+    if address == "auto":
+        return
+    text = address[len("ray://"):] if address.startswith("ray://") else address
+    host, sep, port = text.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise SweepError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, got "
+                         f"{address!r}")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as e:
+        raise SweepError(f"cannot reach the Ray cluster at {address}: "
+                         f"{getattr(e, 'strerror', None) or e}") from None
+
+
+@contextlib.contextmanager
+def _quiet_stderr():
+    """Hide what Ray's C++ core prints on file descriptor 2 while it connects (a line a
+    second while an address answers but is no Ray): the error that follows is one line."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no file descriptor 2: nothing to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as devnull:
+            os.dup2(devnull.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _connect(ray, address, num_cpus):
+    """Start an embedded Ray (address None) or join a cluster; True when we started it."""
+    if ray.is_initialized():
+        return False
+    common = dict(include_dashboard=False, log_to_driver=False,
+                  logging_level=logging.ERROR, configure_logging=True)
+    if address is None:
+        ray.init(num_cpus=num_cpus or len(os.sched_getaffinity(0)) or 1, **common)
+        return True
+    check_address(address)
+    try:
+        with _quiet_stderr():
+            if address.startswith("ray://"):
+                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+            else:
+                ray.init(address=address, **{k: v for k, v in common.items()
+                                             if k != "include_dashboard"})
+    except (ConnectionError, RuntimeError, ValueError) as e:
+        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
+        if reason.startswith("Failed to connect to Ray cluster"):
+            reason = "no Ray cluster answered there (is `ray start --head` running?)"
+        raise SweepError(f"cannot connect to the Ray cluster at {address}: {reason}") \
+            from None
+    return True
+
+
+def _trainable(config, points=None, base=None, trials_dir=None, interval=None):
+    """One Tune trial: run the trial, report each epoch, and report its record last."""
+    from ray import tune
+
+    trial_id = config["trial_id"]
+    record = run_trial(trial_id, points[trial_id], base, trials_dir,
+                       report=lambda metrics: tune.report(dict(metrics)),
+                       diagnostics_interval=interval)
+    final = dict(record["final"])
+    if final.get("test_loss") is None:
+        final["test_loss"] = final.get("train_loss")
+    tune.report({**{k: v for k, v in final.items() if v is not None},
+                 "epoch": record["epochs"], "record": json.dumps(record)})
+
+
+def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False,
+            metric="test_loss", address=None, tune_dir=None, max_retries=3, progress=True,
+            cpus_per_trial=1, num_cpus=None, interval=25) -> dict:
+    """Run ``pending`` ``[(trial_id, point), ...]`` on Ray; log each record as it ends.
+
+    Returns ``{trial_id: error}`` for trials that failed past ``max_retries`` retries.
+    """
+    ray, tune = _import_ray()
+    started_ray = _connect(ray, address, num_cpus)
+    failed = {}
+    points = dict(pending)
+    done = [total - len(pending)]
+    began = time.perf_counter()
+
+    def finish(record):
+        if log.append(record) and progress:
+            done[0] += 1
+            final = record.get("final") or {}
+            value = final.get(metric) if final.get(metric) is not None else \
+                final.get("train_loss")
+            status = "diverged" if diverged(record) else (
+                "stopped early" if record.get("stopped_early") else
+                f"{metric} {value:.4g}" if value is not None else "done")
+            print(f"[{done[0]}/{total}] {record['trial_id']}: {status} "
+                  f"({record.get('seconds', 0):.1f} s; {time.perf_counter() - began:.0f} s "
+                  f"elapsed)", file=sys.stderr, flush=True)
+
+    def from_result(trial_id, result):
+        """A record for a trial that ended without reporting one (stopped by ASHA)."""
+        final = {k: result.get(k) for k in ("train_loss", "test_loss", "accuracy")}
+        run_dir = os.path.join(trials_dir, trial_id)
+        # ASHA stops a trial at its last epoch too: only a shorter one stopped early
+        stopped = (result.get("epoch") or 0) < _epochs(trial_id)
+        if os.path.isdir(run_dir):
+            return record_from_folder(trial_id, points[trial_id], run_dir,
+                                      stopped_early=stopped, final=final)
+        return {"trial_id": trial_id, "config": points[trial_id], "final": final, "best": None,
+                "diverged": False, "reason": None, "stopped_early": stopped, "findings": [],
+                "epochs": result.get("epoch") or 0, "seconds": result.get("time_total_s") or 0,
+                "run_dir": run_dir}
+
+    def _epochs(trial_id):
+        return int(points[trial_id].get("epochs", base.get("epochs", 100)))
+
+    class LogRecords(tune.Callback):
+        def on_trial_result(self, iteration, trials, trial, result, **info):
+            if "record" in result:
+                finish(json.loads(result["record"]))
+
+        def on_trial_complete(self, iteration, trials, trial, **info):
+            trial_id = trial.config["trial_id"]
+            result = trial.last_result or {}
+            if "record" in result:
+                finish(json.loads(result["record"]))
+            elif trial_id not in log:
+                finish(from_result(trial_id, result))
+
+        def on_trial_error(self, iteration, trials, trial, **info):
+            error = getattr(trial, "error_msg", None) or "the trial failed"
+            failed[trial.config["trial_id"]] = str(error).strip().splitlines()[-1]
+
+    try:
+        scheduler = None
+        if asha:
+            from ray.tune.schedulers import ASHAScheduler
+            # max_t past the longest trial: a trial that reaches its last epoch reports its
+            # own record instead of being stopped there by the scheduler
+            scheduler = ASHAScheduler(time_attr="epoch",
+                                      max_t=max(_epochs(t) for t in points) + 1,
+                                      grace_period=1, reduction_factor=2)
+        trainable = tune.with_resources(
+            tune.with_parameters(_trainable, points=points, base=base, trials_dir=trials_dir,
+                                 interval=interval),
+            {"cpu": cpus_per_trial})
+        tuner = tune.Tuner(
+            trainable,
+            param_space={"trial_id": tune.grid_search([t for t, _ in pending])},
+            tune_config=tune.TuneConfig(scheduler=scheduler, metric=metric if asha else None,
+                                        reuse_actors=True,
+                                        mode="min" if asha else None, num_samples=1),
+            run_config=tune.RunConfig(
+                name=f"tune-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}",
+                storage_path=tune_dir, verbose=0, log_to_file=False,
+                failure_config=tune.FailureConfig(max_failures=max_retries),
+                callbacks=[LogRecords()]))
+        grid = tuner.fit()
+        for result in grid:  # a safety net: every trial ends logged or failed
+            trial_id = (result.config or {}).get("trial_id")
+            if trial_id is None or trial_id in log or trial_id in failed:
+                continue
+            if result.error is not None:
+                failed[trial_id] = str(result.error).strip().splitlines()[-1]
+            elif result.metrics and "record" in result.metrics:
+                finish(json.loads(result.metrics["record"]))
+            else:
+                finish(from_result(trial_id, result.metrics or {}))
+    finally:
+        if started_ray:
+            ray.shutdown()
+    for trial_id in list(failed):
+        if trial_id in log:  # it failed once, then a retry finished it
+            del failed[trial_id]
+    return failed
+
