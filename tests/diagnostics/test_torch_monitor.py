@@ -547,3 +547,65 @@ def test_a_bfloat16_model_is_read_in_float32(oracle):
     record = mon.readings.last()
     assert record["params"]["0.weight"]["grad_norm"] == pytest.approx(expected, rel=1e-6)
     assert record["activations"]["1"]["kind"] == "relu"
+
+
+# -- hooks and the function watch come off ---------------------------------------------------
+def _no_hooks_left(torch, model, opt):
+    assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
+    assert not opt._optimizer_step_pre_hooks and not opt._optimizer_step_post_hooks
+    assert torch._C._len_torch_function_stack() == 0
+
+
+def test_close_inside_a_forward_leaves_no_function_watch_behind(oracle):
+    torch = oracle
+    torch.manual_seed(0)
+    model = Functional.build(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    mon = Monitor(model, opt, interval=1)
+    # The user's own hook closes the monitor while the model's forward is under way:
+    # the watch's exit (the model's forward hook) is gone before the forward ends.
+    mine = model.fc2.register_forward_hook(lambda m, a, o: mon.close())
+    model(torch.randn(4, 2))
+    mine.remove()
+    _no_hooks_left(torch, model, opt)
+
+
+def test_a_forward_in_another_thread_keeps_its_own_function_watch(oracle):
+    import threading
+
+    torch = oracle
+    torch.manual_seed(0)
+    model = Functional.build(torch)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    x = torch.randn(4, 2)
+    inside, go = threading.Event(), threading.Event()
+    seen = {}
+
+    def wait_inside(m, a, o):  # the other thread holds its forward open until told to go
+        if threading.current_thread() is not threading.main_thread():
+            inside.set()
+            assert go.wait(120)
+
+    def other():
+        model(x)  # ends while the main thread's forward is still under way
+        seen["other"] = torch._C._len_torch_function_stack()
+
+    thread = threading.Thread(target=other)
+
+    def finish_other(m, a, o):
+        if threading.current_thread() is threading.main_thread():
+            go.set()
+            thread.join(120)
+
+    h1 = model.fc1.register_forward_hook(wait_inside)
+    h2 = model.out.register_forward_hook(finish_other)
+    with Monitor(model, opt, interval=1) as mon:
+        thread.start()
+        assert inside.wait(120)
+        model(x)
+        seen["main"] = torch._C._len_torch_function_stack()
+    h1.remove()
+    h2.remove()
+    assert not thread.is_alive()
+    assert seen == {"other": 0, "main": 0}
+    _no_hooks_left(torch, model, opt)

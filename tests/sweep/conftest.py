@@ -34,10 +34,13 @@ RAY_ENV = {
     # Ray >= 2.5x turns token auth on by itself once ~/.ray/auth_token exists (an embedded
     # ray.init() writes one); the test cluster lives on 127.0.0.1 only and uses none.
     "RAY_AUTH_MODE": "disabled",
-    # A dead node is noticed within a few seconds instead of ~30 (the fault tests kill one).
+    # A dead node is noticed within seconds instead of ~30 (the fault tests kill one): a
+    # killed node refuses the check at once, so 5 failed checks a second apart suffice.
+    # Each check may take 5 s to answer, so a live node stalled by a loaded 2-core CI
+    # machine is not declared dead (1 s x 3 could be).
     "RAY_health_check_period_ms": "1000",
-    "RAY_health_check_timeout_ms": "1000",
-    "RAY_health_check_failure_threshold": "3",
+    "RAY_health_check_timeout_ms": "5000",
+    "RAY_health_check_failure_threshold": "5",
     "RAY_DEDUP_LOGS": "0",
 }
 

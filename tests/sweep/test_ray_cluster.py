@@ -38,7 +38,11 @@ def lines(out) -> list:
     if not os.path.exists(path):
         return []
     with open(path) as f:
-        return [json.loads(line) for line in f if line.strip()]
+        text = f.read()
+    # Only whole lines: read while the driver writes (or after it was killed), the last
+    # line may not be complete yet; sweep.jsonl's own reader ignores such a line too.
+    whole = text[:text.rfind("\n") + 1]
+    return [json.loads(line) for line in whole.splitlines() if line.strip()]
 
 
 def trainable_nodes(cluster) -> dict:

@@ -296,3 +296,50 @@ def test_a_doctor_found_divergence_is_diverged_in_the_table_summary_and_map():
     rows = result.table().splitlines()
     assert "diverged" in rows[-1] and "t001" in rows[-1] and "ok" in rows[1]
     assert "diverged in 1 of 2 trials" in result.summary()
+
+
+# -- review: hand-edited files, --overwrite, cpus per trial --------------------------------------
+@pytest.mark.parametrize("definition, line, message", [
+    ('{"space": [1, 2]}', None, "not a sweep definition"),
+    ('[1]', None, "not a sweep definition"),
+    ('{"space": {"lr": [0.1]}}', '{"trial_id": "t0", "config": 3, "final": {}}',
+     "config is not an object"),
+    ('{"space": {"lr": [0.1]}}', '{"trial_id": "t0", "config": {}, "final": [1]}',
+     "final is not an object"),
+    ('{"space": {"lr": [0.1]}}',
+     '{"trial_id": "t0", "config": {"lr": 0.1}, "final": {"test_loss": "a"}}',
+     "final.test_loss is not a number"),
+    ('{"space": {"lr": [0.1]}}', '{"trial_id": "t0", "config": {}, "findings": "x"}',
+     "findings is not a list"),
+])
+def test_report_of_a_hand_edited_sweep_is_one_line(definition, line, message, tmp_path,
+                                                   capsys):
+    out = tmp_path / "s"
+    out.mkdir()
+    (out / "sweep.json").write_text(definition)
+    if line is not None:
+        (out / "sweep.jsonl").write_text(line + "\n")
+    assert main(["sweep", "--report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+
+
+def test_overwrite_keeps_the_old_sweep_when_the_new_one_is_refused(tmp_path, monkeypatch,
+                                                                  capsys):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    out = tmp_path / "s"
+    out.mkdir()
+    write_definition(out, {"base": BASE, "space": {"lr": [0.01]}, "samples": None,
+                           "seed": 0, "metric": "test_loss"})
+    SweepLog(out / "sweep.jsonl").append(_record("t000-lr=0.01", 0.01, 16, 0.3))
+    assert main(["sweep", "--out", str(out), "--overwrite", "--grid", "batch-size=0"]) == 2
+    assert "batch_size" in capsys.readouterr().err
+    assert [r["trial_id"] for r in load(out).trials] == ["t000-lr=0.01"]
+
+
+@pytest.mark.parametrize("cpus, message", [(0, "> 0"), (-1, "> 0"), ("2", "> 0"),
+                                           (10_000, "CPUs of this machine")])
+def test_cpus_per_trial_is_checked_before_ray_starts(cpus, message, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)   # reaching Ray would be a different error
+    with pytest.raises(SweepError, match=message):
+        run(BASE, {"lr": [0.1]}, out=tmp_path / "s", cpus_per_trial=cpus, progress=False)

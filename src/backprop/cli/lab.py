@@ -3,6 +3,7 @@
     backprop lab                          # http://127.0.0.1:8000, opens the browser
     backprop lab --port 8080 --no-browser
     backprop lab --host 0.0.0.0           # reachable from other machines (warns)
+    backprop lab --ray 10.0.0.5:6379      # stability maps run on that Ray cluster
 
 Parsing and printing only: the app is :func:`backprop.lab.server.create_app`, served by
 uvicorn (the ``lab`` extra).
@@ -43,6 +44,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"port (default 8000; if busy, the next free one of {PORT_TRIES})")
     p.add_argument("--no-browser", dest="no_browser", action="store_true",
                    help="don't open a browser")
+    p.add_argument("--ray", metavar="ADDRESS", default=None,
+                   help="run stability maps as Ray tasks on this cluster (auto, HOST:PORT or "
+                        "ray://HOST:PORT), with maps of up to 1024 cells; default: local "
+                        "worker processes (pip install 'backprop[ray]')")
     p.set_defaults(run=run)
     return p
 
@@ -116,10 +121,24 @@ def run(args) -> int:
     if all(importlib.util.find_spec(name) is None for name in ("websockets", "wsproto")):
         return _fail(_MISSING)
 
+    # On loopback, the Host header must name this machine too: a page that rebinds its own
+    # domain to 127.0.0.1 would otherwise look same-origin.
+    loopback = is_loopback(args.host)
+    ray_address = getattr(args, "ray", None)
+    if ray_address is not None and not ray_address.strip():
+        return _fail("--ray needs an address: auto, HOST:PORT or ray://HOST:PORT")
+    from backprop.sweep import SweepError
+    try:  # with --ray this joins the cluster now: Ray missing or unreachable is one line
+        app = create_app(allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+                         ray_address=ray_address)
+    except SweepError as e:
+        return _fail(str(e))
+    pool = app.state.stability_pool
+
     sock, port = _bind(args.host, args.port)
     if sock is None:  # before the warning below: a host that fails gets one line, the error
+        pool.close()
         return _fail(port)
-    loopback = is_loopback(args.host)
     if not loopback:
         print(f"backprop lab: warning: listening on {args.host}: anyone who can reach this "
               f"machine can use the lab and its CPU. Use the default --host 127.0.0.1 to keep "
@@ -127,11 +146,11 @@ def run(args) -> int:
     if port != args.port:
         print(f"backprop lab: port {args.port} is busy; using {port}", file=sys.stderr)
 
-    # On loopback, the Host header must name this machine too: a page that rebinds its own
-    # domain to 127.0.0.1 would otherwise look same-origin.
-    app = create_app(allowed_hosts=LOOPBACK_HOSTS if loopback else None)
     url = _url(args.host, port)
     print(f"backprop lab running at {url} (Ctrl-C to stop)", flush=True)
+    if ray_address is not None:
+        print(f"backprop lab: stability maps run on the Ray cluster at {ray_address} "
+              f"({pool.max_workers} CPUs, up to {pool.max_cells} cells a map)", flush=True)
     if not args.no_browser:
         # Open once the server had a moment to start; a failure to open is only a note.
         def open_browser():

@@ -222,13 +222,13 @@ def run(args) -> int:
                                  "--sample KEY=DIST")
             base = _base(given)
             samples, seed, asha = given["samples"], base.get("seed", 0), given["asha"]
-            if given["overwrite"]:
-                for name in ("sweep.jsonl", "sweep.json", "heatmap.png"):
-                    path = os.path.join(out, name)
-                    if os.path.exists(path):
-                        os.remove(path)
         trials = plan(base, space, samples=samples, seed=seed, max_trials=given["max_trials"])
         heatmap = _heatmap_axes(given, list(space))
+        if given["overwrite"]:  # only once the new sweep is known to be valid
+            for name in ("sweep.jsonl", "sweep.json", "heatmap.png"):
+                path = os.path.join(out, name)
+                if os.path.exists(path):
+                    os.remove(path)
         where = given["address"] or "an embedded Ray"
         print(f"backprop sweep{' --resume' if given['resume'] else ''}: {len(trials)} trial{'' if len(trials) == 1 else 's'} "
               f"of {base.get('dataset', 'spiral')} on {where} -> {out}", flush=True)

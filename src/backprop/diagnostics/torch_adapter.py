@@ -40,6 +40,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
+import threading
 
 import numpy as np
 
@@ -233,13 +234,23 @@ class TorchAdapter:
         functions = self._functions
         to_array = self.output_array
         names = {id(m): n for n, m in model.named_modules()}
-        stack: list = []
-        counts: dict = {}
+        # Per thread: PyTorch's mode stack is per thread, so a forward running in another
+        # thread (a validation thread, a data-parallel replica) keeps its own depth.
+        local = threading.local()
+
+        def mine():
+            if not hasattr(local, "stack"):
+                local.stack, local.counts, local.depth = [], {}, 0
+            return local
 
         class _Watch(TorchFunctionMode):
             def __torch_function__(self, func, types, args=(), kwargs=None):
                 out = func(*args, **(kwargs or {}))
+                if removed:  # left on another thread's stack by a forward under way: inert
+                    return out
                 kind = functions.get(func)
+                state = mine()
+                stack, counts = state.stack, state.counts
                 if kind is not None and stack and torch.is_grad_enabled():
                     module = stack[-1]
                     if not skip_module(module):
@@ -254,26 +265,52 @@ class TorchAdapter:
                 return out
 
         mode = _Watch()
-        state = {"depth": 0}
+        removed: list = []  # non-empty once the handles are removed
 
         def pre(module, args):
+            state = mine()
             if module is model:
-                counts.clear()
-                if state["depth"] == 0:
+                state.counts.clear()
+                if state.depth == 0:
                     mode.__enter__()
-                state["depth"] += 1
-            stack.append(module)
+                state.depth += 1
+            state.stack.append(module)
 
         def post(module, args, output):
-            if stack and stack[-1] is module:
-                stack.pop()
-            if module is model:
-                state["depth"] -= 1
-                if state["depth"] == 0:
+            state = mine()
+            if state.stack and state.stack[-1] is module:
+                state.stack.pop()
+            if module is model and state.depth > 0:
+                state.depth -= 1
+                if state.depth == 0:
                     mode.__exit__(None, None, None)
+
+        class _ModeHandle:
+            """Removed with the hooks: leaves no watch behind when the hooks go while a
+            forward is under way (the Monitor closed from inside it, or a forward that
+            never reached its end), in the thread that removes them."""
+
+            def remove(self):
+                removed.append(True)
+                state = mine()
+                state.stack.clear()
+                if state.depth > 0:
+                    state.depth = 0
+                    if _top_function_mode(torch) is mode:
+                        mode.__exit__(None, None, None)
 
         handles = []
         for module in model.modules():
             handles.append(module.register_forward_pre_hook(self.hook(pre)))
             handles.append(module.register_forward_hook(self.hook(post), always_call=True))
+        handles.append(_ModeHandle())
         return handles
+
+
+def _top_function_mode(torch):
+    """The innermost active ``TorchFunctionMode`` of this thread, or None."""
+    try:
+        n = torch._C._len_torch_function_stack()
+        return torch._C._get_function_stack_at(n - 1) if n else None
+    except AttributeError:  # an older PyTorch without these: cannot tell, leave it
+        return None

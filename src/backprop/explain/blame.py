@@ -25,6 +25,7 @@ import math
 
 import numpy as np
 
+from backprop.explain import _torch
 from backprop.nn import Module
 from backprop.tensor import Tensor
 
@@ -219,6 +220,10 @@ def blame(model, lr: float | None = None, optimizer=None, *, sort_by: str | None
         sort_by: sort the rows (see :meth:`BlameTable.sort_by`); default model order.
         per_element: one row per element (``"0.weight[1, 0]"``), for small networks.
 
+    A PyTorch model works the same way: a ``torch.nn.Module`` (or ``(name, torch.Tensor)``
+    pairs) and a ``torch.optim.Optimizer`` give the same table, from CPU copies of the
+    tensors; PyTorch is imported only then.
+
     Parameters without a gradient are listed with ``grad_norm=None`` and share 0.
     If every gradient is zero the shares are all 0 (they can't add up to 1).
 
@@ -228,29 +233,35 @@ def blame(model, lr: float | None = None, optimizer=None, *, sort_by: str | None
         print(blame(model, lr=0.5))
         blame(model, optimizer=opt, sort_by="update_ratio")[0].name
     """
-    named = _named_parameters(model)
     if lr is not None and optimizer is not None:
         raise ValueError("blame: pass lr (plain gradient descent) or optimizer, not both")
     if lr is not None and (isinstance(lr, bool) or not isinstance(lr, (int, float))
                            or not math.isfinite(lr) or lr < 0):
         raise ValueError(f"blame: lr must be a non-negative number, got {lr!r}")
-    if named and all(p.grad is None for _, p in named):
-        raise ValueError("blame: no parameter has a gradient; call loss.backward() first")
-
+    if _torch.is_torch_object(model) or _torch.is_torch_object(optimizer) or \
+            _holds_torch_tensors(model):
+        # A PyTorch model: the same table, from NumPy copies of its tensors.
+        arrays, updates = _torch.blame_arrays(model, lr, optimizer)
+    else:
+        named = _named_parameters(model)
+        if all(p.grad is None for _, p in named):
+            raise ValueError("blame: no parameter has a gradient; call loss.backward() first")
+        if optimizer is not None:
+            updates = _measure_step(optimizer, [p for _, p in named])
+        elif lr is not None:
+            updates = [None if p.grad is None else -lr * p.grad._data for _, p in named]
+        else:
+            updates = [None] * len(named)
+        arrays = [(n, p._data, None if p.grad is None else p.grad._data) for n, p in named]
     if optimizer is not None:
-        updates = _measure_step(optimizer, [p for _, p in named])
         mode, name = "optimizer", type(optimizer).__name__
     elif lr is not None:
-        updates = [None if p.grad is None else -lr * p.grad._data for _, p in named]
         mode, name = "sgd", None
     else:
-        updates = [None] * len(named)
         mode, name = None, None
 
     parts = []  # (name, weight array, grad array | None, update array | None)
-    for (pname, p), upd in zip(named, updates):
-        w = p._data
-        g = None if p.grad is None else p.grad._data
+    for (pname, w, g), upd in zip(arrays, updates):
         if per_element:
             for idx in np.ndindex(*w.shape):
                 label = f"{pname}[{', '.join(str(i) for i in idx)}]" if idx else pname
@@ -281,25 +292,41 @@ def blame(model, lr: float | None = None, optimizer=None, *, sort_by: str | None
 
 
 # -- helpers ---------------------------------------------------------------------------
-def _named_parameters(model) -> list:
-    if isinstance(model, Module):
+def _holds_torch_tensors(model) -> bool:
+    """Whether ``model`` is a list or tuple of ``(name, torch.Tensor)`` pairs."""
+    return isinstance(model, (list, tuple)) and any(
+        isinstance(item, tuple) and len(item) == 2 and _torch.is_torch_object(item[1])
+        for item in model)
+
+
+def named_pairs(model, module_type, tensor_type, prefix: str = "") -> list:
+    """``(name, tensor)`` pairs of a module of ``module_type`` or of an iterable of such pairs,
+    for either framework (``prefix`` names it in errors: "torch." for PyTorch's types)."""
+    a = "a" if prefix else "an"  # (a torch.nn.Module, an nn.Module)
+    if isinstance(model, module_type):
         named = list(model.named_parameters())
-    elif isinstance(model, Tensor):
-        raise TypeError("blame: expected an nn.Module or (name, tensor) pairs, got a single "
-                        "Tensor; pass [('w', w)]")
+    elif isinstance(model, tensor_type):
+        raise TypeError(f"blame: expected {a} {prefix}nn.Module or (name, tensor) pairs, got a "
+                        f"single {prefix}Tensor; pass [('w', w)]")
     else:
         try:
             named = list(model)
         except TypeError:
-            raise TypeError(f"blame: expected an nn.Module or (name, tensor) pairs, got "
+            raise TypeError(f"blame: expected {a} {prefix}nn.Module or (name, tensor) pairs, got "
                             f"{type(model).__name__}") from None
         for i, item in enumerate(named):
-            if not (isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], Tensor)):
-                raise TypeError(f"blame: item {i} is not a (name, tensor) pair: {item!r}")
+            if not (isinstance(item, tuple) and len(item) == 2
+                    and isinstance(item[1], tensor_type)):
+                raise TypeError(f"blame: item {i} is not a (name, {prefix}Tensor) pair: "
+                                f"{item!r}")
         named = [(str(n), p) for n, p in named]
     if not named:
         raise ValueError("blame: the model has no parameters")
     return named
+
+
+def _named_parameters(model) -> list:
+    return named_pairs(model, Module, Tensor)
 
 
 def _measure_step(optimizer, params: list) -> list:

@@ -24,6 +24,7 @@ import subprocess
 import numpy as np
 
 from backprop.errors import BackpropError
+from backprop.explain import _torch
 from backprop.nn.parameter import Parameter
 from backprop.serialization import atomic_write
 from backprop.tensor import Tensor
@@ -227,6 +228,13 @@ def graph(tensor: Tensor, params: dict | None = None, *, hooks: bool = True,
     The walk is breadth-first from ``tensor``, iterative (no recursion limit), and
     deterministic: node ids ``n0, n1, ...`` are given in the order nodes are found.
 
+    A ``torch.Tensor`` works too: the walk follows PyTorch's ``grad_fn.next_functions``,
+    op nodes carry PyTorch's names (``"AddmmBackward0"``), each ``AccumulateGrad`` is
+    drawn as its leaf (``op`` is ``"AccumulateGrad"``, the name comes from ``params``),
+    and the norms come from PyTorch hooks, reduced on the tensor's device. PyTorch's
+    graph does not hold tensors that need no gradient, so there are no ``"input"`` nodes
+    (``inputs`` has no effect).
+
     Example::
 
         x = backprop.tensor([0.5, 0.8])
@@ -236,6 +244,8 @@ def graph(tensor: Tensor, params: dict | None = None, *, hooks: bool = True,
         loss.backward()
         [n["op"] for n in g.nodes if n["kind"] == "op"]   # ['Sum', 'Sigmoid', 'MatMul']
     """
+    if _torch.is_torch_object(tensor) and not isinstance(tensor, Tensor):
+        return _torch_graph(tensor, params, hooks)
     if not isinstance(tensor, Tensor):
         raise TypeError(f"graph: expected a Tensor, got {type(tensor).__name__}")
     if not tensor.requires_grad:
@@ -297,6 +307,15 @@ def graph(tensor: Tensor, params: dict | None = None, *, hooks: bool = True,
         for obj, node in zip(objects, nodes):
             if node["requires_grad"]:
                 g._handles.append(_attach(obj, node["id"], g._norms))
+    return g
+
+
+def _torch_graph(tensor, params, hooks: bool) -> Graph:
+    """:func:`graph` for a ``torch.Tensor``: the walk and the hooks are in ``_torch``."""
+    nodes, edges, objects = _torch.walk_graph(tensor, params, hooks)
+    g = Graph(nodes, edges)
+    if hooks:
+        g._handles = [_torch.attach(obj, n["id"], g._norms) for obj, n in zip(objects, nodes)]
     return g
 
 

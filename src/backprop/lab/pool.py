@@ -21,6 +21,10 @@ stops by itself when the server process is gone.
 Workers are started lazily (``spawn``: a fresh interpreter, safe however many threads the
 server runs) and exit after ``idle_exit_s`` without work, so an idle lab holds no process.
 Batches take turns: a big map does not hold a second page's map back until it is done.
+
+:class:`RayCellPool` has the same ``submit``/``close`` and runs the same cell function as
+Ray tasks on a cluster instead (``backprop lab --ray ADDRESS``); it allows bigger maps,
+up to :data:`RAY_MAX_CELLS` cells.
 """
 from __future__ import annotations
 
@@ -33,12 +37,16 @@ import queue
 import threading
 import time
 
-__all__ = ["Batch", "CellError", "CellPool", "default_workers"]
+__all__ = ["Batch", "CellError", "CellPool", "RAY_MAX_CELLS", "RayBatch", "RayCellPool",
+           "default_workers"]
 
 log = logging.getLogger("backprop.lab")
 
 _MAX_DEFAULT_WORKERS = 4
 _POLL_S = 0.05            # how often a slot looks at its worker's answer and the batch's cancel
+
+RAY_MAX_CELLS = 1024
+"""Cells one stability map may have on Ray (32 x 32); the local pool keeps the lab's own cap."""
 
 
 def default_workers() -> int:
@@ -180,6 +188,8 @@ class CellPool:
         squares = sorted(pool.submit(square_cell, [1, 2, 3]))   # square_cell(job, should_stop)
         pool.close()
     """
+
+    max_cells = None     # a map's cells at most: None, the lab's own LIMITS cap
 
     def __init__(self, max_workers: int | None = None, *, stop_grace_s: float = 5.0,
                  idle_exit_s: float = 30.0):
@@ -334,3 +344,87 @@ class CellPool:
                             "killing its worker", self.stop_grace_s)
                 worker.kill()
                 return
+
+
+# -- on a Ray cluster -----------------------------------------------------------------------------
+class RayBatch:
+    """The cells of one map running as Ray tasks; iterate and cancel as a :class:`Batch`."""
+
+    def __init__(self, pool: RayCellPool, function, jobs: list, cancel=None):
+        from backprop.sweep import _ray
+        self.pool = pool
+        self.total = len(jobs)
+        self.cancelled = threading.Event()
+        self.cancel_event = cancel
+        self._cells = _ray.RayCells(function, jobs)
+
+    def cancel(self) -> None:
+        """Drop the cells not started; kill the running ones' workers (returns at once)."""
+        if not self.cancelled.is_set():
+            self.cancelled.set()
+            self._cells.cancel()
+            self.pool._live.discard(self)
+
+    def __iter__(self):
+        try:
+            while self._cells.pending and not self.cancelled.is_set():
+                if self.cancel_event is not None and self.cancel_event.is_set():
+                    return
+                for kind, value in self._cells.ready(_POLL_S):
+                    if kind == "error":
+                        raise CellError(value)
+                    if kind == "ok":
+                        yield value
+        finally:
+            self.cancel()
+
+
+class RayCellPool:
+    """Runs stability-map cells as Ray tasks (one CPU each) on a Ray cluster.
+
+    Same ``submit``/``close`` as :class:`CellPool`; the cluster's scheduler, not a cap of
+    ours, decides how many run at once. Connects when built: ``address`` is what
+    ``ray.init`` takes (``"auto"``, ``"HOST:PORT"``, ``"ray://HOST:PORT"``); None uses the
+    Ray this process already joined (or starts an embedded one). Raises
+    :class:`backprop.sweep.SweepError` (one line) if Ray is missing or the address does
+    not answer.
+
+    Example::
+
+        pool = RayCellPool("127.0.0.1:6379")
+        results = list(pool.submit(square_cell, [1, 2, 3]))   # square_cell(job, should_stop)
+        pool.close()                                            # leaves the cluster
+    """
+
+    max_cells = RAY_MAX_CELLS
+
+    def __init__(self, address: str | None = None):
+        from backprop.sweep import _ray
+        self.address = address
+        self._connected = _ray.connect_for_cells(address)
+        self.max_workers = _ray.cluster_cpus()
+        self._live: set = set()
+        self._closed = False
+
+    def submit(self, function, jobs, cancel=None) -> RayBatch:
+        """Start ``function(job, None)`` for each job on the cluster; returns the batch."""
+        if self._closed:
+            raise RuntimeError("RayCellPool: submit after close")
+        batch = RayBatch(self, function, list(jobs), cancel)
+        self._live.add(batch)
+        return batch
+
+    def worker_count(self) -> int:
+        """CPUs of the cluster (the tasks that can run at once)."""
+        return self.max_workers
+
+    def close(self, wait: bool = True) -> None:
+        """Cancel every map; leave the cluster if this pool joined it."""
+        if self._closed:
+            return
+        self._closed = True
+        for batch in list(self._live):
+            batch.cancel()
+        if self._connected:
+            from backprop.sweep import _ray
+            _ray.disconnect()

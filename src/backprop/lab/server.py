@@ -26,7 +26,8 @@ How a connection runs:
   waits for the browser); a page that stops reading altogether is closed (1013) once its
   queue passes ``max_outbox_bytes``, so it can't grow the server's memory;
 - stability maps run on one :class:`~backprop.lab.pool.CellPool` for the whole server, at
-  most ``stability_workers`` processes however many maps the pages start;
+  most ``stability_workers`` processes however many maps the pages start (or, with
+  ``ray_address``, on a :class:`~backprop.lab.pool.RayCellPool`: Ray tasks on a cluster);
 - on disconnect the worker thread is stopped, and so are the running cells of its map.
 
 Origin check: browsers always send an Origin header on WebSocket handshakes, so a page on
@@ -64,7 +65,7 @@ from starlette.websockets import WebSocketDisconnect
 from backprop.lab.protocol import (
     WS_MAX_MESSAGE_BYTES, Command, ProtocolError, dumps, parse_message,
 )
-from backprop.lab.pool import CellPool
+from backprop.lab.pool import CellPool, RayCellPool
 from backprop.lab.session import LIMITS, LabSession
 from backprop.lab.settings import (
     MAX_SPEED, SETTINGS, LabError, defaults, public_table, shown, validate,
@@ -503,10 +504,12 @@ class _Worker:
     def _do_stability_map(self, lrs=None, batch_sizes=None, steps=None) -> None:
         if self.mapping.is_set():
             raise LabError("a stability map is already running; wait for it or cancel it")
-        lrs, batch_sizes, steps = self.session.stability_grid(lrs, batch_sizes, steps)
+        max_cells = getattr(self.pool, "max_cells", None)   # bigger maps on Ray
+        lrs, batch_sizes, steps = self.session.stability_grid(lrs, batch_sizes, steps,
+                                                              max_cells)
         cancel = threading.Event()
         cells = self.session.stability_map(lrs, batch_sizes, steps, cancel=cancel,
-                                           pool=self.pool)
+                                           pool=self.pool, max_cells=max_cells)
         self.stability_cancel = cancel
         if self.stopped.is_set():  # the client left while the grid was being set up
             cancel.set()
@@ -571,7 +574,8 @@ class _HostCheck:
 def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=None,
                max_fps: float = 10.0, message_rate: float = 60.0, message_burst: int = 120,
                session_kwargs: dict | None = None, stability_workers: int | None = None,
-               max_outbox_bytes: int = _MAX_OUTBOX_BYTES) -> FastAPI:
+               max_outbox_bytes: int = _MAX_OUTBOX_BYTES,
+               ray_address: str | None = None) -> FastAPI:
     """The lab as an ASGI app.
 
     Args:
@@ -590,6 +594,12 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
             left, stops its running cells.
         max_outbox_bytes: unsent messages one page may have queued (stale frames are
             dropped first); a page that stays further behind is closed with 1013.
+        ray_address: run stability maps as Ray tasks on this cluster (``"auto"``,
+            ``"HOST:PORT"``, ``"ray://HOST:PORT"``) instead of local processes, with maps
+            of up to :data:`~backprop.lab.pool.RAY_MAX_CELLS` cells; a Ray this process
+            already joined is used as it is. Connects here: raises
+            :class:`backprop.sweep.SweepError` (one line) if Ray is missing or the
+            address does not answer. ``stability_workers`` is then unused.
 
     Example::
 
@@ -606,7 +616,7 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
     origins = {o.rstrip("/") for o in (allowed_origins or ())}
     hosts = None if allowed_hosts is None else {h.lower().strip("[]") for h in allowed_hosts}
     folder = static_dir()
-    pool = CellPool(stability_workers)
+    pool = CellPool(stability_workers) if ray_address is None else RayCellPool(ray_address)
 
     @contextlib.asynccontextmanager
     async def lifespan(app):
@@ -640,6 +650,9 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
         return JSONResponse({**LIMITS, "max_fps": max_fps, "max_sessions": max_sessions,
                              "sessions": len(app.state.workers),
                              "stability_workers": pool.max_workers,
+                             "max_stability_cells": pool.max_cells or
+                             LIMITS["max_stability_cells"],
+                             "stability_on": "local" if ray_address is None else "ray",
                              "settings": list(SETTINGS)}, headers=no_cache)
 
     if folder.is_dir():

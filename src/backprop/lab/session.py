@@ -1105,7 +1105,7 @@ class LabSession:
 
     # -- stability map --------------------------------------------------------------------------
     def stability_map(self, lrs=None, batch_sizes=None, steps=None, *, max_workers=None,
-                      cancel=None, pool=None):
+                      cancel=None, pool=None, max_cells=None):
         """Short runs over a grid of learning rates x batch sizes, in background processes.
 
         Every cell trains the current data and network from its initial weights (the
@@ -1123,6 +1123,8 @@ class LabSession:
                 stop (they check between chunks of steps).
             pool: a :class:`~backprop.lab.pool.CellPool` to run on (the server's, shared by
                 every session); default: a pool of this map's own, closed when it ends.
+            max_cells: cells at most (default ``LIMITS["max_stability_cells"]``; a Ray
+                pool allows more).
 
         Returns:
             An iterator of cells ``{"type": "stability_cell", "lr", "batch_size", "i"
@@ -1130,7 +1132,7 @@ class LabSession:
             end, None if diverged), "test_loss", "diverged", "steps"}`` in the order they
             finish. Closing it (or dropping it) cancels the runs, as ``cancel`` does.
         """
-        lrs, batch_sizes, steps = self.stability_grid(lrs, batch_sizes, steps)
+        lrs, batch_sizes, steps = self.stability_grid(lrs, batch_sizes, steps, max_cells)
         base = copy.deepcopy(self.settings)
         csv_data = None
         if base["dataset"] == "csv":
@@ -1140,7 +1142,7 @@ class LabSession:
         workers = max_workers or min(default_workers(), len(jobs))
         return _run_cells(jobs, pool, workers, cancel)
 
-    def stability_grid(self, lrs=None, batch_sizes=None, steps=None) -> tuple:
+    def stability_grid(self, lrs=None, batch_sizes=None, steps=None, max_cells=None) -> tuple:
         """The checked grid ``(lrs, batch_sizes, steps)`` of :meth:`stability_map`."""
         if lrs is None:
             lrs = list(_STABILITY_LRS)
@@ -1155,9 +1157,10 @@ class LabSession:
             raise LabError(f"steps must be an integer between 1 and "
                            f"{LIMITS['max_stability_steps']}, got {shown(steps)}", "steps")
         cells = len(lrs) * len(batch_sizes)
-        if cells > LIMITS["max_stability_cells"]:
+        cap = LIMITS["max_stability_cells"] if max_cells is None else max_cells
+        if cells > cap:
             raise LabError(f"a stability map of {len(lrs)} x {len(batch_sizes)} = {cells} cells "
-                           f"is too big; at most {LIMITS['max_stability_cells']}")
+                           f"is too big; at most {cap}")
         return lrs, batch_sizes, steps
 
 

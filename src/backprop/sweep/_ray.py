@@ -19,7 +19,7 @@ from backprop.sweep.results import diverged
 from backprop.sweep.space import SweepError
 from backprop.sweep.trial import record_from_folder, run_trial
 
-__all__ = ["execute", "check_address"]
+__all__ = ["execute", "check_address", "connect_for_cells", "RayCells"]
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a cluster's address to answer before calling it unreachable."""
@@ -219,3 +219,100 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
             del failed[trial_id]
     return failed
 
+
+
+# -- the lab's stability-map cells as Ray tasks ---------------------------------------------------
+_LAB_MISSING = "backprop lab --ray needs Ray: pip install 'backprop[ray]'"
+
+
+def connect_for_cells(address: str | None) -> bool:
+    """Join the Ray cluster at ``address`` for the lab's cells; True when this call connected.
+
+    A Ray already initialised in this process is used as it is (False: not ours to shut
+    down); ``address`` None starts an embedded local Ray. Raises :class:`SweepError` (one
+    line) when Ray is missing or the cluster cannot be reached, within
+    :data:`CONNECT_TIMEOUT` seconds for an address that does not answer.
+    """
+    try:
+        ray, _ = _import_ray()
+    except SweepError:
+        raise SweepError(_LAB_MISSING) from None
+    if address is not None:  # checked even when Ray is already up: a bad address is an error
+        check_address(address)
+    return _connect(ray, address, None)
+
+
+def disconnect() -> None:
+    """Leave the Ray cluster (or stop the embedded Ray) that :func:`connect_for_cells` joined."""
+    import ray
+    ray.shutdown()
+
+
+def cluster_cpus() -> int:
+    """CPUs of the Ray cluster this process is connected to (at least 1)."""
+    import ray
+    return max(1, int(ray.cluster_resources().get("CPU", 1)))
+
+
+_REMOTE: dict = {}   # cell function -> its Ray remote function (exported once per process)
+
+
+class RayCells:
+    """``function(job, None)`` for each job as Ray tasks, one CPU each; results as they end.
+
+    The same cell function the lab's process pool runs, unchanged: it gets no
+    ``should_stop`` (a cancelled Ray task's worker is killed instead)::
+
+        cells = RayCells(stability_cell, jobs)
+        for kind, value in cells.ready(timeout=0.05): ...   # ("ok", result) / ("error", text)
+        cells.cancel()
+    """
+
+    def __init__(self, function, jobs):
+        import ray
+        remote = _REMOTE.get(function)
+        if remote is None:
+            remote = _REMOTE[function] = ray.remote(num_cpus=1, max_retries=1)(function)
+        self._refs = [remote.remote(job, None) for job in jobs]
+
+    @property
+    def pending(self) -> int:
+        """Tasks not yet collected."""
+        return len(self._refs)
+
+    def ready(self, timeout: float) -> list:
+        """The tasks that ended within ``timeout`` seconds: ``[(kind, value), ...]``."""
+        import ray
+        if not self._refs:
+            return []
+        done, self._refs = ray.wait(self._refs, num_returns=len(self._refs), timeout=timeout,
+                                    fetch_local=True)
+        answers = []
+        for ref in done:
+            try:
+                result = ray.get(ref)
+            except ray.exceptions.TaskCancelledError:
+                continue
+            except ray.exceptions.RayTaskError as e:
+                cause = getattr(e, "cause", None) or e
+                text = str(cause).strip().splitlines()
+                answers.append(("error", f"{type(cause).__name__}: {text[-1] if text else ''}"))
+                continue
+            except ray.exceptions.RayError as e:     # a worker or node died past the retry
+                text = str(e).strip().splitlines()
+                answers.append(("error", f"a Ray worker failed ({text[0] if text else e})"))
+                continue
+            answers.append(("cancelled", None) if result is None else ("ok", result))
+        return answers
+
+    def cancel(self) -> None:
+        """Drop the queued tasks and kill the running ones (returns at once)."""
+        import ray
+        refs, self._refs = self._refs, []
+        for ref in refs:
+            try:
+                # force: a cell busy in C code (or sleeping) is not reached by an interrupt;
+                # its worker process is killed and Ray starts another when needed
+                ray.cancel(ref, force=True)
+            except Exception:  # noqa: BLE001 -- already finished or the cluster is gone
+                pass

@@ -107,10 +107,28 @@ def read_log(path, repair: bool = False) -> list:
             raise SweepError(f"{path}, line {number}: not a JSON record") from None
         if not isinstance(record, dict) or not isinstance(record.get("trial_id"), str):
             raise SweepError(f"{path}, line {number}: not a trial record (no trial_id)")
+        problem = _record_problem(record)
+        if problem:
+            raise SweepError(f"{path}, line {number}: not a trial record ({problem})")
         if record["trial_id"] not in seen:
             seen.add(record["trial_id"])
             records.append(record)
     return records
+
+
+def _record_problem(record: dict) -> str | None:
+    """What makes a record unreadable by the table, summary and map (None: nothing)."""
+    for key in ("config", "final", "best"):
+        if record.get(key) is not None and not isinstance(record[key], dict):
+            return f"{key} is not an object"
+    for key in ("final", "best"):
+        for name, value in (record.get(key) or {}).items():
+            if value is not None and (isinstance(value, bool)
+                                      or not isinstance(value, (int, float))):
+                return f"{key}.{name} is not a number"
+    if not isinstance(record.get("findings") or [], list):
+        return "findings is not a list"
+    return None
 
 
 # -- the sweep's definition -----------------------------------------------------------------
@@ -140,8 +158,10 @@ def read_definition(out) -> dict:
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
+        if not isinstance(data, dict) or not isinstance(data.get("space"), dict):
+            raise ValueError("it needs an object with a space object")
         data["space"] = _space_from_json(data["space"])
-    except (ValueError, KeyError, TypeError) as e:
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise SweepError(f"{path} is not a sweep definition: {e}") from None
     return data
 

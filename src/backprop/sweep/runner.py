@@ -80,6 +80,14 @@ def run(base, space, *, out, samples=None, seed=0, asha=False, metric="test_loss
         raise SweepError(f"metric must be one of {', '.join(METRICS)}, got {metric!r}")
     if not isinstance(max_retries, int) or max_retries < 0:
         raise SweepError(f"max_retries must be an integer >= 0, got {max_retries!r}")
+    if isinstance(cpus_per_trial, bool) or not isinstance(cpus_per_trial, (int, float)) \
+            or not cpus_per_trial > 0:
+        raise SweepError(f"cpus_per_trial must be a number > 0, got {cpus_per_trial!r}")
+    if address is None and cpus_per_trial > len(os.sched_getaffinity(0)):
+        # The embedded Ray has this machine's cores only: a trial asking for more would
+        # wait for them for ever.
+        raise SweepError(f"cpus_per_trial={cpus_per_trial} is more than the "
+                         f"{len(os.sched_getaffinity(0))} CPUs of this machine")
     out = os.fspath(out)
     if not out.strip():
         raise SweepError("out needs a folder name")
