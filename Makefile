@@ -40,7 +40,7 @@ test: $(VENV)/.dev
 # PyTorch CPU, the oracle for tests and benchmarks. torch==2.13.0 is the CPU wheel
 # this machine keeps on disk; on other machines pip may fetch a (large) CUDA build.
 oracle: $(VENV)/.dev
-	$(PIP) install -q "torch==2.13.0" "safetensors>=0.4" "ray[tune]>=2.40,<3"
+	$(PIP) install -q "torch==2.13.0" "safetensors>=0.4" "ray[tune,client]>=2.40,<3"
 
 bench: $(VENV)/.core
 	$(PY) benchmarks/run.py

@@ -195,6 +195,8 @@ class Cluster:
         self.worker_tmp = os.path.join(self.root, "w")
         self.port = free_port()
         self.address = f"127.0.0.1:{self.port}"
+        self.client_port = free_port()
+        self.client_address = f"ray://127.0.0.1:{self.client_port}"   # its Ray Client server
         self.worker_node_port = None
         self.log = []
 
@@ -225,7 +227,8 @@ class Cluster:
         os.makedirs(self.worker_tmp)
         _, ports = self._node_ports()
         self._ray_start(["--head", "--node-ip-address", "127.0.0.1", "--port", str(self.port),
-                         "--include-dashboard=false", "--temp-dir", self.head_tmp, *ports])
+                         "--include-dashboard=false", "--temp-dir", self.head_tmp,
+                         "--ray-client-server-port", str(self.client_port), *ports])
         self.start_worker()
         nodes = self.alive_nodes(want=2, timeout=START_TIMEOUT_S)
         if len(nodes) != 2:

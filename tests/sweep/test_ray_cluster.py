@@ -146,6 +146,33 @@ def started_unfinished(out) -> list:
             and os.path.getsize(os.path.join(trials, t, "metrics.jsonl")) > 0]
 
 
+def test_both_cluster_addresses_answer_the_probe(ray_cluster):
+    from backprop.sweep._ray import check_address
+    check_address(ray_cluster.address, timeout=30)
+    check_address(ray_cluster.client_address, timeout=30)
+
+
+def test_sweep_through_the_ray_client_address(ray_cluster, reference, tmp_path):
+    """``--address ray://HOST:PORT``: Tune's driver loop runs on the head through Ray Client;
+    sweep.jsonl is still written here, once per trial, with the uninterrupted numbers."""
+    out = str(tmp_path / "client")
+    space = {"lr": [0.003, 0.03], "batch_size": [8], "activation": ["relu"]}
+    result = run(BASE, space, out=out, address=ray_cluster.client_address, progress=False)
+    records = lines(out)
+    assert sorted(r["trial_id"] for r in records) == sorted(r["trial_id"] for r in result.trials)
+    assert len(records) == 2 and len({r["trial_id"] for r in records}) == 2
+    def key(r):
+        return tuple(sorted(r["config"].items()))
+
+    def numbers(r):  # trial ids number the trials of each sweep: compare what they ran
+        return {k: v for k, v in comparable(r).items() if k != "trial_id"}
+
+    expected = {key(r): numbers(r) for r in lines(reference[0])}
+    for r in records:
+        assert numbers(r) == expected[key(r)]
+        assert os.path.exists(os.path.join(r["run_dir"], "metrics.jsonl"))
+
+
 def test_killed_worker_node_every_trial_still_completes_once(ray_cluster, tmp_path):
     out = str(tmp_path / "node-killed")
     cmd = [sys.executable, "-m", "backprop.cli", "sweep", "--dataset", "spiral", "--layers",

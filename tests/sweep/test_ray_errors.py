@@ -81,6 +81,50 @@ def test_unreachable_address_is_a_one_line_error_in_bounded_time(capsys, tmp_pat
     assert f"127.0.0.1:{port}" in error_line(capsys)
 
 
+@pytest.fixture
+def web_server():
+    """A real HTTP server on 127.0.0.1 (an address that answers, but is no Ray cluster)."""
+    import http.server
+    import threading
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, *args):     # the test reads stderr: the server keeps quiet
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+    thread.join()
+
+
+@pytest.mark.parametrize("scheme", ["", "ray://"])
+def test_an_address_that_is_no_ray_cluster_is_one_line_in_bounded_time(web_server, scheme,
+                                                                        capsys, tmp_path):
+    # ray.init itself retries such an address for ever; the probe answers at once.
+    pytest.importorskip("ray")
+    started = time.monotonic()
+    assert main(["sweep", *SMALL, "--grid", "lr=0.1,0.2", "--address", scheme + web_server,
+                 "--out", str(tmp_path / "s")]) == 2
+    assert time.monotonic() - started < 60
+    line = error_line(capsys)
+    assert web_server in line and "not as a Ray cluster" in line and "replied" in line
+    assert not os.path.exists(tmp_path / "s" / "sweep.jsonl")
+
+
+def test_a_silent_address_is_an_error_after_the_timeout():
+    from backprop.sweep._ray import check_address
+    with socket.socket() as listener:     # accepts connections (the backlog), never answers
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        address = f"127.0.0.1:{listener.getsockname()[1]}"
+        started = time.monotonic()
+        with pytest.raises(SweepError, match="did not answer within 1 s"):
+            check_address(address, timeout=1.0)
+        assert time.monotonic() - started < 30
+
+
 def test_ray_missing_says_how_to_get_it(capsys, tmp_path, monkeypatch):
     # None in sys.modules makes `import ray` raise ImportError, as if it were not installed.
     for name in [m for m in sys.modules if m == "ray" or m.startswith("ray.")]:

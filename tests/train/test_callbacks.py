@@ -2,8 +2,6 @@
 import csv
 import io
 import json
-import sys
-import types
 
 import numpy as np
 import pytest
@@ -229,33 +227,8 @@ def test_builtin_progress_bar_when_forced():
     assert text.count("\n") == 1
 
 
-def test_tqdm_progress_bar_is_used_when_installed(monkeypatch):
-    made = []
-
-    class FakeTqdm:
-        def __init__(self, total=None, file=None, **kw):
-            self.total, self.n, self.postfix, self.closed = total, 0, None, False
-            made.append(self)
-
-        def reset(self, total=None):
-            self.total, self.n = total, 0
-
-        def set_description(self, text, refresh=True):
-            self.description = text
-
-        def update(self, n):
-            self.n += n
-
-        def set_postfix_str(self, text, refresh=True):
-            self.postfix = text
-
-        def close(self):
-            self.closed = True
-
-    fake = types.ModuleType("tqdm.auto")
-    fake.tqdm = FakeTqdm
-    monkeypatch.setitem(sys.modules, "tqdm", types.ModuleType("tqdm"))
-    monkeypatch.setitem(sys.modules, "tqdm.auto", fake)
+def test_tqdm_progress_bar_is_used_when_installed(fake_tqdm):
+    made = fake_tqdm
     train, _ = moons_loaders(n=32, batch_size=16)
     model = fresh()
     bar = ProgressBar(file=io.StringIO(), enabled=True, min_interval=0.0)

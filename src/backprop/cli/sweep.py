@@ -99,7 +99,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                            help="print the table and summary of the sweep in DIR again (no "
                                 "Ray needed)")
     run_group.add_argument("--no-progress", dest="no_progress", action="store_true",
-                           default=False, help="no progress lines")
+                           default=False, help="no progress bar and no per-trial lines")
     add_diagnostics_options(run_group)
     p.set_defaults(run=run)
     return p

@@ -15,7 +15,7 @@ import socket
 import sys
 import time
 
-from backprop.sweep.results import diverged
+from backprop.sweep.progress import TrialProgress
 from backprop.sweep.space import SweepError
 from backprop.sweep.trial import record_from_folder, run_trial
 
@@ -38,8 +38,22 @@ def _import_ray():
     return ray, tune
 
 
+# An HTTP/2 client's opening: the connection preface and an empty SETTINGS frame. Every Ray
+# address (the GCS and the Ray Client server) is a gRPC server, so it answers with a frame
+# of its own; anything else (a web server, a silent port) is caught here in bounded time,
+# where ray.init would retry it for ever.
+_H2_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+_H2_SETTINGS = 4
+"""The frame type a gRPC server sends first (RFC 9113, section 3.4)."""
+
+
 def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
-    """SweepError unless ``HOST:PORT`` (or ``ray://HOST:PORT``) accepts a connection."""
+    """SweepError unless ``HOST:PORT`` (or ``ray://HOST:PORT``) answers as a gRPC server.
+
+    Connects, sends the HTTP/2 preface and reads the first 9-byte frame header, all within
+    ``timeout`` seconds: a port that refuses, stays silent, closes, or answers in another
+    protocol is a one-line error naming the address and what it did.
+    """
     if address == "auto":
         return
     text = address[len("ray://"):] if address.startswith("ray://") else address
@@ -47,12 +61,31 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
     if not sep or not host or not port.isdigit():
         raise SweepError(f"--address must be auto, HOST:PORT or ray://HOST:PORT, got "
                          f"{address!r}")
+    deadline = time.monotonic() + timeout
+    header = b""
     try:
-        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
-            pass
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as conn:
+            conn.sendall(_H2_PREFACE)
+            while len(header) < 9:
+                conn.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = conn.recv(9 - len(header))
+                if not chunk:
+                    break
+                header += chunk
+    except socket.timeout:
+        if not header:
+            raise SweepError(f"the address {address} accepted a connection but did not answer "
+                             f"within {timeout:g} s: no Ray cluster is listening there") \
+                from None
     except OSError as e:
         raise SweepError(f"cannot reach the Ray cluster at {address}: "
                          f"{getattr(e, 'strerror', None) or e}") from None
+    if len(header) < 9 or header[3] != _H2_SETTINGS:
+        seen = header[:16].decode("ascii", "replace").strip() or "nothing"
+        raise SweepError(f"the address {address} answers, but not as a Ray cluster (a Ray "
+                         f"address speaks gRPC; this one replied {seen!r}). Give the head "
+                         f"node's GCS port (ray start --head --port, 6379 by default) or "
+                         f"ray://HOST:PORT of its Ray Client server (10001 by default)")
 
 
 @contextlib.contextmanager
@@ -126,21 +159,11 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
     started_ray = _connect(ray, address, num_cpus)
     failed = {}
     points = dict(pending)
-    done = [total - len(pending)]
-    began = time.perf_counter()
+    bar = TrialProgress(total, done=total - len(pending), metric=metric) if progress else None
 
     def finish(record):
-        if log.append(record) and progress:
-            done[0] += 1
-            final = record.get("final") or {}
-            value = final.get(metric) if final.get(metric) is not None else \
-                final.get("train_loss")
-            status = "diverged" if diverged(record) else (
-                "stopped early" if record.get("stopped_early") else
-                f"{metric} {value:.4g}" if value is not None else "done")
-            print(f"[{done[0]}/{total}] {record['trial_id']}: {status} "
-                  f"({record.get('seconds', 0):.1f} s; {time.perf_counter() - began:.0f} s "
-                  f"elapsed)", file=sys.stderr, flush=True)
+        if log.append(record) and bar is not None:
+            bar.update(record)
 
     def from_result(trial_id, result):
         """A record for a trial that ended without reporting one (stopped by ASHA)."""
@@ -159,22 +182,45 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
     def _epochs(trial_id):
         return int(points[trial_id].get("epochs", base.get("epochs", 100)))
 
+    def handle(event):
+        """One event from Tune's callbacks; only this process writes sweep.jsonl."""
+        kind, trial_id, payload = event
+        if kind == "failed":
+            failed[trial_id] = payload
+        elif kind == "record":
+            finish(json.loads(payload))
+        elif trial_id not in log:  # "ended": a trial that ended without its record
+            finish(from_result(trial_id, payload))
+
+    # Through Ray Client (ray://) Tune runs its driver loop, callbacks included, on the head
+    # node: the callbacks send their events back through a Ray queue, read here by a thread.
+    client = bool(address and address.startswith("ray://"))
+    queue = reader = None
+    if client:
+        from ray.util.queue import Queue
+        queue = Queue(actor_options={"num_cpus": 0})
+        emit = queue.put
+        reader = _QueueReader(queue, handle)
+    else:
+        emit = handle
+
     class LogRecords(tune.Callback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if "record" in result:
-                finish(json.loads(result["record"]))
+                emit(("record", trial.config["trial_id"], result["record"]))
 
         def on_trial_complete(self, iteration, trials, trial, **info):
-            trial_id = trial.config["trial_id"]
-            result = trial.last_result or {}
+            result = dict(trial.last_result or {})
             if "record" in result:
-                finish(json.loads(result["record"]))
-            elif trial_id not in log:
-                finish(from_result(trial_id, result))
+                emit(("record", trial.config["trial_id"], result["record"]))
+            else:
+                emit(("ended", trial.config["trial_id"],
+                      {k: result.get(k) for k in ("train_loss", "test_loss", "accuracy",
+                                                  "epoch", "time_total_s")}))
 
         def on_trial_error(self, iteration, trials, trial, **info):
             error = getattr(trial, "error_msg", None) or "the trial failed"
-            failed[trial.config["trial_id"]] = str(error).strip().splitlines()[-1]
+            emit(("failed", trial.config["trial_id"], str(error).strip().splitlines()[-1]))
 
     try:
         scheduler = None
@@ -201,6 +247,8 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
                 failure_config=tune.FailureConfig(max_failures=max_retries),
                 callbacks=[LogRecords()]))
         grid = tuner.fit()
+        if reader is not None:
+            reader.finish()  # every event the callbacks sent, in order, before the net below
         for result in grid:  # a safety net: every trial ends logged or failed
             trial_id = (result.config or {}).get("trial_id")
             if trial_id is None or trial_id in log or trial_id in failed:
@@ -212,6 +260,10 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
             else:
                 finish(from_result(trial_id, result.metrics or {}))
     finally:
+        if reader is not None:
+            reader.finish()
+        if bar is not None:
+            bar.close()
         if started_ray:
             ray.shutdown()
     for trial_id in list(failed):
@@ -219,6 +271,51 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
             del failed[trial_id]
     return failed
 
+
+
+class _QueueReader:
+    """Calls ``handle`` on each event from a Ray queue, in a thread, until :meth:`finish`."""
+
+    def __init__(self, queue, handle):
+        import threading
+        self.queue, self.handle = queue, handle
+        self.stop = threading.Event()
+        self.error = None
+        self.thread = threading.Thread(target=self._run, name="sweep-events", daemon=True)
+        self.thread.start()
+
+    def _run(self):
+        from ray.util.queue import Empty
+        while not self.stop.is_set():
+            try:
+                event = self.queue.get(timeout=0.5)
+            except Empty:
+                continue
+            try:
+                self.handle(event)
+            except BaseException as e:  # raised again by finish(), in the sweep's thread
+                self.error = e
+                return
+
+    def finish(self):
+        """Stop the thread, then handle what is still queued (the callbacks have returned)."""
+        if self.thread is None:
+            return
+        from ray.util.queue import Empty
+        self.stop.set()
+        self.thread.join()
+        self.thread = None
+        try:
+            if self.error is not None:
+                raise self.error
+            while True:
+                try:
+                    event = self.queue.get_nowait()
+                except Empty:
+                    break
+                self.handle(event)
+        finally:
+            self.queue.shutdown()
 
 
 # -- the lab's stability-map cells as Ray tasks ---------------------------------------------------

@@ -62,7 +62,7 @@ def run(base, space, *, out, samples=None, seed=0, asha=False, metric="test_loss
         max_trials: refuse larger sweeps (SweepError).
         resume: run only trials not yet in sweep.jsonl (the space may be left out: None).
         max_retries: retries of a trial whose worker died (from its last checkpoint).
-        progress: print a line per finished trial on stderr.
+        progress: a bar over trials on a terminal and a line per finished trial, on stderr.
         cpus_per_trial: CPUs each trial reserves.
         heatmap: ``(x, y)`` to draw ``out/heatmap.png`` over those swept fields.
 
