@@ -29,7 +29,8 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-__all__ = ["RULES", "SEVERITIES", "Finding", "Report", "diagnose"]
+__all__ = ["RULES", "SEVERITIES", "Finding", "Report", "diagnose", "divergence_reference",
+           "lab_wording", "loss_diverged", "pytorch_wording"]
 
 #: Severities, most serious first; a :class:`Report` lists its findings in this order.
 #: "error": training is broken and will not recover by itself; "warning": training
@@ -67,12 +68,20 @@ EXPLODING_GROWTH = 1e3
 EXPLODING_NORM = 1e4
 
 # -- divergence -----------------------------------------------------------------------------
+#: THE divergence criterion, one for every surface (the doctor's finding and the lab's
+#: banner, :func:`loss_diverged`): a loss this many times its reference, the larger of the
+#: untrained network's loss and the loss of guessing (:func:`divergence_reference`). Neither
+#: moves while training runs, so no change of a setting can raise the bar a blow-up must
+#: cross. A loss five times worse than guessing (5.5 for three classes) is no longer a
+#: network that learns: the steps overshoot. The loss judged must be a steady one: the whole
+#: training set's (the lab) or the median of several mini-batch losses (the doctor).
+DIVERGENCE_FACTOR = 5.0
 #: The loss rising this many times above its lowest (a median of a few readings) is a
 #: blow-up by orders of magnitude, not mini-batch noise.
 DIVERGENCE_RISE = 100.0
-#: ... or rising this many times above where it started: a loss ten times worse than that of
-#: the untrained network (step 1 measures the loss before any update) has been driven away
-#: from any solution.
+#: One mini-batch loss this many times the reference is a spike (a single reading is noisy,
+#: so it needs twice DIVERGENCE_FACTOR's margin); it marks where a divergence began, and
+#: with a loss that stays worse than the start it is one (DIVERGENCE_WORSE_THAN_START).
 DIVERGENCE_ABOVE_START = 10.0
 #: ... or staying this many times above where it started while the steps overshoot (a loss
 #: ten times the start at some step, or an update ratio of LR_TOO_HIGH_RATIO): the network
@@ -168,6 +177,26 @@ NOISE_HIGH_LOSS = 0.5
 #: quiet when one of these is found (its advice comes first).
 NOISE_MASKED_BY = ("divergence", "exploding_gradients", "vanishing_gradients", "dead_relus",
                    "saturated_units", "lr_too_low")
+#: An infinite (or NaN) B_noise says only that the mean gradient is lost in the noise: near
+#: the minimum of a model that cannot do better, |G| -> 0 whatever the batch, so "use a
+#: larger batch" would be wrong. The noise rules speak only on a finite median estimate.
+
+# -- underfitting ---------------------------------------------------------------------------
+#: The loss has stopped improving (as for the noise rule: the last third of the run no
+#: better than the third before) while still at least this fraction of the loss of guessing
+#: (the untrained network's loss when guessing's is unknown): far above what the data
+#: allows for any model that learned its pattern.
+UNDERFIT_HIGH_LOSS = 0.5
+#: ... while the mean gradient (the noise-corrected |G| of the recent noise readings, else
+#: the recent gradient norm) is at most this fraction of the early gradient norm: the
+#: optimiser has found the best this model can do, so a larger batch or another learning
+#: rate will not help; the model is too simple (e.g. no hidden layer on the spiral).
+UNDERFIT_GRAD_FALL = 0.25
+#: Problems that explain a stalled loss better (their advice comes first). A finite noise
+#: scale far above the batch (gradient_noise) means the mean gradient is small only next to
+#: the noise of tiny batches (batch 1 at a large step): the batch is at fault, not the model.
+UNDERFIT_MASKED_BY = ("divergence", "exploding_gradients", "vanishing_gradients", "dead_relus",
+                      "saturated_units", "lr_too_low", "gradient_noise")
 
 #: Why each problem matters, in plain words (printed in each finding's "Why" line).
 WHY = {
@@ -207,6 +236,11 @@ WHY = {
         "Each step follows the gradient of one mini-batch, an estimate of the true "
         "gradient. When the batch is much smaller than the gradient noise scale, the noise "
         "dominates: steps partly cancel out and progress is slow for the learning rate."),
+    "underfitting": (
+        "A model can only fit patterns it is able to express: a network without hidden "
+        "layers draws straight boundaries, too few neurons draw too simple ones. When the "
+        "optimiser has reached the best such a model can do, its gradient is near zero and "
+        "training stops improving, however long it runs."),
     "batch_too_large": (
         "A mini-batch gradient is already accurate once the batch is larger than the "
         "gradient noise scale. Beyond that, a bigger batch costs more compute per step "
@@ -611,6 +645,7 @@ def _divergence(run: _Run):
     now = _median(values[-window:])
     if start <= 0 or now <= start:
         return None
+    reference = divergence_reference(start, _finite(run.meta.get("chance_loss")))
     medians = [_median(values[i:i + TREND_WINDOW]) for i in range(len(values) - TREND_WINDOW + 1)]
     low_index = min(range(len(medians)), key=medians.__getitem__)
     low = medians[low_index]
@@ -618,15 +653,17 @@ def _divergence(run: _Run):
     peak = values[peak_index]
     ratio, ratio_step = _peak_update_ratio(run)
     far_above_low = low > 0 and now >= DIVERGENCE_RISE * low
-    far_above_start = now >= DIVERGENCE_ABOVE_START * start
-    spiked = peak >= DIVERGENCE_ABOVE_START * start
+    far_above_reference = loss_diverged(now, reference)
+    spiked = peak >= DIVERGENCE_ABOVE_START * reference
     overshoots = ratio is not None and ratio >= LR_TOO_HIGH_RATIO
     worse = now >= DIVERGENCE_WORSE_THAN_START * start and (spiked or overshoots)
-    if not (far_above_low or far_above_start or worse):
+    if not (far_above_low or far_above_reference or worse):
         return None
     # Where it went wrong: the first reading ten times over the start, else the first step
     # that overshot, else the first reading after the lowest point a hundred times over it.
-    step = next((s for s, loss in finite if loss >= DIVERGENCE_ABOVE_START * start), None)
+    step = next((s for s, loss in finite if loss >= DIVERGENCE_ABOVE_START * reference), None)
+    if step is None and far_above_reference:
+        step = next((s for s, loss in finite if loss_diverged(loss, reference)), None)
     if step is None and overshoots:
         step = ratio_step
     if step is None:
@@ -651,8 +688,45 @@ def _divergence(run: _Run):
                     "lowest_loss": low, "lowest_step": low_step, "peak_loss": peak,
                     "peak_step": steps[peak_index], "loss_now": now,
                     "peak_update_ratio": ratio, "peak_update_step": ratio_step,
-                    "last_finite_loss": values[-1], "last_finite_step": steps[-1]},
+                    "last_finite_loss": values[-1], "last_finite_step": steps[-1],
+                    "reference_loss": reference},
                    _divergence_advice(lr), [])
+
+
+def divergence_reference(start_loss, chance_loss=None) -> float:
+    """The loss a run's divergence is judged against: the larger of the untrained network's
+    loss and the loss of guessing (the best constant prediction: ``log(n_classes)`` for
+    balanced cross-entropy, the targets' variance for MSE), when it is known.
+
+    Neither moves while the run trains, so changing a setting (dragging the learning rate
+    through many values) never raises the bar. Non-finite or missing values are skipped.
+
+    Example::
+
+        divergence_reference(1.3, math.log(3))    # 1.3
+    """
+    known = [x for x in (start_loss, chance_loss)
+             if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)]
+    if not known:
+        raise ValueError(f"divergence_reference: needs a finite start or chance loss, got "
+                         f"start_loss={start_loss!r}, chance_loss={chance_loss!r}")
+    return float(max(known))
+
+
+def loss_diverged(loss, reference) -> bool:
+    """Whether ``loss`` says training diverged: NaN/Inf, or at least
+    :data:`DIVERGENCE_FACTOR` times ``reference`` (:func:`divergence_reference`).
+
+    The one criterion of every surface: the doctor applies it to the median of the recent
+    mini-batch losses, the lab's banner to the whole training set's loss.
+
+    Example::
+
+        loss_diverged(7.0, math.log(3))     # True: more than 5 x 1.0986
+        loss_diverged(0.9, math.log(3))     # False
+    """
+    loss = float(loss)
+    return not math.isfinite(loss) or loss >= DIVERGENCE_FACTOR * float(reference)
 
 
 def _peak_update_ratio(run: _Run):
@@ -931,10 +1005,10 @@ def _gradient_noise(run: _Run):
     if ratio is None or ratio < HEALTHY_UPDATE_RATIO:
         return None
     b_noise, batch, steps = noise
-    size = (f"{_times(b_noise / batch)} the batch size of {batch}" if math.isfinite(b_noise)
-            else f"far above the batch size of {batch} (the noise swamps the gradient)")
-    target = (f" (towards {_g(b_noise)} examples, McCandlish et al. 2018)"
-              if math.isfinite(b_noise) else "")
+    if not math.isfinite(b_noise):
+        return None  # |G| lost in the noise: no batch size to aim for (see NOISE_MASKED_BY)
+    size = f"{_times(b_noise / batch)} the batch size of {batch}"
+    target = f" (towards {_g(b_noise)} examples, McCandlish et al. 2018)"
     return Finding(
         "gradient_noise", "info",
         f"The gradient noise scale B_noise was {_g(b_noise)} (median of recorded steps "
@@ -946,6 +1020,57 @@ def _gradient_noise(run: _Run):
         f"Use a larger batch{target} or lower the learning rate; both make the steps less "
         "noisy (a decaying schedule such as warmup_cosine lowers it as training goes on).",
         [])
+
+
+def _underfitting(run: _Run):
+    """The loss stalled far above what the data allows while the mean gradient fell to near
+    zero: the model has reached the best it can do and is too simple for the data."""
+    stalled = _loss_stalled(run)
+    if stalled is None:
+        return None
+    now, start = stalled
+    chance = _finite(run.meta.get("chance_loss"))
+    bar = chance if chance is not None and chance > 0 else start
+    if not (bar > 0 and now >= UNDERFIT_HIGH_LOSS * bar):
+        return None
+    early = _median([_finite(r.get("grad_norm")) for r in run.steps[:TREND_WINDOW]])
+    grad, how = _mean_gradient_now(run)
+    if early is None or early <= 0 or grad is None or grad > UNDERFIT_GRAD_FALL * early:
+        return None
+    against = (f"the loss of guessing ({_g(chance)})" if bar == chance
+               else f"where it started ({_g(start)})")
+    return Finding(
+        "underfitting", "warning",
+        f"The training loss has stopped improving at {_g(now)}, {_pct(now / bar)} of "
+        f"{against}, while the gradient has fallen to {_g(grad)} ({how}) from {_g(early)} "
+        f"early in the run: the optimiser has found the best this model can do, and it is "
+        f"not good.",
+        {"loss_now": now, "loss_start": start, "chance_loss": chance, "grad_now": grad,
+         "grad_early": early, "threshold": UNDERFIT_HIGH_LOSS},
+        "The model is too simple for this data: give it hidden layers (a network without "
+        "one draws only straight boundaries) or more neurons per layer, or input features "
+        "that make the pattern simpler (squares, products, sines of the inputs). A larger "
+        "batch or another learning rate will not help. If the data itself is this noisy "
+        "(classes that overlap), no model can do much better.", [])
+
+
+def _mean_gradient_now(run: _Run):
+    """(the mean gradient's size over the recent steps, how it was measured) or (None, "").
+
+    The noise readings' ``grad_sq_norm`` estimates |G|^2 with the mini-batch noise taken
+    out (a negative estimate: |G| is lost in the noise, 0); without them, the recent
+    mini-batch gradient norms, which the noise only makes larger.
+    """
+    estimates = [_num((r["noise"] or {}).get("grad_sq_norm")) for r in run.recent(key="noise")]
+    estimates = [x for x in estimates if x is not None and math.isfinite(x)]
+    if len(estimates) >= NOISE_MIN_READINGS:
+        return (math.sqrt(max(_median(estimates), 0.0)),
+                "the mean gradient, mini-batch noise taken out")
+    norms = [_finite(r.get("grad_norm")) for r in run.recent()]
+    norms = [x for x in norms if x is not None]
+    if len(norms) < MIN_STEPS:
+        return None, ""
+    return _median(norms), "the median gradient norm of the recent steps"
 
 
 def _batch_too_large(run: _Run):
@@ -977,6 +1102,7 @@ RULES = {
     "lr_too_low": _lr_too_low,
     "overfitting": _overfitting,
     "gradient_noise": _gradient_noise,
+    "underfitting": _underfitting,
     "batch_too_large": _batch_too_large,
 }
 
@@ -999,7 +1125,9 @@ def diagnose(readings, history=None) -> Report:
     Rules about the state of the network (vanishing gradients, dead units, ...) look only
     at the steps before a divergence, since after it every reading is garbage. Readings
     of a PyTorch run (``meta["framework"] == "torch"``) get advice that names PyTorch's
-    APIs (:func:`pytorch_wording`).
+    APIs (:func:`pytorch_wording`); the lab words it for its own controls
+    (:func:`lab_wording`). ``meta["chance_loss"]``, when given (the loss of guessing), is
+    the reference of the divergence criterion (:func:`loss_diverged`) and of underfitting.
 
     Example::
 
@@ -1028,6 +1156,8 @@ def diagnose(readings, history=None) -> Report:
             continue
         if name in ("gradient_noise", "batch_too_large") \
                 and any(f.name in NOISE_MASKED_BY for f in findings):
+            continue
+        if name == "underfitting" and any(f.name in UNDERFIT_MASKED_BY for f in findings):
             continue
         finding = rule(run)
         if finding is not None:
@@ -1070,6 +1200,72 @@ def pytorch_wording(advice: str) -> str:
     for ours, theirs in PYTORCH_WORDING:
         advice = advice.replace(ours, theirs)
     return re.sub(r"(?<![\w.])nn\.", "torch.nn.", advice)
+
+
+#: The same advice for a user of the backprop lab, whose controls are sliders and menus:
+#: every API the advice names becomes the control that does it (applied in order; each
+#: phrase must match the doctor's own wording, which a test checks).
+LAB_WORDING = (
+    ("Clip the gradient norm (clip_grad_norm=1.0 in fit/Trainer, --clip 1 with backprop "
+     "train, or nn.utils.clip_grad_norm_)",
+     "Clip the gradient norm (the Gradient clipping slider, at about 1)"),
+    ("gradient clipping (clip_grad_norm=1.0; --clip 1 with backprop train)",
+     "gradient clipping (the Gradient clipping slider, at about 1)"),
+    ("and a learning-rate warmup also keep",
+     "and a learning-rate warmup (warmup + cosine in the Schedule menu) also keep"),
+    ("an initialisation scaled to the layer size (nn.init.kaiming_normal_ for ReLU, "
+     "nn.init.xavier_uniform_ for tanh), fewer layers, normalisation layers "
+     "(nn.LayerNorm / nn.BatchNorm1d) or residual connections",
+     "an initialisation scaled to the layer size (He for ReLU, Xavier for tanh, in the "
+     "Initialisation menu), or fewer hidden layers (the − beside Hidden layers)"),
+    ("use LeakyReLU or GELU, which keep", "choose Leaky ReLU or GELU in the Activation "
+     "menu, which keep"),
+    ("initialise with nn.init.kaiming_normal_ and zero (or small positive) biases",
+     "choose He in the Initialisation menu"),
+    ("Scale the initialisation to the layer size (nn.init.xavier_uniform_ for sigmoid/tanh)",
+     "Scale the initialisation to the layer size (Xavier in the Initialisation menu, for "
+     "sigmoid/tanh)"),
+    ("add normalisation (nn.LayerNorm) before the activation, or use ReLU/GELU in hidden "
+     "layers", "or choose ReLU/GELU in the Activation menu"),
+    ("Initialise each layer for its fan-in: nn.init.kaiming_normal_ (He) before ReLU, "
+     "nn.init.xavier_uniform_ (Glorot) before tanh/sigmoid; normalisation layers "
+     "(nn.LayerNorm) also keep the scale steady.",
+     "In the Initialisation menu, choose He before ReLU or Xavier (Glorot) before "
+     "tanh/sigmoid: each scales a layer's weights to its fan-in."),
+    ("and check the initialisation (weights too large make gradients grow with depth)",
+     "and check the Initialisation menu (weights too large make gradients grow with depth)"),
+    ("Raise the learning rate", "Raise the Learning rate slider"),
+    ("Adam with lr=1e-3 is a sound default.",
+     "Adam (in the Optimiser menu) with learning rate 0.001 is a sound default."),
+    ("train with EarlyStopping(patience=3) and ModelCheckpoint, which saves the best epoch",
+     "export the weights (⤓ Weights) at the best step"),
+    ("add weight decay (AdamW, weight_decay=0.01) or dropout",
+     "raise the Weight decay slider (AdamW, 0.01) or the Dropout slider"),
+    ("a decaying schedule such as warmup_cosine",
+     "a decaying schedule such as warmup + cosine in the Schedule menu"),
+    ("give it hidden layers (a network without one draws only straight boundaries) or more "
+     "neurons per layer, or input features that make the pattern simpler (squares, "
+     "products, sines of the inputs)",
+     "add hidden layers (the + beside Hidden layers; a network without one draws only "
+     "straight boundaries) or neurons (the + above a layer), or tick Input features that "
+     "make the pattern simpler (x1², x1·x2, sin x1)"),
+    ("Use a larger batch", "Use a larger Batch size"),
+)
+
+
+def lab_wording(advice: str) -> str:
+    """``advice`` in the words of the backprop lab's page: the controls that do what it
+    asks (the Initialisation menu, the Gradient clipping slider) instead of API calls.
+
+    Example::
+
+        lab_wording("initialise with nn.init.kaiming_normal_ and zero (or small positive) "
+                    "biases")
+        # 'choose He in the Initialisation menu'
+    """
+    for ours, theirs in LAB_WORDING:
+        advice = advice.replace(ours, theirs)
+    return advice
 
 
 # -- small helpers --------------------------------------------------------------------------

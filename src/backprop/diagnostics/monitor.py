@@ -69,6 +69,8 @@ from backprop import nn
 from backprop.autograd.grad_mode import is_grad_enabled
 from backprop.diagnostics.readings import Readings, ReadingsWriter
 # Only the check by class name: the adapter imports torch itself, when it is made.
+from backprop.diagnostics._layout import Layout as _Layout, NoiseWindow as _NoiseWindow, \
+    sq_norm as _sq_norm
 from backprop.diagnostics.torch_adapter import is_torch_object
 from backprop.tensor import Tensor
 from backprop.train import Callback
@@ -192,15 +194,6 @@ def _first_tensor(value):
     return None
 
 
-def _sq_norm(a: np.ndarray) -> float:
-    """‖a‖² as a Python float; recomputed in float64 if float32 overflowed."""
-    v = a.ravel()
-    sq = float(np.dot(v, v))
-    if not math.isfinite(sq) and a.dtype != np.float64:
-        sq = float(np.dot(v.astype(np.float64), v.astype(np.float64)))
-    return sq
-
-
 def _nonfinite_counts(a: np.ndarray) -> str:
     n_nan = int(np.count_nonzero(np.isnan(a)))
     n_inf = int(np.count_nonzero(np.isinf(a)))
@@ -322,136 +315,6 @@ def _sample(values: np.ndarray, first: np.ndarray) -> np.ndarray:
     while row > 1 and math.gcd(stride, row) != 1:
         stride += 1
     return values[::stride]
-
-
-class _NoiseWindow:
-    """Running sums over consecutive step gradients: Σ g_i (one flat vector), Σ‖g_i‖², and K.
-
-    Only these sums are kept, never the K gradients themselves.
-    """
-
-    __slots__ = ("sum", "sq_sum", "count", "bad")
-
-    def __init__(self):
-        self.sum = None
-        self.sq_sum = 0.0
-        self.count = 0
-        self.bad = False
-
-    def add(self, flat: np.ndarray, sq: float) -> None:
-        if not math.isfinite(sq):
-            self.bad = True
-            return
-        # In the gradients' own dtype: a float32 sum of K float32 gradients loses far less
-        # than the noise it measures, and float64 sums would cost a cast every step.
-        if self.sum is None:
-            self.sum = flat.copy()
-        else:
-            np.add(self.sum, flat, out=self.sum)
-        self.sq_sum += sq
-        self.count += 1
-
-    def estimate(self, batch_size, size: int) -> dict | None:
-        """The noise record of a window meant to hold ``size`` gradients (None unless it does)."""
-        k = self.count
-        if self.bad or k < max(size, 2) or not batch_size:
-            return None
-        mean_sq = _sq_norm(self.sum) / (k * k)
-        # S = Σ‖g_i − ḡ‖² / (K−1) = (Σ‖g_i‖² − K‖ḡ‖²) / (K−1); rounding can push it below 0.
-        s = max((self.sq_sum - k * mean_sq) / (k - 1), 0.0)
-        grad_sq = mean_sq - s / k
-        trace_cov = batch_size * s
-        b_noise = trace_cov / grad_sq if grad_sq > 0 else math.inf
-        return {"batches": k, "batch_size": int(batch_size), "trace_cov": trace_cov,
-                "grad_sq_norm": grad_sq, "b_noise": b_noise}
-
-
-class _Layout:
-    """The model's parameters laid end to end in flat vectors.
-
-    Three rows of one buffer: the gradients, the weights before the update and the
-    change the update made. Reading every tensor into a row turns the per-step work into
-    a few NumPy calls whatever the number of parameters (one ``concatenate``, one dot
-    product), and on recorded steps every per-parameter norm of all three rows comes
-    from one segment sum (``np.add.reduceat``). Parameters with no elements are left out.
-    """
-
-    GRADS, BEFORE, CHANGE = 0, 1, 2
-
-    def __init__(self, named: list, arrays=None):
-        self.arrays = arrays = arrays or _BackpropArrays()
-        data = arrays.data
-        kept = [(n, p) for n, p in named if data(p).size]
-        self.names = [n for n, _ in kept]
-        self.params = [p for _, p in kept]
-        self.key = [(n, id(p)) for n, p in named]
-        sizes = [int(data(p).size) for p in self.params]
-        self.sizes = np.array(sizes, dtype=np.int64)
-        self.offsets = np.array([sum(sizes[:i]) for i in range(len(sizes))], dtype=np.intp)
-        self.dtype = np.result_type(*[data(p).dtype for p in self.params]) \
-            if self.params else np.dtype(np.float32)
-        self.rows = np.zeros((3, int(self.sizes.sum())), self.dtype)
-        self.grads = self.rows[self.GRADS]
-        self._sizes = sizes
-        self._zeros = [np.zeros(n, self.dtype) for n in sizes]
-        self._all = list(range(len(self.params)))
-
-    def gather_grads(self) -> list:
-        """Copy every gradient into the gradient row (zeros where there is none).
-
-        Returns the indices of the parameters that have a gradient.
-        """
-        grad = self.arrays.grad
-        try:  # the usual case: every parameter has its gradient, of its own size
-            np.concatenate([grad(p).reshape(-1) for p in self.params], out=self.grads)
-            return self._all
-        except (AttributeError, ValueError):  # a missing (None) or odd gradient: see below
-            pass
-        parts, present = [], []
-        sizes = self._sizes
-        for i, p in enumerate(self.params):
-            g = grad(p)
-            if g is not None and g.size == sizes[i]:
-                parts.append(g.reshape(-1))
-                present.append(i)
-            else:
-                parts.append(self._zeros[i])
-        if parts:
-            np.concatenate(parts, out=self.grads)
-        return present
-
-    def grad_sq_norm(self) -> float:
-        """‖all gradients‖², read in place (no copy)."""
-        total = 0.0
-        grad = self.arrays.grad
-        for p in self.params:
-            g = grad(p)
-            if g is not None:
-                total += _sq_norm(g)
-        return total
-
-    def gather_weights(self, row: int) -> None:
-        """Copy the weights into ``row``."""
-        if self.params:
-            data = self.arrays.data
-            np.concatenate([data(p).reshape(-1) for p in self.params], out=self.rows[row])
-
-    def record_change(self) -> None:
-        """The change row: the weights now minus the weights before."""
-        change = self.rows[self.CHANGE]
-        self.gather_weights(self.CHANGE)
-        # The difference of two nearby floats is exact: the row's dtype loses nothing.
-        np.subtract(change, self.rows[self.BEFORE], out=change)
-
-    def norms(self, rows: int) -> tuple:
-        """(‖segment‖ of each parameter for the first ``rows`` rows, mean |gradient|)."""
-        if not self.params:
-            return [[] for _ in range(rows)], []
-        block = self.rows[:rows]
-        # NumPy adds each contiguous segment pairwise: float32 sums stay accurate.
-        sq = np.add.reduceat(block * block, self.offsets, axis=1)
-        abs_mean = np.add.reduceat(np.abs(self.grads), self.offsets) / self.sizes
-        return np.sqrt(sq).tolist(), abs_mean.tolist()
 
 
 def _check_int(value, name: str, low: int) -> int:
@@ -615,7 +478,8 @@ class Monitor(Callback):
     def _set_params(self, named: list) -> None:
         """Watch these ``(name, parameter)`` pairs (a new set resets the noise windows)."""
         self._named = named
-        self._layout = _Layout(named, self._arrays)
+        make = getattr(self._arrays, "layout", None)
+        self._layout = make(named) if make is not None else _Layout(named, self._arrays)
         self._windows: dict = {}       # recorded step -> _NoiseWindow ending there
         self.readings.meta["params"] = [n for n, _ in named]
 
@@ -659,7 +523,10 @@ class Monitor(Callback):
             return
         self._capture, self._kinds, self._examples = {}, {}, 0
         arrays = self._arrays
-        handles = [self._net.register_forward_pre_hook(arrays.hook(self._count_batch))]
+        count = self._capture_hooks.get(None)  # made once: a framework's wrapper may cost
+        if count is None:
+            count = self._capture_hooks[None] = arrays.hook(self._count_batch)
+        handles = [self._net.register_forward_pre_hook(count)]
         if self.activations:
             made = self._capture_hooks
             kind_of = arrays.kind
@@ -734,13 +601,17 @@ class Monitor(Callback):
             if not math.isfinite(total_sq) and self.readings.nonfinite is None:
                 self._locate_nonfinite_grad(s, math.sqrt(total_sq))
             return
-        present = layout.gather_grads()
-        flat = layout.grads
-        total_sq = _sq_norm(flat)
+        if recorded:
+            present = layout.gather_grads()
+            total_sq = _sq_norm(layout.grads)
+        if in_window:
+            grads, sq = layout.step_grads(gathered=recorded)
+            if not recorded:
+                total_sq = sq
         if not math.isfinite(total_sq) and self.readings.nonfinite is None:
             self._locate_nonfinite_grad(s, math.sqrt(total_sq))
         if in_window:
-            self._add_to_windows(s, flat, total_sq)
+            self._add_to_windows(s, grads, total_sq)
         if recorded:
             # The per-parameter numbers come at the end of the step, from the gradient row
             # copied here (before any clipping), in one computation with the weights.
@@ -749,7 +620,7 @@ class Monitor(Callback):
                              "grad_norm": math.sqrt(total_sq), "params": {},
                              "activations": {}, "noise": None}
 
-    def _add_to_windows(self, s: int, flat: np.ndarray, total_sq: float) -> None:
+    def _add_to_windows(self, s: int, grads, total_sq: float) -> None:
         windows = self._windows
         # Open the windows of the recorded steps this step belongs to: r in [s, s + K - 1].
         r = s + (1 - s) % self.interval
@@ -758,8 +629,9 @@ class Monitor(Callback):
             if r not in windows:
                 windows[r] = _NoiseWindow()
             r += self.interval
+        layout = self._layout
         for window in windows.values():
-            window.add(flat, total_sq)
+            window.add(layout, grads, total_sq)
 
     def _param_stats(self, step: int, updated: bool) -> None:
         """Fill the pending record's per-parameter numbers (with update ratios if ``updated``)."""
@@ -851,7 +723,7 @@ class Monitor(Callback):
                 layers.append(name)
         window = self._windows.pop(pending["step"], None)
         if window is not None:
-            pending["noise"] = window.estimate(batch or self.readings.meta.get("batch_size"),
+            pending["noise"] = window.estimate(self._layout, batch or self.readings.meta.get("batch_size"),
                                                self.noise_window)
 
     def _end_step_without_optimizer(self) -> None:
@@ -978,7 +850,8 @@ class Monitor(Callback):
         """
         windows = {}
         for r, w in self._windows.items():
-            windows[r] = {"sum": None if w.sum is None else w.sum.copy(), "sq_sum": w.sq_sum,
+            windows[r] = {"sum": None if w.sum is None else
+                          self._layout.sum_to_flat(w.sum), "sq_sum": w.sq_sum,
                           "count": w.count, "bad": w.bad}
         return {"step": self.step, "interval": self.interval, "noise_window": self.noise_window,
                 "windows": windows}
@@ -1002,7 +875,7 @@ class Monitor(Callback):
                                           or total.shape != size):
                     return {}  # another model: estimates from these sums would mean nothing
                 window = _NoiseWindow()
-                window.sum = None if total is None else total.astype(self._layout.dtype)
+                window.sum = None if total is None else self._layout.sum_from_flat(total)
                 window.sq_sum, window.count = float(w["sq_sum"]), int(w["count"])
                 window.bad = bool(w["bad"])
                 windows[int(r)] = window

@@ -18,8 +18,13 @@ What PyTorch's hooks cannot show, and so the Monitor cannot either:
   to trace them, so it splits the forward around the hooked modules), and leaf modules
   are measured; functional activations are not watched in a model that holds a
   compiled module (the compiler fails under the ``TorchFunctionMode`` the watch uses);
-- tensors on a device other than the CPU are copied to the CPU before being reduced
-  (correct, but not yet the cheap on-device reduction the issue asks for).
+
+Where the tensors live: the every-step work (the NaN/Inf check's total gradient norm,
+and the noise windows' running sums on the steps before a recorded one) runs in
+PyTorch's own ``_foreach`` kernels on the tensors' device, and only one number per step
+comes back (:class:`TorchLayout`). A recorded step (one in ``interval``) copies the
+gradients, weights and layer outputs to the CPU to compute its per-parameter norms,
+activation statistics and histograms.
 
 Example::
 
@@ -42,9 +47,13 @@ from __future__ import annotations
 import contextlib
 import threading
 
+import math
+
 import numpy as np
 
-__all__ = ["TorchAdapter", "is_torch_object"]
+from backprop.diagnostics._layout import Layout
+
+__all__ = ["TorchAdapter", "TorchLayout", "is_torch_object"]
 
 #: The name recorded in the readings' ``meta["framework"]`` for a PyTorch run.
 FRAMEWORK = "torch"
@@ -127,13 +136,21 @@ class TorchAdapter:
         self._functions = _function_kinds(torch)
         # Dtypes NumPy reads as they are (the fast path of _numpy).
         self._plain = frozenset({torch.float32, torch.float64, torch.float16})
-        if any(type(m).__name__ == "OptimizedModule" for m in model.modules()):
+        self._compiled = any(type(m).__name__ == "OptimizedModule" for m in model.modules())
+        if self._compiled:
             # torch.compile cannot run a forward under the function watch's
             # TorchFunctionMode (dynamo fails on the mode stack): module hooks only.
             self.functional_watch = None
         # The adapter's own tensor calls, made inside a watched forward, are not the model's:
         # hide them from the function watch (and save its per-call cost).
         self._unwatched = getattr(torch._C, "DisableTorchFunction", contextlib.nullcontext)
+
+    def layout(self, named: list) -> "TorchLayout":
+        """The Monitor's layout of these ``(name, parameter)`` pairs: NumPy's on the CPU,
+        :class:`TorchLayout` where a parameter lives on another device."""
+        if all(p.device.type == "cpu" for _, p in named):
+            return Layout(named, self)
+        return TorchLayout(named, self)
 
     # -- arrays ---------------------------------------------------------------------------
     def _numpy(self, t) -> np.ndarray:
@@ -202,7 +219,10 @@ class TorchAdapter:
 
     def hook(self, fn):
         """``fn`` made safe to register on a ``torch.compile``-d model: the compiler runs
-        it as Python (a graph break) instead of tracing it into the graph."""
+        it as Python (a graph break) instead of tracing it into the graph. On a model that
+        is not compiled, ``fn`` itself: the wrapper costs about 50 µs a call."""
+        if not self._compiled:
+            return fn
         disable = getattr(getattr(self.torch, "compiler", None), "disable", None)
         return disable(fn) if disable is not None else fn
 
@@ -300,11 +320,121 @@ class TorchAdapter:
                         mode.__exit__(None, None, None)
 
         handles = []
+        pre, post = self.hook(pre), self.hook(post)  # each wrapper made once: they cost
         for module in model.modules():
-            handles.append(module.register_forward_pre_hook(self.hook(pre)))
-            handles.append(module.register_forward_hook(self.hook(post), always_call=True))
+            handles.append(module.register_forward_pre_hook(pre))
+            handles.append(module.register_forward_hook(post, always_call=True))
         handles.append(_ModeHandle())
         return handles
+
+
+class TorchLayout(Layout):
+    """The Monitor's layout for PyTorch parameters on a GPU: the every-step work stays there.
+
+    On a device other than the CPU, the total gradient norm checked every step and the
+    noise windows' running sums (one tensor per parameter, in its dtype, on its device)
+    are computed with PyTorch's ``_foreach`` kernels where the gradients are; one number
+    per step comes back. The flat NumPy rows of :class:`Layout` are still filled on
+    recorded steps, for the per-parameter norms. Gradients PyTorch's kernels cannot take
+    as they are (sparse, or in a dtype NumPy lacks) and a missing gradient go through a
+    dense float copy (zeros for a missing one), as the NumPy rows read them.
+
+    On the CPU, NumPy's BLAS reads the same memory faster than ``_foreach_norm`` (15 µs
+    against 33 µs for the 235k gradients of a 784-256-128-10 MLP): :class:`Layout`'s
+    own NumPy methods run there.
+    """
+
+    def __init__(self, named: list, adapter: "TorchAdapter"):
+        super().__init__(named, adapter)
+        torch = self.torch = adapter.torch
+        self._plain = adapter._plain
+        self._strided = torch.strided
+        self._foreach_norm = getattr(torch, "_foreach_norm", None)
+        self._foreach_add_ = getattr(torch, "_foreach_add_", None)
+
+    def _dense(self, p, g):
+        """``g`` as a dense tensor of ``p``'s shape in a float dtype (zeros for None)."""
+        torch = self.torch
+        if g is None:
+            return torch.zeros_like(p, dtype=torch.float32 if p.dtype not in self._plain
+                                    else p.dtype, layout=torch.strided)
+        g = g.detach()
+        if g.layout != self._strided:
+            g = g.to_dense()
+        if g.is_complex():
+            g = g.abs()
+        if g.dtype not in self._plain:
+            g = g.to(torch.float32)
+        return g
+
+    def _grads(self) -> list:
+        """Every watched parameter's gradient as a tensor PyTorch's kernels take."""
+        out = []
+        plain, strided = self._plain, self._strided
+        for p in self.params:
+            g = p.grad
+            if g is None or g.dtype not in plain or g.layout != strided:
+                g = self._dense(p, g)
+            elif g.requires_grad:  # a gradient kept with create_graph=True
+                g = g.detach()
+            out.append(g)
+        return out
+
+    def _total_sq(self, tensors: list) -> float:
+        """Σ‖t‖² over ``tensors``, in PyTorch, one number back; NumPy's float64 path when
+        the float32 sum overflowed (as :func:`sq_norm` does)."""
+        if not tensors:
+            return 0.0
+        torch = self.torch
+        if self._foreach_norm is not None:
+            norms = self._foreach_norm(tensors)
+            if len(norms) == 1:
+                total = float(norms[0]) ** 2
+            else:
+                if len({n.dtype for n in norms}) > 1:  # parameters of several dtypes
+                    norms = [n.double() for n in norms]
+                total = float(torch.stack(norms).square().sum())
+        else:  # pragma: no cover - every supported PyTorch has _foreach_norm
+            total = sum(float(torch.linalg.vector_norm(t)) ** 2 for t in tensors)
+        if not math.isfinite(total):
+            total = sum(float(torch.linalg.vector_norm(t.double())) ** 2 for t in tensors)
+        return total
+
+    def grad_sq_norm(self) -> float:
+        return self._total_sq(self._grads())
+
+    def step_grads(self, gathered: bool) -> tuple:
+        grads = self._grads()
+        return grads, self._total_sq(grads)
+
+    @staticmethod
+    def sum_start(grads):
+        return [g.clone() for g in grads]
+
+    def sum_add(self, total, grads) -> None:
+        if self._foreach_add_ is not None:
+            self._foreach_add_(total, grads)
+        else:  # pragma: no cover
+            for t, g in zip(total, grads):
+                t.add_(g)
+
+    def sum_sq_norm(self, total) -> float:
+        return self._total_sq(total)
+
+    def sum_to_flat(self, total) -> np.ndarray:
+        if not total:
+            return np.zeros(0, self.dtype)
+        return np.concatenate([self.arrays._numpy(t).reshape(-1) for t in total]) \
+            .astype(self.dtype, copy=False)
+
+    def sum_from_flat(self, flat: np.ndarray):
+        torch = self.torch
+        out = []
+        for p, (start, size) in zip(self.params, zip(self.offsets, self.sizes)):
+            piece = torch.from_numpy(np.array(flat[start:start + size])).reshape(p.shape)
+            dtype = p.dtype if p.dtype in self._plain else torch.float32
+            out.append(piece.to(device=p.device, dtype=dtype))
+        return out
 
 
 def _top_function_mode(torch):

@@ -23,7 +23,9 @@ Page -> server
                       message first starts a session with the default settings.)
     {"type": "play"}  {"type": "pause"}                  start / stop training
     {"type": "step"}       pause, train exactly one step, send "step_detail" and a state frame
-    {"type": "reset"}      fresh weights from the seed, step 0, the diverged state cleared
+    {"type": "reset", "lr": float?}   fresh weights from the seed, step 0, the diverged
+                      state cleared; with lr, start again with that learning rate (the
+                      divergence banner's recovery: the diverged record's recovery_lr)
     {"type": "set", "values": {name: value, ...}}         change settings (all or nothing:
                       one bad value rejects the message, an "error" names it and the current
                       "settings" follow so the controls can snap back)
@@ -101,10 +103,18 @@ null::
                    layers named as the page names them ("layer 1", "output"); after a
                    divergence there is always a "divergence" finding (the lab's own when
                    the doctor has too few readings to say so),
+     "dims": int,                             raw input dimensions (1 for sine, 64 digits)
+     "class_labels": null | [str, ...]        names of classes 0, 1, ... (a CSV's labels)
      "diverged": null | {"step": N, "what": "loss" | "gradient" (NaN/Inf) | "loss_blow_up"
-                         (the training-set loss above 5x that of guessing / of the start),
+                         (the training-set loss at least 5x the larger of guessing's and the
+                         untrained network's: the doctor's criterion, loss_diverged) |
+                         "doctor" (the doctor's divergence finding),
                          "message": "diverged at step N: learning rate too high for this
-                                     batch size?"}}
+                                     batch size?",
+                         "recovery_lr": float (the last learning rate that trained stably,
+                                     else the default or a tenth of this one),
+                         "recovery_stable": bool (whether it trained stably),
+                         "recovery": "Reset with learning rate 0.03: ..." (in words)}}
 
 A step detail (``LabSession.one_step_detail``), for the one-step animation::
 
@@ -304,6 +314,11 @@ def parse_message(raw) -> Command:
             raise ProtocolError("upload_csv message needs text: the CSV file's contents",
                                 "text")
         return Command(kind, {"text": text})
+    if kind == "reset":
+        _fields(msg, kind, ("lr",))
+        if msg.get("lr") is None:
+            return Command(kind)
+        return Command(kind, {"lr": _number(msg["lr"], "lr", integer=False, single=True)})
     if kind == "export":
         _fields(msg, kind, ("what",))
         what = msg.get("what")
@@ -311,7 +326,7 @@ def parse_message(raw) -> Command:
             raise ProtocolError(f"export what must be 'script' or 'checkpoint', got {shown(what)}",
                                 "what")
         return Command(kind, {"what": what})
-    _fields(msg, kind, ())          # play, pause, step, reset, cancel_stability
+    _fields(msg, kind, ())          # play, pause, step, cancel_stability
     return Command(kind)
 
 

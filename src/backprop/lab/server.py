@@ -471,8 +471,8 @@ class _Worker:
         self._status()
         self._maybe_frame(force=True)
 
-    def _do_reset(self) -> None:
-        self.session.reset()
+    def _do_reset(self, lr=None) -> None:
+        self.session.reset(lr)
         self._settings()
         self._status()
         self._maybe_frame(force=True)

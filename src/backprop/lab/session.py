@@ -29,6 +29,9 @@ import numpy as np
 import backprop
 from backprop import nn, optim
 from backprop.data import load_toy, train_test_split
+from backprop.diagnostics.doctor import (
+    DIVERGENCE_FACTOR, divergence_reference, lab_wording, loss_diverged,
+)
 from backprop.lab.pool import CellPool, default_workers
 from backprop.lab.settings import (
     REGRESSION_SETS, SETTINGS, LabError, defaults, shown, validate,
@@ -65,10 +68,10 @@ _HISTORY_KEEP = 1000        # start it compares with) and up to this many recent
                             # doctor's cost grows with their number (~6 ms per 1000)
 _WARMUP_SHARE = 0.1         # warmup + cosine: the first 10% of schedule_steps warm up
 _CHECK_EVERY = 10           # steps between two evaluations of the whole data (curve, blow-up)
-_EXPLODE_FACTOR = 5.0
-"""A training loss this many times the reference (the larger of a constant predictor's loss
-and the loss at the start or at the last live change) counts as diverged: cross-entropy with
-tanh/relu rarely reaches Inf, but a loss 5x worse than guessing means the steps overshoot."""
+_STABLE_STEPS = 50
+"""A learning rate "trained stably" once it was in force this many steps with every check of
+the whole training set at or below the divergence reference (no worse than guessing or the
+start); the banner's recovery offers the last such rate."""
 _STABILITY_LRS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 _STABILITY_BATCHES = (1, 4, 16, 64, 256)
 _STABILITY_STEPS = 200
@@ -280,7 +283,13 @@ class LabSession:
         self._findings_step = 0
         self._findings_at_divergence = None   # step_count of the findings made after diverging
         self._history = []              # {"step", "epoch", "loss", "lr", "grad_norm"} per step
-        self._reference_loss = max(self.metrics()["train_loss"], self._chance_loss())
+        # The divergence criterion's reference (backprop.diagnostics.doctor): guessing's loss
+        # or the untrained network's; live changes of the learning rate never move it.
+        self._reference_loss = divergence_reference(self.metrics()["train_loss"],
+                                                    self._chance_loss())
+        self.stable_lr = None           # the last learning rate that trained stably
+        self._lr_since = 0              # step_count when the learning rate last changed
+        self._lr_ok = True              # no check since then was above the reference
         self._attach_monitor()
         self.data_version += 1
         self.version += 1
@@ -483,6 +492,11 @@ class LabSession:
                 findings = self._doctor()
             except Exception:  # a diagnostics problem must never stop the lab from training
                 findings = []
+        if self.diverged is None and any(f["name"] == "divergence" for f in findings):
+            # One verdict: when the doctor says the run diverged, so does the banner.
+            self.diverged = self._diverged_record(self.step_count, "doctor")
+            self._findings_at_divergence = self.step_count
+            self.version += 1
         if self.diverged is not None and not any(f["name"] == "divergence" for f in findings):
             findings.insert(0, self._divergence_finding())
         self._findings = findings
@@ -503,13 +517,14 @@ class LabSession:
             if nonfinite and isinstance(nonfinite.get("step"), int):
                 nonfinite = {**nonfinite, "step": nonfinite["step"] + offset}
         # The batch-size slider is live; the Monitor noted the batch size it saw first.
-        meta = {**readings.meta, "batch_size": self.batch_size}
+        meta = {**readings.meta, "batch_size": self.batch_size,
+                "chance_loss": self._chance_loss()}  # the reference of the one criterion
         view = Readings(meta=meta, steps=steps, epochs=readings.epochs, nonfinite=nonfinite)
         history = History()
         history.steps = list(self._history)
         report = diagnose(view, history)
         return [{"name": f.name, "severity": f.severity, "summary": self._page_names(f.summary),
-                 "advice": self._page_names(f.advice),
+                 "advice": self._page_names(lab_wording(f.advice)),
                  "layers": [self._layer_label(n) for n in (getattr(f, "layers", None) or [])]}
                 for f in report]
 
@@ -556,7 +571,7 @@ class LabSession:
         if d.get("what") == "loss_blow_up":
             loss = self.metrics()["train_loss"]
             what = (f"the loss on the training set reached {loss:.3g}, more than "
-                    f"{_EXPLODE_FACTOR:g} times {self._reference_loss:.3g} (that of the "
+                    f"{DIVERGENCE_FACTOR:g} times {self._reference_loss:.3g} (that of the "
                     f"untrained network or of guessing)")
         elif d.get("what") == "gradient":
             what = f"the gradient norm became {self.last_grad_norm}"
@@ -566,10 +581,26 @@ class LabSession:
             "name": "divergence", "severity": "error",
             "summary": f"At step {d['step']}, {what} (learning rate {lr:g}, batch size "
                        f"{batch}). Training stopped.",
-            "advice": f"The steps overshoot: lower the learning rate about ten times (try "
-                      f"{lr / 10:g}), or use a larger batch (a less noisy gradient), "
-                      f"gradient clipping or the warmup + cosine schedule. Then press Reset.",
+            "advice": f"The steps overshoot: press \"Reset with learning rate "
+                      f"{d['recovery_lr']:g}\" ({self._recovery_words()}), or use a larger "
+                      f"batch (a less noisy gradient), gradient clipping or the warmup + "
+                      f"cosine schedule.",
             "layers": []}
+
+    def recovery_lr(self) -> float:
+        """The learning rate to start again with after a divergence: the last one that
+        trained stably, else the default one if it is lower, else a tenth of this one."""
+        if self.stable_lr is not None:
+            return self.stable_lr
+        lr, default = self.settings["lr"], defaults()["lr"]
+        return default if default < lr else max(lr / 10, SETTINGS["lr"]["min"])
+
+    def _recovery_words(self) -> str:
+        if self.stable_lr is not None:
+            return "the last learning rate that trained stably"
+        return "no learning rate has trained stably yet" + (
+            "; it is the default" if self.recovery_lr() == defaults()["lr"] else
+            "; a tenth of this one")
     # -- changing settings ------------------------------------------------------------------
     def apply(self, changes: dict) -> dict:
         """Check and apply setting changes; returns the new settings.
@@ -612,15 +643,31 @@ class LabSession:
                     self.model[i] = _ACTIVATION_MODULES[name]()
         self._lr_now = self._lr_at(self.step_count + 1)
         self.settings_step = self.step_count
-        # A live change can itself move the loss (a new activation on trained weights), so
-        # the blow-up check measures from here.
+        if "lr" in changed:
+            self._lr_since, self._lr_ok = self.step_count, True
         self.version += 1
-        self._reference_loss = max(self._chance_loss(), self.metrics()["train_loss"])
+        if changed & {"activation", "activations"}:
+            # A new activation on trained weights is a new function: its loss now may be
+            # above the old reference. (The learning rate and the other live settings do
+            # not change the loss until a step is taken, so they never move the reference:
+            # a learning-rate drag cannot raise the bar a blow-up must cross.)
+            now = self.metrics()["train_loss"]
+            if math.isfinite(now):
+                self._reference_loss = max(self._reference_loss, now)
         return copy.deepcopy(self.settings)
 
-    def reset(self) -> None:
-        """Start again: fresh weights from the seed, step 0, the diverged state cleared."""
+    def reset(self, lr: float | None = None) -> None:
+        """Start again: fresh weights from the seed, step 0, the diverged state cleared.
+
+        Args:
+            lr: start again with this learning rate (the banner's recovery passes
+                :meth:`recovery_lr`); checked like the ``lr`` setting.
+        """
+        stable = self.stable_lr
+        if lr is not None:
+            self.settings = validate({"lr": lr}, self.settings)
         self._build()
+        self.stable_lr = stable          # same data and network: what trained stably still does
 
     def close(self) -> None:
         """Remove the diagnostics hooks (the session can't train after this)."""
@@ -661,11 +708,17 @@ class LabSession:
         return float(((y - y.mean()) ** 2).mean())
 
     def _diverge(self, step: int, what: str) -> None:
-        self.diverged = {
-            "step": step, "what": what,
-            "message": f"diverged at step {step}: learning rate too high for this batch size?"}
+        self.diverged = self._diverged_record(step, what)
         self._update_findings()
         self.version += 1
+
+    def _diverged_record(self, step: int, what: str) -> dict:
+        lr = self.recovery_lr()
+        return {"step": step, "what": what,
+                "message": f"diverged at step {step}: learning rate too high for this batch "
+                           f"size?",
+                "recovery_lr": lr, "recovery_stable": self.stable_lr is not None,
+                "recovery": f"Reset with learning rate {lr:g}: {self._recovery_words()}."}
 
     def _train_step(self, trace: bool = False):
         """One optimizer step on the next mini-batch; returns the traced forward when asked."""
@@ -744,12 +797,18 @@ class LabSession:
         return done
 
     def _check_blow_up(self) -> None:
-        """Evaluate the whole data (a loss-curve point) and flag a loss that blew up."""
+        """Evaluate the whole data (a loss-curve point), flag a loss that blew up (the
+        doctor's criterion, :func:`~backprop.diagnostics.doctor.loss_diverged`) and note a
+        learning rate that trains stably."""
         loss = self.metrics()["train_loss"]
         if not math.isfinite(loss):
             self._diverge(self.step_count, "loss")
-        elif loss > _EXPLODE_FACTOR * self._reference_loss:
+        elif loss_diverged(loss, self._reference_loss):
             self._diverge(self.step_count, "loss_blow_up")
+        elif loss > self._reference_loss:
+            self._lr_ok = False
+        elif self._lr_ok and self.step_count - self._lr_since >= _STABLE_STEPS:
+            self.stable_lr = self.settings["lr"]
 
     def one_step_detail(self) -> dict:
         """Train one step and return what happened in it, for the one-step animation.
@@ -953,6 +1012,7 @@ class LabSession:
             "lr_now": _round(self._lr_now, 5), "batch_size_now": self.batch_size,
             "n_train": self.n_train, "n_test": len(self._y_test),
             "task": self.task, "classes": self.n_classes, "inputs": list(self.inputs),
+            "dims": self.dims, "class_labels": self._class_labels(),
             "metrics": {k: None if v is None else _round(v, 5) for k, v in m.items()},
             "batch_loss": None if self.last_batch_loss is None
             else _round(self.last_batch_loss, 5),
@@ -970,6 +1030,13 @@ class LabSession:
             frame["points"] = self._points()
             self._points_version = self.data_version
         return frame
+
+    def _class_labels(self) -> list | None:
+        """The names of classes 0, 1, ... as text (a CSV's labels), or None (numbered)."""
+        if self.settings["dataset"] != "csv" or not self._csv \
+                or not self._csv.get("class_labels"):
+            return None
+        return [v if isinstance(v, str) else f"{v:g}" for v in self._csv["class_labels"]]
 
     # -- user data ----------------------------------------------------------------------------
     def load_csv(self, text: str) -> dict:

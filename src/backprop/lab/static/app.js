@@ -77,6 +77,7 @@ async function main() {
     controls.set({ lr, batch_size: bs });
   });
 
+  lab.views = { network, boundary, stability, loss };   // for the console and the browser tests
   wireButtons();
   redrawAll();
   new ResizeObserver(() => { network.layoutTools(); redrawAll(); }).observe(document.body);
@@ -91,7 +92,12 @@ function wireButtons() {
     send({ type: "step" });
   });
   $("reset").addEventListener("click", resetSession);
-  $("diverged-reset").addEventListener("click", resetSession);
+  $("diverged-reset").addEventListener("click", () => resetSession());
+  $("diverged-recover").addEventListener("click", () => {
+    const lr = lab.diverged && num(lab.diverged.recovery_lr);
+    lab.touched.delete("lr");     // the slider shows the recovery's rate, even just after a drag
+    resetSession(Number.isFinite(lr) ? lr : undefined);
+  });
   $("grad-view").addEventListener("change", (e) => network.setGradView(e.target.checked));
   $("log-scale").addEventListener("change", (e) => { loss.log = e.target.checked; loss.draw(); });
   $("show-test").addEventListener("change", (e) => { boundary.showTest = e.target.checked; boundary.draw(); });
@@ -101,6 +107,8 @@ function wireButtons() {
       return;
     }
     stability.start();
+    stability.madeWith = mapSettings(lab.values);
+    markStale();          // clears the note of the map before
     $("stability-run").textContent = "Cancel";
     send({ type: "stability_map" });
   });
@@ -116,9 +124,35 @@ function wireButtons() {
   });
 }
 
-function resetSession() {
+/** Start again from step 0; with `lr`, with that learning rate (the banner's recovery). */
+function resetSession(lr) {
   stopAnimation();
-  send({ type: "reset" });
+  send(lr === undefined ? { type: "reset" } : { type: "reset", lr });
+}
+
+// ---- the stability map's settings ------------------------------------------------------------
+// A map trains the session's settings over its own learning rates and batch sizes: every other
+// setting (the data, the network, the optimiser...) is what it was made for.
+const MAP_AXES = new Set(["lr", "batch_size", "speed"]);
+
+function mapSettings(values) {
+  return Object.fromEntries(Object.entries(values).filter(([k]) => !MAP_AXES.has(k)));
+}
+
+/** Grey the map out, and say why, once the settings it was made for are no longer in force. */
+function markStale(reason) {
+  const made = stability.madeWith;
+  if (!made) return;
+  let why = reason;
+  if (!why) {
+    const changed = Object.keys(made).filter((k) => !sameValue(made[k], lab.values[k]));
+    if (changed.length) why = `made for other settings (${changed.map((k) => (lab.table[k] || {}).label || k).join(", ")})`;
+  }
+  if (why && !stability.stale) stability.stale = why;
+  const stale = !!stability.stale;
+  $("stability").dataset.stale = String(stale);
+  $("stability").closest(".stability-wrap").classList.toggle("stale", stale);
+  $("stability-stale").textContent = stale ? `Out of date: ${stability.stale}. Press Run again.` : "";
 }
 
 function setRunning(on) {
@@ -159,7 +193,11 @@ async function uploadCsv(file) {
     toast(`Could not read ${file.name}: ${e.message}`);
     return;
   }
-  if (send({ type: "upload_csv", text, name: file.name })) lab.uploadToast = toast("Uploading your CSV…", "info");
+  // The name shows once the server has taken the file: a refused one leaves the last one's.
+  if (send({ type: "upload_csv", text, name: file.name })) {
+    lab.pendingCsvName = file.name;
+    lab.uploadToast = toast("Uploading your CSV…", "info");
+  }
 }
 
 function fmtBytes(n) {
@@ -252,12 +290,19 @@ function handle(msg) {
     case "state": return onState(msg);
     case "step_detail": return onStepDetail(msg);
     case "error": return onError(msg);
-    case "stability_start": return stability.start(msg.lrs, msg.batch_sizes);
+    case "stability_start":
+      stability.start(msg.lrs, msg.batch_sizes);
+      stability.madeWith = mapSettings(lab.values);
+      stability.stale = null;
+      return markStale();
     case "stability_cell": return stability.add(msg);
     case "stability_done": return stabilityDone(msg);
     case "export": return download(msg);
     case "csv_loaded": case "uploaded":
       if (lab.uploadToast) lab.uploadToast.remove();
+      if (lab.pendingCsvName) controls.setCsvName(lab.pendingCsvName);
+      lab.pendingCsvName = null;
+      if (stability.madeWith) markStale("made for the data before this CSV");
       return toast(`Loaded your CSV: ${msg.rows ?? "?"} rows, ${msg.task === "classification"
         ? `${msg.classes} classes${Array.isArray(msg.class_labels) ? ` (${msg.class_labels.join(", ")})` : ""}`
         : msg.task || "?"}.`, "info");
@@ -285,10 +330,12 @@ function onSettings(values, echo) {
   const url = `${location.pathname}${q ? `?${q}` : ""}${location.hash}`;
   if (url !== `${location.pathname}${location.search}${location.hash}`) history.replaceState(null, "", url);
   stability.current = { lr: lab.values.lr, batch_size: lab.values.batch_size };
+  markStale();
 }
 
 function onState(f) {
   lab.frames++;
+  lab.lastFrame = f;
   // "settings" messages are the truth; a frame's settings (what it was trained with) can lag
   // a change in flight, so they only fill in before the first settings message.
   if (f.settings && !lab.gotSettings) onSettings(f.settings, false);
@@ -306,6 +353,7 @@ function onState(f) {
   setLoss($("train-loss"), trainLoss, f.step);
   setLoss($("test-loss"), testLoss, f.step);
   if (Number.isFinite(num(f.n_train))) controls.limit("batch_size", num(f.n_train));
+  if (Number.isInteger(f.dims)) controls.setDims(f.dims);   // the sine set has no x2
   const lrNow = f.lr_now ?? lab.values.lr, bsNow = f.batch_size_now ?? lab.values.batch_size;
   $("now").textContent = `lr ${fmt(lrNow, 3)} · batch ${fmtInt(bsNow)}`;
   const pct = (a) => (Number.isFinite(num(a)) && a !== null ? `${Math.round(num(a) * 100)}%` : "–");
@@ -317,6 +365,13 @@ function onState(f) {
   const banner = $("diverged");
   if (lab.diverged) {
     $("diverged-text").textContent = lab.diverged.message || `diverged at step ${lab.diverged.step}: learning rate too high for this batch size?`;
+    const lr = num(lab.diverged.recovery_lr);
+    const recover = $("diverged-recover");
+    recover.hidden = !Number.isFinite(lr);
+    recover.textContent = `Reset with learning rate ${fmt(lr, 3)}`;
+    $("diverged-why").textContent = Number.isFinite(lr) ? (lab.diverged.recovery_stable
+      ? `${fmt(lr, 3)} is the last learning rate that trained stably.`
+      : `No learning rate has trained stably yet; ${fmt(lr, 3)} is a safer one to try.`) : "";
     banner.hidden = false;
     if (lab.running) { lab.running = false; renderPlay(); }
   } else banner.hidden = true;
@@ -324,8 +379,14 @@ function onState(f) {
   $("step").disabled = !!lab.diverged;
 
   loss.update(f.train_loss, f.test_loss, lab.diverged);
+  boundary.labels = Array.isArray(f.class_labels) ? f.class_labels : null;
   if ("boundary" in f || "points" in f) boundary.update(f.boundary, "points" in f ? f.points : undefined);
-  if (f.network) network.update(f.network, { kind: f.task === "regression" ? "regression" : "classes" });
+  if (f.network) {
+    network.update(f.network, {
+      kind: f.task === "regression" ? "regression" : "classes",
+      labels: Array.isArray(f.class_labels) ? f.class_labels : null,
+    });
+  }
   renderGradBars($("grad-bars"), (f.grad_norms || []).map((g) => ({ ...g, norm: g.norm ?? (lab.diverged ? Infinity : null) })));
   renderFindings($("findings"), f.findings, f.step);
   if (stability.lrs.length) stability.draw();

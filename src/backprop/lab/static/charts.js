@@ -399,7 +399,8 @@ export class BoundaryView {
       else {
         let best = 0;
         b.values.forEach((g, m) => { if (num(g[i][j]) > num(b.values[best][i][j])) best = m; });
-        lines.push(`class ${best} (p = ${fmt(b.values[best][i][j], 3)})`);
+        const name = Array.isArray(this.labels) && this.labels[best] !== undefined ? String(this.labels[best]) : `class ${best}`;
+        lines.push(`${name} (p = ${fmt(b.values[best][i][j], 3)})`);
       }
     }
     tooltip.show(this, cx, cy, lines.join("\n"));
@@ -528,6 +529,7 @@ export class StabilityMap {
 
   start(lrs, bss) {
     this.cells.clear();
+    this.stale = null;      // why the map no longer fits the settings (set by the page)
     this.lrs = (lrs || []).map(num).sort((a, b) => a - b);
     this.bss = (bss || []).map(num).sort((a, b) => a - b);
     this.running = true;

@@ -142,6 +142,7 @@ export function buildControls({ form, speedSlot, table, values, onChange }) {
   form.replaceChildren();
   const fields = new Map();       // name -> {spec, update(value)}
   const current = { ...values };
+  let csvName = null;             // the upload's file-name label (makeUpload)
 
   const groups = new Map(); // title -> names, in the table's order, training first
   groups.set("Training", []);
@@ -290,16 +291,32 @@ export function buildControls({ form, speedSlot, table, values, onChange }) {
         const input = el("input", { type: "checkbox", value: String(c), "data-testid": `${name}-${c}` });
         box.append(el("label", {}, [input, featureLabel(c)]));
         input.addEventListener("change", () => {
-          const chosen = inputs.filter((i) => i.checked).map((i) => spec.choices.find((x) => String(x) === i.value));
-          if (!chosen.length) { input.checked = true; return; } // at least one input
+          // A feature the data lacks (x2 of the 1-D sine set) is shown off but kept in the
+          // setting, so it is back when a 2-D set is chosen again.
+          const kept = new Set((current[name] || []).map(String));
+          const chosen = inputs.filter((i) => (i.disabled ? kept.has(i.value) : i.checked))
+            .map((i) => spec.choices.find((x) => String(x) === i.value));
+          if (!inputs.some((i) => i.checked && !i.disabled)) { input.checked = true; return; } // at least one input
           emit(name, chosen, true);
         });
         return input;
       });
-      update = (v) => {
-        if (!Array.isArray(v)) return;
-        const set = new Set(v.map(String));
-        for (const i of inputs) i.checked = set.has(i.value);
+      const show = (v) => {
+        const set = new Set((v || []).map(String));
+        for (const i of inputs) {
+          i.checked = !i.disabled && set.has(i.value);
+        }
+      };
+      update = (v) => { if (Array.isArray(v)) show(v); };
+      // Only the features the data has can be chosen: with one input column, none of x2.
+      node.setDims = (dims) => {
+        for (const i of inputs) {
+          const off = dims === 1 && i.value.includes("x2");
+          i.disabled = off;
+          i.parentElement.title = off ? "This data set has one input, x1" : "";
+          i.parentElement.classList.toggle("off", off);
+        }
+        show(current[name]);
       };
       setOutput = () => {};
     } else {
@@ -324,11 +341,13 @@ export function buildControls({ form, speedSlot, table, values, onChange }) {
     const input = el("input", { type: "file", id, accept: ".csv,text/csv,text/plain", "data-testid": "csv" });
     const lab = el("label", { for: id, className: "btn btn-small", text: "Upload CSV…",
       title: "Your own data: two feature columns and a label per row" });
-    const name = el("span", { className: "file-name", text: "x1, x2, label" });
+    const name = el("span", { className: "file-name", text: "x1, x2, label", "data-testid": "csv-name" });
+    csvName = name;
     input.addEventListener("change", () => {
       const file = input.files && input.files[0];
       if (!file) return;
-      name.textContent = file.name;
+      // Its name shows once the server has taken it (setCsvName): a refused file must not
+      // replace the name of the CSV still in use.
       input.value = "";      // choosing the same file again is a new change
       onChange("__upload_csv__", { file }, true);   // the page checks its size, then reads it
     });
@@ -343,6 +362,10 @@ export function buildControls({ form, speedSlot, table, values, onChange }) {
       refreshRelevance();
     },
     limit(name, max) { const f = fields.get(name); if (f) f.limit(max); },
+    /** The data's input columns: features of a column it lacks can't be chosen. */
+    setDims(dims) { const f = fields.get("features"); if (f && f.node.setDims) f.node.setDims(dims); },
+    /** The name of the CSV in use (after the server took it). */
+    setCsvName(text) { if (csvName) { csvName.textContent = text; csvName.title = text; } },
     get(name) { return current[name]; },
     values() { return { ...current }; },
   };

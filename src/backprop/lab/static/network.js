@@ -344,13 +344,19 @@ export class NetworkView {
     pos[L].forEach(([x, y], k) => {
       if (!labelled(pos[L].length, k)) return;
       const label = this.outputs && this.outputs.kind === "regression" ? "ŷ"
-        : pos[L].length === 1 ? "p(1)" : `class ${k}`;
+        : pos[L].length === 1 ? "p(1)" : this.className(k);
       ctx.fillText(label, x + radii[L] + 6, y);
     });
     if (anim) anim.drawLoss(ctx, g);
 
     if (hoverHit) tooltip.show(this, this.hover[2], this.hover[3], this.describe(hoverHit));
     else tooltip.hide(this);
+  }
+
+  /** An output neuron's class: the data's own label (a CSV's "yes"/"no") when it has one. */
+  className(k) {
+    const labels = this.outputs && this.outputs.labels;
+    return Array.isArray(labels) && labels[k] !== undefined ? String(labels[k]) : `class ${k}`;
   }
 
   inputName(i) {
