@@ -609,3 +609,86 @@ def test_a_forward_in_another_thread_keeps_its_own_function_watch(oracle):
     assert not thread.is_alive()
     assert seen == {"other": 0, "main": 0}
     _no_hooks_left(torch, model, opt)
+
+
+def test_a_big_network_on_a_few_noisy_examples_overfits(oracle):
+    """48 training examples with a fifth of their labels flipped, a 2-128-128-3 network and
+    Adam: the validation loss turns up while the training loss keeps falling."""
+    torch = oracle
+    torch.manual_seed(0)
+    X, y = (t.numpy() for t in spiral(300, seed=1))
+    rng = np.random.default_rng(0)
+    order = rng.permutation(300)
+    train, val = order[:48], order[48:]
+    noisy = y.copy()
+    flip = rng.random(300) < 0.2
+    noisy[flip] = rng.integers(0, 3, flip.sum())
+    x_t, y_t = torch.from_numpy(X[train]), torch.from_numpy(noisy[train]).long()
+    x_v, y_v = torch.from_numpy(X[val]), torch.from_numpy(y[val]).long()
+    model = torch_mlp(torch, [2, 128, 128, 3], torch.nn.ReLU)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    F = torch.nn.functional
+    with Monitor(model, opt, interval=5) as mon:
+        for epoch in range(1, 151):
+            perm, total = torch.randperm(48), 0.0
+            for i in range(0, 48, 16):
+                b = perm[i:i + 16]
+                opt.zero_grad()
+                loss = F.cross_entropy(model(x_t[b]), y_t[b])
+                loss.backward()
+                mon.log_loss(loss)
+                opt.step()
+                total += loss.item()
+            with torch.no_grad():
+                val_loss = F.cross_entropy(model(x_v), y_v).item()
+            mon.log_epoch(epoch, loss=total / 3, val_loss=val_loss)
+    report = diagnose(mon.readings)
+    assert report.names() == ["overfitting"], str(report)
+    f = report["overfitting"]
+    assert f.evidence["best_epoch"] < f.evidence["last_epoch"] == 150
+    assert f.evidence["last_val_loss"] > f.evidence["best_val_loss"]
+    assert f.evidence["train_loss_last"] < f.evidence["train_loss_at_best"]
+    assert "model.state_dict()" in f.advice and "torch.optim.AdamW" in f.advice
+    assert_pytorch_wording(report)
+
+
+def test_the_device_layout_gives_the_cpu_layouts_readings(oracle, monkeypatch):
+    """TorchLayout (the every-step norm and the noise sums in PyTorch's _foreach kernels,
+    used where parameters live on a GPU) run on CPU tensors: the same readings as the NumPy
+    layout, and its window sums survive a state_dict round trip."""
+    torch = oracle
+    from backprop.diagnostics._layout import Layout
+    from backprop.diagnostics.torch_adapter import TorchAdapter, TorchLayout
+
+    def run(force):
+        if force:
+            monkeypatch.setattr(TorchAdapter, "layout", lambda self, named: TorchLayout(named, self))
+        else:
+            monkeypatch.undo()
+        torch.manual_seed(0)
+        model = torch_mlp(torch, [2, 16, 16, 3], torch.nn.Tanh, dtype=torch.float64)
+        opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+        mon = Monitor(model, opt, interval=4, noise_window=3)
+        assert isinstance(mon._layout, TorchLayout) == force
+        assert isinstance(mon._layout, Layout)
+        for step, (_, x, y) in enumerate(spiral_batches(torch, 2, batch_size=16, n=96)):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x.double()), y)
+            loss.backward()
+            mon.log_loss(loss)
+            opt.step()
+            if step == 10:           # inside the window of step 13: a sum is open
+                state = mon.state_dict()
+        mon.close()
+        return mon, state
+
+    cpu, cpu_state = run(False)
+    dev, dev_state = run(True)
+    assert [r["noise"] is not None for r in dev.readings.steps].count(True) >= 2
+    for a, b in zip(cpu.readings.steps, dev.readings.steps):
+        assert_same_numbers(a, b, f"step {a['step']}")
+    (r, window), = cpu_state["windows"].items()
+    assert dev_state["windows"][r]["sum"] == pytest.approx(window["sum"], rel=1e-12)
+    restored = dev._layout.sum_from_flat(dev_state["windows"][r]["sum"])
+    assert [tuple(t.shape) for t in restored] == [tuple(p.shape) for _, p in dev._named]
+    assert np.array_equal(dev._layout.sum_to_flat(restored), dev_state["windows"][r]["sum"])
