@@ -98,6 +98,7 @@ class Layout:
         self._scratch = np.empty_like(self.grads)
         self._sizes = sizes
         self._zeros = [np.zeros(n, self.dtype) for n in sizes]
+        self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), sizes)]
         self._all = list(range(len(self.params)))
 
     def gather_grads(self) -> list:
@@ -127,22 +128,29 @@ class Layout:
     # -- the noise windows' sums: a flat vector in the gradients' dtype here; a
     # framework's layout may keep them in its own tensors instead (on their device).
     def step_grads(self, gathered: bool) -> tuple:
-        """(this step's gradients for the noise windows, ‖g‖²); ``gathered``: the gradient
-        row already holds them (a recorded step)."""
-        if not gathered:
-            self.gather_grads()
-        return self.grads, sq_norm(self.grads)
+        """(this step's gradients for the noise windows, ‖g‖²): each parameter's gradient
+        as a flat view, zeros where there is none; read in place, no copy. ``gathered``:
+        the gradient row already holds them (a recorded step)."""
+        if gathered:
+            parts = [self.grads[a:b] for a, b in self._bounds]
+        else:
+            grad, sizes, parts = self.arrays.grad, self._sizes, []
+            for i, p in enumerate(self.params):
+                g = grad(p)
+                parts.append(g.reshape(-1) if g is not None and g.size == sizes[i]
+                             else self._zeros[i])
+        return parts, sum(sq_norm(x) for x in parts)
 
     @staticmethod
     def sum_start(grads):
         """A window's running sum, started from one step's gradients (a copy)."""
         # In the gradients' own dtype: a float32 sum of K float32 gradients loses far less
         # than the noise it measures, and float64 sums would cost a cast every step.
-        return grads.copy()
+        return np.concatenate(grads) if grads else np.zeros(0, np.float32)
 
-    @staticmethod
-    def sum_add(total, grads) -> None:
-        np.add(total, grads, out=total)
+    def sum_add(self, total, grads) -> None:
+        for (a, b), g in zip(self._bounds, grads):
+            np.add(total[a:b], g, out=total[a:b])
 
     @staticmethod
     def sum_sq_norm(total) -> float:
@@ -185,12 +193,9 @@ class Layout:
             return [[] for _ in range(rows)], []
         # One BLAS dot product per segment: no temporary the size of the rows (a product
         # block and a pairwise sum of it cost ten times as much on a recorded step).
-        starts = self.offsets.tolist()
-        ends = [start + size for start, size in zip(starts, self._sizes)]
         norms = []
         for row in self.rows[:rows]:
-            sq = [sq_norm(row[a:b]) for a, b in zip(starts, ends)]
-            norms.append([math.sqrt(v) for v in sq])
+            norms.append([math.sqrt(sq_norm(row[a:b])) for a, b in self._bounds])
         magnitude = np.abs(self.grads, out=self._scratch)
         abs_mean = np.add.reduceat(magnitude, self.offsets) / self.sizes
         return norms, abs_mean.tolist()
