@@ -173,6 +173,29 @@ def test_sweep_through_the_ray_client_address(ray_cluster, reference, tmp_path):
         assert os.path.exists(os.path.join(r["run_dir"], "metrics.jsonl"))
 
 
+def test_the_labs_map_through_the_ray_client_address(ray_cluster):
+    """``backprop lab --ray ray://HOST:PORT``: the map's cells run as tasks through Ray
+    Client and equal the local pool's."""
+    from backprop.lab.pool import CellPool, RayCellPool
+    from backprop.lab.session import LabSession
+
+    s = LabSession({"dataset": "sine", "optimizer": "sgd", "n_samples": 80}, diagnostics=False)
+    grid = ([0.01, 10.0], [4, 16], 30)
+    local = CellPool(1)
+    try:
+        on_pool = list(s.stability_map(*grid, pool=local))
+    finally:
+        local.close()
+    pool = RayCellPool(ray_cluster.client_address)
+    try:
+        assert pool.worker_count() == 2                  # both nodes' CPUs
+        on_ray = list(s.stability_map(*grid, pool=pool))
+    finally:
+        pool.close()
+    by_cell = lambda cells: {(c["i"], c["j"]): c for c in cells}   # noqa: E731
+    assert len(on_ray) == 4 and by_cell(on_ray) == by_cell(on_pool)
+
+
 def test_killed_worker_node_every_trial_still_completes_once(ray_cluster, tmp_path):
     out = str(tmp_path / "node-killed")
     cmd = [sys.executable, "-m", "backprop.cli", "sweep", "--dataset", "spiral", "--layers",
