@@ -15,6 +15,18 @@ from backprop.diagnostics.doctor import EXPLODING_NORM, LR_TOO_LOW_RATIO, PYTORC
 
 
 # -- helpers ----------------------------------------------------------------------------------
+@pytest.fixture(params=["numpy", "device"])
+def layout(request, monkeypatch, oracle):
+    """Each test run with the CPU's NumPy path and with the device path (TorchLayout:
+    PyTorch's _foreach kernels where the parameters live, layer outputs reduced where they
+    live, as on a GPU) on CPU tensors."""
+    if request.param == "device":
+        from backprop.diagnostics.torch_adapter import TorchAdapter, TorchLayout
+        monkeypatch.setattr(TorchAdapter, "layout", lambda self, named: TorchLayout(named, self))
+        monkeypatch.setattr(TorchAdapter, "device_reductions", True)
+    return request.param
+
+
 def torch_mlp(torch, sizes, act, dtype=None):
     layers = []
     for i, (a, b) in enumerate(zip(sizes[:-1], sizes[1:])):
@@ -136,7 +148,7 @@ def assert_same_numbers(a, b, path=""):
         assert a == b, (path, a, b)
 
 
-def test_lockstep_readings_equal_those_of_the_same_network_on_backprop(oracle):
+def test_lockstep_readings_equal_those_of_the_same_network_on_backprop(oracle, layout):
     torch = oracle
     bp, tr = lockstep(torch, (nn.ReLU, nn.Tanh, nn.Sigmoid),
                       (torch.nn.ReLU, torch.nn.Tanh, torch.nn.Sigmoid))
@@ -156,7 +168,7 @@ def test_lockstep_readings_equal_those_of_the_same_network_on_backprop(oracle):
     assert sum(last["activations"]["5"]["hist"]["counts"]) == 16 * 8
 
 
-def test_lockstep_dead_relus_give_the_same_findings_in_each_frameworks_words(oracle):
+def test_lockstep_dead_relus_give_the_same_findings_in_each_frameworks_words(oracle, layout):
     torch = oracle
     bp, tr = lockstep(torch, (nn.ReLU, nn.ReLU, nn.ReLU),
                       (torch.nn.ReLU, torch.nn.ReLU, torch.nn.ReLU), steps=12, bias=-10.0)
@@ -209,7 +221,7 @@ def test_a_learning_rate_of_10_diverges(oracle):
     assert_pytorch_wording(report)
 
 
-def test_a_loss_that_turns_nan_is_caught_at_its_step(oracle):
+def test_a_loss_that_turns_nan_is_caught_at_its_step(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     model = torch_mlp(torch, [2, 16, 16, 3], torch.nn.ReLU)
@@ -225,7 +237,7 @@ def test_a_loss_that_turns_nan_is_caught_at_its_step(oracle):
     assert f.evidence["step"] == nf["step"] and f.evidence["lr"] == 1e3
 
 
-def test_a_large_negative_bias_kills_the_relus_of_that_layer(oracle):
+def test_a_large_negative_bias_kills_the_relus_of_that_layer(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     model = torch_mlp(torch, [2, 32, 32, 3], torch.nn.ReLU)
@@ -264,7 +276,7 @@ def test_a_tiny_learning_rate_is_too_low(oracle):
     assert "torch.optim.Adam with lr=1e-3" in f.advice
 
 
-def test_tanh_with_a_too_large_init_saturates(oracle):
+def test_tanh_with_a_too_large_init_saturates(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     model = torch_mlp(torch, [2, 32, 32, 32, 3], torch.nn.Tanh)
@@ -288,7 +300,7 @@ def test_a_healthy_run_gets_no_error_or_warning(oracle):
 
 
 # -- shared, frozen, functional ----------------------------------------------------------------
-def test_shared_and_frozen_parameters(oracle):
+def test_shared_and_frozen_parameters(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     shared = torch.nn.Linear(8, 8)
@@ -355,7 +367,7 @@ class Functional:
         return Net()
 
 
-def test_functional_activations_inside_forward_are_seen(oracle):
+def test_functional_activations_inside_forward_are_seen(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     model = Functional.build(torch)
@@ -431,7 +443,7 @@ def test_a_model_that_is_not_a_torch_module_with_a_torch_optimizer_is_refused(or
         Monitor(t_model, optim.SGD(bp_model.parameters(), lr=0.1))
 
 
-def test_an_in_place_relu_does_not_change_the_reading_of_the_layer_before(oracle):
+def test_an_in_place_relu_does_not_change_the_reading_of_the_layer_before(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     model = torch.nn.Sequential(torch.nn.Linear(2, 8), torch.nn.ReLU(inplace=True),
@@ -468,7 +480,7 @@ def test_a_backprop_monitor_never_imports_torch():
     assert out.stdout.strip() == "False"
 
 
-def test_without_an_optimizer_each_log_loss_ends_a_step(oracle):
+def test_without_an_optimizer_each_log_loss_ends_a_step(oracle, layout):
     torch = oracle
     torch.manual_seed(0)
     model = torch_mlp(torch, [2, 8, 3], torch.nn.Tanh)
@@ -530,7 +542,7 @@ def test_functional_calls_are_not_watched_in_a_compiled_model(oracle):
     assert mon.readings.meta["layers"] == ["fc1", "block.fc", "fc2", "act", "out"]
 
 
-def test_a_bfloat16_model_is_read_in_float32(oracle):
+def test_a_bfloat16_model_is_read_in_float32(oracle, layout):
     # NumPy has no bfloat16: the adapter reads such tensors as float32 copies.
     torch = oracle
     torch.manual_seed(0)
@@ -685,6 +697,7 @@ def test_the_device_layout_gives_the_cpu_layouts_readings(oracle, monkeypatch):
     cpu, cpu_state = run(False)
     dev, dev_state = run(True)
     assert [r["noise"] is not None for r in dev.readings.steps].count(True) >= 2
+    assert all(r["params"]["0.weight"]["update_ratio"] > 0 for r in dev.readings.steps)
     for a, b in zip(cpu.readings.steps, dev.readings.steps):
         assert_same_numbers(a, b, f"step {a['step']}")
     (r, window), = cpu_state["windows"].items()

@@ -100,6 +100,7 @@ class Layout:
         self._zeros = [np.zeros(n, self.dtype) for n in sizes]
         self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), sizes)]
         self._all = list(range(len(self.params)))
+        self.total_size = int(self.sizes.sum())
 
     def gather_grads(self) -> list:
         """Copy every gradient into the gradient row (zeros where there is none).
@@ -124,6 +125,10 @@ class Layout:
         if parts:
             np.concatenate(parts, out=self.grads)
         return present
+
+    def gathered_sq_norm(self) -> float:
+        """‖all gradients‖² as :meth:`gather_grads` read them."""
+        return sq_norm(self.grads)
 
     # -- the noise windows' sums: a flat vector in the gradients' dtype here; a
     # framework's layout may keep them in its own tensors instead (on their device).

@@ -29,6 +29,8 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from backprop.serialization import NONFINITE_WORDS, json_safe
+
 __all__ = ["RULES", "SEVERITIES", "Finding", "Report", "diagnose", "divergence_reference",
            "lab_wording", "loss_diverged", "pytorch_wording"]
 
@@ -292,7 +294,7 @@ class Finding:
     def to_dict(self) -> dict:
         """The finding as plain JSON values (non-finite floats as "nan"/"inf"/"-inf")."""
         return {"name": self.name, "severity": self.severity, "summary": self.summary,
-                "evidence": _json_safe(self.evidence), "advice": self.advice,
+                "evidence": json_safe(self.evidence), "advice": self.advice,
                 "layers": list(self.layers), "why": self.why}
 
     def __str__(self) -> str:
@@ -1307,7 +1309,7 @@ def _step_of(record) -> int:
 def _num(x):
     """``x`` as a float (non-finite allowed), or None for anything that is not a number."""
     if isinstance(x, bool) or not isinstance(x, (int, float)):
-        if isinstance(x, str) and x in ("nan", "inf", "-inf"):
+        if isinstance(x, str) and x in NONFINITE_WORDS:
             return float(x)
         return None
     return float(x)
@@ -1428,16 +1430,3 @@ def _nonfinite_word(detail) -> str:
         if re.search(pattern, lower):
             return word
     return "NaN or Inf"
-
-
-def _json_safe(value):
-    """Plain JSON values: non-finite floats as strings (as backprop.train.history writes them)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _json_safe(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_json_safe(v) for v in value]
-    if hasattr(value, "item") and callable(value.item):  # a NumPy scalar
-        return _json_safe(value.item())
-    return value

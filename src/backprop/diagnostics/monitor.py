@@ -194,7 +194,10 @@ def _first_tensor(value):
     return None
 
 
-def _nonfinite_counts(a: np.ndarray) -> str:
+def _nonfinite_counts(a: np.ndarray) -> str | None:
+    """"N NaN and M infinite values out of S", or None when every value is finite."""
+    if np.isfinite(a).all():
+        return None
     n_nan = int(np.count_nonzero(np.isnan(a)))
     n_inf = int(np.count_nonzero(np.isinf(a)))
     return f"{n_nan} NaN and {n_inf} infinite values out of {a.size}"
@@ -303,18 +306,24 @@ def activation_stats(kind: str, arrays: list, histograms: bool = True,
 
 
 def _sample(values: np.ndarray, first: np.ndarray) -> np.ndarray:
-    """At most HISTOGRAM_SAMPLE entries of ``values`` (a view), evenly spaced.
+    """At most HISTOGRAM_SAMPLE entries of ``values`` (a view), evenly spaced."""
+    return values[::sample_stride(values.size, first.shape)]
 
-    The stride is made coprime with the length of one sample's output, so that the
-    sample visits every feature rather than the same few columns of each row.
+
+def sample_stride(size: int, first_shape: tuple) -> int:
+    """The stride that picks at most HISTOGRAM_SAMPLE of ``size`` values for a histogram.
+
+    The stride is made coprime with the length of one sample's output (``first_shape``:
+    the shape of the first output, batch axis first), so that the sample visits every
+    feature rather than the same few columns of each row.
     """
-    if values.size <= HISTOGRAM_SAMPLE:
-        return values
-    stride = -(-values.size // HISTOGRAM_SAMPLE)
-    row = first.size // first.shape[0] if first.ndim > 1 else 1
+    if size <= HISTOGRAM_SAMPLE:
+        return 1
+    stride = -(-size // HISTOGRAM_SAMPLE)
+    row = math.prod(first_shape[1:]) if len(first_shape) > 1 else 1
     while row > 1 and math.gcd(stride, row) != 1:
         stride += 1
-    return values[::stride]
+    return stride
 
 
 def _check_int(value, name: str, low: int) -> int:
@@ -573,15 +582,20 @@ class Monitor(Callback):
         self._kinds[name] = kind
         self._capture_array(name, a, "a function call")
 
-    def _capture_array(self, name: str, a: np.ndarray, what: str) -> None:
+    def _capture_array(self, name: str, a, what: str) -> None:
         # The sum: the mean needs it, and it is non-finite if any entry is (the check
         # happens here, in forward order, so the first layer to break is the one named).
-        total = float(np.add.reduce(a.ravel()))
+        if isinstance(a, np.ndarray):
+            total = float(np.add.reduce(a.ravel()))
+        else:  # a framework's tensor left on its device (TorchAdapter.output_array)
+            total = self._arrays.output_sum(a)
         self._capture.setdefault(name, []).append((a, total))
-        if not math.isfinite(total) and self.readings.nonfinite is None \
-                and not np.isfinite(a).all():
-            self._set_nonfinite(self.step + 1, "activation", name,
-                                f"the output of {name} ({what}) has {_nonfinite_counts(a)}")
+        if not math.isfinite(total) and self.readings.nonfinite is None:
+            counts = _nonfinite_counts(a) if isinstance(a, np.ndarray) \
+                else self._arrays.nonfinite_counts(a)
+            if counts is not None:
+                self._set_nonfinite(self.step + 1, "activation", name,
+                                    f"the output of {name} ({what}) has {counts}")
 
     # -- the step -------------------------------------------------------------------------
     def _observe_grads(self) -> None:
@@ -603,7 +617,7 @@ class Monitor(Callback):
             return
         if recorded:
             present = layout.gather_grads()
-            total_sq = _sq_norm(layout.grads)
+            total_sq = layout.gathered_sq_norm()
         if in_window:
             grads, sq = layout.step_grads(gathered=recorded)
             if not recorded:
@@ -716,9 +730,11 @@ class Monitor(Callback):
         layers = self.readings.meta["layers"]
         activations = pending["activations"]
         for name, arrays in capture.items():
-            activations[name] = activation_stats(
-                kinds.get(name, "other"), [a for a, _ in arrays], self.histograms,
-                sums=[total for _, total in arrays])
+            outputs = [a for a, _ in arrays]
+            stats = activation_stats if isinstance(outputs[0], np.ndarray) \
+                else self._arrays.activation_stats  # reduced on the tensors' device
+            activations[name] = stats(kinds.get(name, "other"), outputs, self.histograms,
+                                      sums=[total for _, total in arrays])
             if name not in layers:
                 layers.append(name)
         window = self._windows.pop(pending["step"], None)
@@ -866,7 +882,7 @@ class Monitor(Callback):
         if not saved or saved.get("step") != step or saved.get("interval") != self.interval \
                 or saved.get("noise_window") != self.noise_window:
             return {}
-        size = self._layout.grads.shape
+        size = (self._layout.total_size,)
         windows = {}
         try:
             for r, w in saved["windows"].items():

@@ -1,9 +1,10 @@
 """Plots of training readings: loss, gradient-norm heat map, update ratios, activation histograms.
 
 Needs matplotlib (``pip install backprop[plot]``), imported only when a plot is
-drawn, with the non-interactive Agg backend: nothing ever opens a window. Every
-file is written to a temporary name in its folder and renamed into place, so a
-reader never sees half a PNG.
+drawn. Figures and files are made as :mod:`backprop.train.plotting` makes them (the
+loss plot is drawn there too): figures on an Agg canvas of their own, never pyplot,
+so nothing opens a window or switches matplotlib's backend, and every file is
+written all-or-nothing, so a reader never sees half a PNG.
 
 The inputs are :class:`~backprop.diagnostics.Readings` (``meta``, ``steps``,
 ``epochs``, ``nonfinite``, as recorded by ``Monitor``) and, for the loss, a
@@ -19,9 +20,12 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 
 import numpy as np
+
+from backprop.train.plotting import (
+    PlotDependencyError, _finite, _nan, draw_loss, new_figure, require_matplotlib, save_png,
+)
 
 __all__ = ["PlotDependencyError", "plot_loss", "plot_grad_norm_heatmap", "plot_update_ratios",
            "plot_activation_histograms", "write_plots", "UPDATE_RATIO_GUIDE", "PLOT_FILES"]
@@ -41,49 +45,9 @@ PLOT_FILES = {"loss": "loss_steps.png", "grad_norms": "grad_norms.png",
 MAX_HISTOGRAMS = 12
 
 
-class PlotDependencyError(ImportError):
-    """matplotlib is not installed; the message says how to install it."""
-
-
-def _pyplot():
-    """matplotlib.pyplot on the Agg backend, or PlotDependencyError naming the extra."""
-    try:
-        import matplotlib
-    except ImportError as e:
-        raise PlotDependencyError(
-            "backprop's plots need matplotlib, which is not installed: "
-            "pip install backprop[plot]") from e
-    matplotlib.use("Agg")  # files only; never a window (and no display needed)
-    import matplotlib.pyplot as plt
-    return plt
-
-
 def _save(fig, path) -> str:
-    """Write ``fig`` as a PNG at ``path`` atomically (temp file in the same folder, rename)."""
-    plt = _pyplot()
-    path = os.fspath(path)
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=folder)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            fig.savefig(f, format="png", dpi=100)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    finally:
-        plt.close(fig)
-    return path
-
-
-def _finite(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-def _nan(v) -> float:
-    return float(v) if _finite(v) else math.nan
+    """Write ``fig`` as a PNG at ``path`` atomically (``train.plotting.save_png``)."""
+    return save_png(fig, path, "plots")
 
 
 def _weight_names(readings) -> list:
@@ -114,11 +78,6 @@ def _series(readings, name: str, key: str):
     return np.asarray(steps, dtype=float), np.asarray(values, dtype=float)
 
 
-def _nonfinite_step(source):
-    nf = getattr(source, "nonfinite", None)
-    return nf.get("step") if isinstance(nf, dict) else None
-
-
 # -- the plots --------------------------------------------------------------------------------
 def plot_loss(readings_or_history, path, *, nonfinite=None) -> str:
     """Training loss per step (and per-epoch train/validation loss) against the step.
@@ -134,47 +93,8 @@ def plot_loss(readings_or_history, path, *, nonfinite=None) -> str:
         plot_loss(trainer.history, "runs/spiral/loss_steps.png",
                   nonfinite=monitor.readings.nonfinite)
     """
-    plt = _pyplot()
-    from matplotlib.ticker import MaxNLocator
-
-    src = readings_or_history
-    steps = [r for r in getattr(src, "steps", []) if "step" in r]
-    epochs = [r for r in getattr(src, "epochs", []) if "step" in r]
-    fig, ax = plt.subplots(figsize=(7, 4))
-    drawn = []  # every finite loss plotted: the log scale needs some, all of them positive
-    if steps:
-        x = [r["step"] for r in steps]
-        y = [_nan(r.get("loss")) for r in steps]
-        drawn += [v for v in y if not math.isnan(v)]
-        ax.plot(x, y, lw=0.8, alpha=0.6, label="batch loss")
-    for key, label in (("loss", "epoch loss (train)"), ("val_loss", "validation loss")):
-        pts = [(r["step"], _nan(r.get(key))) for r in epochs if key in r]
-        if pts:
-            drawn += [v for _, v in pts if not math.isnan(v)]
-            ax.plot(*zip(*pts), marker="o", ms=3, lw=1.5, label=label)
-    bad = _nonfinite_step(src)
-    if bad is None and isinstance(nonfinite, dict):
-        bad = nonfinite.get("step")
-    if bad is None:
-        bad = next((r["step"] for r in steps if "loss" in r and r["loss"] is not None
-                    and not _finite(r["loss"])), None)
-    if bad is not None:
-        ax.axvline(bad, color="red", ls="--", lw=1, label=f"first non-finite value (step {bad})")
-    # Linear when a loss is 0 or negative, or when none is finite (a run NaN from its first
-    # step): matplotlib refuses a log scale with no positive value to place.
-    if drawn and all(v > 0 for v in drawn):
-        ax.set_yscale("log")
-    if not (steps or epochs):
-        ax.text(0.5, 0.5, "no loss recorded", ha="center", va="center", transform=ax.transAxes)
-    elif not drawn:
-        ax.text(0.5, 0.5, "no finite loss recorded", ha="center", va="center",
-                transform=ax.transAxes)
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # steps are whole numbers
-    ax.set_xlabel("optimizer step")
-    ax.set_ylabel("loss (log scale)" if ax.get_yscale() == "log" else "loss")
-    ax.set_title("Loss")
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8)
+    fig = new_figure(figsize=(7, 4))
+    draw_loss(fig.subplots(), readings_or_history, nonfinite=nonfinite)
     fig.tight_layout()
     return _save(fig, path)
 
@@ -188,7 +108,8 @@ def plot_grad_norm_heatmap(readings, path) -> str:
 
         plot_grad_norm_heatmap(monitor.readings, "grad_norms.png")
     """
-    plt = _pyplot()
+    require_matplotlib()
+    from matplotlib import colormaps
     from matplotlib.colors import LogNorm
 
     names = _weight_names(readings)
@@ -196,14 +117,15 @@ def plot_grad_norm_heatmap(readings, path) -> str:
     grid = np.full((len(names), len(steps)), np.nan)
     for i, name in enumerate(names):
         grid[i] = _series(readings, name, "grad_norm")[1]
-    fig, ax = plt.subplots(figsize=(8, 1.2 + 0.45 * max(1, len(names))))
+    fig = new_figure(figsize=(8, 1.2 + 0.45 * max(1, len(names))))
+    ax = fig.subplots()
     positive = grid[np.isfinite(grid) & (grid > 0)]
     if positive.size and steps:
         lo, hi = float(positive.min()), float(positive.max())
         if hi <= lo:
             lo, hi = lo / 10, hi * 10
         shown = np.where(np.isfinite(grid) & (grid > 0), grid, np.nan)
-        cmap = plt.get_cmap("viridis").with_extremes(bad="lightgrey")  # zero/missing/non-finite
+        cmap = colormaps["viridis"].with_extremes(bad="lightgrey")  # zero/missing/non-finite
         # Columns at their own steps: the edges sit halfway between recorded steps.
         x = np.asarray(steps, dtype=float)
         if x.size > 1:
@@ -241,13 +163,14 @@ def plot_update_ratios(readings, path) -> str:
 
         plot_update_ratios(monitor.readings, "update_ratios.png")
     """
-    plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(8.5, 4))
+    fig = new_figure(figsize=(8.5, 4))
+    ax = fig.subplots()
+    from matplotlib import colormaps
     drawn = False
     series = [(name, *_series(readings, name, "update_ratio"))
               for name in _weight_names(readings)]
     # Past ten layers the default colours repeat: shade by depth instead (dark = input side).
-    shades = list(plt.get_cmap("viridis")(np.linspace(0, 0.9, len(series)))) \
+    shades = list(colormaps["viridis"](np.linspace(0, 0.9, len(series)))) \
         if len(series) > 10 else [None] * len(series)
     positive = [v for _, _, y in series for v in y[np.isfinite(y) & (y > 0)]]
     # A ratio of exactly 0 (the step changed nothing: a gradient too small to move a float32
@@ -291,7 +214,7 @@ def plot_activation_histograms(readings, path, step=None) -> str:
 
         plot_activation_histograms(monitor.readings, "activations.png")
     """
-    plt = _pyplot()
+    require_matplotlib()
     candidates = [r for r in readings.steps if r.get("activations")]
     if step is not None:
         candidates = [r for r in candidates if r["step"] == step]
@@ -308,7 +231,8 @@ def plot_activation_histograms(readings, path, step=None) -> str:
     order = _choose_layers(order, acts, MAX_HISTOGRAMS)
     cols = min(4, max(1, len(order)))
     rows = max(1, math.ceil(len(order) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), squeeze=False)
+    fig = new_figure(figsize=(3.2 * cols, 2.6 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat[len(order):]:
         ax.axis("off")
     if not order:
@@ -371,7 +295,7 @@ def write_plots(readings, history=None, folder=".") -> list:
         write_plots(Readings.from_jsonl("runs/x/diagnostics.jsonl"),
                     History.from_jsonl("runs/x/metrics.jsonl"), "runs/x")
     """
-    _pyplot()  # fail before anything is written when matplotlib is missing
+    require_matplotlib()  # fail before anything is written when matplotlib is missing
     folder = os.fspath(folder)
     os.makedirs(folder, exist_ok=True)
     written = []

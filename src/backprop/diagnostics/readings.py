@@ -35,11 +35,9 @@ Example::
 """
 from __future__ import annotations
 
-import json
-import math
 import os
 
-from backprop.serialization import atomic_write
+from backprop.serialization import atomic_write_text, json_dumps, json_restore_nonfinite, json_safe
 from backprop.train.history import in_time_order, read_json_lines
 
 __all__ = ["Readings", "ReadingsWriter"]
@@ -49,33 +47,18 @@ _KINDS = ("meta", "step", "epoch", "nonfinite")
 # Values under these keys are names or prose, never numbers: a layer called "inf" stays a string.
 _TEXT_KEYS = frozenset({"kind", "name", "detail", "format"})
 _NAME_LIST_KEYS = frozenset({"params", "layers"})  # meta's lists of names (not step["params"])
-_NONFINITE_TEXT = ("nan", "inf", "-inf")
 
 
-# -- JSON with NaN and infinities ---------------------------------------------------------------
-def _encode(value):
-    """``value`` with every non-finite float (at any depth) replaced by its string."""
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    if isinstance(value, dict):
-        return {str(k): _encode(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_encode(v) for v in value]
-    return value
-
-
+# -- JSON with NaN and infinities (serialization.json_safe's "string" form) --------------------
 def _decode(value):
-    """Undo :func:`_encode`: ``"nan"``/``"inf"``/``"-inf"`` strings become floats again."""
-    if isinstance(value, str):
-        return float(value) if value in _NONFINITE_TEXT else value
+    """Undo ``json_safe``: ``"nan"``/``"inf"``/``"-inf"`` become floats, except under the
+    keys that hold names or prose."""
     if isinstance(value, dict):
         return {k: (v if k in _TEXT_KEYS or (k in _NAME_LIST_KEYS and isinstance(v, list))
                     else _decode(v)) for k, v in value.items()}
     if isinstance(value, list):
         return [_decode(v) for v in value]
-    return value
+    return json_restore_nonfinite(value)
 
 
 def _line(kind: str, record: dict) -> str:
@@ -84,11 +67,7 @@ def _line(kind: str, record: dict) -> str:
         out["nonfinite"] = record
     else:
         out.update(record)
-    try:  # the common case, every float finite: no need to walk the record first
-        text = json.dumps(out, allow_nan=False)
-    except ValueError:
-        text = json.dumps(_encode(out), allow_nan=False)
-    return text + "\n"
+    return json_dumps(out) + "\n"
 
 
 def _default_meta() -> dict:
@@ -210,8 +189,8 @@ class Readings:
     def to_dict(self) -> dict:
         """``{"meta", "steps", "epochs", "nonfinite"}`` as JSON-ready values (NaN, inf as
         strings)."""
-        return _encode({"meta": self.meta, "steps": self.steps, "epochs": self.epochs,
-                        "nonfinite": self.nonfinite})
+        return json_safe({"meta": self.meta, "steps": self.steps, "epochs": self.epochs,
+                          "nonfinite": self.nonfinite})
 
     @classmethod
     def from_dict(cls, d: dict) -> "Readings":
@@ -238,8 +217,7 @@ class Readings:
 
             monitor.readings.to_jsonl("diagnostics.jsonl")
         """
-        text = "".join(self.lines()).encode("utf-8")
-        atomic_write(path, lambda fh: fh.write(text), "Readings.to_jsonl")
+        atomic_write_text(path, "".join(self.lines()), "Readings.to_jsonl")
 
     @classmethod
     def from_jsonl(cls, path) -> "Readings":

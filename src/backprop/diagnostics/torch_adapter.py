@@ -19,12 +19,14 @@ What PyTorch's hooks cannot show, and so the Monitor cannot either:
   are measured; functional activations are not watched in a model that holds a
   compiled module (the compiler fails under the ``TorchFunctionMode`` the watch uses);
 
-Where the tensors live: the every-step work (the NaN/Inf check's total gradient norm,
-and the noise windows' running sums on the steps before a recorded one) runs in
-PyTorch's own ``_foreach`` kernels on the tensors' device, and only one number per step
-comes back (:class:`TorchLayout`). A recorded step (one in ``interval``) copies the
-gradients, weights and layer outputs to the CPU to compute its per-parameter norms,
-activation statistics and histograms.
+Where the tensors live: on the CPU the Monitor reads them as NumPy views (no copy). On
+any other device (a GPU) everything is reduced where the tensors are and only numbers
+come back: the every-step NaN/Inf check's total gradient norm, the noise windows'
+running sums, a recorded step's per-parameter gradient, weight and update norms
+(:class:`TorchLayout`, PyTorch's ``_foreach`` kernels), and each layer output's
+moments, dead and saturated counts; only a histogram's sample of at most
+``HISTOGRAM_SAMPLE`` values per layer is copied (:meth:`TorchAdapter.activation_stats`).
+The tests run that path on CPU tensors (``device_reductions``); no GPU has run it yet.
 
 Example::
 
@@ -197,8 +199,90 @@ class TorchAdapter:
         with self._unwatched():
             if t.ndim == 0 or not (t.is_floating_point() or t.is_complex()):
                 return None
+            if self.device_reductions or t.device.type != "cpu":
+                # Kept where it is (a copy on its device): its statistics are reduced there
+                # and only numbers come back (activation_stats below).
+                return t.detach().clone()
             # A copy: an in-place op later in forward (ReLU(inplace=True)) must not change it.
             return np.array(self._numpy(t), copy=True)
+
+    # -- a module's outputs on a device: reduced there --------------------------------------
+    device_reductions = False
+    """Reduce layer outputs with PyTorch where they live even on the CPU (for tests: the
+    GPU's path, run on CPU tensors). Outputs on any other device always are."""
+
+    def output_sum(self, t) -> float:
+        """The sum of a kept output (float64; non-finite if any entry is)."""
+        with self._unwatched():
+            return float(self._real(t).sum(dtype=self.torch.float64))
+
+    def nonfinite_counts(self, t) -> str | None:
+        """"N NaN and M infinite values out of S" for a kept output, None when all finite."""
+        with self._unwatched():
+            t = self._real(t)
+            n_nan, n_inf = int(t.isnan().sum()), int(t.isinf().sum())
+        if not n_nan and not n_inf:
+            return None
+        return f"{n_nan} NaN and {n_inf} infinite values out of {t.numel()}"
+
+    def _real(self, t):
+        """As NumPy reads it (``astype(float64)`` keeps a complex value's real part)."""
+        return t.real if t.is_complex() else t
+
+    def activation_stats(self, kind: str, tensors: list, histograms: bool = True,
+                         sums: list | None = None) -> dict:
+        """:func:`~backprop.diagnostics.monitor.activation_stats` of outputs kept on their
+        device: the moments, dead and saturated counts are reduced there (in float64), and
+        only the histogram's sample (at most HISTOGRAM_SAMPLE values) comes to the CPU."""
+        from backprop.diagnostics import monitor as m  # loaded: it made this adapter
+
+        torch = self.torch
+        with self._unwatched():
+            flat = [self._real(t).reshape(-1) for t in tensors]
+            flat = flat[0] if len(flat) == 1 else torch.cat(flat)
+            if not flat.is_floating_point():
+                flat = flat.double()
+            n = flat.numel()
+            total = sum(sums) if sums is not None else float(flat.sum(dtype=torch.float64))
+            finite = math.isfinite(total) or bool(torch.isfinite(flat).all())
+            if finite and not math.isfinite(total):
+                total = float(flat.sum(dtype=torch.float64))
+            mean = total / n
+            if finite:
+                wide = flat.double()
+                mean_sq = float(wide.square().sum()) / n
+                var = mean_sq - mean * mean
+                if var < 1e-4 * mean_sq:  # cancellation: centre first (as the NumPy path)
+                    var = float((wide - mean).square().sum()) / n
+                std = math.sqrt(max(var, 0.0))
+            else:
+                std = math.nan
+            stats = {"kind": kind, "mean": mean, "std": std,
+                     "dead_fraction": None, "saturated_fraction": None}
+            if kind in m.DEAD_KINDS:
+                alive = [(t.reshape(t.shape[0], -1) if t.ndim > 1 else t.reshape(1, -1))
+                         .amax(dim=0) > 0 for t in (self._real(t) for t in tensors)]
+                if len(alive) == 1:
+                    units = alive[0]
+                elif all(a.shape == alive[0].shape for a in alive):
+                    units = torch.stack(alive).any(dim=0)
+                else:
+                    units = torch.cat(alive)
+                stats["dead_fraction"] = 1.0 - int(units.sum()) / units.numel()
+            elif kind == "sigmoid":
+                limit = math.sqrt(0.25 - m.SIGMOID_SATURATION_DERIVATIVE)
+                stats["saturated_fraction"] = int(((flat - 0.5).abs() > limit).sum()) / n
+            elif kind == "tanh":
+                limit = math.sqrt(1.0 - m.TANH_SATURATION_DERIVATIVE)
+                stats["saturated_fraction"] = int((flat.abs() > limit).sum()) / n
+            if not histograms:
+                stats["hist"] = None
+                return stats
+            values = flat if finite else flat[torch.isfinite(flat)]
+            values = values[::m.sample_stride(values.numel(), tuple(tensors[0].shape))]
+            sample = self._numpy(values)
+        stats["hist"] = m._histogram(sample) if sample.size else {"edges": [], "counts": []}
+        return stats
 
     def batch_len(self, args):
         """The length of the first tensor argument's first axis, or None."""
@@ -329,15 +413,17 @@ class TorchAdapter:
 
 
 class TorchLayout(Layout):
-    """The Monitor's layout for PyTorch parameters on a GPU: the every-step work stays there.
+    """The Monitor's layout for PyTorch parameters on a GPU: every reduction stays there.
 
-    On a device other than the CPU, the total gradient norm checked every step and the
-    noise windows' running sums (one tensor per parameter, in its dtype, on its device)
-    are computed with PyTorch's ``_foreach`` kernels where the gradients are; one number
-    per step comes back. The flat NumPy rows of :class:`Layout` are still filled on
-    recorded steps, for the per-parameter norms. Gradients PyTorch's kernels cannot take
-    as they are (sparse, or in a dtype NumPy lacks) and a missing gradient go through a
-    dense float copy (zeros for a missing one), as the NumPy rows read them.
+    On a device other than the CPU, everything the Monitor computes from parameters is
+    computed where they live, with PyTorch's ``_foreach`` kernels, and only the numbers
+    come back: the total gradient norm checked every step and the noise windows' running
+    sums (one tensor per parameter, in its dtype) on every step that needs them; and on
+    recorded steps each parameter's gradient, weight and update norms (the weights
+    before the update kept as a copy on the device) and mean absolute gradient, in one
+    transfer. No host buffer the size of the model is allocated. Gradients PyTorch's
+    kernels cannot take as they are (sparse, or in a dtype NumPy lacks) and a missing
+    gradient go through a dense float copy (zeros for a missing one).
 
     On the CPU, NumPy's BLAS reads the same memory faster than ``_foreach_norm`` (15 µs
     against 33 µs for the 235k gradients of a 784-256-128-10 MLP): :class:`Layout`'s
@@ -345,12 +431,89 @@ class TorchLayout(Layout):
     """
 
     def __init__(self, named: list, adapter: "TorchAdapter"):
-        super().__init__(named, adapter)
         torch = self.torch = adapter.torch
+        self.arrays = adapter
+        kept = [(n, p) for n, p in named if p.numel()]
+        self.names = [n for n, _ in kept]
+        self.params = [p for _, p in kept]
+        self.key = [(n, id(p)) for n, p in named]
+        sizes = [int(p.numel()) for p in self.params]
+        self._sizes = sizes
+        self.sizes = np.array(sizes, dtype=np.int64)
+        self.offsets = np.array([sum(sizes[:i]) for i in range(len(sizes))], dtype=np.intp)
+        self.total_size = int(self.sizes.sum())
         self._plain = adapter._plain
         self._strided = torch.strided
+        as_numpy = {torch.float16: np.float16, torch.float32: np.float32,
+                    torch.float64: np.float64}
+        self.dtype = np.result_type(*[as_numpy.get(p.dtype, np.float32) for p in self.params]) \
+            if self.params else np.dtype(np.float32)
         self._foreach_norm = getattr(torch, "_foreach_norm", None)
         self._foreach_add_ = getattr(torch, "_foreach_add_", None)
+        self._present: list = []
+        self._grad_norms = self._grad_l1 = None     # device scalars of the recorded step
+        self._before = self._change = None          # device copies of the weights
+
+    # -- recorded steps: per-parameter norms on the device, one transfer ----------------------
+    def gather_grads(self) -> list:
+        grads = self._grads()
+        self._present = [i for i, p in enumerate(self.params)
+                         if p.grad is not None and p.grad.numel() == self._sizes[i]]
+        self._grad_norms = self._norms(grads, 2)
+        self._grad_l1 = self._norms(grads, 1)
+        return self._present
+
+    def gathered_sq_norm(self) -> float:
+        return self._sum_sq(self._grad_norms)
+
+    def gather_weights(self, row: int) -> None:
+        """Keep the weights before the update (``row`` is always BEFORE here: the change
+        comes from :meth:`record_change`), as a copy on their device."""
+        self._before = [w.clone() for w in self._weights()]
+
+    def record_change(self) -> None:
+        # The difference of two nearby floats is exact: each dtype loses nothing.
+        self._change = [a - b for a, b in zip(self._weights(), self._before)] \
+            if self._before else []
+
+    def _weights(self) -> list:
+        """The parameters' values (float32 where NumPy lacks their dtype, as it reads them)."""
+        plain, torch = self._plain, self.torch
+        return [p.detach() if p.dtype in plain else p.detach().to(torch.float32)
+                for p in self.params]
+
+    def norms(self, rows: int) -> tuple:
+        if not self.params:
+            return [[] for _ in range(rows)], []
+        torch = self.torch
+        parts = [self._grad_norms, self._norms(self._before, 2)]
+        if rows > 2:
+            parts.append(self._norms(self._change, 2))
+        parts.append(self._grad_l1)
+        flat = torch.cat([self._stack(group) for group in parts]).cpu().tolist()
+        k = len(self.params)
+        groups = [flat[i * k:(i + 1) * k] for i in range(len(parts))]
+        abs_mean = [v / n for v, n in zip(groups[-1], self._sizes)]
+        return groups[:rows], abs_mean
+
+    def _norms(self, tensors: list, order: int) -> list:
+        """Each tensor's ``order``-norm, as scalar tensors on its device."""
+        if self._foreach_norm is not None:
+            return list(self._foreach_norm(tensors, order))
+        return [self.torch.linalg.vector_norm(t, order) for t in tensors]  # pragma: no cover
+
+    def _stack(self, norms: list):
+        """Scalar tensors in one float64 vector (on their device)."""
+        torch = self.torch
+        if len({n.dtype for n in norms}) > 1:  # parameters of several dtypes
+            norms = [n.double() for n in norms]
+        return torch.stack(norms).double()
+
+    def _sum_sq(self, norms: list) -> float:
+        """Σ norm² in float64 (one transfer)."""
+        if not norms:
+            return 0.0
+        return float(self._stack(norms).square().sum())
 
     def _dense(self, p, g):
         """``g`` as a dense tensor of ``p``'s shape in a float dtype (zeros for None)."""
@@ -381,23 +544,11 @@ class TorchLayout(Layout):
         return out
 
     def _total_sq(self, tensors: list) -> float:
-        """Σ‖t‖² over ``tensors``, in PyTorch, one number back; NumPy's float64 path when
-        the float32 sum overflowed (as :func:`sq_norm` does)."""
-        if not tensors:
-            return 0.0
-        torch = self.torch
-        if self._foreach_norm is not None:
-            norms = self._foreach_norm(tensors)
-            if len(norms) == 1:
-                total = float(norms[0]) ** 2
-            else:
-                if len({n.dtype for n in norms}) > 1:  # parameters of several dtypes
-                    norms = [n.double() for n in norms]
-                total = float(torch.stack(norms).square().sum())
-        else:  # pragma: no cover - every supported PyTorch has _foreach_norm
-            total = sum(float(torch.linalg.vector_norm(t)) ** 2 for t in tensors)
+        """Σ‖t‖² over ``tensors``, on their device, one number back; in float64 when the
+        float32 norms overflowed (as :func:`sq_norm` does)."""
+        total = self._sum_sq(self._norms(tensors, 2))
         if not math.isfinite(total):
-            total = sum(float(torch.linalg.vector_norm(t.double())) ** 2 for t in tensors)
+            total = self._sum_sq(self._norms([t.double() for t in tensors], 2))
         return total
 
     def grad_sq_norm(self) -> float:
@@ -424,8 +575,8 @@ class TorchLayout(Layout):
     def sum_to_flat(self, total) -> np.ndarray:
         if not total:
             return np.zeros(0, self.dtype)
-        return np.concatenate([self.arrays._numpy(t).reshape(-1) for t in total]) \
-            .astype(self.dtype, copy=False)
+        return np.concatenate([self.arrays._numpy(t).reshape(-1).astype(self.dtype, copy=False)
+                               for t in total])
 
     def sum_from_flat(self, flat: np.ndarray):
         torch = self.torch
