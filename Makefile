@@ -42,8 +42,15 @@ test: $(VENV)/.dev
 oracle: $(VENV)/.dev
 	$(PIP) install -q "torch==2.13.0" "safetensors>=0.4" "ray[tune,client]>=2.40,<3"
 
+# One thread pinned to one core is the reference (where taskset exists); two threads beside it.
+PIN := $(shell command -v taskset >/dev/null 2>&1 && echo taskset -c 0)
+
 bench: $(VENV)/.core
 	$(PY) benchmarks/run.py
+	$(PIN) $(PY) benchmarks/mlp_idiomatic.py --threads 1
+	$(PY) benchmarks/mlp_idiomatic.py --threads 2
+	$(PIN) $(PY) benchmarks/cnn.py --threads 1
+	$(PY) benchmarks/cnn.py --threads 2
 
 clean:
 	rm -rf $(VENV) build src/backprop/autograd/_cengine*.so

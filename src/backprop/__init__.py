@@ -8,7 +8,13 @@ A reverse-mode automatic-differentiation engine with PyTorch's names::
     y.backward()
     x.grad
 """
-from backprop import autograd, cuda, data, functional, nn, ops, optim, random, utils
+from backprop._allocator import keep_freed_memory_unless_disabled as _keep_freed_memory
+
+# A training step frees and makes the same large arrays every step: keep freed memory for
+# reuse rather than fault fresh pages in (half a CNN step; see backprop/_allocator.py).
+_keep_freed_memory()
+
+from backprop import autograd, cuda, data, functional, nn, ops, optim, random, utils  # noqa: E402
 from backprop import accelerator, backends  # noqa: E402 (torch.accelerator, torch.backends)
 from backprop.autograd import enable_grad, is_grad_enabled, no_grad, set_grad_enabled
 from backprop.autograd.grad_mode import inference_mode

@@ -400,3 +400,21 @@ def test_gather_and_scatter_add_match_torch(shape, data):
     summed = backprop.tensor(x).scatter_add(dim, backprop.tensor(index), backprop.tensor(w))
     expect = torch.tensor(x).scatter_add(dim, torch.tensor(index), torch.tensor(w))
     np.testing.assert_allclose(summed.numpy(), expect.numpy(), atol=1e-12)
+
+
+@pytest.mark.parametrize("op", ["scatter_add", "scatter", "index_add"])
+@pytest.mark.parametrize("src_dtype", ["int64", "float64"])
+def test_a_source_of_another_dtype_is_refused_as_pytorch_does(op, src_dtype, oracle):
+    """scatter_add used to cast the source silently (a float64 source lost its precision,
+    an integer one was written into floats); PyTorch refuses, and so does backprop."""
+    x = backprop.zeros(3)
+    index = backprop.tensor([0, 1, 0])
+    src = backprop.tensor([1, 2, 3], dtype=getattr(backprop, src_dtype))
+    with pytest.raises(DTypeError, match=f"{op}: expected self and source to have the same "
+                                         f"dtype, but got backprop.float32 and "
+                                         f"backprop.{src_dtype}"):
+        getattr(x, op)(0, index, src)
+    torch = oracle
+    with pytest.raises(RuntimeError):
+        getattr(torch.zeros(3), op)(0, torch.tensor([0, 1, 0]),
+                                    torch.tensor([1, 2, 3], dtype=getattr(torch, src_dtype)))

@@ -210,3 +210,13 @@ def track_view(out: Tensor, src: Tensor) -> None:
         views = _ByIdentity()
         base_views[base] = views
     views[out] = None
+
+
+def same_source_dtype(x, src, op: str) -> None:
+    """DTypeError unless ``src`` (a tensor written into ``x``: scatter, scatter_add,
+    index_add, masked_scatter) has ``x``'s dtype. PyTorch refuses a source of another
+    dtype: a cast would silently truncate floats written into an integer tensor, or lose
+    a float64 source's gradient dtype."""
+    if isinstance(src, Tensor) and src._data.dtype != x._data.dtype:
+        raise DTypeError(f"{op}: expected self and source to have the same dtype, but got "
+                         f"{x.dtype} and {src.dtype}")

@@ -21,7 +21,7 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.errors import DTypeError, IndexOutOfRange, InplaceError, ShapeError
-from backprop.ops._util import TracksView, norm_dim
+from backprop.ops._util import TracksView, norm_dim, same_source_dtype
 from backprop.tensor import Tensor, _log_inplace, _make
 
 _INT64 = np.dtype(np.int64)
@@ -815,7 +815,7 @@ class ScatterAdd(Function):
         sizes = tuple(x.shape[dim] if d == dim else s for d, s in enumerate(index.shape))
         corner = tuple(slice(0, s) for s in index.shape)
         part = _scatter_flat(_along_positions(index, dim, sizes),
-                             src[corner].astype(x.dtype, copy=False), sizes)
+                             src[corner], sizes)
         out = x.copy()
         out[tuple(slice(None) if d == dim else slice(0, s)
                   for d, s in enumerate(index.shape))] += part
@@ -854,6 +854,7 @@ def scatter_add(input, dim, index, src):
     s = src._data if isinstance(src, Tensor) else None
     if s is None:
         raise TypeError(f"scatter_add: src must be a tensor, got {type(src).__name__}")
+    same_source_dtype(input, src, "scatter_add")
     dim = norm_dim(dim, x.ndim, "scatter_add")
     if x.ndim == 0:
         return scatter_add(input.reshape(1), 0, idx.reshape(-1), src.reshape(-1)).reshape(())

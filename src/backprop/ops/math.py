@@ -20,7 +20,9 @@ from backprop.autograd.function import Function, named
 from backprop.autograd.grad_mode import no_grad
 from backprop.errors import DTypeError, ShapeError
 from backprop.ops import _special
-from backprop.ops._util import TracksView, as_tensor, check_operand, fix_float, norm_dim
+from backprop.ops._util import (
+    TracksView, as_tensor, check_operand, fix_float, norm_dim, same_source_dtype,
+)
 from backprop.ops.elementwise import _broadcast_error, _operands, as_float, sub
 from backprop.tensor import Tensor, _make
 
@@ -1247,18 +1249,10 @@ class Scatter(Function):
         return gx, None, gsrc, None
 
 
-def _same_dtype(x, src, op):
-    """PyTorch refuses a source of another dtype (a cast would silently truncate floats
-    written into an integer tensor, or lose a float64 source's gradient dtype)."""
-    if isinstance(src, Tensor) and src._data.dtype != x._data.dtype:
-        raise DTypeError(f"{op}: expected self and source to have the same dtype, but got "
-                         f"{x.dtype} and {src.dtype}")
-
-
 def _scatter_checks(x, dim, index, src, op):
     from backprop.ops.indexing import _check_bounds, _index_tensor
 
-    _same_dtype(x, src, op)
+    same_source_dtype(x, src, op)
     idx = _index_tensor(index, op)
     d = norm_dim(dim, max(x.ndim, 1), op)
     s = src._data if isinstance(src, Tensor) else None
@@ -1347,7 +1341,7 @@ def _full_index(index, dim, shape, op):
 def _index_source_checks(x, dim, source, op):
     d = norm_dim(dim, max(x.ndim, 1), op)
     s = _tensor(source, op)
-    _same_dtype(x, s, op)
+    same_source_dtype(x, s, op)
     if x.ndim == 0 or s.ndim != x.ndim or any(
             a != b for k, (a, b) in enumerate(zip(s.shape, x.shape)) if k != d):
         raise ShapeError(f"{op}: source of shape {tuple(s.shape)} must match input of shape "
@@ -1408,7 +1402,7 @@ def masked_scatter(input, mask, source):
     """
     x = _tensor(input, "masked_scatter")
     s = _tensor(source, "masked_scatter")
-    _same_dtype(x, s, "masked_scatter")
+    same_source_dtype(x, s, "masked_scatter")
     m = mask._data if isinstance(mask, Tensor) else np.asarray(mask)
     if m.dtype != np.bool_:
         raise DTypeError(f"masked_scatter: only supports boolean masks, got dtype {m.dtype}")
