@@ -434,6 +434,92 @@ def atomic_write(path, write, fn: str = "write") -> None:
     _fsync_folder(folder)
 
 
+def atomic_write_text(path, text: str, fn: str = "write") -> None:
+    """Write ``text`` as UTF-8 to ``path`` all-or-nothing: :func:`atomic_write` for text.
+
+    Example::
+
+        atomic_write_text("config.json", json.dumps({"lr": 0.1}) + "\n")
+    """
+    data = text.encode("utf-8")
+    atomic_write(path, lambda fh: fh.write(data), fn)
+
+
+# -- NaN and infinities in JSON ---------------------------------------------------------------
+# JSON has no NaN or infinity. backprop writes them one of two ways, one per kind of file:
+#
+# - "string", the files backprop writes and reads back (metrics.jsonl, history.json,
+#   diagnostics.jsonl, a checkpoint's history columns, the doctor's report): the strings
+#   "nan", "inf", "-inf", read back as floats by json_restore_nonfinite(). A NaN loss is the
+#   very thing a reader looks for, so it must stay a NaN (null would read as "missing"),
+#   and the runs already on disk use these strings.
+# - "null", the lab's messages to the browser (a page draws null as a gap and does no
+#   arithmetic on a string) and a sweep's sweep.json / sweep.jsonl (written so since the
+#   first sweep: a diverged trial's loss is null there, its "diverged" field says why, and
+#   the sweeps on disk must still load).
+# save()'s own structure tags a non-finite float as {"@": "float", "value": "nan"}, with
+# the same words.
+NONFINITE_WORDS = ("nan", "inf", "-inf")
+
+
+def nonfinite_word(x: float) -> str:
+    """``"nan"``, ``"inf"`` or ``"-inf"`` for a non-finite float ``x``."""
+    return "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+
+
+def json_safe(value, nonfinite: str = "string"):
+    """``value`` with every non-finite float, at any depth, made strict JSON.
+
+    Dicts (their keys made strings), lists and tuples (made lists) are walked; NumPy
+    scalars become Python numbers. ``nonfinite`` is ``"string"`` (``"nan"``, ``"inf"``,
+    ``"-inf"``) or ``"null"`` (None): see the note above on which file uses which.
+
+    Example::
+
+        json_safe({"loss": float("nan"), "acc": [0.5, float("inf")]})
+        # {'loss': 'nan', 'acc': [0.5, 'inf']}
+    """
+    if nonfinite not in ("string", "null"):
+        raise ValueError(f"json_safe: nonfinite must be 'string' or 'null', got {nonfinite!r}")
+    return _json_safe(value, nonfinite == "null")
+
+
+def _json_safe(value, null: bool):
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return None if null else nonfinite_word(value)
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v, null) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v, null) for v in value]
+    if isinstance(value, np.generic) or (isinstance(value, np.ndarray) and value.ndim == 0):
+        return _json_safe(value.item(), null)
+    return value
+
+
+def json_dumps(value, nonfinite: str = "string", **kwargs) -> str:
+    """``json.dumps(json_safe(value, nonfinite), allow_nan=False, **kwargs)``, without the
+    walk over ``value`` when every float in it is finite (the common case).
+
+    Example::
+
+        json_dumps({"loss": float("inf")})   # '{"loss": "inf"}'
+    """
+    try:
+        return json.dumps(value, allow_nan=False, **kwargs)
+    except (ValueError, TypeError):  # a NaN/Inf, or a NumPy scalar: make it plain
+        return json.dumps(json_safe(value, nonfinite), allow_nan=False, **kwargs)
+
+
+def json_restore_nonfinite(value):
+    """Undo ``json_safe``'s ``"string"`` form for one value: ``"nan"``, ``"inf"`` and
+    ``"-inf"`` become floats; anything else is returned as it is."""
+    if isinstance(value, str) and value in NONFINITE_WORDS:
+        return float(value)
+    return value
+
+
 # Temporaries of backprop versions that did not name the writer: removed once this old,
 # when no write can plausibly still be filling them.
 _UNNAMED_TEMP_AGE = 24 * 3600.0
@@ -637,7 +723,7 @@ def _float_node(x: float):
     """Finite floats are JSON numbers (repr round-trips exactly); others are tagged."""
     if math.isfinite(x):
         return x
-    return {_TAG: "float", "value": "nan" if math.isnan(x) else ("inf" if x > 0 else "-inf")}
+    return {_TAG: "float", "value": nonfinite_word(x)}
 
 
 def _where(path) -> str:
@@ -990,7 +1076,7 @@ class _Decoder:
         if tag == "float":
             self._fields(node, where, {"value"})
             value = node["value"]
-            if value not in ("nan", "inf", "-inf"):
+            if value not in NONFINITE_WORDS:
                 self.bad(where, f"a float node holds 'nan', 'inf' or '-inf', got {_short(value)}")
             return float(value)
         if tag == "numpy_scalar":

@@ -152,15 +152,26 @@ def tick() -> int:
     return v
 
 
-def _make(data, requires_grad: bool = False, grad_fn=None) -> "Tensor":
-    """Wrap an array in a Tensor with no checks: the engine's fast path."""
-    t = _new(Tensor)
+def _init_fields(t, data, requires_grad: bool = False, grad_fn=None) -> None:
+    """Set every field of a new Tensor (its ``__slots__``): the one list of them.
+
+    Tensor(), Parameter(), Buffer() and :func:`_make` call it. Two hot paths copy it
+    instead, for speed, and must follow any change here: ``autograd.function._apply``
+    (the result of every op) and ``_cengine.c``'s ``new_tensor`` (the ``t_*`` slot
+    offsets). tests/test_tensor_fields.py checks that all of them set every slot.
+    """
     t._data = data
     t._requires_grad = requires_grad
     t.grad_fn = grad_fn
     t.grad = None
     t._version = 0
     t._hooks = None
+
+
+def _make(data, requires_grad: bool = False, grad_fn=None) -> "Tensor":
+    """Wrap an array in a Tensor with no checks: the engine's fast path."""
+    t = _new(Tensor)
+    _init_fields(t, data, requires_grad, grad_fn)
     return t
 
 
@@ -367,6 +378,7 @@ class Tensor:
 
     __slots__ = ("_data", "_requires_grad", "grad_fn", "grad", "_version", "_hooks",
                  "__weakref__")
+    grad: Tensor | None  # for editors and type checkers (tensor.pyi); the slot holds it
 
     # NumPy must hand mixed expressions (ndarray * Tensor) to our reflected operators.
     __array_ufunc__ = None
@@ -385,12 +397,7 @@ class Tensor:
             arr = np.zeros((0,), dtype=_dt.default_float)
         else:
             raise TypeError(f"Tensor(): expected sizes (ints) or one piece of data, got {args!r}")
-        self._data = arr
-        self._requires_grad = False
-        self.grad_fn = None
-        self.grad = None
-        self._version = 0
-        self._hooks = None
+        _init_fields(self, arr)
         if requires_grad:
             self.requires_grad_(True)
 

@@ -117,7 +117,7 @@ def test_doctor_without_matplotlib_still_reports(tmp_path, capsys, monkeypatch):
     def missing():
         raise plots.PlotDependencyError("backprop's plots need matplotlib, which is not "
                                         "installed: pip install backprop[plot]")
-    monkeypatch.setattr(plots, "_pyplot", missing)
+    monkeypatch.setattr(plots, "require_matplotlib", missing)
     status, out, err = _run(capsys, "doctor", run)
     assert status == 0, err
     assert "ERROR: divergence" in out

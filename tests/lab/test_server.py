@@ -542,3 +542,45 @@ def test_protocol_fuzz_every_message_is_answered_or_refused_and_the_session_live
             raise
 
     one()
+
+
+def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
+    """Driven by hand, no clock waited on: at 1 step a second, a learning-rate change trains
+    one step with it at once (borrowed from the next: the allowance goes below 0, so the
+    average speed holds) and the frame with it goes out without waiting for its slot."""
+    from backprop.lab.server import _Worker
+
+    loop = asyncio.new_event_loop()
+    try:
+        worker = _Worker(loop, 10.0, {"diagnostics": False})
+        worker._ensure_session()
+        session = worker.session
+        worker._do_set({"speed": 1})
+        worker._do_play()
+        worker._maybe_frame(force=True)
+        while worker.take() is not None:
+            pass
+        step = session.step_count
+        worker.last_tick = time.monotonic()  # no time passes below: no step is due
+        worker.last_frame = -float("inf")    # and the last frame went out long ago
+        worker._do_set({"lr": 0.01})
+        worker._train()
+        assert session.step_count == step + 1 and worker.allowance < 0
+        assert worker._change_trained() is True          # its frame is due now...
+        worker._maybe_frame(force=True)
+        frames = [m for m in iter(worker.take, None) if json.loads(m)["type"] == "state"]
+        frame = json.loads(frames[-1])
+        assert frame["settings"]["lr"] == 0.01 and frame["step"] > frame["settings_step"]
+        assert worker._change_trained() is False          # ...once
+        # A second change at once borrows no second step (the speed holds), and its frame
+        # waits for that step
+        worker._do_set({"lr": 0.02})
+        worker._train()
+        assert session.step_count == step + 1
+        worker.last_frame = -float("inf")
+        assert worker._change_trained() is False
+    finally:
+        worker.stopped.set()
+        if worker.session is not None:
+            worker.session.close()
+        loop.close()

@@ -3,7 +3,6 @@ import csv
 import io
 import json
 
-import numpy as np
 import pytest
 
 import backprop
@@ -214,33 +213,34 @@ def test_progress_bar_is_off_when_not_a_terminal(capsys):
     assert out.out == "" and out.err == ""
 
 
-def test_builtin_progress_bar_when_forced():
+def test_progress_bar_when_forced_draws_tqdm_frames():
     train, val = moons_loaders(n=32, batch_size=16)
     model = fresh()
     stream = io.StringIO()
-    bar = ProgressBar(file=stream, enabled=True, use_tqdm=False, min_interval=0.0)
+    bar = ProgressBar(file=stream, enabled=True, min_interval=0.0)
     fit(model, nn.CrossEntropyLoss(), adam(model), train, epochs=2, val_data=val, progress=bar)
     text = stream.getvalue()
-    assert text.startswith("\repoch 1/2 [") and text.endswith("\n")
-    assert "2/2" in text and "loss " in text and "acc " in text and "lr 1.0e-02" in text
-    assert "val_loss" in text and "val_acc" in text
-    assert text.count("\n") == 1
+    assert text.startswith("\r") and text.endswith("\n") and text.count("\n") == 1
+    frames = text.rstrip("\n").split("\r")
+    assert any(f.startswith("epoch 1/2: 100%") and " 2/2 " in f for f in frames)
+    last = frames[-1].rstrip()
+    assert last.startswith("epoch 2/2: 100%") and " 2/2 " in last and "step/s" in last
+    assert "loss " in last and "acc " in last and last.endswith("lr 1.0e-02]")
+    assert "val_loss " in last and "val_acc " in last
 
 
-def test_tqdm_progress_bar_is_used_when_installed(fake_tqdm):
-    made = fake_tqdm
+def test_progress_bar_use_tqdm_is_a_deprecated_no_op():
+    with pytest.warns(DeprecationWarning, match="use_tqdm"):
+        bar = ProgressBar(file=io.StringIO(), enabled=True, use_tqdm=False, min_interval=0.0)
     train, _ = moons_loaders(n=32, batch_size=16)
     model = fresh()
-    bar = ProgressBar(file=io.StringIO(), enabled=True, min_interval=0.0)
-    fit(model, nn.CrossEntropyLoss(), adam(model), train, epochs=3, progress=bar)
-    (tq,) = made
-    assert tq.total == 2 and tq.n == 2 and tq.closed
-    assert tq.description == "epoch 3/3" and tq.postfix.startswith("loss ")
+    fit(model, nn.CrossEntropyLoss(), adam(model), train, epochs=1, progress=bar)
+    assert bar.file.getvalue().rstrip().split("\r")[-1].startswith("epoch 1/1: 100%")
 
 
 def test_progress_bar_closes_on_an_error():
     stream = io.StringIO()
-    bar = ProgressBar(file=stream, enabled=True, use_tqdm=False, min_interval=0.0)
+    bar = ProgressBar(file=stream, enabled=True, min_interval=0.0)
     y = backprop.tensor([0, 1, 0, 1])
     batches = [(backprop.zeros(4, 2), y), (backprop.full((4, 2), float("nan")), y)]
     model = fresh()
@@ -248,4 +248,4 @@ def test_progress_bar_closes_on_an_error():
     with pytest.raises(TrainingDiverged):
         fit(model, nn.CrossEntropyLoss(), adam(model), batches, epochs=1, progress=bar)
     assert not bar._active
-    assert stream.getvalue().startswith("\repoch 1/1") and stream.getvalue().endswith("\n")
+    assert "\repoch 1/1: " in stream.getvalue() and stream.getvalue().endswith("\n")

@@ -30,6 +30,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from backprop.serialization import NONFINITE_WORDS, json_safe
+from backprop.utils._named import NamedRows
 
 __all__ = ["RULES", "SEVERITIES", "Finding", "Report", "diagnose", "divergence_reference",
            "lab_wording", "loss_diverged", "pytorch_wording"]
@@ -310,7 +311,7 @@ class Finding:
         return lines
 
 
-class Report(Sequence):
+class Report(NamedRows, Sequence):
     """The doctor's findings, most serious first; a list-like of :class:`Finding`.
 
     Args:
@@ -327,6 +328,8 @@ class Report(Sequence):
         report["divergence"].advice  # a finding by name (or report[0] by position)
     """
 
+    _rows_attr, _noun = "_findings", "finding"
+
     def __init__(self, findings=(), *, steps: int = 0):
         findings = list(findings)
         for f in findings:
@@ -336,37 +339,15 @@ class Report(Sequence):
         self._findings = sorted(findings, key=lambda f: SEVERITIES.index(f.severity))
         self.steps = int(steps)
 
-    def __len__(self) -> int:
-        return len(self._findings)
-
     def __getitem__(self, index):
-        if isinstance(index, str):
-            for f in self._findings:
-                if f.name == index:
-                    return f
-            raise KeyError(f"Report: no finding named {index!r}; found: "
-                           f"{', '.join(self.names()) or 'none'}")
         if isinstance(index, slice):
             return Report(self._findings[index], steps=self.steps)
-        return self._findings[index]
-
-    def __contains__(self, item) -> bool:
-        if isinstance(item, str):
-            return any(f.name == item for f in self._findings)
-        return item in self._findings
+        return super().__getitem__(index)  # a position, or a finding's name
 
     def __eq__(self, other) -> bool:
         if not isinstance(other, Report):
             return NotImplemented
         return self._findings == other._findings and self.steps == other.steps
-
-    def names(self) -> list:
-        """The names of the findings, most serious first."""
-        return [f.name for f in self._findings]
-
-    def get(self, name: str, default=None):
-        """The finding called ``name``, or ``default``."""
-        return next((f for f in self._findings if f.name == name), default)
 
     @property
     def worst(self) -> str | None:

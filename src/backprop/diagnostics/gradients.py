@@ -31,6 +31,7 @@ from backprop.creation import tensor
 from backprop.nn import Module
 from backprop.random import get_rng_state, set_rng_state
 from backprop.tensor import Tensor
+from backprop.utils._named import NamedRows
 
 __all__ = ["ParameterCheck", "GradientReport", "check_gradients"]
 
@@ -62,7 +63,7 @@ class ParameterCheck:
     numerical: float | None = None
 
 
-class GradientReport:
+class GradientReport(NamedRows):
     """What :func:`check_gradients` found: one :class:`ParameterCheck` per parameter tensor.
 
     Iterate it (or index it by position or parameter name); ``passed`` is True when every
@@ -76,6 +77,8 @@ class GradientReport:
         report["0.weight"].rel_error        # 3.9e-09
         report.failed                       # [] (names of the tensors that disagree)
     """
+
+    _rows_attr, _noun = "checks", "parameter"
 
     def __init__(self, checks: list, *, loss: float, eps: float, atol: float, rtol: float,
                  mode: str, seconds: float):
@@ -91,21 +94,6 @@ class GradientReport:
     def failed(self) -> list:
         """Names of the parameter tensors whose gradients disagree."""
         return [c.name for c in self.checks if not c.passed]
-
-    def __iter__(self):
-        return iter(self.checks)
-
-    def __len__(self) -> int:
-        return len(self.checks)
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            for c in self.checks:
-                if c.name == key:
-                    return c
-            raise KeyError(f"GradientReport: no parameter named {key!r}; the report has "
-                           f"{', '.join(c.name for c in self.checks) or 'none'}")
-        return self.checks[key]
 
     def to_dict(self) -> dict:
         """Plain data (JSON-able apart from non-finite floats)."""

@@ -39,6 +39,7 @@ from backprop.nn import functional as F
 from backprop.ops.recurrent import GRUSequence, LSTMSequence, RNNSequence
 from backprop.random import get_rng_state, manual_seed, set_rng_state
 from backprop.tensor import Tensor
+from backprop.utils._named import NamedRows
 
 __all__ = ["SelfCheckResult", "SelfCheckReport", "run_selfcheck", "CASES",
            "builtin_primitives", "uncovered_primitives"]
@@ -505,7 +506,7 @@ class SelfCheckResult:
     message: str = ""
 
 
-class SelfCheckReport:
+class SelfCheckReport(NamedRows):
     """The rows of :func:`run_selfcheck`, in catalogue order.
 
     ``passed`` (all rows passed), ``failed`` (their names), ``str()`` a table with a
@@ -520,6 +521,8 @@ class SelfCheckReport:
         report.passed, report.failed
     """
 
+    _rows_attr, _noun = "results", "case"
+
     def __init__(self, results: list, seconds: float, uncovered: list | None = None):
         self.results = list(results)
         self.seconds = seconds
@@ -532,15 +535,6 @@ class SelfCheckReport:
     @property
     def failed(self) -> list:
         return [r.name for r in self.results if not r.passed]
-
-    def __iter__(self):
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, i):
-        return self.results[i]
 
     def summary(self) -> str:
         """The last line of the table: counts, time, and what failed or was not reached."""

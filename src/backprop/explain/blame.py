@@ -28,6 +28,7 @@ import numpy as np
 from backprop.explain import _torch
 from backprop.nn import Module
 from backprop.tensor import Tensor
+from backprop.utils._named import NamedRows
 
 __all__ = ["blame", "BlameTable", "BlameRow"]
 
@@ -74,7 +75,7 @@ class BlameRow:
         return out
 
 
-class BlameTable:
+class BlameTable(NamedRows):
     """Per-parameter blame, as built by :func:`blame`: a sequence of :class:`BlameRow`.
 
     Index it by position or parameter name, iterate it, ``sort_by(key)`` for a sorted
@@ -97,6 +98,8 @@ class BlameTable:
         table.to_dict()["rows"][0]["grad_norm"]
     """
 
+    _rows_attr, _noun = "rows", "parameter"
+
     def __init__(self, rows, *, mode=None, lr=None, optimizer=None):
         self.rows = list(rows)
         self.mode = mode
@@ -105,26 +108,6 @@ class BlameTable:
         norms = [r.grad_norm for r in self.rows if r.grad_norm is not None]
         self.total_grad_norm = float(math.sqrt(sum(n * n for n in norms)))
         self.total_grad_abs_sum = float(sum(r.grad_abs_sum for r in self.rows))
-
-    # -- sequence ------------------------------------------------------------------
-    def __len__(self) -> int:
-        return len(self.rows)
-
-    def __iter__(self):
-        return iter(self.rows)
-
-    def __getitem__(self, key):
-        if isinstance(key, str):
-            for row in self.rows:
-                if row.name == key:
-                    return row
-            raise KeyError(f"BlameTable: no parameter named {key!r}; the names are "
-                           f"{self.names()}")
-        return self.rows[key]
-
-    def names(self) -> list[str]:
-        """Parameter names in the table's current order."""
-        return [r.name for r in self.rows]
 
     def sort_by(self, key: str = "share", descending: bool | None = None) -> BlameTable:
         """A copy sorted by ``key`` (one of :data:`SORT_KEYS`).

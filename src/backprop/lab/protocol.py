@@ -87,6 +87,16 @@ null::
          "range": [ymin, ymax]   regression only: the targets' range, for the colour scale
        }  or for the 1-D sine set {"dims": 1, "res": 80, "x": [...], "kind": "regression",
           "values": [[v0, ..., v79]], "range": [...]},
+     "neurons": null (digits) | {"dims": 2 | 1, "res": 16 (10 beyond 64 hidden neurons;
+                 32 points in 1-D), "x": [...], "y": [...] (2-D), "layers": [{
+                 "values": base64 of bytes, neuron by neuron, each a res x res grid as the
+                           boundary's (row 0 the bottom): the neuron's output (after its
+                           activation) at the cell centre, byte b = (b - 127) / 127 *
+                           scale[k] for neuron k (255: not finite),
+                 "scale": [max |output| per neuron],
+                 "grads": the same for d log p(predicted class) / d output (regression:
+                          d prediction / d output) at each point, "grad_scale": [...]},
+                 ...] one per hidden layer}   updated as often as the boundary,
      "points": {"dims": 2, "train": [[x1, x2, label_or_target], ...], "test": [...]}
                (dims 1: [[x1, target], ...]; null for digits) -- present only in the first
                frame after the data changed (and in every frame of detail "full"),
@@ -146,6 +156,7 @@ import math
 
 from backprop.errors import BackpropError
 from backprop.lab.settings import SETTINGS, shown
+from backprop.serialization import json_dumps
 
 __all__ = [
     "MAX_CSV_MESSAGE_BYTES", "MAX_MESSAGE_BYTES", "MESSAGE_TYPES", "WS_MAX_MESSAGE_BYTES",
@@ -331,18 +342,6 @@ def parse_message(raw) -> Command:
 
 
 def dumps(message: dict) -> str:
-    """Outgoing message as compact JSON (NaN/Inf, which JSON lacks, become null)."""
-    try:
-        return json.dumps(message, separators=(",", ":"), allow_nan=False)
-    except ValueError:
-        return json.dumps(_clean(message), separators=(",", ":"), allow_nan=False)
-
-
-def _clean(x):
-    if isinstance(x, float):
-        return x if math.isfinite(x) else None
-    if isinstance(x, dict):
-        return {k: _clean(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)):
-        return [_clean(v) for v in x]
-    return x
+    """Outgoing message as compact JSON (NaN/Inf, which JSON lacks, become null: the
+    lab's convention, see ``serialization.json_safe``)."""
+    return json_dumps(message, "null", separators=(",", ":"))

@@ -18,6 +18,7 @@ digits and NaN/Inf written as None; its keys are listed in :mod:`backprop.lab.pr
 """
 from __future__ import annotations
 
+import base64
 import copy
 import csv
 import io
@@ -37,6 +38,7 @@ from backprop.lab.settings import (
     REGRESSION_SETS, SETTINGS, LabError, defaults, shown, validate,
 )
 from backprop.random import Generator
+from backprop.serialization import json_safe
 
 __all__ = ["LIMITS", "LabError", "LabSession"]
 
@@ -72,6 +74,10 @@ _STABLE_STEPS = 50
 """A learning rate "trained stably" once it was in force this many steps with every check of
 the whole training set at or below the divergence reference (no worse than guessing or the
 start); the banner's recovery offers the last such rate."""
+_NEURON_RES = 16            # cells per side of each hidden neuron's picture (2-D data)
+_NEURON_RES_UNTIL = 64      # hidden neurons up to which they get _NEURON_RES ...
+_NEURON_RES_MANY = 10       # ... and beyond which this (a frame stays small)
+_NEURON_RES_1D = 32         # points of a neuron's picture on 1-D data
 _STABILITY_LRS = (1e-4, 1e-3, 1e-2, 1e-1, 1.0, 10.0)
 _STABILITY_BATCHES = (1, 4, 16, 64, 256)
 _STABILITY_STEPS = 200
@@ -96,13 +102,22 @@ def _round(a, digits: int = 4):
     out = rounded.tolist()
     if finite.all():
         return out
-    return _none_for_nonfinite(out)
+    return json_safe(out, "null")
 
 
-def _none_for_nonfinite(x):
-    if isinstance(x, list):
-        return [_none_for_nonfinite(v) for v in x]
-    return x if math.isfinite(x) else None
+def _as_bytes(rows: np.ndarray) -> tuple:
+    """Pictures (one row each) as one base64 string of bytes and each row's scale.
+
+    Byte ``b`` of row ``k`` stands for ``(b - 127) / 127 * scale[k]``: the row's largest
+    size maps to 0 or 254, 0 to 127 exactly; 255 marks a non-finite value."""
+    rows = np.asarray(rows, dtype=np.float64)
+    with np.errstate(all="ignore"):
+        finite = np.isfinite(rows)
+        scale = np.where(finite, np.abs(rows), 0.0).max(axis=1) if rows.size else np.zeros(0)
+        unit = np.where(scale > 0, scale, 1.0)[:, None]
+        q = np.where(finite, np.round(127.0 + 127.0 * rows / unit), 255.0)
+    data = np.clip(q, 0, 255).astype(np.uint8).tobytes()
+    return base64.b64encode(data).decode("ascii"), _round(scale, 3)
 
 
 def _finite_or_none(x):
@@ -279,6 +294,7 @@ class LabSession:
         self._metrics = {}
         self._metrics_version = -1
         self._boundary_cache = (None, None)
+        self._neurons_cache = (None, None)
         self._findings = []
         self._findings_step = 0
         self._findings_at_divergence = None   # step_count of the findings made after diverging
@@ -744,7 +760,9 @@ class LabSession:
             else:
                 outs, out = None, self.model(xb)
             loss = self._loss_fn(out, yb)
-            loss_value = float(loss.item())
+            loss_value = float(loss.item())     # the data loss: the curves and the doctor's
+            penalty = self._penalty()
+            objective = loss if penalty is None else loss + penalty
             self.last_batch_loss = loss_value
             record = {"step": step, "epoch": self._sampler.epoch, "loss": loss_value,
                       "lr": self._lr_now, "grad_norm": None}
@@ -759,7 +777,7 @@ class LabSession:
             if not math.isfinite(loss_value):
                 self._diverge(step, "loss")
                 return None
-            loss.backward()
+            objective.backward()
             grads = [p.grad.numpy() for p in self._params if p.grad is not None]
             total = math.sqrt(sum(float(np.vdot(g, g)) for g in grads))
             self.last_grad_norm = total
@@ -776,6 +794,24 @@ class LabSession:
         self.version += 1
         return {"batch": idx, "xb": xb, "yb": yb, "outs": outs, "loss": loss_value,
                 "grad_norm": total, "clipped": clipped}
+
+    def _penalty(self):
+        """L1 x sum|w| + L2 x sum w**2 over the Linear layers' weights (not the biases), the
+        regularisation added to the training loss; None when both are 0."""
+        l1, l2 = self.settings["l1"], self.settings["l2"]
+        if not (l1 or l2):
+            return None
+        total = None
+        for i in self._linear_at:
+            w = self.model[i].weight
+            term = None
+            if l1:
+                term = w.abs().sum() * l1
+            if l2:
+                sq = (w * w).sum() * l2
+                term = sq if term is None else term + sq
+            total = term if total is None else total + term
+        return total
 
     def step(self, n: int = 1) -> int:
         """Train ``n`` steps (fewer if it diverges); returns how many were done.
@@ -904,13 +940,9 @@ class LabSession:
         if len(curve) > _CURVE_KEEP:     # bounded memory: drop every other old point
             del curve[1:-1:2]
 
-    def _boundary(self):
-        if self._view is None:
-            return None
-        key = (self.version, self.boundary_res)
-        if self._boundary_cache[0] == key:
-            return self._boundary_cache[1]
-        res = self.boundary_res if self.dims == 2 else max(self.boundary_res * 2, 50)
+    def _grid(self, res: int) -> np.ndarray:
+        """The input features at the centres of a ``res`` x ``res`` grid over the view (row
+        by row from the bottom: row i is y = ymin + (i + .5) dy), or ``res`` points in 1-D."""
         (x0, x1) = self._view["x"]
         xs = x0 + (np.arange(res) + 0.5) * (x1 - x0) / res       # cell centres
         if self.dims == 2:
@@ -920,7 +952,69 @@ class LabSession:
             raw = np.stack([gx.ravel(), gy.ravel()], axis=1)
         else:
             raw = xs[:, None]
-        X = _feature_columns(raw, self.inputs)
+        return _feature_columns(raw, self.inputs)
+
+    def _neurons(self):
+        """Each hidden neuron's picture: its output, and the gradient of the prediction with
+        respect to it, over a coarse grid of the input plane (the lab's ``neurons``).
+
+        The gradient is that of the predicted class's log-probability (regression: of the
+        prediction) with respect to the neuron's output, point by point: the loss needs a
+        target, which a point of the plane has not. Weights are detached, so the
+        parameters' gradients (the training step's) are untouched, and the modules are
+        called without their hooks (the Monitor sees only training).
+        """
+        if self._view is None:
+            return None
+        key = self.version
+        if self._neurons_cache[0] == key:
+            return self._neurons_cache[1]
+        hidden = sum(self.sizes[1:-1])
+        res = (_NEURON_RES if hidden <= _NEURON_RES_UNTIL else _NEURON_RES_MANY) \
+            if self.dims == 2 else _NEURON_RES_1D
+        x = backprop.from_numpy(self._grid(res)).requires_grad_()
+        outs, h = [], x
+        with backprop.enable_grad(), np.errstate(over="ignore", invalid="ignore",
+                                                 divide="ignore"):
+            for i, module in enumerate(self.model):
+                if isinstance(module, nn.Linear):
+                    h = h @ module.weight.detach().T + module.bias.detach()
+                elif i in self._dropout_at:
+                    continue                  # dropout is off outside training
+                else:
+                    h = module.forward(h)
+                    h.retain_grad()
+                    outs.append(h)
+            if self.task == "classification":
+                logp = backprop.log_softmax(h, dim=1)
+                pick = logp.detach().numpy().argmax(axis=1)
+                chosen = (logp * backprop.from_numpy(
+                    np.eye(h.shape[1], dtype=np.float32)[pick])).sum()
+            else:
+                chosen = h.sum()
+            if outs:
+                chosen.backward()
+        layers = []
+        for a in outs:
+            values, scale = _as_bytes(a.detach().numpy().T)
+            grads, grad_scale = _as_bytes(a.grad.numpy().T if a.grad is not None
+                                          else np.zeros(a.shape[::-1], np.float32))
+            layers.append({"values": values, "scale": scale, "grads": grads,
+                           "grad_scale": grad_scale})
+        neurons = {"dims": self.dims, "res": res, "x": self._view["x"], "layers": layers}
+        if self.dims == 2:
+            neurons["y"] = self._view["y"]
+        self._neurons_cache = (key, neurons)
+        return neurons
+
+    def _boundary(self):
+        if self._view is None:
+            return None
+        key = (self.version, self.boundary_res)
+        if self._boundary_cache[0] == key:
+            return self._boundary_cache[1]
+        res = self.boundary_res if self.dims == 2 else max(self.boundary_res * 2, 50)
+        X = self._grid(res)
         was_training = self.model.training
         self.model.eval()
         try:
@@ -1020,6 +1114,7 @@ class LabSession:
             "train_loss": _curve(self._train_curve, limit),
             "test_loss": _curve(self._test_curve, limit),
             "boundary": self._boundary(),
+            "neurons": self._neurons(),
             "network": network,
             "grad_norms": norms,
             "findings": list(self._findings),
@@ -1418,6 +1513,16 @@ def _script(session: LabSession) -> str:
         add("    return SETTINGS['lr']")
     add("")
     add("")
+    terms = [t for t, on in (("w.abs().sum() * SETTINGS['l1']", s["l1"]),
+                             ("(w * w).sum() * SETTINGS['l2']", s["l2"])) if on]
+    if terms:     # the lab's LabSession._penalty, term for term
+        add("def penalty(model):")
+        add('    """L1 x sum|w| + L2 x sum w**2 over the Linear layers\' weights (not the biases),')
+        add('    added to the training loss."""')
+        add("    weights = [m.weight for m in model if isinstance(m, nn.Linear)]")
+        add(f"    return sum({' + '.join(terms)} for w in weights)")
+        add("")
+        add("")
     opt = s["optimizer"]
     opt_line = {
         "sgd": "optim.SGD(params, lr=SETTINGS['lr'], weight_decay=SETTINGS['weight_decay'])",
@@ -1478,6 +1583,8 @@ def _script(session: LabSession) -> str:
     add("            print(f'diverged at step {step}: learning rate too high for this batch "
         "size?')")
     add("            return 1")
+    if terms:
+        add("        loss = loss + penalty(model)     # the L1 / L2 regularisation")
     add("        loss.backward()")
     if s["clip"] > 0:
         add("        nn.utils.clip_grad_norm_(params, SETTINGS['clip'])")

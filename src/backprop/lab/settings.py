@@ -157,6 +157,14 @@ SETTINGS = {
     "weight_decay": _spec(
         "float", 0.0, "Weight decay", "L2 penalty (decoupled for AdamW).", "regularisation",
         "live", min=0.0, max=1.0),
+    "l1": _spec(
+        "float", 0.0, "L1", "Adds L1 x the sum of |w| over every layer's weights (not the "
+        "biases) to the training loss: pushes weights to exactly 0.", "regularisation",
+        "live", min=0.0, max=0.1),
+    "l2": _spec(
+        "float", 0.0, "L2", "Adds L2 x the sum of w\u00b2 over every layer's weights (not the "
+        "biases) to the training loss: shrinks large weights. The curves show the data "
+        "loss alone.", "regularisation", "live", min=0.0, max=0.1),
     "dropout": _spec(
         "float", 0.0, "Dropout", "Share of hidden activations zeroed in each training step.",
         "regularisation", "live", min=0.0, max=0.9),

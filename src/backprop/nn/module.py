@@ -22,19 +22,20 @@ two in step; write to the registries only through them.
 """
 from __future__ import annotations
 
+import itertools
 import numbers
 from collections import OrderedDict, namedtuple
 
 import numpy as np
 
 from backprop import dtypes as _dt
-from backprop.autograd.function import Function
 from backprop.autograd.grad_mode import no_grad
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.autograd.hooks import RemovableHandle
+from backprop.autograd.module_hooks import BackwardHook
 from backprop.errors import BackpropError, DTypeError
 from backprop.nn.parameter import Parameter
-from backprop.tensor import Device, Tensor, _check_cuda, _check_device, _make, _to_array
+from backprop.tensor import Device, Tensor, _check_cuda, _check_device, _init_fields, _to_array
 
 
 class Buffer(Tensor):
@@ -64,12 +65,7 @@ class Buffer(Tensor):
             arr = data._data  # shared, and detached from any graph (as PyTorch's)
         else:
             arr = _to_array(data)
-        self._data = arr
-        self._requires_grad = False
-        self.grad_fn = None
-        self.grad = None
-        self._version = 0
-        self._hooks = None
+        _init_fields(self, arr)
         self.persistent = bool(persistent)
         if isinstance(data, Tensor) and data.requires_grad:
             self.requires_grad_(True)
@@ -292,8 +288,8 @@ class Module:
         backward_pre_hooks = [*_global_backward_pre_hooks, *self._backward_pre_hooks]
         bw = None
         if (backward_hooks or backward_pre_hooks) and _grad_state.enabled:
-            bw = _BackwardHook(self, backward_hooks, backward_pre_hooks)
-            args = bw.setup_inputs(args)
+            bw = BackwardHook(self, backward_hooks, backward_pre_hooks)
+            args = bw.setup_input_hook(args)
         output = self.forward(*args, **kwargs)
         for hook in (*_global_forward_hooks, *self._forward_hooks):
             if type(hook) is _WithKwargs:
@@ -303,7 +299,7 @@ class Module:
             if result is not None:
                 output = result
         if bw is not None:
-            output = bw.setup_outputs(output)
+            output = bw.setup_output_hook(output)
         return output
 
     # -- registration ----------------------------------------------------------------------
@@ -514,11 +510,18 @@ class Module:
         for _, module in self.named_children():
             yield module
 
-    def _named_members(self, registry: str, prefix: str, recurse: bool,
-                       remove_duplicate: bool):
+    def _named_members(self, registry: str, prefix: str = "", recurse: bool = True,
+                       remove_duplicate: bool = True, named: bool = True):
+        """The one walk behind named_parameters()/parameters() and the buffer pair:
+        ``(dotted name, value)``, or the values alone when ``named`` is False (then no
+        name is built: parameters() and zero_grad() run every training step)."""
         seen = set()
-        modules = (self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
-                   if recurse else [(prefix, self)])
+        if not recurse:
+            modules = [(prefix, self)]
+        elif named:
+            modules = self.named_modules(prefix=prefix, remove_duplicate=remove_duplicate)
+        else:
+            modules = zip(itertools.repeat(prefix), self.modules())  # the walk without names
         for path, module in modules:
             for name, value in getattr(module, registry).items():
                 if value is None:
@@ -527,7 +530,7 @@ class Module:
                     if id(value) in seen:
                         continue
                     seen.add(id(value))
-                yield (f"{path}.{name}" if path else name), value
+                yield ((f"{path}.{name}" if path else name), value) if named else value
 
     def named_parameters(self, prefix: str = "", recurse: bool = True,
                          remove_duplicate: bool = True):
@@ -542,12 +545,7 @@ class Module:
 
     def parameters(self, recurse: bool = True):
         """Every parameter (each once), in named_parameters' order: what an optimiser takes."""
-        seen = set()
-        for module in (self.modules() if recurse else (self,)):
-            for param in module._parameters.values():
-                if param is not None and id(param) not in seen:
-                    seen.add(id(param))
-                    yield param
+        return self._named_members("_parameters", recurse=recurse, named=False)
 
     def named_buffers(self, prefix: str = "", recurse: bool = True,
                       remove_duplicate: bool = True):
@@ -556,12 +554,7 @@ class Module:
 
     def buffers(self, recurse: bool = True):
         """Every buffer (running statistics and the like), each once."""
-        seen = set()
-        for module in (self.modules() if recurse else (self,)):
-            for buf in module._buffers.values():
-                if buf is not None and id(buf) not in seen:
-                    seen.add(id(buf))
-                    yield buf
+        return self._named_members("_buffers", recurse=recurse, named=False)
 
     # -- modes and bulk changes --------------------------------------------------------
     def train(self, mode: bool = True) -> "Module":
@@ -859,224 +852,3 @@ class Module:
             else:
                 body = "\n  " + "\n  ".join(lines) + "\n"
         return f"{self._get_name()}({body})"
-
-
-# -- full backward hooks ---------------------------------------------------------------------------
-class _HookIdentity(Function):
-    """out = x;  dx = g. The graph node a module's backward hook watches."""
-
-    backward_name = "BackwardHookFunctionBackward"  # PyTorch's name for this node
-
-    @staticmethod
-    def forward(ctx, x):
-        return x
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        return grad_output
-
-
-class _HookPack(Function):
-    """out = concat(flatten(xᵢ));  dxᵢ = the matching slice of g.
-
-    Several tensors become one node, so a hook sees all their gradients at once.
-    """
-
-    backward_name = "BackwardHookFunctionBackward"  # PyTorch's name for this node
-
-    @staticmethod
-    def forward(ctx, *arrays):
-        ctx.layout = [(a.shape, a.dtype, a.size) for a in arrays]
-        return np.concatenate([a.reshape(-1) for a in arrays]).astype(
-            np.result_type(*arrays), copy=False)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        grads, start = [], 0
-        for shape, dtype, size in ctx.layout:
-            grads.append(grad_output[start:start + size].reshape(shape).astype(dtype, copy=False))
-            start += size
-        return tuple(grads)
-
-
-class _HookUnpack(Function):
-    """out = p[start:stop] reshaped;  dp = g placed at [start:stop], zeros elsewhere."""
-
-    backward_name = "BackwardHookFunctionBackward"  # PyTorch's name for this node
-
-    @staticmethod
-    def forward(ctx, packed, *, start, shape, dtype, received, index):
-        ctx.span = (start, packed.size, received, index)
-        stop = start + int(np.prod(shape, dtype=np.int64))
-        return packed[start:stop].reshape(shape).astype(dtype, copy=False)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        start, total, received, index = ctx.span
-        received[index] = True
-        grad = np.zeros(total, dtype=grad_output.dtype)
-        grad[start:start + grad_output.size] = grad_output.reshape(-1)
-        return grad
-
-
-def _route(tensors: list, on_grad) -> list:
-    """Pass ``tensors`` through one graph node whose gradient goes to ``on_grad``.
-
-    ``on_grad(grads)`` receives a list aligned with ``tensors`` (a Tensor, or None
-    where no gradient arrived or the tensor needs none) and may return a list of
-    replacements. Returns the tensors to use in place of ``tensors``.
-    """
-    req = [i for i, t in enumerate(tensors) if t._requires_grad]
-    out = list(tensors)
-    if len(req) == 1:
-        i = req[0]
-        new = _HookIdentity.apply(tensors[i])
-
-        def single(g):
-            grads = [None] * len(tensors)
-            grads[i] = g
-            result = on_grad(grads)
-            if result is None:
-                return None
-            r = result[i]
-            return _make(np.zeros_like(g._data)) if r is None else r
-        new.grad_fn.register_hook(single)
-        out[i] = new
-        return out
-
-    packed = _HookPack.apply(*[tensors[i] for i in req])
-    received = [False] * len(req)
-    start = 0
-    for k, i in enumerate(req):
-        t = tensors[i]
-        out[i] = _HookUnpack.apply(packed, start=start, shape=t._data.shape, dtype=t._data.dtype,
-                                   received=received, index=k)
-        start += t._data.size
-
-    def several(g):
-        grads = [None] * len(tensors)
-        offset = 0
-        for k, i in enumerate(req):
-            size = tensors[i]._data.size
-            if received[k]:
-                grads[i] = _make(g._data[offset:offset + size].reshape(tensors[i]._data.shape))
-            offset += size
-        received[:] = [False] * len(req)
-        result = on_grad(grads)
-        if result is None:
-            return None
-        pieces = []
-        for i in req:
-            r = result[i]
-            arr = np.zeros(tensors[i]._data.shape) if r is None else np.asarray(
-                r._data if isinstance(r, Tensor) else r)
-            pieces.append(arr.reshape(-1).astype(g._data.dtype, copy=False))
-        return _make(np.concatenate(pieces))
-    packed.grad_fn.register_hook(several)
-    return out
-
-
-class _BackwardHook:
-    """Links one call of a module to its full backward (pre-)hooks.
-
-    The module's tensor inputs go through one graph node and its outputs through
-    another. In backward the output node fires first (grad_output is recorded and
-    the pre-hooks run), then, once every gradient inside the module has been
-    computed, the input node fires and the hooks get ``(grad_input, grad_output)``.
-    """
-
-    def __init__(self, module, hooks, pre_hooks):
-        self.module, self.hooks, self.pre_hooks = module, hooks, pre_hooks
-        self.grad_outputs = None
-        self.n_inputs = self.n_outputs = 0
-        self.input_index = None   # positions of the tensor arguments; None: none needs grad
-        self.output_index = None
-
-    def setup_inputs(self, args: tuple) -> tuple:
-        self.n_inputs = len(args)
-        index = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-        tensors = [args[i] for i in index]
-        if not any(t._requires_grad for t in tensors):
-            return args
-        self.input_index = index
-        self.input_like = [(t._data.shape, t._data.dtype) for t in tensors]
-        new = _route(tensors, self._on_input_grads)
-        args = list(args)
-        for i, t in zip(index, new):
-            args[i] = t
-        return tuple(args)
-
-    def setup_outputs(self, output):
-        if isinstance(output, Tensor):
-            outs = (output,)
-        elif isinstance(output, (tuple, list)):
-            outs = tuple(output)
-        else:
-            return output  # dicts and other containers are not hooked (nor in PyTorch)
-        self.n_outputs = len(outs)
-        index = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
-        tensors = [outs[i] for i in index]
-        if not any(t._requires_grad for t in tensors):
-            return output
-        self.output_index = index
-        new = _route(tensors, self._on_output_grads)
-        if isinstance(output, Tensor):
-            return new[0]
-        items = list(outs)
-        for i, t in zip(index, new):
-            items[i] = t
-        if isinstance(output, list):
-            return items
-        if type(output) is tuple:
-            return tuple(items)
-        return type(output)(*items)  # a namedtuple
-
-    def _on_output_grads(self, grads: list):
-        full = [None] * self.n_outputs
-        for i, g in zip(self.output_index, grads):
-            full[i] = g
-        grad_outputs = tuple(full)
-        changed = False
-        for hook in self.pre_hooks:
-            result = hook(self.module, grad_outputs)
-            if result is None:
-                continue
-            result = (result,) if isinstance(result, Tensor) else tuple(result)
-            if len(result) != len(grad_outputs):
-                raise RuntimeError(f"Backward pre hook returned an invalid number of grad_output, "
-                                   f"got {len(result)}, but expected {len(grad_outputs)}")
-            grad_outputs, changed = result, True
-        self.grad_outputs = grad_outputs
-        if self.input_index is None:
-            # No input needs a gradient, so the input node never fires: call the hooks now.
-            grad_inputs = (None,) * self.n_inputs
-            for hook in self.hooks:
-                result = hook(self.module, grad_inputs, grad_outputs)
-                if result is not None and not (isinstance(result, tuple)
-                                               and all(r is None for r in result)):
-                    raise RuntimeError("Backward hook for Modules where no input requires "
-                                       "gradient should always return None or None for all "
-                                       "gradients.")
-            self.grad_outputs = None
-        return [grad_outputs[i] for i in self.output_index] if changed else None
-
-    def _on_input_grads(self, grads: list):
-        if self.grad_outputs is None:  # the gradient reached the inputs by another path
-            return None
-        full = [None] * self.n_inputs
-        for i, g, (shape, dtype) in zip(self.input_index, grads, self.input_like):
-            # As PyTorch: every tensor argument gets a gradient, zeros where none arrived.
-            full[i] = _make(np.zeros(shape, dtype)) if g is None else g
-        grad_inputs = tuple(full)
-        changed = False
-        for hook in self.hooks:
-            result = hook(self.module, grad_inputs, self.grad_outputs)
-            if result is None:
-                continue
-            result = (result,) if isinstance(result, Tensor) else tuple(result)
-            if len(result) != len(grad_inputs):
-                raise RuntimeError(f"Backward hook returned an invalid number of grad_input, "
-                                   f"got {len(result)}, but expected {len(grad_inputs)}")
-            grad_inputs, changed = result, True
-        self.grad_outputs = None
-        return [grad_inputs[i] for i in self.input_index] if changed else None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from backprop import dtypes as _dt
-from backprop.tensor import Tensor, _to_array
+from backprop.tensor import Tensor, _init_fields, _to_array
 
 
 class Parameter(Tensor):
@@ -36,12 +36,7 @@ class Parameter(Tensor):
             arr = data._data  # shared, like torch.nn.Parameter(tensor)
         else:
             arr = _to_array(data)
-        self._data = arr
-        self._requires_grad = False
-        self.grad_fn = None
-        self.grad = None
-        self._version = 0
-        self._hooks = None
+        _init_fields(self, arr)
         if requires_grad:
             self.requires_grad_(True)
 

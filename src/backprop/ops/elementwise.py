@@ -48,7 +48,7 @@ class Add(Function):
             out = a + b
         except ValueError:
             raise _broadcast_error("add", a, b) from None
-        return fix_float(out, a, b) if out.dtype == F64 else out
+        return fix_float(out, a, b)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -67,7 +67,7 @@ class Sub(Function):
             out = a - b
         except ValueError:
             raise _broadcast_error("sub", a, b) from None
-        return fix_float(out, a, b) if out.dtype == F64 else out
+        return fix_float(out, a, b)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -87,7 +87,7 @@ class Mul(Function):
         need_a, need_b = ctx.needs_input_grad
         if need_a or need_b:
             ctx.save_for_backward(b if need_a else None, a if need_b else None)
-        return fix_float(out, a, b) if out.dtype == F64 else out
+        return fix_float(out, a, b)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -108,7 +108,7 @@ class Div(Function):
             raise _broadcast_error("div", a, b) from None
         if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
             ctx.save_for_backward(a if ctx.needs_input_grad[1] else None, b)
-        return fix_float(out, a, b) if out.dtype == F64 else out
+        return fix_float(out, a, b)
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -432,42 +432,39 @@ def _float_mask(mask: np.ndarray, dtype) -> np.ndarray:
     return mask.astype(dtype, copy=False)
 
 
-class Maximum(Function):
+class _Extremum:
+    """Shared body of maximum and minimum: ``f`` picks the winner of each pair; ``loses``
+    gives the ufuncs that mark where ``a``, then ``b``, loses (see ``_extremum_grads``)."""
+
+    @staticmethod
+    def forward(ctx, a, b):
+        try:
+            out = ctx.op.f(a, b)
+        except ValueError:
+            raise _broadcast_error(ctx.op.f.__name__, a, b) from None
+        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
+            ctx.save_for_backward(a, b)
+        return fix_float(np.asarray(out), a, b)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        a, b = ctx.saved_tensors
+        a_loses, b_loses = ctx.op.loses
+        return _extremum_grads(ctx, grad_output, a_loses(a, b), b_loses(a, b), np.equal(a, b))
+
+
+class Maximum(_Extremum, Function):
     """out = max(a, b);  da = g·([a > b] + ½[a = b]),  db = g·([b > a] + ½[a = b])"""
 
-    @staticmethod
-    def forward(ctx, a, b):
-        try:
-            out = np.maximum(a, b)
-        except ValueError:
-            raise _broadcast_error("maximum", a, b) from None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(a, b)
-        return fix_float(np.asarray(out), a, b)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        a, b = ctx.saved_tensors
-        return _extremum_grads(ctx, grad_output, np.less(a, b), np.greater(a, b), np.equal(a, b))
+    f = staticmethod(np.maximum)
+    loses = (np.less, np.greater)
 
 
-class Minimum(Function):
+class Minimum(_Extremum, Function):
     """out = min(a, b);  da = g·([a < b] + ½[a = b]),  db = g·([b < a] + ½[a = b])"""
 
-    @staticmethod
-    def forward(ctx, a, b):
-        try:
-            out = np.minimum(a, b)
-        except ValueError:
-            raise _broadcast_error("minimum", a, b) from None
-        if ctx.needs_input_grad[0] or ctx.needs_input_grad[1]:
-            ctx.save_for_backward(a, b)
-        return fix_float(np.asarray(out), a, b)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        a, b = ctx.saved_tensors
-        return _extremum_grads(ctx, grad_output, np.greater(a, b), np.less(a, b), np.equal(a, b))
+    f = staticmethod(np.minimum)
+    loses = (np.greater, np.less)
 
 
 def _extremum_grads(ctx, g, a_loses, b_loses, tie):

@@ -242,45 +242,37 @@ class Std(Function):
 
 # -- max / min ----------------------------------------------------------------------------
 
-class AMax(Function):
+class _ExtremumOver:
+    """Shared body of amax and amin: ``f`` (``np.max`` or ``np.min``) over the axes."""
+
+    @staticmethod
+    def forward(ctx, x, axes, keepdim):
+        out = ctx.op.f(x, axis=axes, keepdims=True)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(x, out)
+            ctx.axes, ctx.keepdim = axes, keepdim
+        return _drop(np.asarray(out), axes, keepdim)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        x, out_k = ctx.saved_tensors
+        # NOTE: at ties the maximum (minimum) is not differentiable; like torch, the
+        # gradient is shared evenly among the tied elements (a subgradient, and symmetric).
+        return _tie_grad(x, out_k, _keep(grad_output, ctx.axes, ctx.keepdim)), None, None
+
+
+class AMax(_ExtremumOver, Function):
     """out = max x over axes;  dx = g · [x = out] / (number of elements equal to out)"""
 
     backward_name = 'AmaxBackward0'
-
-    @staticmethod
-    def forward(ctx, x, axes, keepdim):
-        out = np.max(x, axis=axes, keepdims=True)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(x, out)
-            ctx.axes, ctx.keepdim = axes, keepdim
-        return _drop(np.asarray(out), axes, keepdim)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, out_k = ctx.saved_tensors
-        # NOTE: at ties the maximum is not differentiable; like torch, the gradient is
-        # shared evenly among the tied elements (a subgradient, and symmetric).
-        return _tie_grad(x, out_k, _keep(grad_output, ctx.axes, ctx.keepdim)), None, None
+    f = staticmethod(np.max)
 
 
-class AMin(Function):
+class AMin(_ExtremumOver, Function):
     """out = min x over axes;  dx = g · [x = out] / (number of elements equal to out)"""
 
     backward_name = 'AminBackward0'
-
-    @staticmethod
-    def forward(ctx, x, axes, keepdim):
-        out = np.min(x, axis=axes, keepdims=True)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(x, out)
-            ctx.axes, ctx.keepdim = axes, keepdim
-        return _drop(np.asarray(out), axes, keepdim)
-
-    @staticmethod
-    def backward(ctx, grad_output):
-        x, out_k = ctx.saved_tensors
-        # NOTE: ties share the gradient evenly, as for AMax.
-        return _tie_grad(x, out_k, _keep(grad_output, ctx.axes, ctx.keepdim)), None, None
+    f = staticmethod(np.min)
 
 
 class PickAlongDim(Function):

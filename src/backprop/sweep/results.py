@@ -16,7 +16,7 @@ import json
 import math
 import os
 
-from backprop.serialization import atomic_write
+from backprop.serialization import atomic_write, atomic_write_text, json_dumps
 from backprop.sweep.space import Space, SweepError, normalize
 
 __all__ = ["SweepLog", "SweepResult", "load", "write_definition", "read_definition",
@@ -26,17 +26,6 @@ LOG_FILE = "sweep.jsonl"
 DEFINITION_FILE = "sweep.json"
 METRICS = ("test_loss", "train_loss")
 """What a sweep ranks trials by (lower is better)."""
-
-
-def _clean(value):
-    """JSON-safe: NaN and infinities become None (strict JSON has no such numbers)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _clean(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_clean(v) for v in value]
-    return value
 
 
 class SweepLog:
@@ -68,7 +57,7 @@ class SweepLog:
             raise SweepError(f"a sweep record needs a trial_id, got {trial_id!r}")
         if trial_id in self.ids:
             return False
-        line = (json.dumps(_clean(record), sort_keys=False, allow_nan=False) + "\n").encode()
+        line = (json_dumps(record, "null") + "\n").encode()
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
             written = os.write(fd, line)
@@ -145,8 +134,8 @@ def write_definition(out, definition: dict) -> str:
     data = dict(definition)
     data["space"] = _space_to_json(normalize(data["space"]))
     path = os.path.join(os.fspath(out), DEFINITION_FILE)
-    text = json.dumps(_clean(data), indent=2) + "\n"
-    atomic_write(path, lambda fh: fh.write(text.encode()), "sweep")
+    text = json_dumps(data, "null", indent=2) + "\n"
+    atomic_write_text(path, text, "sweep")
     return path
 
 

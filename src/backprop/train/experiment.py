@@ -9,7 +9,7 @@ trains with :class:`~backprop.train.Trainer` and writes a run folder::
     history.json         the whole history in one JSON document
     last.safetensors     a full training checkpoint after every epoch (for --resume)
     best.safetensors     the checkpoint of the epoch with the lowest test loss
-    loss_curve.png       train/test loss per epoch (when matplotlib is installed)
+    loss_curve.png       loss per step and epoch, accuracy beside (when matplotlib is installed)
     diagnostics.jsonl    gradient/activation readings, when a callback writes them there
                          (``backprop train`` adds a diagnostics Monitor that does)
 
@@ -39,9 +39,12 @@ from backprop.data import load_digits, train_test_split
 from backprop.errors import shorten
 from backprop.random import Generator, manual_seed
 from backprop.train.callbacks import Callback, JSONLinesLogger, ModelCheckpoint
-from backprop.serialization import atomic_write
-from backprop.train.history import History, _write_atomic
+from backprop.serialization import atomic_write_text
+from backprop.train.history import History
 from backprop.train.loop import Trainer, TrainingDiverged
+from backprop.train.plotting import (
+    PlotDependencyError, draw_loss, new_figure, require_matplotlib, save_png,
+)
 
 __all__ = [
     "ACTIVATIONS", "ConfigError", "DATASETS", "OPTIMIZERS", "RunConfig", "SCHEDULES",
@@ -493,46 +496,40 @@ def write_config(config: RunConfig) -> str:
 
     path = os.path.join(config.out_dir, "config.json")
     data = {"command": "train", "backprop_version": __version__, **config.to_dict()}
-    _write_atomic(path, json.dumps(data, indent=2) + "\n")
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n")
     return path
 
 
 def plot_history(history: History, path, title: str | None = None) -> bool:
-    """Save a loss-curve PNG (train and test loss per epoch, accuracy beside when recorded).
+    """Save a loss-curve PNG: :func:`~backprop.train.plotting.draw_loss` (the loss per step
+    and per epoch, train and validation), the accuracy per epoch beside it when recorded.
 
     Returns False, writing nothing, when matplotlib is not installed.
     """
     try:
-        import matplotlib
-        matplotlib.use("Agg")  # no display needed
-        import matplotlib.pyplot as plt
-    except ImportError:
+        require_matplotlib()
+    except PlotDependencyError:
         return False
-    epochs = history.epoch_metric("epoch") if history.epochs else []
-    has_acc = any("accuracy" in r for r in history.epochs)
-    fig, axes = plt.subplots(1, 2 if has_acc else 1, figsize=(10 if has_acc else 6, 4))
-    axes = list(axes) if has_acc else [axes]
-    axes[0].plot(epochs, [r.get("loss") for r in history.epochs], label="train")
-    if any("val_loss" in r for r in history.epochs):
-        axes[0].plot(epochs, [r.get("val_loss") for r in history.epochs], label="test")
-    axes[0].set_xlabel("epoch")
-    axes[0].set_ylabel("loss")
-    axes[0].set_yscale("log")
-    axes[0].legend()
+    epochs = [r for r in history.epochs if "step" in r]
+    has_acc = any("accuracy" in r for r in epochs)
+    fig = new_figure(figsize=(10 if has_acc else 6, 4))
+    axes = fig.subplots(1, 2 if has_acc else 1, squeeze=False)[0]
+    draw_loss(axes[0], history)
     if has_acc:
-        axes[1].plot(epochs, [r.get("accuracy") for r in history.epochs], label="train")
-        if any("val_accuracy" in r for r in history.epochs):
-            axes[1].plot(epochs, [r.get("val_accuracy") for r in history.epochs], label="test")
-        axes[1].set_xlabel("epoch")
+        # The colours of the loss panel's epoch lines: C1 train, C2 validation.
+        for key, label, color in (("accuracy", "train", "C1"),
+                                  ("val_accuracy", "validation", "C2")):
+            pts = [(r["step"], r[key]) for r in epochs if key in r]
+            if pts:
+                axes[1].plot(*zip(*pts), marker="o", ms=3, color=color, label=label)
+        axes[1].set_xlabel("optimizer step")
         axes[1].set_ylabel("accuracy")
-        axes[1].legend()
+        axes[1].set_title("Accuracy")
+        axes[1].legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()
-    try:
-        atomic_write(path, lambda fh: fig.savefig(fh, format="png", dpi=100), "plot_history")
-    finally:
-        plt.close(fig)
+    save_png(fig, path, "plot_history")
     return True
 
 

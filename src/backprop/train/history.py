@@ -29,30 +29,15 @@ import warnings
 
 import numpy as np
 
-from backprop.serialization import atomic_write
+from backprop.serialization import atomic_write_text, json_dumps, json_restore_nonfinite, json_safe
 
 __all__ = ["History"]
-
-# Non-finite floats are not JSON: they are written as these strings and read back.
-_NONFINITE_OUT = {"nan": "nan", "inf": "inf", "-inf": "-inf"}
-
-
-def _to_json_value(value):
-    if isinstance(value, float) and not math.isfinite(value):
-        return "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
-    return value
-
-
-def _from_json_value(value):
-    if isinstance(value, str) and value in _NONFINITE_OUT:
-        return float(value)
-    return value
 
 
 def _plain(record: dict, where: str) -> dict:
     if not isinstance(record, dict):
         raise TypeError(f"History: {where} must be dicts, got {type(record).__name__}")
-    return {str(k): _from_json_value(v) for k, v in record.items()}
+    return {str(k): json_restore_nonfinite(v) for k, v in record.items()}
 
 
 class History:
@@ -145,8 +130,7 @@ class History:
     # -- saving and loading -----------------------------------------------------------
     def to_dict(self) -> dict:
         """``{"steps": [...], "epochs": [...]}`` of plain JSON values (NaN/inf as strings)."""
-        return {"steps": [{k: _to_json_value(v) for k, v in r.items()} for r in self.steps],
-                "epochs": [{k: _to_json_value(v) for k, v in r.items()} for r in self.epochs]}
+        return json_safe({"steps": self.steps, "epochs": self.epochs})
 
     @classmethod
     def from_dict(cls, d: dict) -> "History":
@@ -168,7 +152,7 @@ class History:
 
     def to_json(self, path) -> None:
         """Write :meth:`to_dict` as one JSON document to ``path`` (atomically)."""
-        _write_atomic(path, json.dumps(self.to_dict(), allow_nan=False) + "\n")
+        atomic_write_text(path, json_dumps(self.to_dict()) + "\n")
 
     @classmethod
     def from_json(cls, path) -> "History":
@@ -182,7 +166,7 @@ class History:
         Step records come before the record of the epoch they belong to; this is the
         format :class:`~backprop.train.JSONLinesLogger` writes during training.
         """
-        _write_atomic(path, "".join(json_line(kind, r) for kind, r in self.records()))
+        atomic_write_text(path, "".join(json_line(kind, r) for kind, r in self.records()))
 
     @classmethod
     def from_jsonl(cls, path) -> "History":
@@ -225,8 +209,7 @@ def _columns_to_arrays(records: list) -> dict:
         elif all(type(v) is float for v in values):
             arrays[key] = np.array(values, dtype=np.float64)
         else:  # missing somewhere, mixed ints and floats, or not a number (a list of rates)
-            other[key] = json.dumps([[i, _to_json_value(v)] for i, v in enumerate(values)
-                                     if v is not _MISSING], allow_nan=False)
+            other[key] = json_dumps([[i, v] for i, v in enumerate(values) if v is not _MISSING])
     return {"n": len(records), "keys": keys, "arrays": arrays, "other": other}
 
 
@@ -274,7 +257,7 @@ def _columns_from_arrays(columns: dict) -> list:
                 record[key] = value
         else:
             for i, value in json.loads(columns["other"][key]):
-                records[i][key] = _from_json_value(value)
+                records[i][key] = json_restore_nonfinite(value)
     return records
 
 
@@ -362,11 +345,5 @@ def _short(value) -> str:
 def json_line(kind: str, record: dict) -> str:
     """One JSON-lines record: ``{"kind": kind, **record}`` and a newline."""
     out = {"kind": kind}
-    out.update((k, _to_json_value(v)) for k, v in record.items())
-    return json.dumps(out, allow_nan=False) + "\n"
-
-
-def _write_atomic(path, text: str) -> None:
-    """Write ``text`` as UTF-8 to ``path``, all or nothing (``serialization.atomic_write``)."""
-    data = text.encode("utf-8")
-    atomic_write(path, lambda fh: fh.write(data), "write")
+    out.update(record)
+    return json_dumps(out) + "\n"

@@ -1,4 +1,4 @@
-"""A progress bar for the training loop: tqdm when it is installed, else one line of text.
+"""A progress bar for the training loop, drawn by tqdm.
 
 The bar shows the epoch, the steps done in it, the running training loss and
 accuracy, the learning rate and, once an epoch is validated, the validation loss
@@ -12,9 +12,9 @@ Example::
 """
 from __future__ import annotations
 
-import os
 import sys
 import time
+import warnings
 
 from backprop.train.callbacks import Callback
 
@@ -28,20 +28,10 @@ def _isatty(stream) -> bool:
         return False
 
 
-def _columns(stream) -> int | None:
-    """The width of the terminal behind ``stream`` (less one), or None if it is not one."""
-    try:
-        return max(20, os.get_terminal_size(stream.fileno()).columns - 1)
-    except (AttributeError, ValueError, OSError):
-        return None
-
-
-def _load_tqdm():
-    try:
-        from tqdm.auto import tqdm
-    except ImportError:
-        return None
-    return tqdm
+def _tqdm(**kwargs):
+    """A new tqdm bar (imported here, not at import time: tqdm costs ~0.1 s to import)."""
+    from tqdm.auto import tqdm
+    return tqdm(dynamic_ncols=True, leave=True, **kwargs)
 
 
 def _format_metrics(loss, accuracy, lr, val: dict) -> str:
@@ -66,57 +56,51 @@ class ProgressBar(Callback):
         file: the stream (default ``sys.stdout``, looked up when fit starts).
         enabled: None (default) shows the bar only when ``file`` is a terminal;
             True or False forces it on or off.
-        use_tqdm: None (default) uses tqdm when it is importable; False always uses
-            the built-in one-line bar.
-        min_interval: the shortest time (seconds) between two redraws.
+        use_tqdm: deprecated and ignored: tqdm always draws the bar.
+        min_interval: the shortest time (seconds) between two redraws of the metrics.
 
     Example::
 
         fit(model, loss_fn, opt, loader, epochs=5, progress=False,
-            callbacks=[ProgressBar(enabled=True, use_tqdm=False)])
+            callbacks=[ProgressBar(enabled=True)])
     """
 
     order = -100
 
     def __init__(self, file=None, enabled: bool | None = None, use_tqdm: bool | None = None,
                  min_interval: float = 0.1):
+        if use_tqdm is not None:
+            warnings.warn("ProgressBar(use_tqdm=...) is deprecated and ignored: tqdm, a "
+                          "dependency of backprop, always draws the bar",
+                          DeprecationWarning, stacklevel=2)
         self.file = file
         self.enabled = enabled
-        self.use_tqdm = use_tqdm
         self.min_interval = float(min_interval)
         self._active = False
-        self._tqdm_bar = None
+        self._bar = None
 
     # -- lifecycle --------------------------------------------------------------------
     def on_fit_start(self, trainer) -> None:
         stream = self.file if self.file is not None else sys.stdout
-        self._stream = stream
         self._active = _isatty(stream) if self.enabled is None else bool(self.enabled)
         if not self._active:
             return
         self._epochs = trainer.max_epochs
         self._steps_per_epoch = trainer.steps_per_epoch()
         self._val = {}
+        self._lr = None
         self._last_draw = 0.0
-        self._width = 0
         self._record = None
-        self._columns = _columns(stream)
-        tqdm = _load_tqdm() if self.use_tqdm in (None, True) else None
-        self._tqdm_bar = None
-        if tqdm is not None:
-            self._tqdm_bar = tqdm(total=self._steps_per_epoch, file=stream, leave=True,
-                                  dynamic_ncols=True, unit="step")
+        self._bar = _tqdm(total=self._steps_per_epoch, file=stream, unit="step")
 
     def on_epoch_start(self, trainer, epoch: int) -> None:
         if not self._active:
             return
-        self._epoch = epoch
         self._done = 0
         self._loss_sum = self._acc_sum = 0.0
         self._acc_count = 0
-        if self._tqdm_bar is not None:
-            self._tqdm_bar.reset(total=self._steps_per_epoch)
-            self._tqdm_bar.set_description(f"epoch {epoch}/{self._epochs}", refresh=False)
+        self._bar.reset(total=self._steps_per_epoch)
+        self._bar.set_description(f"epoch {epoch}/{self._epochs}", refresh=False)
 
     def on_batch_end(self, trainer, record: dict) -> None:
         if not self._active:
@@ -127,8 +111,7 @@ class ProgressBar(Callback):
             self._acc_sum += record["accuracy"]
             self._acc_count += 1
         self._lr = record.get("lr")
-        if self._tqdm_bar is not None:
-            self._tqdm_bar.update(1)
+        self._bar.update(1)
         now = time.perf_counter()
         if now - self._last_draw >= self.min_interval:
             self._last_draw = now
@@ -159,37 +142,17 @@ class ProgressBar(Callback):
                                    self._val)
         loss = self._loss_sum / self._done if self._done else None
         acc = self._acc_sum / self._acc_count if self._acc_count else None
-        return _format_metrics(loss, acc, getattr(self, "_lr", None), self._val)
+        return _format_metrics(loss, acc, self._lr, self._val)
 
     def _draw(self, record: dict | None = None) -> None:
-        text = self._summary(record)
-        if self._tqdm_bar is not None:
-            self._tqdm_bar.set_postfix_str(text, refresh=True)
-            return
-        total = self._steps_per_epoch
-        if total:
-            filled = min(10, int(10 * self._done / total))
-            bar = f"[{'=' * filled}{'.' * (10 - filled)}] {self._done}/{total}"
-        else:
-            bar = f"{self._done} steps"
-        line = f"epoch {self._epoch}/{self._epochs} {bar} {text}"
-        if self._columns:
-            line = line[:self._columns]  # a wrapped line could not be redrawn in place
-        pad = max(0, self._width - len(line))  # clear what a longer previous line left
-        self._width = len(line)
-        self._stream.write("\r" + line + " " * pad)
-        self._stream.flush()
+        self._bar.set_postfix_str(self._summary(record), refresh=True)
 
     def _close(self) -> None:
         if not self._active:
             return
-        if getattr(self, "_record", None) is not None:  # the last epoch's line, not yet drawn
+        if self._record is not None:  # the last epoch's line, not yet drawn
             self._draw(self._record)
             self._record = None
         self._active = False
-        if self._tqdm_bar is not None:
-            self._tqdm_bar.close()
-            self._tqdm_bar = None
-        elif self._width:
-            self._stream.write("\n")
-            self._stream.flush()
+        self._bar.close()
+        self._bar = None

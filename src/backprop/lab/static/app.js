@@ -5,6 +5,7 @@
 import { buildControls, fromQuery, sameValue, toQuery } from "./controls.js";
 import { BoundaryView, LossChart, StabilityMap, renderFindings, renderGradBars, tooltip } from "./charts.js";
 import { NetworkView } from "./network.js";
+import { NeuronPictures, pictureWords } from "./neurons.js";
 import { StepAnimation } from "./stepanim.js";
 import { fmt, fmtInt, fmtLoss, num } from "./format.js";
 
@@ -64,6 +65,8 @@ async function main() {
   network = new NetworkView($("network"), $("layer-tools"), $("layer-count-slot"), $("network-legend"), {
     onHidden: (h) => change("hidden", h, true),
     onActivations: (a) => change("activations", a, true),
+    onFocus: () => showFocus(),
+    list: $("layer-list"),
   });
   network.setLimits(table);
   network.onAnimStale = stopAnimation;
@@ -98,7 +101,7 @@ function wireButtons() {
     lab.touched.delete("lr");     // the slider shows the recovery's rate, even just after a drag
     resetSession(Number.isFinite(lr) ? lr : undefined);
   });
-  $("grad-view").addEventListener("change", (e) => network.setGradView(e.target.checked));
+  $("grad-view").addEventListener("change", (e) => { network.setGradView(e.target.checked); showFocus(); });
   $("log-scale").addEventListener("change", (e) => { loss.log = e.target.checked; loss.draw(); });
   $("show-test").addEventListener("change", (e) => { boundary.showTest = e.target.checked; boundary.draw(); });
   $("stability-run").addEventListener("click", () => {
@@ -381,15 +384,31 @@ function onState(f) {
   loss.update(f.train_loss, f.test_loss, lab.diverged);
   boundary.labels = Array.isArray(f.class_labels) ? f.class_labels : null;
   if ("boundary" in f || "points" in f) boundary.update(f.boundary, "points" in f ? f.points : undefined);
+  if ("neurons" in f) network.setPictures(f.neurons ? new NeuronPictures(f.neurons) : null);
   if (f.network) {
     network.update(f.network, {
       kind: f.task === "regression" ? "regression" : "classes",
       labels: Array.isArray(f.class_labels) ? f.class_labels : null,
     });
   }
+  showFocus();
   renderGradBars($("grad-bars"), (f.grad_norms || []).map((g) => ({ ...g, norm: g.norm ?? (lab.diverged ? Infinity : null) })));
   renderFindings($("findings"), f.findings, f.step);
   if (stability.lrs.length) stability.draw();
+}
+
+/** The hidden neuron hovered (or tapped) in the network: its picture, large, under the data. */
+function showFocus() {
+  const hovered = network.canvas.dataset.focus;   // "l:k", set by the network's drawing
+  const pics = network.pictures;
+  if (!hovered || !pics) { boundary.setFocus(null); return; }
+  const [l, k] = hovered.split(":").map(Number);
+  const grad = network.gradView;
+  const picture = pics.canvas(l - 1, k, grad);
+  if (!picture) { boundary.setFocus(null); return; }
+  const scale = pics.scale(l - 1, k, grad);
+  const title = `Hidden layer ${l}, neuron ${k + 1}${grad ? " (gradient)" : ""}`;
+  boundary.setFocus({ picture, title, words: `${pictureWords(grad, lab.lastFrame && lab.lastFrame.task)} (±${fmt(scale, 3)})` });
 }
 
 function setLoss(node, v, step) {

@@ -91,7 +91,7 @@ export class LossChart {
     ctx.font = FONT;
     if (!all.some((p) => p[0] > 0)) {     // nothing trained yet: a hint instead of an empty axis
       ctx.fillStyle = INK3; ctx.textAlign = "center"; ctx.textBaseline = "middle";
-      ctx.fillText("Press Play (or Step) to train: the loss on the training and test data appears here.", w / 2, h / 2);
+      wrapText(ctx, "Press Play (or Step) to train: the loss on the training and test data appears here.", w / 2, h / 2, w - 24);
       return;
     }
     const steps = all.map((p) => p[0]);
@@ -202,6 +202,19 @@ export class LossChart {
   }
 }
 
+/** Centred text broken into lines that fit `width` (a placeholder on a phone is not cut off). */
+function wrapText(ctx, text, x, y, width) {
+  const lines = [];
+  let line = "";
+  for (const word of text.split(" ")) {
+    const next = line ? `${line} ${word}` : word;
+    if (line && ctx.measureText(next).width > width) { lines.push(line); line = word; } else line = next;
+  }
+  if (line) lines.push(line);
+  const lh = 16;
+  lines.forEach((l, i) => ctx.fillText(l, x, y + (i - (lines.length - 1) / 2) * lh));
+}
+
 // ---- decision boundary / regression surface ----------------------------------------------------
 // The server's boundary: {dims: 1|2, res, x: [lo, hi], y?: [lo, hi], kind: "classification" |
 // "regression", classes, values: one grid per class (classification, softmax probabilities) or
@@ -218,6 +231,7 @@ export class BoundaryView {
     this.showTest = true;
     this.hover = null;
     this.image = document.createElement("canvas");
+    this.focus = null;     // {picture: canvas, title, words}: a hidden neuron's picture, shown large
     canvas.addEventListener("mousemove", (e) => { this.hover = [e.offsetX, e.offsetY, e.clientX, e.clientY]; this.draw(); });
     canvas.addEventListener("mouseleave", () => { this.hover = null; tooltip.hide(this); this.draw(); });
   }
@@ -318,10 +332,12 @@ export class BoundaryView {
     const X = (x) => ((x - xa) / (xb - xa)) * w;
     const Y = (y) => h - ((y - ya) / (yb - ya)) * h;
 
-    if (!is1d && this.image.width > 0) {
+    const focus = this.focus && this.focus.picture;
+    this.canvas.dataset.showing = focus ? this.focus.title : "boundary";
+    if (focus || (!is1d && this.image.width > 0)) {
       ctx.imageSmoothingEnabled = true;
       ctx.imageSmoothingQuality = "high";
-      ctx.drawImage(this.image, 0, 0, w, h);
+      ctx.drawImage(focus || this.image, 0, 0, w, h);
     }
     // light grid at whole numbers
     ctx.strokeStyle = "rgba(22,32,46,0.07)"; ctx.lineWidth = 1;
@@ -376,7 +392,14 @@ export class BoundaryView {
     if (this.caption) this.caption.textContent = this.captionText();
   }
 
+  /** Show a hidden neuron's picture instead of the boundary (null: the boundary again). */
+  setFocus(focus) {
+    this.focus = focus;
+    this.draw();
+  }
+
   captionText() {
+    if (this.focus && this.focus.picture) return `${this.focus.title}: ${this.focus.words}. Dots: train, rings: test.`;
     if (this.dims === 1) return "The network's prediction (line) over the data (dots: train, rings: test).";
     if (this.regression) return "Predicted value: blue positive, orange negative. Dots: train, rings: test.";
     return "Shade: the class the network predicts, paler where it is unsure. Dots: train, rings: test.";
@@ -568,7 +591,7 @@ export class StabilityMap {
     if (!this.lrs.length) {
       ctx.fillStyle = "#f6f7fa"; ctx.fillRect(0, 0, w, h);
       ctx.fillStyle = INK3; ctx.textAlign = "center"; ctx.textBaseline = "middle";
-      ctx.fillText(this.running ? "Starting short runs…" : "Press Run to map where training is stable.", w / 2, h / 2);
+      wrapText(ctx, this.running ? "Starting short runs…" : "Press Run to map where training is stable.", w / 2, h / 2, w - 24);
       return;
     }
     const { m, pw, ph, cw, ch } = this.layout();

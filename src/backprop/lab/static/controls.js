@@ -37,9 +37,9 @@ const RELEVANT = {
 
 // Settings whose useful values span decades although 0 ("off") is allowed: the slider's first
 // notch is 0, the rest is logarithmic.
-const ZERO_LOG = new Set(["clip", "weight_decay"]);
+const ZERO_LOG = new Set(["clip", "weight_decay", "l1", "l2"]);
 // Shown as "off" at 0.
-const OFF_AT_ZERO = new Set(["clip", "weight_decay", "dropout"]);
+const OFF_AT_ZERO = new Set(["clip", "weight_decay", "l1", "l2", "dropout"]);
 
 const STEPS = 1000; // resolution of continuous sliders
 

@@ -7,8 +7,15 @@ import {
   CLASS_COLOURS, NEG, POS, choiceLabel, clamp, featureLabel, fitCanvas, fmt, heat, mix, num, rgb,
 } from "./format.js";
 import { tooltip } from "./charts.js";
+import { pictureWords } from "./neurons.js";
+
+/** A touch screen (no hover): the page says "tap" where it would say "hover". */
+export const TOUCH = typeof matchMedia === "function" && matchMedia("(hover: none), (pointer: coarse)").matches;
+/** Narrow or touch screens: the layer tools go in a list under the picture, 44 px targets. */
+const STACKED = "(max-width: 760px), (hover: none), (pointer: coarse)";
 
 const TOOLS_H = 58;   // room above the neurons for the layer tools
+const CAPTION_H = 22; // room above the neurons when the tools are in a list below
 const INK = "#16202e";
 
 /** Rows of a layer's weight matrix as [out][in], whichever way round the server sent it. */
@@ -42,8 +49,21 @@ export class NetworkView {
     this.settings = {};
     this.limits = { maxLayers: 6, minN: 1, maxN: 32, activations: [] };
     this.anim = null;          // step-detail animation state
+    this.pictures = null;      // NeuronPictures of the latest frame
+    this.pinned = null;        // {l, k}: the hidden neuron tapped (or clicked) to show large
+    this.focus = null;         // the neuron shown large now: hovered, else pinned
+    this.list = hooks.list || null;   // where the layer tools go on narrow screens
     canvas.addEventListener("mousemove", (e) => { this.hover = [e.offsetX, e.offsetY, e.clientX, e.clientY]; this.draw(); });
     canvas.addEventListener("mouseleave", () => { this.hover = null; tooltip.hide(this); this.draw(); });
+    canvas.addEventListener("click", (e) => {
+      // a tap (or click) on a hidden neuron pins its picture under the data; again unpins
+      this.hover = [e.offsetX, e.offsetY, e.clientX, e.clientY];
+      const hit = this.net ? this.hitTest(this.geometry(), e.offsetX, e.offsetY) : null;
+      const hidden = hit && hit.kind === "neuron" && hit.l > 0 && hit.l < this.net.sizes.length - 1;
+      const same = hidden && this.pinned && this.pinned.l === hit.l && this.pinned.k === hit.k;
+      this.pinned = hidden && !same ? { l: hit.l, k: hit.k } : null;
+      this.draw();
+    });
     this.renderLegend();
   }
 
@@ -65,15 +85,34 @@ export class NetworkView {
     this.layoutTools();
   }
 
+  /** The frame's neuron pictures (a NeuronPictures, or null). */
+  setPictures(pictures) {
+    const had = !!(this.pictures && this.pictures.layers.length);
+    this.pictures = pictures;
+    if (had !== !!(pictures && pictures.layers.length)) this.renderLegend();
+  }
+
+  /** The hidden neuron {l, k} whose picture shows large: the hovered one, else the pinned one. */
+  focusOf(hit) {
+    const L = this.net ? this.net.sizes.length - 1 : 0;
+    if (hit && hit.kind === "neuron" && hit.l > 0 && hit.l < L) return { l: hit.l, k: hit.k };
+    return this.pinned && this.pinned.l < L && this.pinned.k < this.net.sizes[this.pinned.l] ? this.pinned : null;
+  }
+
   update(net, outputs) {
     if (net && Array.isArray(net.sizes)) {
       const changed = !this.net || this.net.sizes.join() !== net.sizes.join();
       if (changed && this.anim && this.onAnimStale) this.onAnimStale(); // a step of another network
+      if (changed) this.pinned = null;
       this.net = net;
       this.prepare();
       if (changed) this.layoutTools();
     }
-    if (outputs) this.outputs = outputs;
+    if (outputs) {
+      const kindChanged = !this.outputs || this.outputs.kind !== outputs.kind;
+      this.outputs = outputs;
+      if (kindChanged) this.renderLegend();   // the pictures' words name the task's output
+    }
     this.draw();
   }
 
@@ -113,13 +152,15 @@ export class NetworkView {
     const L = sizes.length;
     const left = 62, right = 70;
     const xs = sizes.map((_, l) => (L === 1 ? w / 2 : left + (l * (w - left - right)) / (L - 1)));
-    const top = TOOLS_H + 8, bottom = h - 14;
+    const top = (this.stacked ? CAPTION_H : TOOLS_H) + 8, bottom = h - 14;
     // each layer spreads over the height it needs (up to 40 px a neuron), centred
     const spacing = sizes.map((n) => Math.min(40, (bottom - top) / Math.max(1, n)));
     const radii = spacing.map((sp) => clamp(sp * 0.34, 3, 11));
+    // hidden neurons with a picture: a square of about the spacing (up to 30 px)
+    const sides = spacing.map((sp) => clamp(sp * 0.8, 6, 30));
     const mid = (top + bottom) / 2;
     const pos = sizes.map((n, l) => Array.from({ length: n }, (_, k) => [xs[l], mid + (k - (n - 1) / 2) * spacing[l]]));
-    return { w, h, xs, pos, radii, sizes };
+    return { w, h, xs, pos, radii, sides, sizes };
   }
 
   // ---- layer tools (HTML) ---------------------------------------------------------------------
@@ -155,19 +196,23 @@ export class NetworkView {
 
   layoutTools() {
     const hidden = this.hiddenList();
+    this.stacked = !!this.list && typeof matchMedia === "function" && matchMedia(STACKED).matches;
     const g = this.geometry();
     const tools = this.tools;
     const perLayer = Array.isArray(this.settings.activations) ? this.settings.activations : null;
-    const key = JSON.stringify([g.sizes, hidden, perLayer, this.settings.activation, Math.round(g.w)]);
+    const key = JSON.stringify([g.sizes, hidden, perLayer, this.settings.activation, Math.round(g.w), this.stacked]);
     if (tools.dataset.key === key) return;
     tools.dataset.key = key;
     tools.replaceChildren();
+    if (this.list) this.list.replaceChildren();
+    tools.classList.toggle("stacked", this.stacked);
+    if (this.list) this.list.hidden = !this.stacked || !hidden.length;
     const inputs = g.sizes[0];
     // columns closer than a full tool: smaller buttons and menus; the menus go only when
     // even a narrow one would overlap its neighbour's
     const gap = g.xs.length > 1 ? g.xs[1] - g.xs[0] : g.w;
-    const compact = gap < 100;
-    const menus = gap >= 58;
+    const compact = gap < 100 && !this.stacked;
+    const menus = gap >= 58 || this.stacked;
     tools.classList.toggle("compact", compact);
     const addCaption = (x, text) => {
       const d = document.createElement("div");
@@ -181,9 +226,12 @@ export class NetworkView {
     hidden.forEach((n, l) => {
       const d = document.createElement("div");
       d.className = "layer-tool";
-      d.style.left = `${g.xs[l + 1]}px`;
       d.dataset.layer = String(l);
-      d.innerHTML = `<div class="row">
+      if (this.stacked) {          // a row of the list under the picture: caption above the neurons
+        addCaption(g.xs[l + 1], `${n}`);
+        d.className = "layer-row";
+      } else d.style.left = `${g.xs[l + 1]}px`;
+      d.innerHTML = `${this.stacked ? `<span class="cap">Hidden layer ${l + 1}</span>` : ""}<div class="row">
           <button type="button" class="pm" data-testid="remove-neuron-${l}" aria-label="Remove a neuron from hidden layer ${l + 1}">−</button>
           <span class="n" title="neurons in hidden layer ${l + 1}">${n}</span>
           <button type="button" class="pm" data-testid="add-neuron-${l}" aria-label="Add a neuron to hidden layer ${l + 1}">+</button>
@@ -212,7 +260,7 @@ export class NetworkView {
         });
         d.append(sel);
       }
-      tools.append(d);
+      (this.stacked ? this.list : tools).append(d);
     });
     addCaption(g.xs[g.xs.length - 1], this.outputCaption());
   }
@@ -233,7 +281,11 @@ export class NetworkView {
     if (!this.legend) return;
     this.legend.innerHTML = this.gradView
       ? `<span><i style="background:${rgb(heat(0.15))}"></i>small gradient</span><span><i style="background:${rgb(heat(0.6))}"></i>medium</span><span><i style="background:${rgb(heat(1))}"></i>large (most blame)</span><span>width: size of the gradient</span>`
-      : `<span><i style="background:${rgb(POS)}"></i>positive weight</span><span><i style="background:${rgb(NEG)}"></i>negative weight</span><span>width: size of the weight · hover for values</span>`;
+      : `<span><i style="background:${rgb(POS)}"></i>positive weight</span><span><i style="background:${rgb(NEG)}"></i>negative weight</span><span>width: size of the weight · ${TOUCH ? "tap" : "hover"} for values</span>`;
+    if (this.pictures && this.pictures.layers.length) {
+      const words = pictureWords(this.gradView, this.outputs && this.outputs.kind === "regression" ? "regression" : "classification", true);
+      this.legend.insertAdjacentHTML("beforeend", `<span data-testid="picture-words">squares: ${words} · ${TOUCH ? "tap one" : "hover over one (click to keep it)"} to see it large under the data</span>`);
+    }
   }
 
   setGradView(on) { this.gradView = on; this.renderLegend(); this.draw(); }
@@ -318,6 +370,17 @@ export class NetworkView {
           fill = mix([255, 255, 255], b >= 0 ? POS : NEG, 0.12 + 0.6 * t);
         }
         if (anim) fill = anim.neuronFill(l, k, fill);
+        const picture = !anim && l > 0 && l < L && this.pictures ? this.pictures.canvas(l - 1, k, this.gradView) : null;
+        if (picture) {
+          // the neuron's own picture over the input plane, in a square
+          const side = g.sides[l], pinned = this.pinned && this.pinned.l === l && this.pinned.k === k;
+          ctx.imageSmoothingEnabled = true;
+          ctx.drawImage(picture, x - side / 2, y - side / 2, side, side);
+          ctx.lineWidth = pinned ? 2.5 : 1;
+          ctx.strokeStyle = pinned ? INK : "rgba(22,32,46,0.55)";
+          ctx.strokeRect(x - side / 2, y - side / 2, side, side);
+          continue;
+        }
         ctx.beginPath(); ctx.arc(x, y, radii[l], 0, 7);
         ctx.fillStyle = rgb(fill); ctx.fill();
         const isOut = l === L && this.outputs && this.outputs.kind === "classes";
@@ -327,10 +390,20 @@ export class NetworkView {
         if (anim) anim.drawNumber(ctx, l, k, x, y, radii[l]);
       }
     }
+    const focus = this.focusOf(hoverHit);
+    const key = focus ? `${focus.l}:${focus.k}` : "";
+    if (this.canvas.dataset.focus !== key) {
+      this.canvas.dataset.focus = key;
+      if (this.hooks.onFocus) this.hooks.onFocus(focus);
+    }
     if (hoverHit && hoverHit.kind === "neuron") {
       const [x, y] = pos[hoverHit.l][hoverHit.k];
       ctx.strokeStyle = INK; ctx.lineWidth = 2.5;
-      ctx.beginPath(); ctx.arc(x, y, radii[hoverHit.l] + 3, 0, 7); ctx.stroke();
+      const hasPicture = !anim && hoverHit.l > 0 && hoverHit.l < L && this.pictures && this.pictures.has(hoverHit.l - 1, hoverHit.k);
+      if (hasPicture) {
+        const half = g.sides[hoverHit.l] / 2 + 2;
+        ctx.strokeRect(x - half, y - half, 2 * half, 2 * half);
+      } else { ctx.beginPath(); ctx.arc(x, y, radii[hoverHit.l] + 3, 0, 7); ctx.stroke(); }
     }
 
     // labels: inputs on the left, outputs on the right
@@ -368,7 +441,8 @@ export class NetworkView {
     const { pos, radii } = g;
     for (let l = 0; l < pos.length; l++) for (let k = 0; k < pos[l].length; k++) {
       const [nx, ny] = pos[l][k];
-      if ((nx - x) ** 2 + (ny - y) ** 2 <= (radii[l] + 4) ** 2) return { kind: "neuron", l, k };
+      const half = (g.sides && this.pictures && l > 0 && l < pos.length - 1 ? g.sides[l] / 2 : radii[l]) + 4;
+      if ((nx - x) ** 2 + (ny - y) ** 2 <= half ** 2) return { kind: "neuron", l, k };
     }
     let best = null, bestD = 5;
     for (let l = 0; l < pos.length - 1; l++) {
