@@ -23,6 +23,8 @@ __all__ = ["execute", "check_address", "connect_for_cells", "RayCells"]
 
 CONNECT_TIMEOUT = 10.0
 """Seconds to wait for a cluster's address to answer before calling it unreachable."""
+CLIENT_ATTEMPTS = 3
+"""Connections tried through Ray Client (ray://) when the head's server for one fails."""
 
 
 def _import_ray():
@@ -117,20 +119,29 @@ def _connect(ray, address, num_cpus):
         ray.init(num_cpus=num_cpus or len(os.sched_getaffinity(0)) or 1, **common)
         return True
     check_address(address)
-    try:
-        with _quiet_stderr():
-            if address.startswith("ray://"):
-                ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
-            else:
-                ray.init(address=address, **{k: v for k, v in common.items()
-                                             if k != "include_dashboard"})
-    except (ConnectionError, RuntimeError, ValueError) as e:
-        reason = str(e).splitlines()[0] if str(e) else type(e).__name__
-        if reason.startswith("Failed to connect to Ray cluster"):
-            reason = "no Ray cluster answered there (is `ray start --head` running?)"
-        raise SweepError(f"cannot connect to the Ray cluster at {address}: {reason}") \
-            from None
-    return True
+    for attempt in range(1, CLIENT_ATTEMPTS + 1):
+        try:
+            with _quiet_stderr():
+                if address.startswith("ray://"):
+                    ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+                else:
+                    ray.init(address=address, **{k: v for k, v in common.items()
+                                                 if k != "include_dashboard"})
+            return True
+        except (ConnectionError, RuntimeError, ValueError) as e:
+            lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+            # Through Ray Client each connection starts a server process on the head that
+            # calls ray.init itself; on a busy head that can fail once: try a fresh one.
+            if lines and lines[0].startswith("Initialization failure from server") \
+                    and attempt < CLIENT_ATTEMPTS:
+                time.sleep(attempt)
+                continue
+            reason = " ".join(lines[:2]) if lines else type(e).__name__
+            if reason.startswith("Failed to connect to Ray cluster"):
+                reason = "no Ray cluster answered there (is `ray start --head` running?)"
+            raise SweepError(f"cannot connect to the Ray cluster at {address}: {reason}") \
+                from None
+    return True  # pragma: no cover - the loop returns or raises
 
 
 def _trainable(config, points=None, base=None, trials_dir=None, interval=None):
