@@ -40,6 +40,9 @@ def sgd(params: list, grads: list, momentum_buffer_list: list, *, lr: float,
     """
     lr, weight_decay, momentum = float(lr), float(weight_decay), float(momentum)
     damp = 1.0 - float(dampening)
+    if momentum != 0 and damp == 1.0 and not (weight_decay or nesterov or maximize):
+        _heavy_ball(params, grads, momentum_buffer_list, lr, momentum)
+        return
     for i, param in enumerate(params):
         d_p = _grad_for_update(grads[i], param, weight_decay, maximize)
         owned = d_p is not grads[i]  # a temporary of ours we may overwrite
@@ -64,6 +67,20 @@ def sgd(params: list, grads: list, momentum_buffer_list: list, *, lr: float,
                 owned = False
         update = np.multiply(d_p, lr, out=d_p if owned else None)
         param -= update
+
+
+def _heavy_ball(params: list, grads: list, bufs: list, lr: float, momentum: float) -> None:
+    """The usual case of :func:`sgd` (momentum, nothing else) in fewer Python steps:
+    b = momentum·b + g (b = g at first), p -= lr·b; the same operations in the same order
+    as the general loop, so the same bits."""
+    for i, param in enumerate(params):
+        buf = bufs[i]
+        if buf is None:
+            buf = bufs[i] = grads[i].copy()
+        else:
+            buf *= momentum
+            buf += grads[i]
+        param -= np.multiply(buf, lr)
 
 
 class SGD(Optimizer):
