@@ -7,9 +7,10 @@ Two PyTorch models, each trained for ``--steps`` optimizer steps (200 by default
 plain loop (``zero_grad``, forward, ``cross_entropy``, ``backward``, ``step``) on random
 data held in memory:
 
-- ``mlp``: 784-256-128-10 with ReLU modules, SGD with momentum, batches of 64;
+- ``mlp``: 784-256-128-10 with ReLU modules, SGD with momentum, batches of 64
+  (``--batch``);
 - ``cnn``: conv(1->16, 3x3, pad 1)-ReLU-maxpool 2-conv(16->32, 3x3, pad 1)-ReLU-maxpool
-  2-Linear(1568->10) on 28x28 images, the same optimizer, batches of 64.
+  2-Linear(1568->10) on 28x28 images, the same optimizer and batches.
 
 Each is timed three ways, interleaved within every repeat so a noisy phase of this
 shared machine hits them alike:
@@ -36,6 +37,7 @@ from _timing import interleaved, load_torch, parser, set_threads
 p = parser(__doc__.split("\n")[0], threads=1)
 p.add_argument("--steps", type=int, default=200, help="optimizer steps per run (default 200)")
 p.add_argument("--models", default="mlp,cnn", help="which models, comma-separated")
+p.add_argument("--batch", type=int, default=64, help="batch size (default 64)")
 ARGS = p.parse_args()
 set_threads(ARGS.threads)  # before NumPy (and its BLAS) is imported
 
@@ -48,7 +50,7 @@ from backprop.diagnostics import Monitor  # noqa: E402
 
 REPEATS = ARGS.repeats or (3 if ARGS.quick else 9)
 STEPS = 40 if ARGS.quick else ARGS.steps
-BATCH = 64
+BATCH = ARGS.batch
 TARGET = 0.10
 
 
