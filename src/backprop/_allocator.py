@@ -38,7 +38,7 @@ def keep_freed_memory(mmap_threshold: int = 32 << 20, trim_threshold: int = 1 <<
         return False
     try:
         libc = ctypes.CDLL(None)
-        libc.gnu_get_libc_version  # glibc only (musl has no mallopt thresholds)
+        _ = libc.gnu_get_libc_version  # glibc only (musl has no mallopt thresholds)
         mallopt = libc.mallopt
     except (OSError, AttributeError):
         return False

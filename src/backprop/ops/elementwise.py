@@ -14,7 +14,7 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
 from backprop.ops._util import (
-    F64, check_operand, default_float_for, fix_float, float_result, is_f64, keeps_f64,
+    F64, check_operand, default_float_for, fix_float, float_result, is_f64,
 )
 from backprop.tensor import Tensor, _make
 
