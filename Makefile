@@ -51,6 +51,7 @@ bench: $(VENV)/.core
 	$(PY) benchmarks/mlp_idiomatic.py --threads 2
 	$(PIN) $(PY) benchmarks/cnn.py --threads 1
 	$(PY) benchmarks/cnn.py --threads 2
+	$(PIN) $(PY) benchmarks/lm_steps.py --threads 1
 
 clean:
 	rm -rf $(VENV) build src/backprop/autograd/_cengine*.so
