@@ -154,11 +154,7 @@ class _BackpropArrays:
 
     @staticmethod
     def batch_len(args):
-        for arg in args:
-            t = _first_tensor(arg)
-            if t is not None and t.ndim > 0:
-                return int(t.shape[0])
-        return None
+        return _batch_len(args)
 
     kind = staticmethod(module_kind)
 
@@ -183,14 +179,24 @@ def _arrays_for(model, optimizer):
     return _BackpropArrays()
 
 
-def _first_tensor(value):
-    """The tensor itself, or the first tensor of a tuple/list output; None if there is none."""
-    if isinstance(value, Tensor):
+def _first_tensor(value, tensor_type=Tensor):
+    """The tensor itself, or the first tensor of a tuple/list output; None if there is none.
+    ``tensor_type``: the framework's tensor class (PyTorch's for its adapter)."""
+    if isinstance(value, tensor_type):
         return value
     if isinstance(value, (tuple, list)):
         for item in value:
-            if isinstance(item, Tensor):
+            if isinstance(item, tensor_type):
                 return item
+    return None
+
+
+def _batch_len(args, tensor_type=Tensor):
+    """The length of the first tensor argument's first axis, or None."""
+    for arg in args:
+        t = _first_tensor(arg, tensor_type)
+        if t is not None and t.ndim > 0:
+            return int(t.shape[0])
     return None
 
 

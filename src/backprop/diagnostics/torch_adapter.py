@@ -182,14 +182,7 @@ class TorchAdapter:
 
     def first_tensor(self, value):
         """The tensor itself, or the first tensor of a tuple/list output; None if none."""
-        Tensor = self.torch.Tensor
-        if isinstance(value, Tensor):
-            return value
-        if isinstance(value, (tuple, list)):
-            for item in value:
-                if isinstance(item, Tensor):
-                    return item
-        return None
+        return _monitor()._first_tensor(value, self.torch.Tensor)
 
     def output_array(self, value):
         """A copy of a module output's first tensor (ndim >= 1, floating), or None."""
@@ -234,7 +227,7 @@ class TorchAdapter:
         """:func:`~backprop.diagnostics.monitor.activation_stats` of outputs kept on their
         device: the moments, dead and saturated counts are reduced there (in float64), and
         only the histogram's sample (at most HISTOGRAM_SAMPLE values) comes to the CPU."""
-        from backprop.diagnostics import monitor as m  # loaded: it made this adapter
+        m = _monitor()
 
         torch = self.torch
         with self._unwatched():
@@ -286,11 +279,7 @@ class TorchAdapter:
 
     def batch_len(self, args):
         """The length of the first tensor argument's first axis, or None."""
-        for arg in args:
-            t = self.first_tensor(arg)
-            if t is not None and t.ndim > 0:
-                return int(t.shape[0])
-        return None
+        return _monitor()._batch_len(args, self.torch.Tensor)
 
     @staticmethod
     def unwrap(model):
@@ -586,6 +575,12 @@ class TorchLayout(Layout):
             dtype = p.dtype if p.dtype in self._plain else torch.float32
             out.append(piece.to(device=p.device, dtype=dtype))
         return out
+
+
+def _monitor():
+    """backprop.diagnostics.monitor, which imports this module (so not at its top)."""
+    from backprop.diagnostics import monitor
+    return monitor
 
 
 def _top_function_mode(torch):
