@@ -82,25 +82,29 @@ class Layout:
     GRADS, BEFORE, CHANGE = 0, 1, 2
 
     def __init__(self, named: list, arrays):
-        self.arrays = arrays
         data = arrays.data
-        kept = [(n, p) for n, p in named if data(p).size]
+        self._index(named, arrays, lambda p: int(data(p).size), lambda p: data(p).dtype)
+        self.rows = np.zeros((3, self.total_size), self.dtype)
+        self.grads = self.rows[self.GRADS]
+        self._scratch = np.empty_like(self.grads)
+        self._zeros = [np.zeros(n, self.dtype) for n in self._sizes]
+        self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), self._sizes)]
+        self._all = list(range(len(self.params)))
+
+    def _index(self, named: list, arrays, size_of, dtype_of) -> None:
+        """Names, parameters (those with elements), sizes, offsets and the common dtype."""
+        self.arrays = arrays
+        kept = [(n, p) for n, p in named if size_of(p)]
         self.names = [n for n, _ in kept]
         self.params = [p for _, p in kept]
         self.key = [(n, id(p)) for n, p in named]
-        sizes = [int(data(p).size) for p in self.params]
+        sizes = [size_of(p) for p in self.params]
+        self._sizes = sizes
         self.sizes = np.array(sizes, dtype=np.int64)
         self.offsets = np.array([sum(sizes[:i]) for i in range(len(sizes))], dtype=np.intp)
-        self.dtype = np.result_type(*[data(p).dtype for p in self.params]) \
-            if self.params else np.dtype(np.float32)
-        self.rows = np.zeros((3, int(self.sizes.sum())), self.dtype)
-        self.grads = self.rows[self.GRADS]
-        self._scratch = np.empty_like(self.grads)
-        self._sizes = sizes
-        self._zeros = [np.zeros(n, self.dtype) for n in sizes]
-        self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), sizes)]
-        self._all = list(range(len(self.params)))
         self.total_size = int(self.sizes.sum())
+        self.dtype = np.result_type(*[dtype_of(p) for p in self.params]) \
+            if self.params else np.dtype(np.float32)
 
     def gather_grads(self) -> list:
         """Copy every gradient into the gradient row (zeros where there is none).

@@ -421,22 +421,13 @@ class TorchLayout(Layout):
 
     def __init__(self, named: list, adapter: "TorchAdapter"):
         torch = self.torch = adapter.torch
-        self.arrays = adapter
-        kept = [(n, p) for n, p in named if p.numel()]
-        self.names = [n for n, _ in kept]
-        self.params = [p for _, p in kept]
-        self.key = [(n, id(p)) for n, p in named]
-        sizes = [int(p.numel()) for p in self.params]
-        self._sizes = sizes
-        self.sizes = np.array(sizes, dtype=np.int64)
-        self.offsets = np.array([sum(sizes[:i]) for i in range(len(sizes))], dtype=np.intp)
-        self.total_size = int(self.sizes.sum())
-        self._plain = adapter._plain
-        self._strided = torch.strided
         as_numpy = {torch.float16: np.float16, torch.float32: np.float32,
                     torch.float64: np.float64}
-        self.dtype = np.result_type(*[as_numpy.get(p.dtype, np.float32) for p in self.params]) \
-            if self.params else np.dtype(np.float32)
+        # Sizes and dtypes from the tensors themselves: no copy of a device tensor.
+        self._index(named, adapter, lambda p: int(p.numel()),
+                    lambda p: np.dtype(as_numpy.get(p.dtype, np.float32)))
+        self._plain = adapter._plain
+        self._strided = torch.strided
         self._foreach_norm = getattr(torch, "_foreach_norm", None)
         self._foreach_add_ = getattr(torch, "_foreach_add_", None)
         self._present: list = []
