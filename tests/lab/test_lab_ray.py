@@ -18,9 +18,9 @@ import pytest
 from backprop.cli import main
 from backprop.lab.pool import RAY_MAX_CELLS, CellPool, RayCellPool
 from backprop.lab.session import LIMITS, LabSession
+from tests.lab.bounded import DEADLINE_S, collect
 
 RAY_ENV = {"RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled", "RAY_DEDUP_LOGS": "0"}
-DEADLINE_S = 120.0
 
 
 def ray_processes(folder: str) -> list:
@@ -59,25 +59,6 @@ def local_ray():
                 os.environ[k] = v
         shutil.rmtree(folder, ignore_errors=True)
         assert not left, f"Ray processes left behind: {left}"
-
-
-def collect(iterable, timeout: float = DEADLINE_S) -> list:
-    """Everything ``iterable`` yields, or a test failure after ``timeout`` (never a hang)."""
-    out, failed, done = [], [], threading.Event()
-
-    def run():
-        try:
-            out.extend(iterable)
-        except Exception as e:  # noqa: BLE001 -- raised again in the test's thread
-            failed.append(e)
-        done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    if not done.wait(timeout):
-        pytest.fail(f"the map did not finish within {timeout} s")
-    if failed:
-        raise failed[0]
-    return out
 
 
 def test_a_map_on_ray_equals_the_local_pools(local_ray):

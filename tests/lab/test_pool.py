@@ -7,8 +7,8 @@ import pytest
 
 from backprop.lab.pool import CellError, CellPool, default_workers
 from tests.lab import cells
+from tests.lab.bounded import DEADLINE_S, collect
 
-DEADLINE_S = 120.0       # generous: a worker process starts slowly on a loaded machine
 
 
 def wait_for(predicate, what: str, timeout: float = DEADLINE_S):
@@ -17,25 +17,6 @@ def wait_for(predicate, what: str, timeout: float = DEADLINE_S):
         if time.monotonic() > end:
             pytest.fail(f"{what} did not happen within {timeout} s")
         time.sleep(0.02)
-
-
-def collect(batch, timeout: float = DEADLINE_S) -> list:
-    """All results of ``batch``, or a test failure after ``timeout`` (never a hang)."""
-    out, failed, done = [], [], threading.Event()
-
-    def run():
-        try:
-            out.extend(batch)
-        except Exception as e:  # noqa: BLE001 -- raised again in the test's thread
-            failed.append(e)
-        done.set()
-
-    threading.Thread(target=run, daemon=True).start()
-    if not done.wait(timeout):
-        pytest.fail(f"the batch did not finish within {timeout} s")
-    if failed:
-        raise failed[0]
-    return out
 
 
 def cell_processes() -> list:

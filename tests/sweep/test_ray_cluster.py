@@ -178,18 +178,19 @@ def test_the_labs_map_through_the_ray_client_address(ray_cluster):
     Client and equal the local pool's."""
     from backprop.lab.pool import CellPool, RayCellPool
     from backprop.lab.session import LabSession
+    from tests.lab.bounded import collect
 
     s = LabSession({"dataset": "sine", "optimizer": "sgd", "n_samples": 80}, diagnostics=False)
     grid = ([0.01, 10.0], [4, 16], 30)
     local = CellPool(1)
     try:
-        on_pool = list(s.stability_map(*grid, pool=local))
+        on_pool = collect(s.stability_map(*grid, pool=local))
     finally:
         local.close()
     pool = RayCellPool(ray_cluster.client_address)
     try:
         assert pool.worker_count() == 2                  # both nodes' CPUs
-        on_ray = list(s.stability_map(*grid, pool=pool))
+        on_ray = collect(s.stability_map(*grid, pool=pool))
     finally:
         pool.close()
     by_cell = lambda cells: {(c["i"], c["j"]): c for c in cells}   # noqa: E731
