@@ -34,6 +34,9 @@ ENGINE_TESTS := tests/autograd tests/ops tests/test_tensor.py tests/test_errors.
 
 test: $(VENV)/.dev
 	$(VENV)/bin/lint-imports
+	$(VENV)/bin/ruff check src
+	$(VENV)/bin/mypy src/backprop
+	$(VENV)/bin/mypy src/backprop/tensor.py  # the first run reads tensor.pyi in its place
 	$(PY) -m pytest -n 2 tests || [ $$? -eq 5 ]
 	BACKPROP_PURE_PYTHON=1 $(PY) -m pytest -n 2 $(ENGINE_TESTS) || [ $$? -eq 5 ]
 

@@ -7,6 +7,7 @@ import inspect
 import os
 import subprocess
 import sys
+import types
 
 import backprop
 from backprop.tensor import Tensor
@@ -88,7 +89,24 @@ def test_the_names_other_modules_import_from_backprop_tensor_are_in_the_stub():
             defined.update((a.asname or a.name) for a in node.names)
     module = sys.modules["backprop.tensor"]  # backprop.tensor is the function
     public = {n for n in vars(module) if not (n.startswith("__") and n.endswith("__"))}
-    assert public - defined == {"annotations"}  # the __future__ import
+    # The modules tensor.py imports (numpy, weakref) are its own tools, not names it exports.
+    tools = {n for n in public if isinstance(getattr(module, n), types.ModuleType)}
+    assert public - tools - defined == {"annotations"}  # the __future__ import
+    assert {"Tensor", "Size", "Device", "DeviceError", "_make"} <= defined
+
+
+def test_the_stub_imports_what_it_uses_and_re_exports_the_rest_explicitly():
+    # `import x` / `from m import x` in a stub binds x for the stub alone; a re-export must be
+    # written `from m import x as x` (PEP 484), or type checkers refuse `from backprop.tensor
+    # import DeviceError`.
+    tree = ast.parse(STUB)
+    used = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)}
+    for node in tree.body:
+        if isinstance(node, (ast.Import, ast.ImportFrom)):
+            for alias in node.names:
+                name = alias.asname or alias.name.split(".")[0]
+                assert name in used or alias.asname == alias.name, ast.unparse(node)
+    assert "DeviceError" not in used  # so the check above saw a re-export
 
 
 def test_the_package_ships_the_stub_and_the_typed_marker():

@@ -9,7 +9,9 @@ by the module that defines it. ``tests/test_tensor_stub.py`` fails when the
 checked-in stub differs from what this script writes now.
 
 A stub replaces its module for the tools, so the whole of ``tensor.py`` is here:
-its functions, its other classes and the names other modules import from it.
+its functions, its other classes and the names other modules import from it (each
+re-exported as ``from m import X as X``, PEP 484's explicit form). The modules it imports
+for its own use (numpy, weakref) are not: the stub imports what its own text uses.
 
 Usage::
 
@@ -17,8 +19,8 @@ Usage::
     python tools/gen_tensor_stub.py --check    # exit 1 if it is out of date
 """
 from __future__ import annotations
-
 import __future__
+
 import argparse
 import ast
 import builtins
@@ -53,17 +55,23 @@ _BUILTIN_TYPES = (bool, int, float, str, bytes, complex, list, tuple, dict, set,
 
 
 class _Imports:
-    """The import lines the stub needs, keyed by the name each binds."""
+    """The imports the stub needs, keyed by the name each binds, written as ruff's isort does.
+
+    A name the stub's own text uses is imported plainly. A name that is only re-exported (other
+    modules do ``from backprop.tensor import DeviceError``) is imported ``as`` itself, the form
+    that tells type checkers and linters it is exported on purpose (PEP 484).
+    """
 
     def __init__(self, module):
         self.module = module
-        self.lines: dict[str, str] = {"Any": "from typing import Any"}
+        # name -> (module, member), member None for ``import module``
+        self.targets: dict[str, tuple[str, str | None]] = {"Any": ("typing", "Any")}
+        self.exported: set[str] = set()
 
-    def bind(self, name: str, value) -> bool:
+    def bind(self, name: str, value, *, export: bool = False) -> bool:
         """Make ``name`` mean ``value`` in the stub; False if no import can do that."""
         if isinstance(value, types.ModuleType):
-            line = f"import {value.__name__} as {name}" if value.__name__ != name \
-                else f"import {name}"
+            target = (value.__name__, None)
         else:
             home = getattr(value, "__module__", None)
             qual = getattr(value, "__qualname__", None)
@@ -76,16 +84,53 @@ class _Imports:
                     return False
             except (ImportError, AttributeError):
                 return False
-            line = f"from {home} import {qual}" + (f" as {name}" if qual != name else "")
-        if self.lines.setdefault(name, line) != line:
+            target = (home, qual)
+        if self.targets.setdefault(name, target) != target:
             return False  # the name means something else elsewhere in the stub
+        if export:
+            self.exported.add(name)
         return True
 
     def render(self) -> str:
-        lines = sorted(set(self.lines.values()))
-        plain = [x for x in lines if x.startswith("import ")]
-        froms = [x for x in lines if x.startswith("from ")]
-        return "\n".join(plain + froms) + "\n"
+        """Three sections (standard library, third party, backprop), a blank line between.
+
+        In each, ``import`` lines come first, then ``from`` lines by module; a module's plain
+        names share one line, and each ``as`` import follows on its own.
+        """
+        sections: list[dict] = [{}, {}, {}]
+        for name, (module, member) in self.targets.items():
+            top = module.split(".")[0]
+            lines = sections[2 if top == "backprop" else 0 if top in sys.stdlib_module_names
+                             else 1]
+            if member is None:
+                alias = "" if name == module else f" as {name}"
+                lines[(0, module.lower(), 0, module, name)] = f"import {module}{alias}"
+            elif name == member and name not in self.exported:
+                lines.setdefault((1, module.lower(), 0, module), []).append(name)
+            else:
+                key = (1, module.lower(), 1) + _member_key(name)
+                lines[key] = f"from {module} import {member} as {name}"
+        blocks = []
+        for lines in sections:
+            block = []
+            for key in sorted(lines):
+                text = lines[key]
+                if isinstance(text, list):  # the plain names from one module
+                    names = ", ".join(sorted(text, key=_member_key))
+                    text = f"from {key[3]} import {names}"
+                    if len(text) > WIDTH:
+                        text = f"from {key[3]} import (\n" + "".join(
+                            f"    {n},\n" for n in sorted(lines[key], key=_member_key)) + ")"
+                block.append(text)
+            if block:
+                blocks.append("\n".join(block) + "\n")
+        return "\n".join(blocks)
+
+
+def _member_key(name: str) -> tuple:
+    """isort's order of imported names: CONSTANTS, then Classes, then the rest, case aside."""
+    kind = 0 if name.isupper() and len(name) > 1 else 1 if name[:1].isupper() else 2
+    return (kind, name.lower())
 
 
 class _Writer:
@@ -127,7 +172,7 @@ class _Writer:
         shadowed = {n.id for n in ast.walk(tree) if isinstance(n, ast.Name)
                     and n.id in self.shadowed and getattr(builtins, n.id, None) is not None}
         if shadowed:
-            self.imports.lines["builtins"] = "import builtins"
+            self.imports.targets["builtins"] = ("builtins", None)
             for node in ast.walk(tree):
                 if isinstance(node, ast.Name) and node.id in shadowed:
                     node.id = f"builtins.{node.id}"
@@ -296,10 +341,12 @@ class _Writer:
                 blocks.append(self.klass(value))
             elif own and isinstance(value, types.FunctionType):
                 blocks.append(self.function(name, value, "", method=False))
-            elif isinstance(value, (types.ModuleType, type)) or callable(value):
+            elif isinstance(value, types.ModuleType):
+                continue  # tensor.py's tools (numpy, weakref): imported where the stub uses them
+            elif isinstance(value, type) or callable(value):
                 # imported, and re-exported by an import in the stub where one can say it
                 # (other modules do ``from backprop.tensor import DeviceError``)
-                if not self.imports.bind(name, value):
+                if name.startswith("_") or not self.imports.bind(name, value, export=True):
                     blocks.append([f"{name}: Any"])
             else:
                 blocks.append([f"{name}: {self.value_type(value)}"])
@@ -310,7 +357,7 @@ class _Writer:
                 body.append([""] * 2)
             body.append(block)
         text = "\n".join("\n".join(block) for block in body)
-        return HEADER + self.imports.render() + "\n\n" + text + "\n"
+        return HEADER + self.imports.render() + "\n" + text + "\n"
 
 
 def _home(value, cls) -> str:

@@ -14,12 +14,13 @@ wrapped at ``linewidth``; tensors of more than ``threshold`` elements summarised
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
 from backprop import dtypes as _dt
 
-_PROFILES = {
+_PROFILES: dict[str, dict[str, Any]] = {
     "default": {"precision": 4, "threshold": 1000, "edgeitems": 3, "linewidth": 80},
     "short": {"precision": 2, "threshold": 1000, "edgeitems": 2, "linewidth": 80},
     "full": {"precision": 4, "threshold": math.inf, "edgeitems": 3, "linewidth": 80},

@@ -14,8 +14,15 @@ from backprop import random as _random
 from backprop.autograd.grad_mode import no_grad
 from backprop.autograd.grad_mode import state as _grad_state
 from backprop.errors import DTypeError, GradError, ShapeError
-from backprop.tensor import Device, DeviceError, Tensor, _check_device, _default_device, _make, \
-    _to_array
+from backprop.tensor import (
+    Device,
+    DeviceError,
+    Tensor,
+    _check_device,
+    _default_device,
+    _make,
+    _to_array,
+)
 
 
 # -- the default device ----------------------------------------------------------------------

@@ -30,7 +30,7 @@ class dtype:
         except TypeError:
             return NotImplemented
 
-    def __hash__(self) -> int:
+    def __hash__(self) -> _builtins.int:  # (int is the dtype below)
         return hash(self.np)
 
     def __reduce__(self):
@@ -114,8 +114,10 @@ def to_numpy_dtype(d) -> np.dtype:
 
 
 
-class layout:
-    """A tensor's memory layout, as ``backprop.strided``: the only one backprop has (dense)."""
+class _NamedConstant:
+    """A constant of this module known by its name: it prints as ``backprop.<name>`` and
+    pickles (and copies) as a reference to the module attribute of that name, so the
+    one instance stays the one instance."""
 
     __slots__ = ("name",)
 
@@ -125,26 +127,23 @@ class layout:
     def __repr__(self) -> str:
         return f"backprop.{self.name}"
 
-    def __reduce__(self):
-        return (_layout_lookup, (self.name,))
+    def __reduce__(self) -> str:
+        return self.name
 
 
-class memory_format:
+class layout(_NamedConstant):
+    """A tensor's memory layout, as ``backprop.strided``: the only one backprop has (dense)."""
+
+    __slots__ = ()
+
+
+class memory_format(_NamedConstant):
     """A memory format, as ``backprop.contiguous_format``: accepted where PyTorch takes one.
 
     backprop's arrays are NumPy arrays, so the format changes no values (only strides).
     """
 
-    __slots__ = ("name",)
-
-    def __init__(self, name: str):
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"backprop.{self.name}"
-
-    def __reduce__(self):
-        return (_memory_format_lookup, (self.name,))
+    __slots__ = ()
 
 
 strided = layout("strided")
@@ -156,6 +155,7 @@ _FORMATS = {f.name: f for f in (contiguous_format, preserve_format, channels_las
                                 channels_last_3d)}
 
 
+# Pickles made before the constants pickled by name refer to these: kept so they still load.
 def _layout_lookup(name: str) -> layout:
     return strided
 
@@ -172,7 +172,7 @@ def check_layout(value, op: str) -> None:
                      f"(layout=backprop.strided)")
 
 
-def check_memory_format(value, op: str, ndim: int) -> None:
+def check_memory_format(value, op: str, ndim: _builtins.int) -> None:
     """Accept PyTorch's memory formats (channels_last needs 4 dimensions, as in PyTorch)."""
     if value is None:
         return

@@ -9,8 +9,9 @@ initialisation and data shuffle repeat exactly. Functions that take
 """
 from __future__ import annotations
 
-import numpy as np
+from typing import cast
 
+import numpy as np
 
 # PyTorch's seed for a new Generator() nobody seeded (torch.Generator().initial_seed()).
 _DEFAULT_SEED = 67280421310721
@@ -51,7 +52,7 @@ class Generator:
             _check_device(device, "Generator")
         self.manual_seed(_DEFAULT_SEED if seed is None else seed)
 
-    def manual_seed(self, seed: int) -> "Generator":
+    def manual_seed(self, seed: int) -> Generator:
         """Restart this stream from ``seed``. Returns self."""
         self._seed = _check_seed(seed)
         self.np = np.random.default_rng(self._seed)
@@ -74,16 +75,17 @@ class Generator:
         return Device("cpu")
 
     def get_state(self) -> dict:
-        return self.np.bit_generator.state
+        return dict(self.np.bit_generator.state)  # (a fresh dict either way)
 
-    def set_state(self, state: dict) -> "Generator":
+    def set_state(self, state: dict) -> Generator:
         self.np.bit_generator.state = state
         return self
 
 
 def _os_seed() -> int:
     """A fresh 63-bit seed from the OS's entropy (what an unseeded process starts from)."""
-    return int(np.random.SeedSequence().entropy % (2 ** 63))
+    entropy = cast(int, np.random.SeedSequence().entropy)  # (drawn from the OS: an int)
+    return int(entropy % (2 ** 63))
 
 
 # Like PyTorch, a process that never calls manual_seed starts from a seed drawn from the

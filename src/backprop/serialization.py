@@ -92,7 +92,7 @@ class SerializationError(BackpropError, ValueError):
 
 
 # safetensors dtype codes <-> NumPy dtypes (always little-endian in the file).
-_CODE_TO_NP = {
+_CODE_TO_NP: dict[str, np.dtype] = {
     "F16": np.dtype("<f2"), "F32": np.dtype("<f4"), "F64": np.dtype("<f8"),
     "I8": np.dtype("i1"), "I16": np.dtype("<i2"), "I32": np.dtype("<i4"), "I64": np.dtype("<i8"),
     "U8": np.dtype("u1"), "BOOL": np.dtype("?"),
@@ -331,7 +331,7 @@ def _write(f, arrays: dict, metadata: dict, fn: str) -> None:
     """Write ``arrays`` (name -> contiguous LE array) and ``metadata`` as a safetensors file."""
     header, order = _build_header(arrays, metadata, fn)
     if isinstance(f, (str, bytes, os.PathLike)):
-        _atomic_write(os.fspath(f), header, order, fn)
+        _atomic_write(os.fsdecode(f), header, order, fn)
     elif hasattr(f, "write"):
         _write_body(f, header, order)
         if hasattr(f, "flush"):
@@ -401,7 +401,7 @@ def atomic_write(path, write, fn: str = "write") -> None:
 
         atomic_write("out.bin", lambda fh: fh.write(b"payload"))
     """
-    path = os.fspath(path)
+    path = os.fsdecode(path)  # (a bytes path too)
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise FileNotFoundError(f"{fn}: can't write {path!r}: folder {folder!r} does not exist")
@@ -743,7 +743,8 @@ class _Source:
 
     def __init__(self, f, fn: str):
         self.fn = fn
-        self._owned = None
+        self._owned: io.FileIO | None = None
+        self.fh: io.FileIO | io.BytesIO
         if isinstance(f, (str, bytes, os.PathLike)):
             self.name = os.fsdecode(os.fspath(f))
             self._owned = open(f, "rb", buffering=0)  # FileNotFoundError etc. as usual
@@ -993,8 +994,8 @@ class _LoadedTensors:
 
     def __init__(self, src: _Source, header: _Header):
         self.src, self.header = src, header
-        self.arrays = {}
-        self.objects = {}   # (kind, name) -> the Tensor or array handed out: sharing survives
+        self.arrays: dict = {}
+        self.objects: dict = {}   # (kind, name) -> the Tensor or array handed out: sharing survives
 
     def get(self, kind: str, name: str, requires_grad: bool):
         key = (kind, name)

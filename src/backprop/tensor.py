@@ -6,9 +6,11 @@ into ``backprop.ops``; nothing here does maths of its own.
 """
 from __future__ import annotations
 
+import builtins
 import collections
 import itertools
 import numbers
+import typing
 import weakref
 
 import numpy as np
@@ -16,6 +18,7 @@ import numpy as np
 from backprop import _tensor_str
 from backprop import dtypes as _dt
 from backprop.autograd.grad_mode import state as _state
+
 # DeviceError is imported here too, for the modules that import it from backprop.tensor.
 from backprop.errors import DeviceError, DTypeError, GradError, InplaceError, ShapeError
 
@@ -78,7 +81,7 @@ def _log_inplace(array, recorded: bool = False) -> int:
 def byte_bounds(a: np.ndarray) -> tuple:
     """The addresses ``[low, high)`` of the memory that array ``a`` can reach."""
     low = high = a.__array_interface__["data"][0]
-    for n, stride in zip(a.shape, a.strides):
+    for n, stride in zip(a.shape, a.strides, strict=True):
         if n == 0:
             return low, low
         if stride < 0:
@@ -113,7 +116,8 @@ def touches(saved: np.ndarray, owner, bounds, region) -> bool:
 def shares(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether arrays ``a`` and ``b`` share an element's bytes (exactly; True if too hard)."""
     try:
-        return bool(np.shares_memory(a, b, max_work=100_000))
+        # (NumPy takes any bound; its stub lists only -1 and 0)
+        return bool(np.shares_memory(a, b, max_work=100_000))  # type: ignore[arg-type]
     except _TooHard:  # pragma: no cover - layouts this tangled are rare
         return True
 
@@ -168,7 +172,7 @@ def _init_fields(t, data, requires_grad: bool = False, grad_fn=None) -> None:
     t._hooks = None
 
 
-def _make(data, requires_grad: bool = False, grad_fn=None) -> "Tensor":
+def _make(data, requires_grad: bool = False, grad_fn=None) -> Tensor:
     """Wrap an array in a Tensor with no checks: the engine's fast path."""
     t = _new(Tensor)
     _init_fields(t, data, requires_grad, grad_fn)
@@ -248,6 +252,8 @@ class Device:
     """
 
     __slots__ = ("type", "index")
+    type: str
+    index: int | None
 
     def __init__(self, type="cpu", index: int | None = None):  # noqa: A002
         if isinstance(type, Device):
@@ -297,7 +303,7 @@ class Device:
     def __reduce__(self):
         return (Device, (self.type, self.index))
 
-    def __enter__(self) -> "Device":
+    def __enter__(self) -> Device:
         # ``with backprop.device("cpu"):`` makes it the default device inside the block.
         _device_stack.append(_default_device[0])
         _default_device[0] = self
@@ -313,7 +319,7 @@ _default_device: list = [None]
 _device_stack: list = []  # the defaults that enclosing ``with device(...)`` blocks replaced
 
 
-def _resolve_device(device) -> "Device | None":
+def _resolve_device(device) -> Device | None:
     """A Device from what the user passed (str, Device, None for the default)."""
     if device is None:
         device = _default_device[0]
@@ -379,6 +385,11 @@ class Tensor:
     __slots__ = ("_data", "_requires_grad", "grad_fn", "grad", "_version", "_hooks",
                  "__weakref__")
     grad: Tensor | None  # for editors and type checkers (tensor.pyi); the slot holds it
+    _data: np.ndarray
+
+    if typing.TYPE_CHECKING:  # installed by backprop.ops (tensor.pyi lists all); this file calls these
+        def clone(self) -> Tensor: ...
+        def cast(self, dtype) -> Tensor: ...
 
     # NumPy must hand mixed expressions (ndarray * Tensor) to our reflected operators.
     __array_ufunc__ = None
@@ -403,7 +414,7 @@ class Tensor:
 
     # -- basic attributes ------------------------------------------------------
     @property
-    def data(self) -> "Tensor":
+    def data(self) -> Tensor:
         """A tensor sharing this one's storage but outside the graph (as ``x.data`` in PyTorch)."""
         return _make(self._data)
 
@@ -413,7 +424,7 @@ class Tensor:
         self._data = arr
 
     @property
-    def shape(self) -> "Size":
+    def shape(self) -> Size:
         return Size(self._data.shape)
 
     @property
@@ -428,7 +439,7 @@ class Tensor:
         return _dt.from_numpy_dtype(self._data.dtype)
 
     @property
-    def device(self) -> "Device":
+    def device(self) -> Device:
         return Device("cpu")
 
     @property
@@ -444,7 +455,7 @@ class Tensor:
     def requires_grad(self, value: bool) -> None:
         self.requires_grad_(value)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Tensor":
+    def requires_grad_(self, requires_grad: bool = True) -> Tensor:
         """Start (or stop) recording operations on this leaf tensor. Returns self."""
         if self.grad_fn is not None:
             if not requires_grad:
@@ -517,11 +528,11 @@ class Tensor:
     __hash__ = object.__hash__
 
     # -- graph ---------------------------------------------------------------
-    def detach(self) -> "Tensor":
+    def detach(self) -> Tensor:
         """A tensor sharing this one's data, outside the graph (no grad_fn, no grad)."""
         return _make(self._data)
 
-    def detach_(self) -> "Tensor":
+    def detach_(self) -> Tensor:
         self.grad_fn = None
         self._requires_grad = False
         return self
@@ -563,7 +574,9 @@ class Tensor:
     @property
     def retains_grad(self) -> bool:
         hooks = self.grad_fn._hooks if self.grad_fn is not None else None
-        return bool(hooks) and any(getattr(h, "runs_last", False) for h in hooks)
+        if not hooks:
+            return False
+        return any(getattr(h, "runs_last", False) for h in hooks)
 
     def register_hook(self, hook):
         """Call ``hook(grad)`` when this tensor's gradient is computed; a returned tensor replaces it.
@@ -604,7 +617,7 @@ class Tensor:
         return _state.enabled and (self._requires_grad or (
             isinstance(value, Tensor) and value._requires_grad))
 
-    def _record(self, op: str, compute) -> "Tensor":
+    def _record(self, op: str, compute) -> Tensor:
         """``self`` becomes ``compute(self as it was)``, in place and recorded in the graph."""
         return _GRAPH_INPLACE["record"](self, op, compute)
 
@@ -620,7 +633,7 @@ class Tensor:
             return other
         raise TypeError(f"{op}: expected a Tensor or a number, got {type(other).__name__}")
 
-    def _assign(self, value, op: str) -> "Tensor":
+    def _assign(self, value, op: str) -> Tensor:
         try:
             np.copyto(self._data, value, casting="unsafe")
         except ValueError:
@@ -628,7 +641,7 @@ class Tensor:
                              f"tensor of shape {self._data.shape}") from None
         return self
 
-    def _ufunc_(self, ufunc, other, op: str, compute=None) -> "Tensor":
+    def _ufunc_(self, ufunc, other, op: str, compute=None) -> Tensor:
         """self = ufunc(self, other), written into self's own storage.
 
         (The checks of ``_check_inplace`` in the order an optimizer step needs them fast:
@@ -662,63 +675,63 @@ class Tensor:
             return other * alpha
         return alpha * self._operand(other, op)
 
-    def add_(self, other, alpha=1) -> "Tensor":
+    def add_(self, other, alpha=1) -> Tensor:
         """self += alpha * other, in place."""
         return self._ufunc_(np.add, self._scaled(other, alpha, "add_"), "add_")
 
-    def sub_(self, other, alpha=1) -> "Tensor":
+    def sub_(self, other, alpha=1) -> Tensor:
         """self -= alpha * other, in place."""
         return self._ufunc_(np.subtract, self._scaled(other, alpha, "sub_"), "sub_")
 
-    def mul_(self, other) -> "Tensor":
+    def mul_(self, other) -> Tensor:
         """self *= other, in place."""
         return self._ufunc_(np.multiply, other, "mul_")
 
-    def div_(self, other) -> "Tensor":
+    def div_(self, other) -> Tensor:
         """self /= other, in place."""
         return self._ufunc_(np.true_divide, other, "div_")
 
-    def addcmul_(self, tensor1, tensor2, value=1) -> "Tensor":
+    def addcmul_(self, tensor1, tensor2, value=1) -> Tensor:
         """self += value * tensor1 * tensor2, in place."""
         if self._records(tensor1) or self._records(tensor2):
             return self._record("addcmul_", lambda t: t + tensor1 * tensor2 * value)
         t = value * self._operand(tensor1, "addcmul_") * self._operand(tensor2, "addcmul_")
         return self._ufunc_(np.add, t, "addcmul_")
 
-    def addcdiv_(self, tensor1, tensor2, value=1) -> "Tensor":
+    def addcdiv_(self, tensor1, tensor2, value=1) -> Tensor:
         """self += value * tensor1 / tensor2, in place."""
         if self._records(tensor1) or self._records(tensor2):
             return self._record("addcdiv_", lambda t: t + tensor1 / tensor2 * value)
         t = value * self._operand(tensor1, "addcdiv_") / self._operand(tensor2, "addcdiv_")
         return self._ufunc_(np.add, t, "addcdiv_")
 
-    def zero_(self) -> "Tensor":
+    def zero_(self) -> Tensor:
         if self._records():
             return self._record("zero_", _overwrite(0))
         self._check_inplace("zero_")
         self._data[...] = 0
         return self
 
-    def fill_(self, value) -> "Tensor":
+    def fill_(self, value) -> Tensor:
         if self._records(value):
             return self._record("fill_", _overwrite(value))
         self._check_inplace("fill_")
         return self._assign(self._operand(value, "fill_"), "fill_")
 
-    def copy_(self, src) -> "Tensor":
+    def copy_(self, src) -> Tensor:
         """Copy ``src`` (broadcast to this shape) into this tensor, in place."""
         if self._records(src):
             return self._record("copy_", _overwrite(src))
         self._check_inplace("copy_")
         return self._assign(self._operand(src, "copy_"), "copy_")
 
-    def clamp_(self, min=None, max=None) -> "Tensor":  # noqa: A002 (PyTorch's names)
+    def clamp_(self, min=None, max=None) -> Tensor:  # noqa: A002 (PyTorch's names)
         if self._records():
             return self._record("clamp_", lambda t: t.clamp(min, max))
         self._check_inplace("clamp_")
         return self._assign(np.clip(self._data, min, max), "clamp_")
 
-    def normal_(self, mean=0.0, std=1.0, generator=None) -> "Tensor":
+    def normal_(self, mean=0.0, std=1.0, generator=None) -> Tensor:
         from backprop import random as _random
 
         g = _random.generator(generator)
@@ -728,7 +741,7 @@ class Tensor:
         self._check_inplace("normal_")
         return self._assign(values, "normal_")
 
-    def uniform_(self, a=0.0, b=1.0, generator=None) -> "Tensor":
+    def uniform_(self, a=0.0, b=1.0, generator=None) -> Tensor:
         from backprop import random as _random
 
         g = _random.generator(generator)
@@ -740,7 +753,7 @@ class Tensor:
 
     # -- conversion ------------------------------------------------------------
     def to(self, *args, dtype=None, device=None, copy: bool = False, non_blocking: bool = False,
-           memory_format=None) -> "Tensor":
+           memory_format=None) -> Tensor:
         """Convert dtype: ``x.to(backprop.float64)``, ``x.to(other)``, ``x.to("cpu", dtype)``.
 
         Only the CPU exists here: any other device is refused with a clear error.
@@ -764,7 +777,7 @@ class Tensor:
             return self.clone().detach().requires_grad_(self._requires_grad) if copy else self
         return self.cast(target)  # installed by backprop.ops.elementwise
 
-    def type_as(self, other: "Tensor") -> "Tensor":
+    def type_as(self, other: Tensor) -> Tensor:
         """This tensor converted to ``other``'s dtype."""
         return self.to(other._data.dtype)
 
@@ -772,7 +785,7 @@ class Tensor:
     # pin_memory); device=None means this tensor's device. (dtype may also be given by
     # position, as backprop always allowed.)
     def new_tensor(self, data, dtype=None, *, device=None, requires_grad: bool = False,
-                   layout=None, pin_memory: bool = False) -> "Tensor":
+                   layout=None, pin_memory: bool = False) -> Tensor:
         """A new tensor from ``data`` with this tensor's dtype unless ``dtype`` is given.
 
         Example::
@@ -784,7 +797,7 @@ class Tensor:
         return creation.new_tensor(self, data, dtype, device, requires_grad, layout, pin_memory)
 
     def new_full(self, size, fill_value, dtype=None, *, device=None, requires_grad: bool = False,
-                 layout=None, pin_memory: bool = False) -> "Tensor":
+                 layout=None, pin_memory: bool = False) -> Tensor:
         """A tensor of shape ``size`` (a tuple) filled with ``fill_value``; this dtype."""
         from backprop import creation
 
@@ -795,7 +808,7 @@ class Tensor:
                                    requires_grad, layout, pin_memory)
 
     def new_zeros(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
-                  pin_memory: bool = False) -> "Tensor":
+                  pin_memory: bool = False) -> Tensor:
         """Zeros of shape ``size`` (``new_zeros(2, 3)``, ``new_zeros((2, 3))``); this dtype."""
         from backprop import creation
 
@@ -803,7 +816,7 @@ class Tensor:
                                    layout, pin_memory)
 
     def new_ones(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
-                 pin_memory: bool = False) -> "Tensor":
+                 pin_memory: bool = False) -> Tensor:
         """Ones of shape ``size``, this tensor's dtype unless ``dtype`` is given."""
         from backprop import creation
 
@@ -811,7 +824,7 @@ class Tensor:
                                    layout, pin_memory)
 
     def new_empty(self, *size, dtype=None, device=None, requires_grad: bool = False, layout=None,
-                  pin_memory: bool = False) -> "Tensor":
+                  pin_memory: bool = False) -> Tensor:
         """A tensor of shape ``size`` (zeros here, so runs repeat), this tensor's dtype."""
         from backprop import creation
 
@@ -823,45 +836,46 @@ class Tensor:
             return f"backprop.{self.dtype.name}"
         return self.to(dtype)
 
-    def float(self) -> "Tensor":
+    def float(self) -> Tensor:
         return self.to(_dt.float32)
 
-    def double(self) -> "Tensor":
+    def double(self) -> Tensor:
         return self.to(_dt.float64)
 
-    def half(self) -> "Tensor":
+    def half(self) -> Tensor:
         return self.to(_dt.float16)
 
-    def long(self) -> "Tensor":
+    def long(self) -> Tensor:
         return self.to(_dt.int64)
 
-    def int(self) -> "Tensor":
+    def int(self) -> Tensor:
         return self.to(_dt.int32)
 
-    def bool(self) -> "Tensor":
+    def bool(self) -> Tensor:
         return self.to(_dt.bool_)
 
-    def cpu(self, memory_format=None) -> "Tensor":
+    def cpu(self, memory_format=None) -> Tensor:
         """This tensor (it is on the CPU already)."""
         return self
 
-    def cuda(self, device=None, non_blocking: bool = False, memory_format=None) -> "Tensor":
+    def cuda(self, device=None, non_blocking: builtins.bool = False,
+             memory_format=None) -> Tensor:
         """Refused: backprop computes on the CPU only (raises DeviceError)."""
         _check_cuda(device, "cuda")
         return self
 
     @property
-    def is_cuda(self) -> bool:
+    def is_cuda(self) -> builtins.bool:
         return False
 
     @property
-    def is_cpu(self) -> bool:
+    def is_cpu(self) -> builtins.bool:
         return True
 
-    def is_floating_point(self) -> bool:
+    def is_floating_point(self) -> builtins.bool:
         return self._data.dtype.kind == "f"
 
-    def contiguous(self) -> "Tensor":
+    def contiguous(self) -> Tensor:
         return self
 
     # -- printing --------------------------------------------------------------

@@ -5,22 +5,17 @@ TENSOR_METHODS); this stub shows the class as it is after import, each method wi
 its signature and docstring, under a comment naming the module that defines it.
 Regenerate with ``python tools/gen_tensor_stub.py``; a test fails when it is stale.
 """
-import backprop._tensor_str as _tensor_str
-import backprop.dtypes as _dt
 import builtins
-import collections
-import itertools
-import numbers
-import numpy as np
-import weakref
-from backprop.errors import DTypeError
-from backprop.errors import DeviceError
-from backprop.errors import GradError
-from backprop.errors import InplaceError
-from backprop.errors import ShapeError
-from numpy.exceptions import TooHardError as _TooHard
 from typing import Any
 
+import numpy as np
+
+import backprop.dtypes as _dt
+from backprop.errors import DeviceError as DeviceError
+from backprop.errors import DTypeError as DTypeError
+from backprop.errors import GradError as GradError
+from backprop.errors import InplaceError as InplaceError
+from backprop.errors import ShapeError as ShapeError
 
 _state: Any
 _new: Any
@@ -63,6 +58,9 @@ def touches(saved: np.ndarray, owner, bounds, region) -> bool:
 def shares(a: np.ndarray, b: np.ndarray) -> bool:
     """Whether arrays ``a`` and ``b`` share an element's bytes (exactly; True if too hard)."""
     ...
+
+
+_TooHard: Any
 
 
 class _Region:
@@ -158,8 +156,8 @@ class Device:
     def __reduce__(self): ...
     def __enter__(self) -> Device: ...
     def __exit__(self, *exc) -> None: ...
-    index: Any
-    type: Any
+    index: int | None
+    type: str
 
 
 _type: Any
@@ -489,7 +487,7 @@ class Tensor:
     def __repr__(self) -> str: ...
     def __str__(self) -> str: ...
     def __format__(self, spec: str) -> str: ...
-    _data: Any
+    _data: np.ndarray
     _hooks: Any
     _requires_grad: Any
     _version: Any

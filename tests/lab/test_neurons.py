@@ -122,10 +122,11 @@ def test_exported_script_has_the_same_penalty_and_trains_as_the_lab_does():
     settings = {"l1": 0.004, "l2": 0.03, "hidden": [6], "batch_size": 8}
     s = _sgd(**settings)
     text = s.export_script()
-    assert "penalty(model)" in text and "SETTINGS['l1']" in text and "SETTINGS['l2']" in text
+    assert "'l1': 0.004" in text and "'l2': 0.03" in text and "build_trainer" in text
     namespace = {"__name__": "lab_script"}
     exec(compile(text, "lab_script.py", "exec"), namespace)
-    assert namespace["penalty"](s.model).item() == s._penalty().item()
+    trainer = namespace["build_trainer"](namespace["SETTINGS"], s.model, "classification")
+    assert trainer.regularizer(s.model).item() == s._penalty().item()
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         assert namespace["main"](["--steps", "20"]) == 0

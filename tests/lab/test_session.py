@@ -85,9 +85,9 @@ def test_live_changes_keep_weights_and_take_effect_next_step():
     s.apply({"lr": 0.1, "batch_size": 4, "beta1": 0.8, "weight_decay": 0.01})
     assert same(before, weights(s)) and s.step_count == 5 and s.settings_step == 5
     assert s._optimizer is adam and len(adam.state) > 0           # Adam's moments kept
-    seen = s._sampler.seen
+    seen = s._stream.seen
     s.step(1)
-    assert s._sampler.seen - seen == 4                             # the new batch size
+    assert s._stream.seen - seen == 4                             # the new batch size
     group = adam.param_groups[0]
     assert (group["lr"], group["betas"][0], group["weight_decay"]) == (0.1, 0.8, 0.01)
     # sgd <-> momentum is the same optimizer; another kind is a new one over the same params
@@ -149,22 +149,86 @@ def test_regression_and_one_dimensional_sets():
     assert plane["boundary"]["kind"] == "regression" and len(plane["boundary"]["range"]) == 2
 
 
-def test_schedule_and_clipping():
-    s = LabSession({"schedule": "warmup_cosine", "schedule_steps": 100}, diagnostics=False)
-    lrs = [s._lr_at(t) for t in (1, 10, 55, 100, 150)]
-    assert lrs[0] == pytest.approx(0.003) and lrs[1] == pytest.approx(0.03)
-    assert lrs[2] == pytest.approx(0.015) and lrs[3] == lrs[4] == 0.0
+def warmup_cosine_lrs(lr, total, steps):
+    """The rates of optim.lr_scheduler.warmup_cosine with the lab's 10% warmup, then 0."""
+    warmup = round(0.1 * total)
+    return [lr * k / (warmup + 1) if k <= warmup else
+            lr * 0.5 * (1 + math.cos(math.pi * (k - 1 - warmup) / (total - warmup)))
+            if k <= total + 1 else 0.0 for k in range(1, steps + 1)]
+
+
+def test_the_schedule_is_the_librarys_warmup_cosine():
+    # NOTE: the lab had a warmup of its own (step t at lr * t / warmup, the peak at step
+    # warmup); it now runs optim.lr_scheduler.warmup_cosine, whose step k warms up at
+    # lr * k / (warmup + 1) and peaks one step later, at warmup + 1. The rate then stays 0.
+    s = LabSession({"schedule": "warmup_cosine", "schedule_steps": 100, "optimizer": "sgd"},
+                   diagnostics=False)
     s.step(1)
-    assert s.snapshot()["lr_now"] == pytest.approx(0.003)
-    s.step(4)
+    assert s.snapshot()["lr_now"] == pytest.approx(0.03 / 11, rel=1e-4)
+    s.step(119)
+    lrs = [r["lr"] for r in s._history]
+    assert lrs == pytest.approx(warmup_cosine_lrs(0.03, 100, 120), rel=1e-9, abs=1e-15)
+    assert lrs[10] == pytest.approx(0.03) and lrs[100:] == [0.0] * 20
+
+
+def test_live_changes_move_the_running_schedule():
+    s = LabSession({"schedule": "warmup_cosine", "schedule_steps": 100, "optimizer": "sgd"},
+                   diagnostics=False)
+    s.step(30)
+    s.apply({"lr": 0.06})                           # a new peak rescales the schedule
+    s.step(10)
+    s.apply({"optimizer": "momentum"})              # same optimizer, knobs edited
+    s.apply({"optimizer": "adam"})                  # a new optimizer takes the schedule along
+    s.step(10)
+    want = warmup_cosine_lrs(0.03, 100, 30) + warmup_cosine_lrs(0.06, 100, 50)[30:]
+    assert [r["lr"] for r in s._history] == pytest.approx(want, rel=1e-9)
+    s.apply({"schedule_steps": 20})                 # a new length starts it again, now
+    s.step(5)
+    assert [r["lr"] for r in s._history[-5:]] == pytest.approx(warmup_cosine_lrs(0.06, 20, 5))
     s.apply({"schedule": "constant"})
-    assert s._lr_at(6) == 0.03
-    s.apply({"schedule": "warmup_cosine"})         # starts again from the current step
-    assert s._lr_at(6) == pytest.approx(0.003)
+    assert s.snapshot()["lr_now"] == 0.06
+    s.step(1)
+    s.apply({"schedule": "warmup_cosine"})          # starts again from the current step
+    s.step(1)
+    assert s._history[-1]["lr"] == pytest.approx(0.06 / 3)        # 20 steps: 2 warm up
+
+
+def test_clipping():
     c = LabSession({"clip": 0.01, "optimizer": "sgd"}, diagnostics=False)
     c.step(1)
     total = math.sqrt(sum(float((p.grad.numpy() ** 2).sum()) for p in c._params))
     assert c.last_grad_norm > 0.01 and total == pytest.approx(0.01, rel=1e-4)
+
+
+def test_every_lab_step_is_a_trainer_step(monkeypatch):
+    # One training loop: the lab steps through backprop.train's Trainer.train_step.
+    from backprop.train import Trainer
+
+    calls = []
+    real = Trainer.train_step
+    monkeypatch.setattr(Trainer, "train_step", lambda self, batch: calls.append(
+        len(batch[1])) or real(self, batch))
+    s = LabSession({"batch_size": 5}, diagnostics=False)
+    s.step(3)
+    s.one_step_detail()
+    assert calls == [5, 5, 5, 5] and s._trainer.step == s.step_count == 4
+
+
+def test_a_gradient_that_turns_infinite_stops_training(monkeypatch):
+    import backprop.train.loop as loop
+
+    s = LabSession({"optimizer": "sgd"})
+    s.step(3)
+    before = [p.detach().numpy().copy() for p in s._params]
+    monkeypatch.setattr(loop, "_total_norm", lambda grads: (math.inf, backprop.tensor(math.inf)))
+    assert s.step(5) == 0
+    assert s.diverged["what"] == "gradient" and s.diverged["step"] == 4 and s.step_count == 3
+    assert s.last_grad_norm == math.inf
+    for p, w in zip(s._params, before, strict=True):       # the step was not taken
+        np.testing.assert_array_equal(p.detach().numpy(), w)
+    frame = json.loads(json.dumps(s.snapshot()))               # still JSON, NaN-free
+    assert frame["findings"][0]["name"] == "divergence"
+    assert "gradient norm became inf" in frame["findings"][0]["summary"]
 
 
 def test_divergence_stops_training_until_reset():
@@ -292,16 +356,38 @@ def test_export_script_runs_and_trains(tmp_path):
     assert out.returncode == 0, out.stderr
     losses = [float(v) for v in re.findall(r"train loss ([0-9.]+)", out.stdout)]
     assert len(losses) >= 3 and losses[-1] < losses[0]
-    # the script builds the same network: its initial weights are the session's
+
+    # the script builds the same data and network: its initial weights are the session's
     s0 = LabSession({"hidden": [8, 8], "init": "xavier", "dataset": "blobs"}, diagnostics=False)
     namespace = {"__name__": "lab_script"}
     exec(compile(s0.export_script(), "lab_script.py", "exec"), namespace)
-    model = namespace["build_model"](backprop.Generator(0))
-    for p, q in zip(model.parameters(), s0.model.parameters()):
+    data = namespace["load_data"](namespace["SETTINGS"], namespace["CSV"])
+    np.testing.assert_array_equal(data["X_train"], s0._X_train)
+    model = namespace["build_model"](namespace["SETTINGS"], 2, 3).model
+    for p, q in zip(model.parameters(), s0.model.parameters(), strict=True):
         np.testing.assert_array_equal(p.detach().numpy(), q.detach().numpy())
-    (raw_train, y_train), _ = namespace["load_data"]()
-    np.testing.assert_array_equal(raw_train, s0._raw_train)
-    np.testing.assert_array_equal(namespace["features"](raw_train), s0._X_train)
+
+
+@pytest.mark.parametrize("settings", [
+    {"optimizer": "momentum", "schedule": "warmup_cosine", "schedule_steps": 20, "clip": 0.5,
+     "l2": 0.01, "dropout": 0.2, "batch_size": 7, "activations": ["relu", "tanh"]},
+    {"optimizer": "adam", "l1": 0.001, "dataset": "sine", "features": ["x1", "sin x1"],
+     "init": "he", "seed": 3},
+], ids=["momentum-warmup-clip-l2-dropout", "adam-l1-regression"])
+def test_the_exported_script_trains_as_the_lab_does(tmp_path, settings):
+    # One recipe: the script runs the lab's own builders and Trainer step, so the same seed
+    # and steps give the same batch losses, bit for bit.
+    s = LabSession(settings, diagnostics=False)
+    s.step(30)
+    path = tmp_path / "lab_script.py"
+    path.write_text(s.export_script())
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, str(path), "--steps", "30", "--history", "h.json"],
+                         capture_output=True, text=True, timeout=120, env=env, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    history = backprop.train.History.from_json(tmp_path / "h.json")
+    assert [r["loss"] for r in history.steps] == [r["loss"] for r in s._history]
+    assert [r["lr"] for r in history.steps] == [r["lr"] for r in s._history]
 
 
 def test_export_script_of_uploaded_data_compiles():
@@ -309,8 +395,9 @@ def test_export_script_of_uploaded_data_compiles():
     s.load_csv("".join(f"{i / 10},{i % 3 / 5},{i % 2}\n" for i in range(12)))
     namespace = {"__name__": "lab_script"}
     exec(compile(s.export_script(), "lab_script.py", "exec"), namespace)
-    (raw_train, y_train), (raw_test, y_test) = namespace["load_data"]()
-    assert len(y_train) + len(y_test) == 12
+    data = namespace["load_data"](namespace["SETTINGS"], namespace["CSV"])
+    assert len(data["y_train"]) + len(data["y_test"]) == 12
+    np.testing.assert_array_equal(data["X_train"], s._X_train)
 
 
 def test_stability_grid_checks():
@@ -477,7 +564,7 @@ def test_a_csv_value_beyond_float32_is_refused_not_turned_into_inf():
 
 
 def test_a_stability_cell_stops_when_asked():
-    from backprop.lab.session import _stability_cell
+    from backprop.lab.cells import stability_cell as _stability_cell
 
     s = LabSession({"dataset": "moons"}, diagnostics=False)
     job = (0, 0, {**s.settings, "lr": 0.01, "batch_size": 8}, None, 200)

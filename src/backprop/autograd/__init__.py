@@ -16,8 +16,12 @@ def backward(tensors, grad_tensors=None, retain_graph: bool = False) -> None:
     tensors = [tensors] if isinstance(tensors, Tensor) else list(tensors)
     if grad_tensors is None or isinstance(grad_tensors, Tensor):
         grad_tensors = [grad_tensors] * len(tensors)
+    grad_tensors = list(grad_tensors)
+    if len(grad_tensors) != len(tensors):
+        raise GradError(f"backward: got {len(tensors)} tensors and {len(grad_tensors)} "
+                        f"gradients")
     seeds = []
-    for t, g in zip(tensors, grad_tensors):
+    for t, g in zip(tensors, grad_tensors, strict=True):
         if not t.requires_grad:
             raise GradError("backward: a tensor does not require grad and has no grad_fn")
         if g is None:

@@ -31,7 +31,7 @@ def unbroadcast(grad: np.ndarray, shape: tuple) -> np.ndarray:
     axes = _UNBROADCAST_AXES.get((gshape, shape))
     if axes is None:
         lead = len(gshape) - len(shape)
-        if lead < 0 or any(s != 1 and s != g for s, g in zip(shape, gshape[lead:])):
+        if lead < 0 or any(s != 1 and s != g for s, g in zip(shape, gshape[lead:], strict=True)):
             raise ShapeError(f"unbroadcast: a gradient of shape {gshape} can't be summed to "
                              f"shape {shape}")
         axes = tuple(range(lead)) + tuple(lead + i for i, s in enumerate(shape)
@@ -215,7 +215,9 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
     popped, every node that could still send it a gradient has already run: it
     runs exactly once, with the sum of all its incoming gradients.
     """
-    want_nodes, want_leaves, captured = {}, {}, {}
+    want_nodes: dict = {}   # node -> the capture positions of the tensors it made
+    want_leaves: dict = {}  # id(leaf) -> its capture positions
+    captured: dict = {}
     if capture is not None:
         for i, t in enumerate(capture):
             if t.grad_fn is not None:
@@ -230,7 +232,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
     # by identity, so they can be dict keys even though == is element-wise.)
     leaves: dict = {}
     heap: list = []
-    for t, g in zip(roots, grad_roots):
+    for t, g in zip(roots, grad_roots, strict=True):
         fn = t.grad_fn
         if fn is None:
             _to_leaf(leaves, t, g, False)
@@ -250,7 +252,7 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
         if accumulate:
             _accel.settle(leaves)  # the leaves' loop below, in C
             return None
-        heap = ()
+        heap = []
     while heap:
         fn = nodes.pop(heappop(heap))
         g = grads.pop(fn)
@@ -274,7 +276,8 @@ def run_backward(roots, grad_roots, retain_graph: bool = False, capture=None,
             raise _count_error(fn, len(in_grads))
         if anomaly:
             _anomaly_backward(fn, in_grads)
-        for t, need, ig in zip(inputs, fn.needs_input_grad, in_grads):
+        # The counts were checked just above; strict= would cost every node of every backward.
+        for t, need, ig in zip(inputs, fn.needs_input_grad, in_grads):  # noqa: B905
             if not need or ig is None:
                 continue
             data = t._data
@@ -403,7 +406,7 @@ def backward(tensor: Tensor, gradient=None, retain_graph=None, create_graph: boo
         if not isinstance(t, Tensor) or not t._requires_grad:
             raise GradError(f"backward: inputs[{i}] is not a tensor that requires grad")
     for t, gi in zip(inputs, run_backward([tensor], [g], retain_graph=retain_graph,
-                                           capture=inputs, accumulate=False)):
+                                           capture=inputs, accumulate=False), strict=True):
         if gi is None:
             continue
         if t.grad is None:
@@ -448,7 +451,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
         if not t._requires_grad:
             raise GradError(f"grad: inputs[{i}] (shape {tuple(t.shape)}) does not require grad")
     roots, seeds = [], []
-    for i, (out, go) in enumerate(zip(outputs, grad_outputs)):
+    for i, (out, go) in enumerate(zip(outputs, grad_outputs, strict=True)):
         if not out._requires_grad:
             raise GradError(f"grad: outputs[{i}] does not require grad and has no grad_fn")
         if go is None:
@@ -462,7 +465,7 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph: bo
     result = run_backward(roots, seeds, retain_graph=retain_graph, capture=inputs,
                           accumulate=False)
     out = []
-    for i, (t, g) in enumerate(zip(inputs, result)):
+    for i, (t, g) in enumerate(zip(inputs, result, strict=True)):
         if g is None:
             if not allow_unused:
                 raise GradError(f"grad: inputs[{i}] (shape {tuple(t.shape)}) was not used to "

@@ -37,6 +37,8 @@ from __future__ import annotations
 import os
 import traceback
 import weakref
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -61,6 +63,13 @@ class Node:
 
     __slots__ = ("op", "inputs", "needs_input_grad", "saved_tensors", "seq", "_hooks",
                  "_trace", "__dict__", "__weakref__")
+    op: type[Function]
+    inputs: tuple | None  # None once backward has freed them
+    needs_input_grad: tuple
+    saved_tensors: tuple
+    seq: int
+    _hooks: list | None
+    _trace: Any
 
     def save_for_backward(self, *arrays) -> None:
         """Keep the arrays that backward needs; they are freed once backward has run."""
@@ -76,7 +85,7 @@ class Node:
         if named is not None:
             return named
         named = self.op.backward_name
-        return named if type(named) is str else named(self)
+        return named if isinstance(named, str) else named(self)
 
     def __repr__(self) -> str:
         return f"<{self.name()}>"
@@ -90,9 +99,10 @@ class Node:
         ``input_nr`` is that node's output index (always 0: a backprop op has one
         output). Plain values (a dim, a Python number) have no entry.
         """
-        if getattr(self, "inputs", None) is None:
+        inputs = getattr(self, "inputs", None)
+        if inputs is None:
             return ()  # never recorded, or freed by backward
-        return tuple((_next_node(self, t), 0) for t in self.inputs if t is not None)
+        return tuple((_next_node(self, t), 0) for t in inputs if t is not None)
 
     @property
     def metadata(self) -> dict:
@@ -130,7 +140,7 @@ class AccumulateGrad:
 
     def __init__(self, variable: Tensor):
         self.variable = variable
-        self._metadata = None
+        self._metadata: dict | None = None
 
     def name(self) -> str:
         return "AccumulateGrad"
@@ -220,7 +230,7 @@ class Function:
     #: A string, or a function of the node (``ctx``) for an op whose name depends on its
     #: arguments (``SumBackward0`` / ``SumBackward1``). Left out, it is ``<Class>Backward0``
     #: for backprop's own ops and ``<Class>Backward`` for yours, as PyTorch names them.
-    backward_name = "FunctionBackward"
+    backward_name: str | Callable[[Node], str] = "FunctionBackward"
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)

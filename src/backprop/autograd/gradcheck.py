@@ -85,10 +85,10 @@ def gradcheck(fn, inputs, eps: float = 1e-6, atol: float = 1e-5, rtol: float = 1
         if out.requires_grad:
             grads = run_backward([out], [v.astype(out._data.dtype)], retain_graph=True,
                                  capture=[t for _, t in diff], accumulate=False)
-            for a, g in zip(analytic, grads):
+            for a, g in zip(analytic, grads, strict=True):
                 if g is not None:
                     a += g
-        for (i, t), a in zip(diff, analytic):
+        for (i, t), a in zip(diff, analytic, strict=True):
             numerical = _numerical(fn, inputs, t, k, v, eps)
             err = np.abs(a - numerical)
             bound = atol + rtol * np.abs(numerical)

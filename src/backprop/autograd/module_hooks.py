@@ -131,6 +131,32 @@ def _route(tensors: list, on_grad) -> list:
     return out
 
 
+def _tensors_among(items) -> tuple:
+    """(the positions of the Tensors among ``items``, those Tensors)."""
+    index = [i for i, item in enumerate(items) if isinstance(item, Tensor)]
+    return index, [items[i] for i in index]
+
+
+def _put(items, index: list, values) -> list:
+    """A list of ``items`` with ``values`` at the positions ``index``."""
+    items = list(items)
+    for i, value in zip(index, values, strict=True):
+        items[i] = value
+    return items
+
+
+def _replacement(result, current: tuple, hook_kind: str, what: str):
+    """What a module backward hook returned, as a tuple to use instead of ``current``;
+    None when the hook returned None (keep ``current``). A wrong count is an error."""
+    if result is None:
+        return None
+    result = (result,) if isinstance(result, Tensor) else tuple(result)
+    if len(result) != len(current):
+        raise RuntimeError(f"{hook_kind} returned an invalid number of {what}, "
+                           f"got {len(result)}, but expected {len(current)}")
+    return result
+
+
 class BackwardHook:
     """Links one call of a module to its full backward (pre-)hooks.
 
@@ -149,17 +175,12 @@ class BackwardHook:
 
     def setup_input_hook(self, args: tuple) -> tuple:
         self.n_inputs = len(args)
-        index = [i for i, a in enumerate(args) if isinstance(a, Tensor)]
-        tensors = [args[i] for i in index]
+        index, tensors = _tensors_among(args)
         if not any(t._requires_grad for t in tensors):
             return args
         self.input_index = index
         self.input_like = [(t._data.shape, t._data.dtype) for t in tensors]
-        new = _route(tensors, self._on_input_grads)
-        args = list(args)
-        for i, t in zip(index, new):
-            args[i] = t
-        return tuple(args)
+        return tuple(_put(args, index, _route(tensors, self._on_input_grads)))
 
     def setup_output_hook(self, output):
         if isinstance(output, Tensor):
@@ -169,17 +190,14 @@ class BackwardHook:
         else:
             return output  # dicts and other containers are not hooked (nor in PyTorch)
         self.n_outputs = len(outs)
-        index = [i for i, o in enumerate(outs) if isinstance(o, Tensor)]
-        tensors = [outs[i] for i in index]
+        index, tensors = _tensors_among(outs)
         if not any(t._requires_grad for t in tensors):
             return output
         self.output_index = index
         new = _route(tensors, self._on_output_grads)
         if isinstance(output, Tensor):
             return new[0]
-        items = list(outs)
-        for i, t in zip(index, new):
-            items[i] = t
+        items = _put(outs, index, new)
         if isinstance(output, list):
             return items
         if type(output) is tuple:
@@ -187,20 +205,13 @@ class BackwardHook:
         return type(output)(*items)  # a namedtuple
 
     def _on_output_grads(self, grads: list):
-        full = [None] * self.n_outputs
-        for i, g in zip(self.output_index, grads):
-            full[i] = g
-        grad_outputs = tuple(full)
+        grad_outputs = tuple(_put([None] * self.n_outputs, self.output_index, grads))
         changed = False
         for hook in self.pre_hooks:
-            result = hook(self.module, grad_outputs)
-            if result is None:
-                continue
-            result = (result,) if isinstance(result, Tensor) else tuple(result)
-            if len(result) != len(grad_outputs):
-                raise RuntimeError(f"Backward pre hook returned an invalid number of grad_output, "
-                                   f"got {len(result)}, but expected {len(grad_outputs)}")
-            grad_outputs, changed = result, True
+            result = _replacement(hook(self.module, grad_outputs), grad_outputs,
+                                  "Backward pre hook", "grad_output")
+            if result is not None:
+                grad_outputs, changed = result, True
         self.grad_outputs = grad_outputs
         if self.input_index is None:
             # No input needs a gradient, so the input node never fires: call the hooks now.
@@ -219,19 +230,15 @@ class BackwardHook:
         if self.grad_outputs is None:  # the gradient reached the inputs by another path
             return None
         full = [None] * self.n_inputs
-        for i, g, (shape, dtype) in zip(self.input_index, grads, self.input_like):
+        for i, g, (shape, dtype) in zip(self.input_index, grads, self.input_like, strict=True):
             # As PyTorch: every tensor argument gets a gradient, zeros where none arrived.
             full[i] = _make(np.zeros(shape, dtype)) if g is None else g
         grad_inputs = tuple(full)
         changed = False
         for hook in self.hooks:
-            result = hook(self.module, grad_inputs, self.grad_outputs)
-            if result is None:
-                continue
-            result = (result,) if isinstance(result, Tensor) else tuple(result)
-            if len(result) != len(grad_inputs):
-                raise RuntimeError(f"Backward hook returned an invalid number of grad_input, "
-                                   f"got {len(result)}, but expected {len(grad_inputs)}")
-            grad_inputs, changed = result, True
+            result = _replacement(hook(self.module, grad_inputs, self.grad_outputs),
+                                  grad_inputs, "Backward hook", "grad_input")
+            if result is not None:
+                grad_inputs, changed = result, True
         self.grad_outputs = None
         return [grad_inputs[i] for i in self.input_index] if changed else None

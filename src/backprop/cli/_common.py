@@ -6,7 +6,7 @@ import sys
 __all__ = ["fail", "one_line"]
 
 
-def one_line(message: str) -> str:
+def one_line(message: object) -> str:
     """``message`` on one line: line breaks (a folder named with a newline, an error that
     quotes a file's text) are shown as ``\\n`` and ``\\r``, so the error stays one line."""
     return str(message).replace("\r", "\\r").replace("\n", "\\n")

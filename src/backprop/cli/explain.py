@@ -20,12 +20,15 @@ import sys
 from functools import partial
 
 from backprop.cli._common import fail
-from backprop.explain import (
-    GraphvizNotFound, default_example, default_graph, trace, vanishing,
-)
+from backprop.explain import GraphvizNotFound, default_example, default_graph, trace, vanishing
 from backprop.explain.trace import MAX_LR
 from backprop.explain.vanishing import (
-    INITS, MAX_ACTIVATIONS, MAX_BATCH, MAX_DEPTH, MAX_PARAMETERS, MAX_WIDTH,
+    INITS,
+    MAX_ACTIVATIONS,
+    MAX_BATCH,
+    MAX_DEPTH,
+    MAX_PARAMETERS,
+    MAX_WIDTH,
 )
 
 __all__ = ["add_parser", "run"]

@@ -21,9 +21,23 @@ from backprop.diagnostics import Monitor
 from backprop.diagnostics.monitor import DEFAULT_INTERVAL
 from backprop.train import CheckpointError
 from backprop.train.experiment import (
-    ACTIVATIONS, DATASETS, MAX_ACTIVATIONS, MAX_EPOCHS, MAX_LAYERS, MAX_LR, MAX_NOISE,
-    MAX_PARAMETERS, MAX_SAMPLES, MAX_WIDTH, OPTIMIZERS, SCHEDULES, ConfigError, RunConfig,
-    TrainingDiverged, load_run_config, run_experiment,
+    ACTIVATIONS,
+    DATASETS,
+    MAX_ACTIVATIONS,
+    MAX_EPOCHS,
+    MAX_LAYERS,
+    MAX_LR,
+    MAX_NOISE,
+    MAX_PARAMETERS,
+    MAX_SAMPLES,
+    MAX_WIDTH,
+    OPTIMIZERS,
+    SCHEDULES,
+    ConfigError,
+    RunConfig,
+    TrainingDiverged,
+    load_run_config,
+    run_experiment,
 )
 
 __all__ = ["add_parser", "run", "add_config_options", "add_diagnostics_options"]
@@ -216,7 +230,8 @@ def run(args) -> int:
         return _fail(f"cannot write the run in {where}: {e.strerror or e}", status=1)
     except TrainingDiverged as e:
         status = _fail(f"training diverged: {e}", status=1)
-        if callbacks and os.path.exists(os.path.join(config.out_dir, "diagnostics.jsonl")):
+        if callbacks and config is not None \
+                and os.path.exists(os.path.join(config.out_dir, "diagnostics.jsonl")):
             # on stdout: stderr keeps its one-line error
             print(f"  see why: backprop doctor {config.out_dir}")
         return status

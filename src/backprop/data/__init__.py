@@ -7,23 +7,56 @@ PyTorch's ``torch.utils.data`` names (``Dataset``, ``TensorDataset``, ``DataLoad
     loader = DataLoader(TensorDataset(*spiral()), batch_size=32, shuffle=True)
 """
 from backprop.data.dataset import (
-    ChainDataset, ConcatDataset, Dataset, IterableDataset, StackDataset, Subset, TensorDataset,
-    random_split, train_test_split,
+    ChainDataset,
+    ConcatDataset,
+    Dataset,
+    IterableDataset,
+    StackDataset,
+    Subset,
+    TensorDataset,
+    random_split,
+    train_test_split,
 )
 from backprop.data.digits import load_digits
 from backprop.data.loader import (
-    BatchSampler, DataLoader, RandomSampler, Sampler, SequentialSampler, SubsetRandomSampler,
-    WeightedRandomSampler, default_collate, default_convert, get_worker_info,
+    BatchSampler,
+    DataLoader,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    SubsetRandomSampler,
+    WeightedRandomSampler,
+    default_collate,
+    default_convert,
+    get_worker_info,
 )
 from backprop.data.mnist import (
-    DownloadError, FashionMNIST, IDXFormatError, MNIST, download_file, read_idx, write_idx,
+    MNIST,
+    DownloadError,
+    FashionMNIST,
+    IDXFormatError,
+    download_file,
+    read_idx,
+    write_idx,
 )
+from backprop.data.stream import BatchStream
 from backprop.data.toy import (
-    TOY_DATASETS, TOY_TASKS, blobs, bumps, circles, load_toy, moons, plane, sine, spiral, xor,
+    TOY_DATASETS,
+    TOY_TASKS,
+    blobs,
+    bumps,
+    circles,
+    load_toy,
+    moons,
+    plane,
+    sine,
+    spiral,
+    xor,
 )
 
 __all__ = [
-    "BatchSampler", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset", "DownloadError",
+    "BatchSampler", "BatchStream", "ChainDataset", "ConcatDataset", "DataLoader", "Dataset",
+    "DownloadError",
     "FashionMNIST", "IDXFormatError", "IterableDataset", "MNIST", "RandomSampler", "Sampler",
     "SequentialSampler", "StackDataset", "Subset", "SubsetRandomSampler", "TOY_DATASETS",
     "TOY_TASKS", "TensorDataset", "WeightedRandomSampler", "blobs", "bumps", "circles",

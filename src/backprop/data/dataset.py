@@ -47,7 +47,7 @@ class Dataset:
     def __len__(self) -> int:
         raise NotImplementedError(f"{type(self).__name__} must implement __len__")
 
-    def __add__(self, other) -> "ConcatDataset":
+    def __add__(self, other) -> ConcatDataset:
         return ConcatDataset([self, other])
 
 
@@ -67,7 +67,7 @@ class IterableDataset:
     def __iter__(self):
         raise NotImplementedError(f"{type(self).__name__} must implement __iter__")
 
-    def __add__(self, other) -> "ChainDataset":
+    def __add__(self, other) -> ChainDataset:
         return ChainDataset([self, other])
 
 
@@ -256,7 +256,8 @@ class ChainDataset(IterableDataset):
             if not isinstance(d, IterableDataset):
                 raise TypeError(f"ChainDataset only supports IterableDataset, got "
                                 f"{type(d).__name__}")
-            total += len(d)  # TypeError when a stream has no length, as in PyTorch
+            # A stream with no __len__ raises TypeError here, as in PyTorch.
+            total += len(d)  # type: ignore[arg-type]
         return total
 
 
@@ -283,7 +284,7 @@ class StackDataset(Dataset):
         if any(n != lengths[0] for n in lengths):
             names = self._keys if kwargs else list(range(len(parts)))
             raise ValueError(f"StackDataset: size mismatch between datasets: "
-                             f"{dict(zip(names, lengths))}")
+                             f"{dict(zip(names, lengths, strict=True))}")
         self._length = lengths[0]
 
     def __len__(self) -> int:
@@ -306,8 +307,8 @@ class StackDataset(Dataset):
                                  f"expected {len(indices)}, got {len(column)}")
             columns.append(column)
         if self._keys is not None:
-            return [dict(zip(self._keys, row)) for row in zip(*columns)]
-        return [tuple(row) for row in zip(*columns)]
+            return [dict(zip(self._keys, row, strict=True)) for row in zip(*columns, strict=True)]
+        return [tuple(row) for row in zip(*columns, strict=True)]
 
 
 def _split_lengths(n: int, lengths) -> list:

@@ -90,15 +90,15 @@ def default_collate(batch):
             return type(elem)(merged)
         except TypeError:  # a mapping type that can't be built from a dict
             return merged
-    if _is_namedtuple(elem):
-        return type(elem)(*(default_collate(list(field)) for field in zip(*batch)))
-    if isinstance(elem, collections.abc.Sequence):
+    if isinstance(elem, collections.abc.Sequence):  # a namedtuple too
         size = len(elem)
         if any(len(sample) != size for sample in batch):
             sizes = sorted({len(sample) for sample in batch})
             raise ShapeError(f"default_collate: each sample in the batch should have the same "
                              f"number of fields, got lengths {sizes}")
-        fields = [default_collate(list(field)) for field in zip(*batch)]
+        fields = [default_collate(list(field)) for field in zip(*batch, strict=True)]
+        if _is_namedtuple(elem):
+            return type(elem)(*fields)
         if isinstance(elem, tuple):
             return fields
         try:

@@ -85,7 +85,7 @@ class DownloadError(BackpropError, RuntimeError):
 
 # -- IDX files --------------------------------------------------------------------------------
 # IDX type codes (the third byte of the magic number); values are stored big-endian.
-_IDX_DTYPES = {
+_IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(np.uint8), 0x09: np.dtype(np.int8), 0x0B: np.dtype(">i2"),
     0x0C: np.dtype(">i4"), 0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8"),
 }

@@ -23,9 +23,11 @@ Example::
 from __future__ import annotations
 
 import numbers
+from collections.abc import Callable
 
 import numpy as np
 
+from backprop._checks import is_real
 from backprop.data.dataset import _numpy_rng
 from backprop.tensor import Tensor, _make
 
@@ -44,7 +46,7 @@ def _check_n(n_samples, fn: str, minimum: int = 1) -> int:
 
 
 def _check_noise(noise, fn: str, name: str = "noise") -> float:
-    if isinstance(noise, bool) or not isinstance(noise, numbers.Real) or not noise >= 0:
+    if isinstance(noise, bool) or not is_real(noise) or not noise >= 0:
         raise ValueError(f"{fn}: {name} must be a non-negative number, got {noise!r}")
     return float(noise)
 
@@ -290,7 +292,7 @@ def bumps(n_samples: int = 300, noise: float = 0.05, seed=0) -> tuple:
 
 
 # -- registry ---------------------------------------------------------------------------------
-TOY_DATASETS = {
+TOY_DATASETS: dict[str, Callable[..., tuple]] = {
     "spiral": spiral, "moons": moons, "circles": circles, "xor": xor, "blobs": blobs,
     "sine": sine, "plane": plane, "bumps": bumps,
 }

@@ -42,19 +42,16 @@ class NoiseWindow:
         self.count = 0
         self.bad = False
 
-    def add(self, layout: "Layout", grads, sq: float) -> None:
-        """Add one step's gradients (as ``layout.step_grads`` gave them) and ‖g‖²."""
+    def note(self, sq: float) -> None:
+        """Count a step whose gradients ``Layout.window_step`` added to :attr:`sum`, and
+        its ‖g‖². A non-finite ‖g‖² spoils the window: it gives no estimate."""
         if not math.isfinite(sq):
             self.bad = True
             return
-        if self.sum is None:
-            self.sum = layout.sum_start(grads)
-        else:
-            layout.sum_add(self.sum, grads)
         self.sq_sum += sq
         self.count += 1
 
-    def estimate(self, layout: "Layout", batch_size, size: int) -> dict | None:
+    def estimate(self, layout: Layout, batch_size, size: int) -> dict | None:
         """The noise record of a window meant to hold ``size`` gradients (None unless it does)."""
         k = self.count
         if self.bad or k < max(size, 2) or not batch_size:
@@ -72,11 +69,12 @@ class NoiseWindow:
 class Layout:
     """The model's parameters laid end to end in flat vectors.
 
-    Three rows of one buffer: the gradients, the weights before the update and the
-    change the update made. Reading every tensor into a row turns the per-step work into
-    a few NumPy calls whatever the number of parameters (one ``concatenate``, one dot
-    product), and on recorded steps every per-parameter norm of all three rows comes
-    from one segment sum (``np.add.reduceat``). Parameters with no elements are left out.
+    Rows of one buffer: the weights before an update and the change it made (the
+    gradient row is scratch). Gradients are read in place, once per step that needs them
+    (the norm checked every step; a recorded step's per-parameter ‖g‖ and mean |g|; the
+    noise windows' sums), while they are fresh in cache: no copy of them is made. On a
+    recorded step the weights are copied once, before the update, and the change is the
+    weights after it minus that copy. Parameters with no elements are left out.
     """
 
     GRADS, BEFORE, CHANGE = 0, 1, 2
@@ -85,11 +83,9 @@ class Layout:
         data = arrays.data
         self._index(named, arrays, lambda p: int(data(p).size), lambda p: data(p).dtype)
         self.rows = np.zeros((3, self.total_size), self.dtype)
-        self.grads = self.rows[self.GRADS]
-        self._scratch = np.empty_like(self.grads)
+        self._grad_sq = self._grad_l1 = [0.0] * len(self._sizes)  # of the recorded step
         self._zeros = [np.zeros(n, self.dtype) for n in self._sizes]
-        self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), self._sizes)]
-        self._all = list(range(len(self.params)))
+        self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), self._sizes, strict=True)]
 
     def _index(self, named: list, arrays, size_of, dtype_of) -> None:
         """Names, parameters (those with elements), sizes, offsets and the common dtype."""
@@ -107,48 +103,54 @@ class Layout:
             if self.params else np.dtype(np.float32)
 
     def gather_grads(self) -> list:
-        """Copy every gradient into the gradient row (zeros where there is none).
+        """Read every gradient of a recorded step in place: each parameter's ‖g‖² and Σ|g|,
+        kept for :meth:`norms` (read now, before any clipping; no copy of the gradients).
 
         Returns the indices of the parameters that have a gradient.
         """
-        grad = self.arrays.grad
-        try:  # the usual case: every parameter has its gradient, of its own size
-            np.concatenate([grad(p).reshape(-1) for p in self.params], out=self.grads)
-            return self._all
-        except (AttributeError, ValueError):  # a missing (None) or odd gradient: see below
-            pass
-        parts, present = [], []
-        sizes = self._sizes
+        grad, sizes, bounds = self.arrays.grad, self._sizes, self._bounds
+        magnitude = self.rows[self.GRADS]  # scratch for |g|, in the rows' dtype
+        sq, l1, present = [0.0] * len(sizes), [0.0] * len(sizes), []
         for i, p in enumerate(self.params):
             g = grad(p)
-            if g is not None and g.size == sizes[i]:
-                parts.append(g.reshape(-1))
-                present.append(i)
-            else:
-                parts.append(self._zeros[i])
-        if parts:
-            np.concatenate(parts, out=self.grads)
+            if g is None or g.size != sizes[i]:  # a missing (None) or odd gradient
+                continue
+            g = g.reshape(-1)
+            a, b = bounds[i]
+            sq[i] = sq_norm(g)
+            l1[i] = float(np.add.reduce(np.abs(g, out=magnitude[a:b])))
+            present.append(i)
+        self._grad_sq, self._grad_l1 = sq, l1
         return present
 
     def gathered_sq_norm(self) -> float:
         """‖all gradients‖² as :meth:`gather_grads` read them."""
-        return sq_norm(self.grads)
+        return sum(self._grad_sq)
 
     # -- the noise windows' sums: a flat vector in the gradients' dtype here; a
     # framework's layout may keep them in its own tensors instead (on their device).
-    def step_grads(self, gathered: bool) -> tuple:
-        """(this step's gradients for the noise windows, ‖g‖²): each parameter's gradient
-        as a flat view, zeros where there is none; read in place, no copy. ``gathered``:
-        the gradient row already holds them (a recorded step)."""
-        if gathered:
-            parts = [self.grads[a:b] for a, b in self._bounds]
-        else:
-            grad, sizes, parts = self.arrays.grad, self._sizes, []
-            for i, p in enumerate(self.params):
-                g = grad(p)
-                parts.append(g.reshape(-1) if g is not None and g.size == sizes[i]
-                             else self._zeros[i])
-        return parts, sum(sq_norm(x) for x in parts)
+    def window_step(self, windows: list) -> float:
+        """Add this step's gradients to the running sum of each of ``windows`` (starting
+        the sum of a new one) and return ‖g‖²; each window's :meth:`NoiseWindow.note`
+        counts the step after. Each gradient is read in place (zeros where there is none).
+
+        One pass per parameter: its norm and the sums' additions read the gradient while
+        it is in cache (the step's one read of the gradients from memory)."""
+        grad, sizes, parts = self.arrays.grad, self._sizes, []
+        for i, p in enumerate(self.params):
+            g = grad(p)
+            parts.append(g.reshape(-1) if g is not None and g.size == sizes[i]
+                         else self._zeros[i])
+        sums = [w.sum for w in windows if w.sum is not None]
+        sq = 0.0
+        for (a, b), g in zip(self._bounds, parts, strict=True):
+            sq += sq_norm(g)
+            for total in sums:
+                np.add(total[a:b], g, out=total[a:b])
+        for window in windows:
+            if window.sum is None:
+                window.sum = self.sum_start(parts)
+        return sq
 
     @staticmethod
     def sum_start(grads):
@@ -157,12 +159,7 @@ class Layout:
         # than the noise it measures, and float64 sums would cost a cast every step.
         return np.concatenate(grads) if grads else np.zeros(0, np.float32)
 
-    def sum_add(self, total, grads) -> None:
-        for (a, b), g in zip(self._bounds, grads):
-            np.add(total[a:b], g, out=total[a:b])
-
-    @staticmethod
-    def sum_sq_norm(total) -> float:
+    def sum_sq_norm(self, total) -> float:
         return sq_norm(total)
 
     def sum_to_flat(self, total) -> np.ndarray:
@@ -191,10 +188,15 @@ class Layout:
 
     def record_change(self) -> None:
         """The change row: the weights now minus the weights before."""
-        change = self.rows[self.CHANGE]
-        self.gather_weights(self.CHANGE)
+        change, before = self.rows[self.CHANGE], self.rows[self.BEFORE]
         # The difference of two nearby floats is exact: the row's dtype loses nothing.
-        np.subtract(change, self.rows[self.BEFORE], out=change)
+        # Each parameter is read in place (not copied into the row first).
+        data = self.arrays.data
+        for p, (a, b) in zip(self.params, self._bounds, strict=True):
+            w = data(p).reshape(-1)
+            if w.dtype != change.dtype:  # a parameter of another dtype: as the row holds it
+                w = w.astype(change.dtype)
+            np.subtract(w, before[a:b], out=change[a:b])
 
     def norms(self, rows: int) -> tuple:
         """(‖segment‖ of each parameter for the first ``rows`` rows, mean |gradient|)."""
@@ -202,9 +204,8 @@ class Layout:
             return [[] for _ in range(rows)], []
         # One BLAS dot product per segment: no temporary the size of the rows (a product
         # block and a pairwise sum of it cost ten times as much on a recorded step).
-        norms = []
-        for row in self.rows[:rows]:
+        norms = [[math.sqrt(x) for x in self._grad_sq]]
+        for row in self.rows[self.BEFORE:rows]:
             norms.append([math.sqrt(sq_norm(row[a:b])) for a, b in self._bounds])
-        magnitude = np.abs(self.grads, out=self._scratch)
-        abs_mean = np.add.reduceat(magnitude, self.offsets) / self.sizes
-        return norms, abs_mean.tolist()
+        abs_mean = [total / n for total, n in zip(self._grad_l1, self._sizes, strict=True)]
+        return norms, abs_mean

@@ -714,7 +714,7 @@ def loss_diverged(loss, reference) -> bool:
 
 def _peak_update_ratio(run: _Run):
     """(largest update ratio of any weight at any recorded step, its step), or (None, None)."""
-    best = (None, None)
+    best: tuple = (None, None)
     names = set(run.weight_names())
     for r in run.steps:
         for name, reading in (r.get("params") or {}).items():
@@ -741,7 +741,8 @@ def _lr_too_low(run: _Run):
     # Per step, the layer that moved most: if one layer moves at a healthy rate the learning
     # rate is not the problem (the others lack gradient: vanishing, dead units). Layers with
     # no gradient at all are left out: the learning rate cannot move them either way.
-    per_step, per_layer = [], {}
+    per_step: list = []
+    per_layer: dict = {}
     for r in recent:
         ratios = []
         for name in names:

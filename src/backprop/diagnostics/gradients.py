@@ -118,8 +118,9 @@ class GradientReport(NamedRows):
         lines = [f"Gradient check ({self.mode} mode, float64): autograd vs central differences "
                  f"(eps {self.eps:g}); an element passes when |autograd - numerical| <= "
                  f"{self.atol:g} + {self.rtol:g}*|numerical|",
-                 "  ".join(h.ljust(w) for h, w in zip(head, widths))]
-        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths)).rstrip() for r in rows]
+                 "  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip()
+                  for r in rows]
         for c in self.checks:
             if not c.passed and c.worst is not None:
                 lines.append(f"  {c.name}[{', '.join(map(str, c.worst))}]: autograd "
@@ -246,7 +247,7 @@ def check_gradients(model, x, y, loss_fn, *, eps: float = 1e-6, atol: float = 1e
         rng = np.random.default_rng(seed)
         checks = []
         with no_grad():
-            for (name, p), g in zip(named, analytic):
+            for (name, p), g in zip(named, analytic, strict=True):
                 ga = np.zeros(p._data.shape) if g is None else np.asarray(g._data, np.float64)
                 checks.append(_check_one(name, p, ga, loss_value, eps, atol, rtol,
                                          max_elements, rng))

@@ -62,15 +62,18 @@ import contextlib
 import math
 import numbers
 import os
+from typing import Any, Literal
 
 import numpy as np
 
 from backprop import nn
 from backprop.autograd.grad_mode import is_grad_enabled
-from backprop.diagnostics.readings import Readings, ReadingsWriter
+
 # Only the check by class name: the adapter imports torch itself, when it is made.
-from backprop.diagnostics._layout import Layout as _Layout, NoiseWindow as _NoiseWindow, \
-    sq_norm as _sq_norm
+from backprop.diagnostics._layout import Layout as _Layout
+from backprop.diagnostics._layout import NoiseWindow as _NoiseWindow
+from backprop.diagnostics._layout import sq_norm as _sq_norm
+from backprop.diagnostics.readings import Readings, ReadingsWriter
 from backprop.diagnostics.torch_adapter import is_torch_object
 from backprop.tensor import Tensor
 from backprop.train import Callback
@@ -430,10 +433,10 @@ class Monitor(Callback):
         self._opt_handles: list = []
         self._fwd_handles: list = []
         self._capture_hooks: dict = {}  # leaf module name -> its forward hook (made once)
-        self._writer = None
-        self._saved_windows = None     # noise windows from a checkpoint, for _sync_to
+        self._writer: ReadingsWriter | None = None
+        self._saved_windows: dict | None = None  # noise windows from a checkpoint, for _sync_to
         self._file_made = False        # whether this monitor has written its file yet
-        self._written_meta = None      # the meta last written to the live file
+        self._written_meta: dict | None = None  # the meta last written to the live file
         self._reset_step_state()
         if optimizer is not None:
             self._attach_optimizer(optimizer)
@@ -462,7 +465,7 @@ class Monitor(Callback):
         """Record an epoch of a loop of your own: ``mon.log_epoch(3, loss=0.4, val_loss=0.5)``."""
         if self._closed:
             return
-        record = {"epoch": int(epoch), "step": self.step}
+        record: dict[str, Any] = {"epoch": int(epoch), "step": self.step}
         record.update((k, float(v) if isinstance(v, numbers.Real) else v)
                       for k, v in metrics.items())
         self._add_epoch(record)
@@ -478,10 +481,10 @@ class Monitor(Callback):
             self._writer = None
         self._closed = True
 
-    def __enter__(self) -> "Monitor":
+    def __enter__(self) -> Monitor:
         return self
 
-    def __exit__(self, *exc) -> bool:
+    def __exit__(self, *exc) -> Literal[False]:
         self.close()
         return False
 
@@ -506,9 +509,9 @@ class Monitor(Callback):
         self._grads_seen = False
         self._loss_sum = 0.0
         self._loss_count = 0
-        self._lr = None
-        self._pending = None           # the record of the recorded step under way
-        self._present = []             # indices (in the layout) of params with a gradient
+        self._lr: float | None = None
+        self._pending: dict[str, Any] | None = None  # the record of the recorded step under way
+        self._present: list[int] = []  # indices (in the layout) of params with a gradient
         self._weights_kept = False     # the layout holds this step's weights before the update
         self._capture: dict = {}       # leaf module name -> [(output array, its sum)]
         self._kinds: dict = {}
@@ -625,33 +628,33 @@ class Monitor(Callback):
             present = layout.gather_grads()
             total_sq = layout.gathered_sq_norm()
         if in_window:
-            grads, sq = layout.step_grads(gathered=recorded)
+            windows = self._open_windows(s)
+            sq = layout.window_step(windows)
             if not recorded:
                 total_sq = sq
+            for window in windows:
+                window.note(total_sq)
         if not math.isfinite(total_sq) and self.readings.nonfinite is None:
             self._locate_nonfinite_grad(s, math.sqrt(total_sq))
-        if in_window:
-            self._add_to_windows(s, grads, total_sq)
         if recorded:
-            # The per-parameter numbers come at the end of the step, from the gradient row
-            # copied here (before any clipping), in one computation with the weights.
+            # The gradients' per-parameter numbers are read here (before any clipping);
+            # the record is finished at the end of the step, with the weights'.
             self._present = present
             self._pending = {"step": s, "epoch": None, "loss": None, "lr": None,
                              "grad_norm": math.sqrt(total_sq), "params": {},
                              "activations": {}, "noise": None}
 
-    def _add_to_windows(self, s: int, grads, total_sq: float) -> None:
+    def _open_windows(self, s: int) -> list:
+        """The noise windows step ``s`` belongs to, those of the recorded steps r in
+        [s, s + K - 1] opened where new; with any still open from before."""
         windows = self._windows
-        # Open the windows of the recorded steps this step belongs to: r in [s, s + K - 1].
         r = s + (1 - s) % self.interval
         end = s + self.noise_window
         while r < end:
             if r not in windows:
                 windows[r] = _NoiseWindow()
             r += self.interval
-        layout = self._layout
-        for window in windows.values():
-            window.add(layout, grads, total_sq)
+        return list(windows.values())
 
     def _param_stats(self, step: int, updated: bool) -> None:
         """Fill the pending record's per-parameter numbers (with update ratios if ``updated``)."""
@@ -661,6 +664,7 @@ class Monitor(Callback):
             if updated:
                 layout.record_change()
             norms, abs_mean = layout.norms(rows)
+        assert self._pending is not None, "_param_stats runs with a record under way"
         params = self._pending["params"]
         bad_before = bad_after = False
         for i in self._present:

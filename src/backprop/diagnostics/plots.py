@@ -24,7 +24,13 @@ import os
 import numpy as np
 
 from backprop.train.plotting import (
-    PlotDependencyError, _finite, _nan, draw_loss, new_figure, require_matplotlib, save_png,
+    PlotDependencyError,
+    _finite,
+    _nan,
+    draw_loss,
+    new_figure,
+    require_matplotlib,
+    save_png,
 )
 
 __all__ = ["PlotDependencyError", "plot_loss", "plot_grad_norm_heatmap", "plot_update_ratios",
@@ -60,7 +66,7 @@ def _weight_names(readings) -> list:
     if not names:
         names = list(readings.meta.get("params", []))
     if not names:  # meta without names: whatever the records hold, first seen first
-        seen = {}
+        seen: dict = {}
         for rec in readings.steps:
             for n in rec.get("params", {}) or {}:
                 seen.setdefault(n, None)
@@ -177,7 +183,7 @@ def plot_update_ratios(readings, path) -> str:
     # weight, or none at all) has no place on a log scale, yet it is the layer to look at:
     # it is drawn as triangles on a floor below every other value.
     floor = (min(positive) if positive else UPDATE_RATIO_GUIDE) / 10
-    for (name, x, y), color in zip(series, shades):
+    for (name, x, y), color in zip(series, shades, strict=True):
         keep = np.isfinite(y) & (y > 0)
         zero = y == 0
         if keep.any():
@@ -239,7 +245,7 @@ def plot_activation_histograms(readings, path, step=None) -> str:
         axes[0][0].axis("on")
         axes[0][0].text(0.5, 0.5, "no activation histograms recorded", ha="center",
                         va="center", transform=axes[0][0].transAxes)
-    for ax, name in zip(axes.flat, order):
+    for ax, name in zip(axes.flat, order, strict=False):  # the spare axes were turned off
         a = acts[name]
         edges = np.asarray(a["hist"]["edges"], dtype=float)
         counts = np.asarray(a["hist"]["counts"], dtype=float)

@@ -36,6 +36,7 @@ Example::
 from __future__ import annotations
 
 import os
+from typing import Any, TextIO
 
 from backprop.serialization import atomic_write_text, json_dumps, json_restore_nonfinite, json_safe
 from backprop.train.history import in_time_order, read_json_lines
@@ -62,7 +63,7 @@ def _decode(value):
 
 
 def _line(kind: str, record: dict) -> str:
-    out = {"kind": kind}
+    out: dict[str, Any] = {"kind": kind}
     if kind == "nonfinite":  # its record has a "kind" of its own: nest it
         out["nonfinite"] = record
     else:
@@ -193,7 +194,7 @@ class Readings:
                           "nonfinite": self.nonfinite})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Readings":
+    def from_dict(cls, d: dict) -> Readings:
         """Rebuild readings from :meth:`to_dict`'s output."""
         if not isinstance(d, dict) or not {"meta", "steps", "epochs"} <= set(d):
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
@@ -220,7 +221,7 @@ class Readings:
         atomic_write_text(path, "".join(self.lines()), "Readings.to_jsonl")
 
     @classmethod
-    def from_jsonl(cls, path) -> "Readings":
+    def from_jsonl(cls, path) -> Readings:
         """Read a file written by :meth:`to_jsonl` or by a Monitor's ``path=`` (live file).
 
         The policy of every JSON-lines reader (``train.history.read_json_lines``): a last
@@ -244,9 +245,10 @@ class Readings:
 def _check_line(kind: str, record: dict) -> dict:
     """One line's record, decoded (a nonfinite line's record is nested: unwrap it)."""
     if kind == "nonfinite":
-        record = record.get("nonfinite")
-        if not isinstance(record, dict):
+        inner = record.get("nonfinite")
+        if not isinstance(inner, dict):
             raise ValueError('needs its record under "nonfinite" (a nonfinite line)')
+        record = inner
     return _decode(record)
 
 
@@ -275,6 +277,7 @@ class ReadingsWriter:
         self.path = os.fspath(path)
         folder = os.path.dirname(os.path.abspath(self.path))
         os.makedirs(folder, exist_ok=True)
+        self._file: TextIO | None
         if readings is not None and atomic:
             # Replace the file all or nothing (a resumed run's records), then append.
             readings.to_jsonl(self.path)

@@ -565,9 +565,9 @@ class SelfCheckReport(NamedRows):
                  f"{r.seconds * 1e3:.1f}") for r in self.results
                 if not (failed_only and r.passed)]
         widths = [max(len(row[i]) for row in [head, *rows]) for i in range(len(head))]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths)).rstrip()]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)).rstrip()]
         lines += ["  ".join(v.rjust(w) if i >= 3 else v.ljust(w)
-                            for i, (v, w) in enumerate(zip(row, widths))).rstrip()
+                            for i, (v, w) in enumerate(zip(row, widths, strict=True))).rstrip()
                   for row in rows]
         for r in self.results:
             if not r.passed and r.message:
@@ -597,6 +597,7 @@ def _prepare(case: Case, rng_state):
     """(fn of the checked tensors, the checked tensors) for one case."""
     args = _args(case.make(np.random.default_rng(0)))
     if case.kind == "layer":
+        assert case.build is not None, f"layer case {case.name} has no build()"
         module = case.build().double()
         call, params = module, [p for p in module.parameters() if p.requires_grad]
     else:
@@ -606,9 +607,9 @@ def _prepare(case: Case, rng_state):
 
     def fn(*tensors):
         # the parameters are passed in but used through the module: gradcheck nudges the
-        # very Parameter objects the module holds
+        # very Parameter objects the module holds (so zip stops at the last of the slots)
         full = list(args)
-        for i, t in zip(slots, tensors):
+        for i, t in zip(slots, tensors, strict=False):
             full[i] = t
         if case.random:
             set_rng_state(rng_state)  # the same dropout mask on every evaluation
@@ -639,7 +640,7 @@ def _max_error(fn, checked: list, out: Tensor, eps: float) -> float:
                           allow_unused=True)
     worst = 0.0
     with no_grad():
-        for t, g in zip(checked, grads):
+        for t, g in zip(checked, grads, strict=True):
             analytic = np.zeros(t._data.shape) if g is None else g._data.astype(np.float64)
             flat = t._data.reshape(-1)
             num = np.empty(flat.size)
@@ -729,7 +730,8 @@ def run_selfcheck(ops: bool = True, layers: bool = True, pattern: str | None = N
     chosen = [c for c in CASES if (ops if c.kind == "op" else layers) and _matches(c.name, pattern)]
     state = get_rng_state()
     started = time.perf_counter()
-    results, found = [], set()
+    results: list = []
+    found: set[str] = set()
     try:
         for case in chosen:
             result = _run_case(case, found)

@@ -47,9 +47,9 @@ Example::
 from __future__ import annotations
 
 import contextlib
-import threading
-
+import functools
 import math
+import threading
 
 import numpy as np
 
@@ -147,7 +147,7 @@ class TorchAdapter:
         # hide them from the function watch (and save its per-call cost).
         self._unwatched = getattr(torch._C, "DisableTorchFunction", contextlib.nullcontext)
 
-    def layout(self, named: list) -> "TorchLayout":
+    def layout(self, named: list) -> Layout:
         """The Monitor's layout of these ``(name, parameter)`` pairs: NumPy's on the CPU,
         :class:`TorchLayout` where a parameter lives on another device."""
         if all(p.device.type == "cpu" for _, p in named):
@@ -175,7 +175,16 @@ class TorchAdapter:
     def grad(self, p):
         """A parameter's gradient, or None when it has none."""
         g = p.grad
-        return None if g is None else self._numpy(g)
+        if g is None:
+            return None
+        if g.dtype in self._plain:
+            # The usual case, read every step: a CPU gradient outside the graph, whose
+            # NumPy view needs no detach() (a new tensor each call) nor checks first.
+            try:
+                return g.numpy()
+            except (RuntimeError, TypeError):  # another device, sparse, or create_graph=True
+                pass
+        return self._numpy(g)
 
     def grad_enabled(self) -> bool:
         return self.torch.is_grad_enabled()
@@ -322,11 +331,6 @@ class TorchAdapter:
             the hook handles (``.remove()`` each to stop watching).
         """
         torch = self.torch
-        from torch.overrides import TorchFunctionMode
-
-        functions = self._functions
-        to_array = self.output_array
-        names = {id(m): n for n, m in model.named_modules()}
         # Per thread: PyTorch's mode stack is per thread, so a forward running in another
         # thread (a validation thread, a data-parallel replica) keeps its own depth.
         local = threading.local()
@@ -336,29 +340,11 @@ class TorchAdapter:
                 local.stack, local.counts, local.depth = [], {}, 0
             return local
 
-        class _Watch(TorchFunctionMode):
-            def __torch_function__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                if removed:  # left on another thread's stack by a forward under way: inert
-                    return out
-                kind = functions.get(func)
-                state = mine()
-                stack, counts = state.stack, state.counts
-                if kind is not None and stack and torch.is_grad_enabled():
-                    module = stack[-1]
-                    if not skip_module(module):
-                        owner = names.get(id(module), type(module).__name__)
-                        base = f"{owner}.{getattr(func, '__name__', kind).rstrip('_')}()" \
-                            if owner else f"{getattr(func, '__name__', kind).rstrip('_')}()"
-                        n = counts.get(base, 0) + 1
-                        counts[base] = n
-                        array = to_array(out)
-                        if array is not None:
-                            on_output(base if n == 1 else f"{base}#{n}", kind, array)
-                return out
-
-        mode = _Watch()
-        removed: list = []  # non-empty once the handles are removed
+        # The mode's class is made once (making a class costs tens of µs a recorded step).
+        mode = _watch_mode_type(torch)(
+            functions=self._functions, to_array=self.output_array, on_output=on_output,
+            skip_module=skip_module, names={id(m): n for n, m in model.named_modules()},
+            state=mine, grad_enabled=torch.is_grad_enabled)
 
         def pre(module, args):
             state = mine()
@@ -378,26 +364,12 @@ class TorchAdapter:
                 if state.depth == 0:
                     mode.__exit__(None, None, None)
 
-        class _ModeHandle:
-            """Removed with the hooks: leaves no watch behind when the hooks go while a
-            forward is under way (the Monitor closed from inside it, or a forward that
-            never reached its end), in the thread that removes them."""
-
-            def remove(self):
-                removed.append(True)
-                state = mine()
-                state.stack.clear()
-                if state.depth > 0:
-                    state.depth = 0
-                    if _top_function_mode(torch) is mode:
-                        mode.__exit__(None, None, None)
-
         handles = []
         pre, post = self.hook(pre), self.hook(post)  # each wrapper made once: they cost
         for module in model.modules():
             handles.append(module.register_forward_pre_hook(pre))
             handles.append(module.register_forward_hook(post, always_call=True))
-        handles.append(_ModeHandle())
+        handles.append(_ModeHandle(mode, mine, torch))
         return handles
 
 
@@ -419,7 +391,7 @@ class TorchLayout(Layout):
     own NumPy methods run there.
     """
 
-    def __init__(self, named: list, adapter: "TorchAdapter"):
+    def __init__(self, named: list, adapter: TorchAdapter):
         torch = self.torch = adapter.torch
         as_numpy = {torch.float16: np.float16, torch.float32: np.float32,
                     torch.float64: np.float64}
@@ -431,8 +403,10 @@ class TorchLayout(Layout):
         self._foreach_norm = getattr(torch, "_foreach_norm", None)
         self._foreach_add_ = getattr(torch, "_foreach_add_", None)
         self._present: list = []
-        self._grad_norms = self._grad_l1 = None     # device scalars of the recorded step
-        self._before = self._change = None          # device copies of the weights
+        self._grad_norms: list = []     # device scalars of the recorded step
+        self._grad_l1: list = []
+        self._before: list = []         # device copies of the weights
+        self._change: list = []
 
     # -- recorded steps: per-parameter norms on the device, one transfer ----------------------
     def gather_grads(self) -> list:
@@ -453,7 +427,7 @@ class TorchLayout(Layout):
 
     def record_change(self) -> None:
         # The difference of two nearby floats is exact: each dtype loses nothing.
-        self._change = [a - b for a, b in zip(self._weights(), self._before)] \
+        self._change = [a - b for a, b in zip(self._weights(), self._before, strict=True)] \
             if self._before else []
 
     def _weights(self) -> list:
@@ -473,7 +447,7 @@ class TorchLayout(Layout):
         flat = torch.cat([self._stack(group) for group in parts]).cpu().tolist()
         k = len(self.params)
         groups = [flat[i * k:(i + 1) * k] for i in range(len(parts))]
-        abs_mean = [v / n for v, n in zip(groups[-1], self._sizes)]
+        abs_mean = [v / n for v, n in zip(groups[-1], self._sizes, strict=True)]
         return groups[:rows], abs_mean
 
     def _norms(self, tensors: list, order: int) -> list:
@@ -534,9 +508,14 @@ class TorchLayout(Layout):
     def grad_sq_norm(self) -> float:
         return self._total_sq(self._grads())
 
-    def step_grads(self, gathered: bool) -> tuple:
+    def window_step(self, windows: list) -> float:
         grads = self._grads()
-        return grads, self._total_sq(grads)
+        for window in windows:
+            if window.sum is None:
+                window.sum = self.sum_start(grads)
+            else:
+                self.sum_add(window.sum, grads)
+        return self._total_sq(grads)
 
     @staticmethod
     def sum_start(grads):
@@ -546,7 +525,7 @@ class TorchLayout(Layout):
         if self._foreach_add_ is not None:
             self._foreach_add_(total, grads)
         else:  # pragma: no cover
-            for t, g in zip(total, grads):
+            for t, g in zip(total, grads, strict=True):
                 t.add_(g)
 
     def sum_sq_norm(self, total) -> float:
@@ -561,11 +540,70 @@ class TorchLayout(Layout):
     def sum_from_flat(self, flat: np.ndarray):
         torch = self.torch
         out = []
-        for p, (start, size) in zip(self.params, zip(self.offsets, self.sizes)):
+        for p, start, size in zip(self.params, self.offsets, self.sizes, strict=True):
             piece = torch.from_numpy(np.array(flat[start:start + size])).reshape(p.shape)
             dtype = p.dtype if p.dtype in self._plain else torch.float32
             out.append(piece.to(device=p.device, dtype=dtype))
         return out
+
+
+@functools.cache
+def _watch_mode_type(torch):
+    """The TorchFunctionMode class of :meth:`TorchAdapter.functional_watch` (made once:
+    torch is imported only when a PyTorch object is given)."""
+    from torch.overrides import TorchFunctionMode
+
+    class _Watch(TorchFunctionMode):
+        """Reports the activation functions called while a watched forward runs."""
+
+        def __init__(self, *, functions, to_array, on_output, skip_module, names, state,
+                     grad_enabled):
+            super().__init__()
+            self.functions, self.to_array, self.on_output = functions, to_array, on_output
+            self.skip_module, self.names, self.state = skip_module, names, state
+            self.grad_enabled = grad_enabled
+            self.removed = False  # once the handles are removed
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            out = func(*args, **(kwargs or {}))
+            if self.removed:  # left on another thread's stack by a forward under way: inert
+                return out
+            kind = self.functions.get(func)
+            state = self.state()
+            stack, counts = state.stack, state.counts
+            if kind is not None and stack and self.grad_enabled():
+                module = stack[-1]
+                if not self.skip_module(module):
+                    owner = self.names.get(id(module), type(module).__name__)
+                    base = f"{owner}.{getattr(func, '__name__', kind).rstrip('_')}()" \
+                        if owner else f"{getattr(func, '__name__', kind).rstrip('_')}()"
+                    n = counts.get(base, 0) + 1
+                    counts[base] = n
+                    array = self.to_array(out)
+                    if array is not None:
+                        self.on_output(base if n == 1 else f"{base}#{n}", kind, array)
+            return out
+
+    return _Watch
+
+
+class _ModeHandle:
+    """Removed with the hooks: leaves no watch behind when the hooks go while a forward
+    is under way (the Monitor closed from inside it, or a forward that never reached its
+    end), in the thread that removes them."""
+
+    def __init__(self, mode, state, torch):
+        self.mode, self.state, self.torch = mode, state, torch
+
+    def remove(self):
+        mode = self.mode
+        mode.removed = True
+        state = self.state()
+        state.stack.clear()
+        if state.depth > 0:
+            state.depth = 0
+            if _top_function_mode(self.torch) is mode:
+                mode.__exit__(None, None, None)
 
 
 def _monitor():

@@ -14,7 +14,12 @@ Example::
 from backprop.explain.blame import BlameRow, BlameTable, blame
 from backprop.explain.graph import Graph, GraphvizNotFound, default_graph, graph
 from backprop.explain.trace import (
-    Example, HalfSquaredError, LayerTrace, Trace, default_example, trace,
+    Example,
+    HalfSquaredError,
+    LayerTrace,
+    Trace,
+    default_example,
+    trace,
 )
 from backprop.explain.vanishing import VanishingResult, vanishing
 

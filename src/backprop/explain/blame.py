@@ -172,7 +172,7 @@ class BlameTable(NamedRows):
                  "Σ|grad| of all"]
         for row in table:
             cells = [c.rjust(w) if i in right else c.ljust(w)
-                     for i, (c, w) in enumerate(zip(row, widths))]
+                     for i, (c, w) in enumerate(zip(row, widths, strict=True))]
             lines.append("  " + "  ".join(cells).rstrip())
         lines.append(f"  total ‖grad‖ = {_num(self.total_grad_norm)} over {len(self.rows)} "
                      f"parameter{'s' if len(self.rows) != 1 else ''}")
@@ -244,7 +244,7 @@ def blame(model, lr: float | None = None, optimizer=None, *, sort_by: str | None
         mode, name = None, None
 
     parts = []  # (name, weight array, grad array | None, update array | None)
-    for (pname, w, g), upd in zip(arrays, updates):
+    for (pname, w, g), upd in zip(arrays, updates, strict=True):
         if per_element:
             for idx in np.ndindex(*w.shape):
                 label = f"{pname}[{', '.join(str(i) for i in idx)}]" if idx else pname
@@ -256,7 +256,7 @@ def blame(model, lr: float | None = None, optimizer=None, *, sort_by: str | None
     abs_sums = [0.0 if g is None else float(np.abs(g).sum(dtype=np.float64)) for _, _, g, _ in parts]
     total = sum(abs_sums)
     rows = []
-    for i, ((pname, w, g, upd), l1) in enumerate(zip(parts, abs_sums)):
+    for i, ((pname, w, g, upd), l1) in enumerate(zip(parts, abs_sums, strict=True)):
         wn = _norm(w)
         un = None if upd is None else _norm(upd)
         rows.append(BlameRow(
@@ -361,7 +361,7 @@ def _measure_step(optimizer, params: list) -> list:
             for k, (obj, saved) in items.items():
                 s[k] = _restore_value(obj, saved)
             optimizer.state[p] = s
-        for g, saved in zip(optimizer.param_groups, groups_before):
+        for g, saved in zip(optimizer.param_groups, groups_before, strict=True):
             for k in [k for k in g if k != "params" and k not in saved]:
                 del g[k]
             g.update(saved)

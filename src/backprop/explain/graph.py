@@ -304,7 +304,7 @@ def graph(tensor: Tensor, params: dict | None = None, *, hooks: bool = True,
 
     g = Graph(nodes, edges)
     if hooks:
-        for obj, node in zip(objects, nodes):
+        for obj, node in zip(objects, nodes, strict=True):
             if node["requires_grad"]:
                 g._handles.append(_attach(obj, node["id"], g._norms))
     return g
@@ -315,7 +315,8 @@ def _torch_graph(tensor, params, hooks: bool) -> Graph:
     nodes, edges, objects = _torch.walk_graph(tensor, params, hooks)
     g = Graph(nodes, edges)
     if hooks:
-        g._handles = [_torch.attach(obj, n["id"], g._norms) for obj, n in zip(objects, nodes)]
+        g._handles = [_torch.attach(obj, n["id"], g._norms)
+                      for obj, n in zip(objects, nodes, strict=True)]
     return g
 
 

@@ -34,8 +34,19 @@ from backprop.creation import tensor as _tensor
 from backprop.errors import ShapeError
 from backprop.explain.blame import BlameTable, blame
 from backprop.nn import (
-    ELU, GELU, Identity, LeakyReLU, Linear, Module, MSELoss, ReLU, Sequential, Sigmoid, SiLU,
-    Softplus, Tanh,
+    ELU,
+    GELU,
+    Identity,
+    LeakyReLU,
+    Linear,
+    Module,
+    MSELoss,
+    ReLU,
+    Sequential,
+    Sigmoid,
+    SiLU,
+    Softplus,
+    Tanh,
 )
 from backprop.nn import functional as F
 from backprop.tensor import Tensor
@@ -193,7 +204,7 @@ class Trace:
 
     def __init__(self, *, layers, m, lr, dtype, X, y, y_hat, y_hat_after, loss, loss_after,
                  loss_name, loss_formula, dA_out_formula, dX, blame_table, param_names,
-                 updated, check):
+                 updated, check) -> None:
         self.layers: list[LayerTrace] = layers
         self.m: int = m
         self.lr: float = lr
@@ -362,12 +373,13 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
             W=W._data.copy(), b=None if b is None else b._data.reshape(-1, 1).copy(),
             A_prev=_tb(A_prev._data), Z=_tb(Z._data), A=_tb(A_out._data),
             dA=m * _tb(_grad_of(A_out)), fprime=_tb(_fprime(act, Z._data)),
-            dZ=m * _tb(_grad_of(Z)), dW=W.grad._data.copy(),
-            db=None if b is None else b.grad._data.reshape(-1, 1).copy(),
+            dZ=m * _tb(_grad_of(Z)), dW=_grad_of(W).copy(),
+            db=None if b is None else _grad_of(b).reshape(-1, 1).copy(),
             dA_prev=m * _tb(_grad_of(A_prev))))
 
     with no_grad():
         for p in params:
+            assert p.grad is not None  # (checked above: every W has one, and so its b)
             p.sub_(lr * p.grad)
         A = A0
         for (_, _, act, W, b, *_rest) in records:
@@ -375,7 +387,7 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
             A = Z if act is None else act.forward(Z)
         loss_after = loss_fn(A, Yt)
     updated = {}
-    for layer, (_, _, _, W, b, *_rest) in zip(layers, records):
+    for layer, (_, _, _, W, b, *_rest) in zip(layers, records, strict=True):
         layer["W_new"] = W._data.copy()
         layer["b_new"] = None if b is None else b._data.reshape(-1, 1).copy()
         updated[names[f"W[{layer['index']}]"]] = W._data.copy()
@@ -383,14 +395,14 @@ def trace(model, x, y, loss_fn, lr: float = 0.5) -> Trace:
             updated[names[f"b[{layer['index']}]"]] = b._data.copy()
 
     loss_name, loss_formula, dA_formula, dA_expected = _describe_loss(loss_fn, y_hat._data, Y, m)
-    layers = [LayerTrace(**layer) for layer in layers]
-    check = _check(layers, [_reference(r[2]) for r in records], float(lr), m,
+    traces = [LayerTrace(**layer) for layer in layers]
+    check = _check(traces, [_reference(r[2]) for r in records], float(lr), m,
                    dA_formula, None if dA_expected is None else _tb(dA_expected))
-    return Trace(layers=layers, m=m, lr=float(lr), dtype=dtype, X=_tb(X), y=_tb(Y),
+    return Trace(layers=traces, m=m, lr=float(lr), dtype=dtype, X=_tb(X), y=_tb(Y),
                  y_hat=_tb(y_hat._data), y_hat_after=_tb(A._data), loss=float(loss.item()),
                  loss_after=float(loss_after.item()), loss_name=loss_name,
                  loss_formula=loss_formula, dA_out_formula=dA_formula,
-                 dX=m * _tb(A0.grad._data), blame_table=blame_table, param_names=names,
+                 dX=m * _tb(_grad_of(A0)), blame_table=blame_table, param_names=names,
                  updated=updated, check=check)
 
 
@@ -529,7 +541,7 @@ def _check(layers, references, lr: float, m: int, dA_out_formula, dA_out_expecte
 
     if dA_out_expected is not None:
         diff(f"dA[{len(layers)}] = {dA_out_formula}", layers[-1].dA, dA_out_expected)
-    for L, (f, fp) in zip(layers, references):
+    for L, (f, fp) in zip(layers, references, strict=True):
         l = L.index
         bias = 0 if L.b is None else L.b
         diff(f"Z[{l}] = W[{l}]·A[{l - 1}] + b[{l}]", L.Z, L.W @ L.A_prev + bias)
@@ -666,7 +678,7 @@ def _render(t: Trace) -> str:
     value("loss after", t.loss_after, f"change {_scalar(change)}{rel}")
     value("ŷ after the step", t.y_hat_after)
 
-    lines = []
+    lines: list[str] = []
     label_w = max(len(e[1]) for e in entries if e[0] == "v")
     shape_w = max(len(_shape(e[2])) for e in entries if e[0] == "v" and not _is_scalar(e[2]))
     for e in entries:

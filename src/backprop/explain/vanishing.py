@@ -99,7 +99,7 @@ class VanishingResult:
         "message"}``, plain data."""
         return {"config": dict(self.config), "layers": [
             {"layer": i + 1, "name": n, "grad_norm": g}
-            for i, (n, g) in enumerate(zip(self.names, self.norms))],
+            for i, (n, g) in enumerate(zip(self.names, self.norms, strict=True))],
             "ratio": self.ratio, "verdict": self.verdict, "message": self.message}
 
     def __str__(self) -> str:
@@ -211,7 +211,8 @@ def vanishing(depth: int = 8, activation: str = "sigmoid", init: str | None = No
 
     named = {id(p): n for n, p in model.named_parameters()}
     names = [named[id(lin.weight)] for lin in linears]
-    norms = [float(np.linalg.norm(lin.weight.grad._data)) for lin in linears]
+    grads = [lin.weight.grad for lin in linears]  # (every layer is on the loss's path)
+    norms = [0.0 if g is None else float(np.linalg.norm(g._data)) for g in grads]
     last = norms[-2] if len(norms) > 2 else norms[-1]
     ratio = norms[0] / last if last > 0 else (math.nan if norms[0] == 0 else math.inf)
     ref = "the last hidden layer's" if len(norms) > 2 else "the output layer's"

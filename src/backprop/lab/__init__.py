@@ -9,10 +9,14 @@ The engine side works without any web package::
     session.snapshot()["metrics"]["train_loss"]
 
 Modules: :mod:`~backprop.lab.settings` (every control, its range and checks),
-:mod:`~backprop.lab.session` (one training session), :mod:`~backprop.lab.pool` (the
-worker processes of stability maps), :mod:`~backprop.lab.protocol` (the WebSocket messages)
-and :mod:`~backprop.lab.server` (the FastAPI app; imported only when used, so the rest
-works without FastAPI).
+:mod:`~backprop.lab.session` (one training session), :mod:`~backprop.lab.training` (how
+the lab trains: network, optimizer, schedule and the Trainer's step, shared with the
+exported script), :mod:`~backprop.lab.data` (data sets and uploaded CSV files),
+:mod:`~backprop.lab.export` (the exported script), :mod:`~backprop.lab.cells` (stability
+map cells) and :mod:`~backprop.lab.pool` (their worker processes),
+:mod:`~backprop.lab.rounding` (numbers for the page), :mod:`~backprop.lab.protocol` (the
+WebSocket messages) and :mod:`~backprop.lab.server` (the FastAPI app; imported only when
+used, so the rest works without FastAPI).
 """
 from backprop.lab.session import LIMITS, LabSession
 from backprop.lab.settings import SETTINGS, LabError, defaults, from_query, to_query, validate

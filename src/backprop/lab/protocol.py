@@ -310,7 +310,7 @@ def parse_message(raw) -> Command:
         return Command(kind, {"values": values})
     if kind == "stability_map":
         _fields(msg, kind, ("lrs", "batch_sizes", "steps"))
-        args = {"lrs": None, "batch_sizes": None, "steps": None}
+        args: dict = {"lrs": None, "batch_sizes": None, "steps": None}
         if msg.get("lrs") is not None:
             args["lrs"] = _number_list(msg["lrs"], "lrs", integer=False)
         if msg.get("batch_sizes") is not None:

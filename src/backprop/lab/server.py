@@ -62,13 +62,17 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocketDisconnect
 
-from backprop.lab.protocol import (
-    WS_MAX_MESSAGE_BYTES, Command, ProtocolError, dumps, parse_message,
-)
 from backprop.lab.pool import CellPool, RayCellPool
+from backprop.lab.protocol import WS_MAX_MESSAGE_BYTES, Command, ProtocolError, dumps, parse_message
 from backprop.lab.session import LIMITS, LabSession
 from backprop.lab.settings import (
-    MAX_SPEED, SETTINGS, LabError, defaults, public_table, shown, validate,
+    MAX_SPEED,
+    SETTINGS,
+    LabError,
+    defaults,
+    public_table,
+    shown,
+    validate,
 )
 
 __all__ = ["LOOPBACK_HOSTS", "WS_MAX_MESSAGE_BYTES", "create_app", "origin_allowed",
@@ -81,6 +85,9 @@ CLOSE_POLICY = 1008      # policy violation: a foreign Origin
 CLOSE_TRY_LATER = 1013   # too many sessions
 _UNLIMITED_CHUNK_S = 0.01  # at full speed, train this long between looks at the commands
 _MAX_CATCH_UP_S = 0.2      # a worker that fell behind its speed skips, rather than bursts
+# A changed setting trains one step at once, whatever the speed, so its frame comes within
+# 100 ms; at most one such step in this long (a dragged slider sends many changes).
+_CHANGE_STEP_GAP_S = 0.05
 _JOIN_TIMEOUT_S = 5.0
 _CLOSE_TIMEOUT_S = 2.0     # a page that stopped reading may not take its close frame either
 _MAX_OUTBOX_BYTES = 8 * 1024 * 1024
@@ -182,7 +189,7 @@ class _Worker:
         self.pool = pool
         self.commands: queue.Queue = queue.Queue()
         self.outbox: collections.deque = collections.deque()   # [type, dict or text or None]
-        self.last_state = None       # the outbox entry of the last state frame
+        self.last_state: list | None = None   # the outbox entry of the last state frame
         self.out_bytes = 0           # text queued in the outbox, plus a little per message
         self.max_outbox_bytes = max_outbox_bytes
         self.behind = False
@@ -193,11 +200,13 @@ class _Worker:
         self.session: LabSession | None = None
         self.running = False
         self.full_frame = True
-        self.frame_version = None
+        self.frame_version: int | None = None
         self.last_frame = -math.inf
-        self.changed_at = None       # step count when a setting last changed, until its frame
+        self.changed_at: int | None = None   # step count when a setting last changed, until
+        #                                     its frame
         self.allowance = 0.0
         self.last_tick = time.monotonic()
+        self.change_step_at = -math.inf     # when a changed setting last trained its own step
         self.stability_cancel: threading.Event | None = None
         self.stability_thread: threading.Thread | None = None
         self.mapping = threading.Event()      # a stability map runs (until its "done" is sent)
@@ -341,6 +350,8 @@ class _Worker:
             if speed >= MAX_SPEED:
                 return 0
             waits.append(max(0.0, (1.0 - self.allowance) / speed))
+            if self._change_waits():  # its own step, once the gap since the last one is over
+                waits.append(max(0.0, self.change_step_at + _CHANGE_STEP_GAP_S - now))
         if session is not None and session.version != self.frame_version:
             waits.append(max(0.0, self.last_frame + self.frame_interval - now))
         return min(waits) if waits else None
@@ -362,13 +373,16 @@ class _Worker:
                 self.allowance = min(self.allowance + (now - self.last_tick) * speed,
                                      max(1.0, speed * _MAX_CATCH_UP_S))
                 n = max(int(self.allowance), 0)
-                if not n and self.changed_at is not None \
-                        and session.step_count <= self.changed_at and self.allowance >= 0:
-                    # A setting just changed: train one step with it now, borrowed from the
-                    # next (the allowance goes below 0, one step at most), so its frame need
-                    # not wait for the next step at a slow speed; the average speed holds.
-                    n = 1
-                if n:
+                if not n and self._change_waits() \
+                        and now - self.change_step_at >= _CHANGE_STEP_GAP_S:
+                    # A setting just changed: train one step with it now, so its frame need
+                    # not wait for the next step at a slow speed. It is borrowed from the
+                    # next step, but the debt is at most that one step: changes made one
+                    # after another each show their effect at once, and the speed resumes.
+                    self.change_step_at = now
+                    self.allowance = max(self.allowance - 1.0, -1.0)
+                    session.step(1)
+                elif n:
                     self.allowance -= n
                     session.step(n)
         except Exception as e:  # a bug must not kill the session silently  # noqa: BLE001
@@ -380,6 +394,11 @@ class _Worker:
         if session.diverged is not None and self.running:
             self.running = False
             self._status()
+
+    def _change_waits(self) -> bool:
+        """A setting changed and no step has trained with it yet."""
+        return self.changed_at is not None and self.session is not None \
+            and self.session.step_count <= self.changed_at
 
     def _change_trained(self) -> bool:
         """A setting changed and a step has trained with it: its frame goes out now, not at
@@ -417,13 +436,20 @@ class _Worker:
                    "step": self.session.step_count if self.session else 0})
 
     def _settings(self) -> None:
-        self.post({"type": "settings", "values": dict(self.session.settings)})
+        self.post({"type": "settings", "values": dict(self.live.settings)})
 
     # -- commands -------------------------------------------------------------------------------
     def _ensure_session(self) -> None:
         if self.session is None:
             self.session = LabSession(**self.session_kwargs)
             self.full_frame = True
+
+    @property
+    def live(self) -> LabSession:
+        """The session the commands act on (``_handle`` makes it before any but hello)."""
+        if self.session is None:
+            raise RuntimeError(f"lab session {self.id} has no session yet")
+        return self.session
 
     def _handle(self, command: Command) -> None:
         try:
@@ -441,7 +467,7 @@ class _Worker:
             self.error(f"{command.type} failed: {type(e).__name__}: {e}")
 
     def _do_hello(self, settings=None) -> None:
-        good = {}
+        good: dict = {}
         # In the table's order, whatever the link's: "activations" is checked against the
         # link's "hidden", which comes before it in the table.
         order = {name: i for i, name in enumerate(SETTINGS)}
@@ -465,7 +491,7 @@ class _Worker:
                 else:
                     good = {}
         if self.session is not None:
-            self.session.close()
+            self.live.close()
         self.session = session
         self.running = False
         self.full_frame = True
@@ -474,8 +500,8 @@ class _Worker:
         self._maybe_frame(force=True)
 
     def _do_play(self) -> None:
-        if self.session.diverged is not None:
-            raise LabError(f"training diverged at step {self.session.diverged['step']}; "
+        if self.live.diverged is not None:
+            raise LabError(f"training diverged at step {self.live.diverged['step']}; "
                            f"reset to start again")
         self.running = True
         self.last_tick = time.monotonic()
@@ -488,20 +514,20 @@ class _Worker:
 
     def _do_step(self) -> None:
         self.running = False
-        detail = self.session.one_step_detail()
+        detail = self.live.one_step_detail()
         self.post(detail)
         self._status()
         self._maybe_frame(force=True)
 
     def _do_reset(self, lr=None) -> None:
-        self.session.reset(lr)
+        self.live.reset(lr)
         self._settings()
         self._status()
         self._maybe_frame(force=True)
 
     def _do_set(self, values) -> None:
-        self.session.apply(values)
-        self.changed_at = self.session.step_count
+        self.live.apply(values)
+        self.changed_at = self.live.step_count
         self._settings()
 
     def _do_upload_csv(self, text) -> None:
@@ -509,18 +535,18 @@ class _Worker:
         if size > LIMITS["max_csv_bytes"]:
             raise LabError(f"the CSV has {size} bytes; the lab takes files of at most "
                            f"{LIMITS['max_csv_bytes']} bytes", "text")
-        info = self.session.load_csv(text)
+        info = self.live.load_csv(text)
         self.post({"type": "csv_loaded", **info})
         self._settings()
         self._status()
 
     def _do_export(self, what) -> None:
-        name = self.session.export_filename(what)
+        name = self.live.export_filename(what)
         if what == "script":
             self.post({"type": "export", "what": what, "filename": name,
-                       "text": self.session.export_script()})
+                       "text": self.live.export_script()})
         else:
-            data = self.session.export_checkpoint()
+            data = self.live.export_checkpoint()
             self.post({"type": "export", "what": what, "filename": name,
                        "base64": base64.b64encode(data).decode("ascii")})
 
@@ -528,11 +554,11 @@ class _Worker:
         if self.mapping.is_set():
             raise LabError("a stability map is already running; wait for it or cancel it")
         max_cells = getattr(self.pool, "max_cells", None)   # bigger maps on Ray
-        lrs, batch_sizes, steps = self.session.stability_grid(lrs, batch_sizes, steps,
-                                                              max_cells)
+        lrs, batch_sizes, steps = self.live.stability_grid(lrs, batch_sizes, steps,
+                                                           max_cells)
         cancel = threading.Event()
-        cells = self.session.stability_map(lrs, batch_sizes, steps, cancel=cancel,
-                                           pool=self.pool, max_cells=max_cells)
+        cells = self.live.stability_map(lrs, batch_sizes, steps, cancel=cancel,
+                                        pool=self.pool, max_cells=max_cells)
         self.stability_cancel = cancel
         if self.stopped.is_set():  # the client left while the grid was being set up
             cancel.set()

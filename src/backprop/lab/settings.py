@@ -402,7 +402,7 @@ def from_query(query: str, *, strict: bool = True) -> dict:
 
         from_query("lr=0.3&hidden=4,2")      # {'lr': 0.3, 'hidden': [4, 2]}
     """
-    changes = {}
+    changes: dict = {}
     for name, text in parse_qsl(query.lstrip("?"), keep_blank_values=True):
         spec = SETTINGS.get(name)
         if spec is None:

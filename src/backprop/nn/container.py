@@ -2,12 +2,11 @@
 ``ParameterDict``, and the ``Residual`` wrapper."""
 from __future__ import annotations
 
-import numbers
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
+from backprop._checks import is_integral
 from backprop.errors import ShapeError
 from backprop.nn.module import Module, _addindent
 from backprop.nn.parameter import Parameter
@@ -16,7 +15,7 @@ from backprop.tensor import Tensor
 
 def _index(idx, size: int, cls: str) -> int:
     """A non-negative position from a (possibly negative) int index."""
-    if not isinstance(idx, (numbers.Integral, np.integer)) or isinstance(idx, bool):
+    if not is_integral(idx) or isinstance(idx, bool):  # (NumPy's integers are Integral)
         raise TypeError(f"{cls} indices must be integers or slices, not {type(idx).__name__}")
     if not -size <= idx < size:
         raise IndexError(f"{cls}: index {idx} is out of range for {size} modules")
@@ -36,6 +35,9 @@ class _Numbered(Module):
 
     def __len__(self) -> int:
         return len(self._modules)
+
+    if TYPE_CHECKING:  # each subclass indexes (a slice gives its own type)
+        def __getitem__(self, idx) -> Any: ...
 
     def __iter__(self):
         return iter(self._modules.values())
@@ -71,7 +73,7 @@ class _Numbered(Module):
         """Insert ``module`` before position ``index``."""
         modules = list(self._modules.values())
         n = len(modules)
-        if not isinstance(index, (numbers.Integral, np.integer)) or not -n <= index <= n:
+        if not is_integral(index) or not -n <= index <= n:
             raise IndexError(f"{type(self).__name__}.insert: index {index!r} is out of range for "
                              f"{n} modules")
         if not isinstance(module, Module):
@@ -117,7 +119,7 @@ class Sequential(_Numbered):
         modules = list(self._modules.values())
         return modules[_index(idx, len(modules), "Sequential")]
 
-    def __add__(self, other: "Sequential") -> "Sequential":
+    def __add__(self, other: Sequential) -> Sequential:
         if not isinstance(other, Sequential):
             raise TypeError(f"add operator supports only objects of Sequential class, but "
                             f"{type(other).__name__} is given")
@@ -150,10 +152,10 @@ class ModuleList(_Numbered):
         modules = list(self._modules.values())
         return modules[_index(idx, len(modules), "ModuleList")]
 
-    def __iadd__(self, modules) -> "ModuleList":
+    def __iadd__(self, modules) -> ModuleList:
         return self.extend(modules)
 
-    def __add__(self, other) -> "ModuleList":
+    def __add__(self, other) -> ModuleList:
         return ModuleList([*self, *other])
 
     def __repr__(self) -> str:
@@ -161,7 +163,7 @@ class ModuleList(_Numbered):
         reprs = [repr(m) for m in self]
         if not reprs:
             return f"{self._get_name()}()"
-        runs = []  # [start, end, text]
+        runs: list[list] = []  # [start, end, text]
         for i, text in enumerate(reprs):
             if runs and runs[-1][2] == text:
                 runs[-1][1] = i
@@ -190,7 +192,7 @@ class ModuleDict(Module):
             self.update(modules)
 
     def __getitem__(self, key: str) -> Module:
-        return self._modules[key]
+        return self._modules[key]  # type: ignore[return-value]  # (set by __setitem__: a Module)
 
     def __setitem__(self, key: str, module: Module) -> None:
         self.add_module(key, module)
@@ -330,19 +332,19 @@ class ParameterList(Module):
     def __iter__(self):
         return (self[i] for i in range(self._size))
 
-    def __iadd__(self, values) -> "ParameterList":
+    def __iadd__(self, values) -> ParameterList:
         return self.extend(values)
 
     def __dir__(self):
         return [key for key in super().__dir__() if not key.isdigit()]
 
-    def append(self, value) -> "ParameterList":
+    def append(self, value) -> ParameterList:
         """Add ``value`` at the end. Returns self."""
         self._size += 1
         self[self._size - 1] = value
         return self
 
-    def extend(self, values) -> "ParameterList":
+    def extend(self, values) -> ParameterList:
         """Append every value of an iterable. Returns self."""
         if not isinstance(values, Iterable) or isinstance(values, Tensor):
             raise TypeError(f"ParameterList.extend should be called with an iterable, but got "
@@ -407,7 +409,7 @@ class ParameterDict(Module):
     def __contains__(self, key) -> bool:
         return key in self._keys
 
-    def copy(self) -> "ParameterDict":
+    def copy(self) -> ParameterDict:
         """A new ParameterDict holding the same parameters (not copies of them)."""
         return ParameterDict(list(self.items()))
 
@@ -438,7 +440,7 @@ class ParameterDict(Module):
     def get(self, key: str, default=None):
         return self[key] if key in self else default
 
-    def fromkeys(self, keys, default=None) -> "ParameterDict":
+    def fromkeys(self, keys, default=None) -> ParameterDict:
         """A new ParameterDict with every key of ``keys`` set to ``default``."""
         return ParameterDict((key, default) for key in keys)
 
@@ -451,6 +453,8 @@ class ParameterDict(Module):
     def values(self):
         return (self[key] for key in self._keys)
 
+    # mirrors ModuleDict.update; apart because PyTorch's ParameterDict sorts a plain mapping's
+    # keys, accepts any iterable pair and words its errors differently.
     def update(self, parameters) -> None:
         """Add entries from a mapping or an iterable of (key, value) pairs.
 
@@ -477,17 +481,17 @@ class ParameterDict(Module):
         for key, value in pairs:
             self[key] = value
 
-    def __or__(self, other: "ParameterDict") -> "ParameterDict":
+    def __or__(self, other: ParameterDict) -> ParameterDict:
         merged = self.copy()
         merged.update(other)
         return merged
 
-    def __ror__(self, other: "ParameterDict") -> "ParameterDict":
+    def __ror__(self, other: ParameterDict) -> ParameterDict:
         merged = other.copy()
         merged.update(self)
         return merged
 
-    def __ior__(self, other) -> "ParameterDict":
+    def __ior__(self, other: ParameterDict) -> ParameterDict:
         self.update(other)
         return self
 

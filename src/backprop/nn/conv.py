@@ -11,7 +11,7 @@ from backprop import ops as _ops
 from backprop.nn import functional as F
 from backprop.nn import init
 from backprop.nn.linear import _check_size, _factory
-from backprop.nn.module import Module
+from backprop.nn.module import Module, _options_repr
 
 _PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
 
@@ -73,11 +73,12 @@ class _ConvNd(Module):
             if padding == "same" and any(s != 1 for s in self.stride):
                 raise ValueError(f"{cls}: padding='same' is not supported for strided "
                                  f"convolutions (stride={self.stride})")
-            self.padding = padding
+            self.padding: str | tuple = padding
         else:
-            self.padding = _tuple(padding, "padding", cls, n)
-            if min(self.padding) < 0:
-                raise ValueError(f"{cls}: padding must be non-negative, got {self.padding}")
+            pads = _tuple(padding, "padding", cls, n)
+            if min(pads) < 0:
+                raise ValueError(f"{cls}: padding must be non-negative, got {pads}")
+            self.padding = pads
         self.output_padding = _tuple(output_padding, "output_padding", cls, n)
         if padding_mode not in _PADDING_MODES:
             raise ValueError(f"{cls}: padding_mode must be one of {_PADDING_MODES}, but got "
@@ -98,6 +99,8 @@ class _ConvNd(Module):
             self.register_parameter("bias", None)
         self.reset_parameters()
 
+    # mirrors Linear.reset_parameters; apart because PyTorch's differ when fan_in is 0 (a conv
+    # leaves the bias as it is, Linear draws it from U(0, 0)).
     def reset_parameters(self) -> None:
         """Draw fresh weights from the global generator (PyTorch's default scheme)."""
         init.kaiming_uniform_(self.weight, a=math.sqrt(5))
@@ -132,22 +135,29 @@ class _ConvNd(Module):
         n = self._dims
         s = (f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, "
              f"stride={self.stride}")
-        if self.padding != (0,) * n:
-            s += f", padding={self.padding}"
-        if self.dilation != (1,) * n:
-            s += f", dilation={self.dilation}"
-        if self.output_padding != (0,) * n:
-            s += f", output_padding={self.output_padding}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
+        s += _options_repr(self, {"padding": (0,) * n, "dilation": (1,) * n,
+                                  "output_padding": (0,) * n, "groups": 1})
         if self.bias is None:
             s += ", bias=False"
-        if self.padding_mode != "zeros":
-            s += f", padding_mode={self.padding_mode}"
-        return s
+        return s + _options_repr(self, {"padding_mode": "zeros"})
 
 
-class Conv1d(_ConvNd):
+class _Conv(_ConvNd):
+    """What Conv1d and Conv2d share: PyTorch's constructor arguments and the forward op."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
+                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
+                 device=None, dtype=None):
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
+                         groups, bias, padding_mode, device, dtype)
+
+    def _conv(self, input, padding):
+        fn = _ops.conv1d if self._dims == 1 else _ops.conv2d
+        return fn(input, self.weight, self.bias, self.stride, padding, self.dilation,
+                  self.groups)
+
+
+class Conv1d(_Conv):
     """1-D convolution (cross-correlation) over (N, C_in, L) sequences.
 
     Args:
@@ -169,18 +179,8 @@ class Conv1d(_ConvNd):
 
     _dims = 1
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
 
-    def _conv(self, input, padding):
-        return _ops.conv1d(input, self.weight, self.bias, self.stride, padding, self.dilation,
-                           self.groups)
-
-
-class Conv2d(_ConvNd):
+class Conv2d(_Conv):
     """2-D convolution (cross-correlation) over (N, C_in, H, W) images.
 
     Args:
@@ -201,16 +201,6 @@ class Conv2d(_ConvNd):
         conv(backprop.randn(8, 3, 32, 32)).shape   # (8, 16, 32, 32)
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 dilation=1, groups: int = 1, bias: bool = True, padding_mode: str = "zeros",
-                 device=None, dtype=None):
-        super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation,
-                         groups, bias, padding_mode, device, dtype)
-
-    def _conv(self, input, padding):
-        return _ops.conv2d(input, self.weight, self.bias, self.stride, padding, self.dilation,
-                           self.groups)
-
 
 class _ConvTransposeNd(_ConvNd):
     _transposed = True
@@ -223,9 +213,9 @@ class _ConvTransposeNd(_ConvNd):
 
     def _output_padding(self, input, output_size) -> tuple:
         """output_padding that gives ``output_size`` (PyTorch's rule), or the layer's own."""
-        if output_size is None:
-            return self.output_padding
         cls, n = type(self).__name__, self._dims
+        if output_size is None or input.dim() not in (n + 1, n + 2):
+            return self.output_padding  # (the op refuses an input of the wrong rank)
         size = tuple(output_size)
         if len(size) == n + 2:  # torch also takes the full (N, C, *spatial) size
             size = size[2:]
@@ -234,12 +224,12 @@ class _ConvTransposeNd(_ConvNd):
                              f"{len(size)}): {tuple(output_size)}")
         spatial = tuple(input.shape[-n:])
         lo = tuple((i - 1) * s - 2 * p + d * (k - 1) + 1 for i, s, p, d, k in zip(
-            spatial, self.stride, self.padding, self.dilation, self.kernel_size))
-        hi = tuple(m + s - 1 for m, s in zip(lo, self.stride))
-        if any(not a <= v <= b for v, a, b in zip(size, lo, hi)):
+            spatial, self.stride, self.padding, self.dilation, self.kernel_size, strict=True))
+        hi = tuple(m + s - 1 for m, s in zip(lo, self.stride, strict=True))
+        if any(not a <= v <= b for v, a, b in zip(size, lo, hi, strict=True)):
             raise ValueError(f"{cls}: requested an output size of {size}, but valid sizes "
                              f"range from {lo} to {hi} (for an input of {spatial})")
-        return tuple(int(v) - a for v, a in zip(size, lo))
+        return tuple(int(v) - a for v, a in zip(size, lo, strict=True))
 
     def forward(self, input, output_size=None):
         output_padding = self._output_padding(input, output_size)

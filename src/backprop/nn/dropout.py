@@ -1,10 +1,12 @@
 """Dropout layers: randomly zero activations (or whole channels) during training, a regulariser."""
 from __future__ import annotations
 
-import numbers
+from collections.abc import Callable
 
+from backprop._checks import is_real
 from backprop.nn import functional as F
 from backprop.nn.module import Module
+from backprop.tensor import Tensor
 
 
 class Dropout(Module):
@@ -27,7 +29,7 @@ class Dropout(Module):
 
     def __init__(self, p: float = 0.5, inplace: bool = False):
         super().__init__()
-        if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+        if not is_real(p) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
             raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
         self.p = p
         self.inplace = inplace
@@ -40,7 +42,7 @@ class Dropout(Module):
 
 
 class _DropoutNd(Dropout):
-    _fn = None
+    _fn: Callable[..., Tensor]  # each subclass's functional form (a staticmethod)
 
     def forward(self, input):
         return type(self)._fn(input, self.p, self.training)

@@ -5,7 +5,7 @@ from backprop.autograd.grad_mode import no_grad
 from backprop.nn import functional as F
 from backprop.nn import init
 from backprop.nn.linear import _check_size, _factory
-from backprop.nn.module import Module
+from backprop.nn.module import Module, _options_repr
 from backprop.nn.parameter import Parameter
 from backprop.tensor import Tensor
 
@@ -77,23 +77,14 @@ class Embedding(Module):
                            self.scale_grad_by_freq, self.sparse)
 
     def extra_repr(self) -> str:
-        s = f"{self.num_embeddings}, {self.embedding_dim}"
-        if self.padding_idx is not None:
-            s += f", padding_idx={self.padding_idx}"
-        if self.max_norm is not None:
-            s += f", max_norm={self.max_norm}"
-        if self.norm_type != 2:
-            s += f", norm_type={self.norm_type}"
-        if self.scale_grad_by_freq is not False:
-            s += f", scale_grad_by_freq={self.scale_grad_by_freq}"
-        if self.sparse is not False:
-            s += ", sparse=True"
-        return s
+        return f"{self.num_embeddings}, {self.embedding_dim}" + _options_repr(self, {
+            "padding_idx": None, "max_norm": None, "norm_type": 2, "scale_grad_by_freq": False,
+            "sparse": False})
 
     @classmethod
     def from_pretrained(cls, embeddings, freeze: bool = True, padding_idx=None, max_norm=None,
                         norm_type: float = 2.0, scale_grad_by_freq: bool = False,
-                        sparse: bool = False) -> "Embedding":
+                        sparse: bool = False) -> Embedding:
         """An Embedding whose weight is ``embeddings`` (2-D), frozen unless ``freeze=False``.
 
         Example::

@@ -23,17 +23,33 @@ from backprop import ops as _ops
 from backprop.autograd.function import Function, named
 from backprop.autograd.grad_mode import no_grad
 from backprop.errors import DTypeError, IndexOutOfRange, ShapeError
-from backprop.nn.loss import (
-    binary_cross_entropy, binary_cross_entropy_with_logits, cross_entropy, huber_loss, l1_loss,
-    mse_loss, nll_loss, smooth_l1_loss,
-)
 from backprop.nn.loss import (  # distances and the other losses
-    cosine_embedding_loss, cosine_similarity, gaussian_nll_loss, hinge_embedding_loss, kl_div,
-    margin_ranking_loss, multi_margin_loss, multilabel_margin_loss, multilabel_soft_margin_loss,
-    pairwise_distance, poisson_nll_loss, soft_margin_loss, triplet_margin_loss,
+    binary_cross_entropy,
+    binary_cross_entropy_with_logits,
+    cosine_embedding_loss,
+    cosine_similarity,
+    cross_entropy,
+    gaussian_nll_loss,
+    hinge_embedding_loss,
+    huber_loss,
+    kl_div,
+    l1_loss,
+    margin_ranking_loss,
+    mse_loss,
+    multi_margin_loss,
+    multilabel_margin_loss,
+    multilabel_soft_margin_loss,
+    nll_loss,
+    pairwise_distance,
+    poisson_nll_loss,
+    smooth_l1_loss,
+    soft_margin_loss,
+    triplet_margin_loss,
     triplet_margin_with_distance_loss,
 )
 from backprop.ops import attention as _attention
+from backprop.ops._util import require_float
+from backprop.ops._util import require_tensor as _tensor
 from backprop.ops.indexing import index_add_along
 from backprop.tensor import Tensor, _make
 
@@ -52,12 +68,6 @@ sigmoid = _ops.sigmoid
 tanh = _ops.tanh
 gelu = _ops.gelu
 softplus = _ops.softplus
-
-
-def _tensor(input, fn: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{fn}: expected a Tensor as input, got {type(input).__name__}")
-    return input
 
 
 # NOTE: ``inplace=True`` is accepted for compatibility, but these functions always
@@ -201,18 +211,6 @@ def one_hot(tensor, num_classes: int = -1):
 
 
 # -- adaptive pooling ----------------------------------------------------------------------------
-def _adaptive_size(output_size, hw: tuple) -> tuple:
-    if isinstance(output_size, (numbers.Integral, type(None))):
-        output_size = (output_size, output_size)
-    if not isinstance(output_size, (tuple, list)) or len(output_size) != 2:
-        raise ShapeError(f"adaptive_avg_pool2d: output_size must be an int or a pair, got "
-                         f"{output_size!r}")
-    out = tuple(int(h if o is None else o) for o, h in zip(output_size, hw))
-    if min(out) <= 0:
-        raise ShapeError(f"adaptive_avg_pool2d: output_size must be positive, got {output_size!r}")
-    return out
-
-
 def _averaging_matrix(size: int, n_out: int, dtype) -> np.ndarray:
     """(n_out, size): row i averages cells floor(i·size/n_out) .. ceil((i+1)·size/n_out) - 1."""
     i = np.arange(n_out)
@@ -242,10 +240,9 @@ def adaptive_avg_pool2d(input, output_size):
     if x.ndim not in (3, 4):
         raise ShapeError(f"adaptive_avg_pool2d: expected a 3-D or 4-D input, got shape "
                          f"{tuple(x.shape)}")
-    if x._data.dtype.kind != "f":
-        raise DTypeError(f"adaptive_avg_pool2d: expected a floating-point tensor, got {x.dtype}")
+    require_float(x, "adaptive_avg_pool2d")
     h, w = x.shape[-2:]
-    oh, ow = _adaptive_size(output_size, (h, w))
+    oh, ow = _sizes(output_size, (h, w), "adaptive_avg_pool2d")
     lead = tuple(x.shape[:-2])
     if h % oh == 0 and w % ow == 0:
         return _ops.mean(x.reshape(lead + (oh, h // oh, ow, w // ow)), (-3, -1))
@@ -354,6 +351,40 @@ def _param(t, name: str, shape: tuple, fn: str, like: Tensor):
     return t
 
 
+def _normalize_by_running(x, weight, bias, running_mean, running_var, eps, view, param_axes,
+                          fn: str, when: str):
+    """Normalise ``x`` by running statistics (batch_norm in eval, instance_norm without
+    input stats); both must be given, else a ValueError saying ``when``."""
+    if running_mean is None or running_var is None:
+        raise ValueError(f"{fn}: running_mean and running_var must be given when {when}")
+    dtype = x._data.dtype
+    mean = running_mean._data.astype(dtype).reshape(view)
+    invstd = (1.0 / np.sqrt(running_var._data.astype(dtype) + eps)).reshape(view)
+    return NormalizeFixedStats.apply(x, weight, bias, mean=mean, invstd=invstd, view=view,
+                                     param_axes=param_axes)
+
+
+def _normalize_by_batch(x, weight, bias, axes, view, param_axes, eps) -> tuple:
+    """Normalise ``x`` by its own statistics over ``axes``: (output, mean, biased variance),
+    the statistics as arrays shaped ``view``-like for the running-statistics update."""
+    stats: list = []
+    out = NormalizeBatchStats.apply(x, weight, bias, axes=axes, view=view, param_axes=param_axes,
+                                    eps=eps, stats_out=stats)
+    mean, var = stats[0]
+    return out, mean, var
+
+
+def _update_running_(running, stat: np.ndarray, momentum: float, correction: float = 1.0):
+    """``running = (1 - momentum)·running + momentum·stat·correction`` in place (a buffer
+    or None), outside the graph."""
+    if running is None:
+        return
+    with no_grad():
+        r = running._data
+        r[...] = (1 - momentum) * r + momentum * stat * correction
+        running._bump_version()
+
+
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training: bool = False,
                momentum: float = 0.1, eps: float = 1e-5):
     """Batch normalisation over every dim but the channels (dim 1), as PyTorch.
@@ -377,8 +408,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     if x.ndim < 2:
         raise ShapeError(f"batch_norm: expected an input of at least 2 dims (N, C, ...), got "
                          f"shape {tuple(x.shape)}")
-    if x._data.dtype.kind != "f":
-        raise DTypeError(f"batch_norm: expected a floating-point tensor, got {x.dtype}")
+    require_float(x, "batch_norm")
     c = x.shape[1]
     axes = (0,) + tuple(range(2, x.ndim))
     view = (1, c) + (1,) * (x.ndim - 2)
@@ -386,32 +416,16 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     bias = _param(bias, "bias", (c,), "batch_norm", x)
     running_mean = _param(running_mean, "running_mean", (c,), "batch_norm", x)
     running_var = _param(running_var, "running_var", (c,), "batch_norm", x)
-    dtype = x._data.dtype
     if not training:
-        if running_mean is None or running_var is None:
-            raise ValueError("batch_norm: running_mean and running_var must be given when not "
-                             "training")
-        mean = running_mean._data.astype(dtype).reshape(view)
-        invstd = (1.0 / np.sqrt(running_var._data.astype(dtype) + eps)).reshape(view)
-        return NormalizeFixedStats.apply(x, weight, bias, mean=mean, invstd=invstd, view=view,
-                                         param_axes=axes)
+        return _normalize_by_running(x, weight, bias, running_mean, running_var, eps, view, axes,
+                                     "batch_norm", "not training")
     n = x._data.size // c if c else 0
     if n <= 1:
         raise ValueError(f"batch_norm: expected more than 1 value per channel when training, got "
                          f"input of shape {tuple(x.shape)}")
-    stats = []
-    out = NormalizeBatchStats.apply(x, weight, bias, axes=axes, view=view, param_axes=axes,
-                                    eps=eps, stats_out=stats)
-    mean, var = stats[0]
-    with no_grad():
-        if running_mean is not None:
-            rm = running_mean._data
-            rm[...] = (1 - momentum) * rm + momentum * mean.reshape(c)
-            running_mean._bump_version()
-        if running_var is not None:
-            rv = running_var._data
-            rv[...] = (1 - momentum) * rv + momentum * var.reshape(c) * (n / (n - 1))
-            running_var._bump_version()
+    out, mean, var = _normalize_by_batch(x, weight, bias, axes, view, axes, eps)
+    _update_running_(running_mean, mean.reshape(c), momentum)
+    _update_running_(running_var, var.reshape(c), momentum, n / (n - 1))  # unbiased
     return out
 
 
@@ -436,8 +450,7 @@ def layer_norm(input, normalized_shape, weight=None, bias=None, eps: float = 1e-
         raise ShapeError(f"layer_norm: given normalized_shape={list(shape)}, expected input with "
                          f"shape [*, {', '.join(map(str, shape))}], but got input of shape "
                          f"{tuple(x.shape)}")
-    if x._data.dtype.kind != "f":
-        raise DTypeError(f"layer_norm: expected a floating-point tensor, got {x.dtype}")
+    require_float(x, "layer_norm")
     weight = _param(weight, "weight", shape, "layer_norm", x)
     bias = _param(bias, "bias", shape, "layer_norm", x)
     axes = tuple(range(x.ndim - k, x.ndim))
@@ -556,6 +569,17 @@ __all__ = [
 # NOTE: written in backprop.nn.spatial, whose norms reach back here (lazily, at call time)
 # for NormalizeBatchStats; importing them last keeps that cycle harmless.
 from backprop.nn.spatial import (  # noqa: E402
-    adaptive_avg_pool1d, adaptive_max_pool1d, adaptive_max_pool2d, alpha_dropout, dropout1d,
-    dropout2d, dropout3d, group_norm, instance_norm, interpolate, pixel_shuffle, pixel_unshuffle,
+    _sizes,
+    adaptive_avg_pool1d,
+    adaptive_max_pool1d,
+    adaptive_max_pool2d,
+    alpha_dropout,
+    dropout1d,
+    dropout2d,
+    dropout3d,
+    group_norm,
+    instance_norm,
+    interpolate,
+    pixel_shuffle,
+    pixel_unshuffle,
 )

@@ -22,10 +22,12 @@ import warnings
 import numpy as np
 
 from backprop import ops as _ops
+from backprop._checks import is_real
 from backprop.autograd.grad_mode import no_grad
 from backprop.errors import DTypeError, ShapeError
 from backprop.nn.module import Module
 from backprop.ops import clamp, fused
+from backprop.ops._util import require_tensor as _tensor_arg
 from backprop.tensor import Tensor, _make
 
 __all__ = [
@@ -65,10 +67,8 @@ def _reduction(reduction, size_average, reduce, op: str) -> str:
 def _pair(input, target, op: str) -> tuple:
     """Input and target of a regression loss; broadcastable shapes are allowed (with
     PyTorch's warning, as they are usually a mistake), others are a ShapeError."""
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected input to be a Tensor, got {type(input).__name__}")
-    if not isinstance(target, Tensor):
-        raise TypeError(f"{op}: expected target to be a Tensor, got {type(target).__name__}")
+    _tensor_arg(input, op, "input")
+    _tensor_arg(target, op, "target")
     if input._data.dtype.kind != "f":
         raise DTypeError(f"{op}: expected input to be a floating-point tensor, got {input.dtype}")
     xs, ts = tuple(input.shape), tuple(target.shape)
@@ -87,8 +87,7 @@ def _pair(input, target, op: str) -> tuple:
 def _check_weight(weight, input: Tensor, op: str) -> None:
     if weight is None:
         return
-    if not isinstance(weight, Tensor):
-        raise TypeError(f"{op}: expected weight to be a Tensor, got {type(weight).__name__}")
+    _tensor_arg(weight, op, "weight")
     if tuple(weight.shape) != tuple(input.shape):
         raise ShapeError(f"{op}: weights and input must have the same size, got weight of shape "
                          f"{tuple(weight.shape)} and input of shape {tuple(input.shape)}")
@@ -199,7 +198,7 @@ def smooth_l1_loss(input, target, size_average=None, reduce=None, reduction="mea
 
 
 def _positive(value, op: str, name: str) -> float:
-    if not isinstance(value, numbers.Real) or isinstance(value, bool) or not value > 0:
+    if not is_real(value) or isinstance(value, bool) or not value > 0:
         raise ValueError(f"{op}: {name} must be a positive number, got {value!r}")
     return float(value)
 
@@ -450,12 +449,6 @@ class NLLLoss(_WeightedLoss):
 
 # -- distances, ranking, embedding and probabilistic losses ------------------------------------
 # Composites of primitive ops (no backward of their own), each written as PyTorch defines it.
-
-def _tensor_arg(x, op: str, what: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: expected {what} to be a Tensor, got {type(x).__name__}")
-    return x
-
 
 def _float_arg(x, op: str, what: str) -> Tensor:
     _tensor_arg(x, op, what)
@@ -753,7 +746,7 @@ def gaussian_nll_loss(input, target, var, full: bool = False, eps: float = 1e-6,
         if xs[:-1] == vs:
             var = var.unsqueeze(-1)  # one variance per row, shared by its last dimension
         elif not (len(xs) == len(vs)
-                  and sum(v for x, v in zip(xs, vs) if x != v) == 1):
+                  and sum(v for x, v in zip(xs, vs, strict=True) if x != v) == 1):
             raise ShapeError(f"{op}: var is of incorrect size: var {vs} for input {xs}")
     reduction = fused._check_reduction(reduction, op)
     var = _floor_value(var, eps)
@@ -999,6 +992,8 @@ class CosineEmbeddingLoss(_Loss):
                                      reduction=self.reduction)
 
 
+# CosineEmbeddingLoss, MarginRankingLoss and HingeEmbeddingLoss mirror each other: separate
+# PyTorch classes whose margin defaults and forward arguments differ.
 class MarginRankingLoss(_Loss):
     """``margin_ranking_loss`` as a module.
 

@@ -25,6 +25,8 @@ from __future__ import annotations
 import itertools
 import numbers
 from collections import OrderedDict, namedtuple
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, TypeVar
 
 import numpy as np
 
@@ -172,7 +174,23 @@ def _addindent(text: str, spaces: int) -> str:
     return lines[0] + "\n" + "\n".join(pad + line for line in lines[1:])
 
 
-def _check_name(kind: str, name, module: "Module", registry: dict) -> None:
+def _options_repr(module, defaults: dict) -> str:
+    """The tail of PyTorch's ``extra_repr``: ``", name=value"`` for each attribute named in
+    ``defaults`` whose value is not its default (None and bools compared by identity, other
+    values by ==), in the order given."""
+    out = ""
+    for name, default in defaults.items():
+        value = getattr(module, name)
+        if default is None or isinstance(default, bool):
+            changed = value is not default
+        else:
+            changed = value != default
+        if changed:
+            out += f", {name}={value}"
+    return out
+
+
+def _check_name(kind: str, name, module: Module, registry: dict) -> None:
     if not isinstance(name, str):
         raise TypeError(f"{kind} name should be a string. Got {type(name).__name__}")
     if name == "":
@@ -213,6 +231,10 @@ def _parse_to(args, kwargs):
     return np_dtype
 
 
+# What the methods that return self return: the caller's own class (PyTorch's Self).
+_M = TypeVar("_M", bound="Module")
+
+
 class Module:
     """Base class of layers and models: register parts in ``__init__``, write ``forward``.
 
@@ -235,15 +257,25 @@ class Module:
 
     training: bool
 
-    # Until __init__ runs, these class-level stand-ins make any use fail clearly.
-    _parameters = _NotInitialised("_parameters")
-    _buffers = _NotInitialised("_buffers")
-    _modules = _NotInitialised("_modules")
-    _non_persistent_buffers_set = _NotInitialised("_non_persistent_buffers_set")
-    _forward_pre_hooks = _NotInitialised("_forward_pre_hooks")
-    _forward_hooks = _NotInitialised("_forward_hooks")
-    _backward_pre_hooks = _NotInitialised("_backward_pre_hooks")
-    _backward_hooks = _NotInitialised("_backward_hooks")
+    if TYPE_CHECKING:  # what __init__ puts in the instance's __dict__
+        _parameters: dict[str, Parameter | None]
+        _buffers: dict[str, Tensor | None]
+        _modules: dict[str, Module | None]
+        _non_persistent_buffers_set: set[str]
+        _forward_pre_hooks: list
+        _forward_hooks: list
+        _backward_pre_hooks: list
+        _backward_hooks: list
+    else:
+        # Until __init__ runs, these class-level stand-ins make any use fail clearly.
+        _parameters = _NotInitialised("_parameters")
+        _buffers = _NotInitialised("_buffers")
+        _modules = _NotInitialised("_modules")
+        _non_persistent_buffers_set = _NotInitialised("_non_persistent_buffers_set")
+        _forward_pre_hooks = _NotInitialised("_forward_pre_hooks")
+        _forward_hooks = _NotInitialised("_forward_hooks")
+        _backward_pre_hooks = _NotInitialised("_backward_pre_hooks")
+        _backward_hooks = _NotInitialised("_backward_hooks")
 
     def __init__(self) -> None:
         d = self.__dict__
@@ -303,6 +335,8 @@ class Module:
         return output
 
     # -- registration ----------------------------------------------------------------------
+    # Parameters, modules and buffers take the same steps here, written out as in PyTorch's
+    # __setattr__ rather than through a helper: this runs on every attribute write.
     def __setattr__(self, name: str, value) -> None:
         d = self.__dict__
         params = d.get("_parameters")
@@ -403,7 +437,7 @@ class Module:
         else:
             self._non_persistent_buffers_set.add(name)
 
-    def add_module(self, name: str, module: "Module | None") -> None:
+    def add_module(self, name: str, module: Module | None) -> None:
         """Register ``module`` as the sub-module ``name`` (same as ``self.name = module``)."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
@@ -415,19 +449,20 @@ class Module:
 
     register_module = add_module
 
-    def get_submodule(self, target: str) -> "Module":
+    def get_submodule(self, target: str) -> Module:
         """The sub-module at a dotted path (``"encoder.layers.0"``); ``""`` is self."""
         if target == "":
             return self
         mod = self
         for item in target.split("."):
-            if item not in mod._modules or mod._modules[item] is None:
+            child = mod._modules.get(item)
+            if child is None:
                 raise AttributeError(f"{type(mod).__name__} has no submodule `{item}` "
                                      f"(looking up {target!r})")
-            mod = mod._modules[item]
+            mod = child
         return mod
 
-    def set_submodule(self, target: str, module: "Module", strict: bool = False) -> None:
+    def set_submodule(self, target: str, module: Module, strict: bool = False) -> None:
         """Put ``module`` at a dotted path (``"encoder.layers.0"``), replacing what is there;
         with ``strict=True`` the path must already name a sub-module."""
         if target == "":
@@ -449,9 +484,12 @@ class Module:
         if name not in mod._parameters:
             raise AttributeError(f"{type(mod).__name__} has no parameter `{name}` "
                                  f"(looking up {target!r})")
-        return mod._parameters[name]
+        param = mod._parameters[name]
+        if param is None:  # registered as None (Linear(bias=False)): PyTorch refuses it too
+            raise AttributeError(f"`{name}` is not an nn.Parameter (looking up {target!r})")
+        return param
 
-    def get_buffer(self, target: str) -> Tensor:
+    def get_buffer(self, target: str) -> Tensor | None:
         """The buffer at a dotted path (``"bn.running_mean"``)."""
         path, _, name = target.rpartition(".")
         mod = self.get_submodule(path)
@@ -516,6 +554,7 @@ class Module:
         ``(dotted name, value)``, or the values alone when ``named`` is False (then no
         name is built: parameters() and zero_grad() run every training step)."""
         seen = set()
+        modules: Iterable[tuple[str, Module]]
         if not recurse:
             modules = [(prefix, self)]
         elif named:
@@ -557,7 +596,7 @@ class Module:
         return self._named_members("_buffers", recurse=recurse, named=False)
 
     # -- modes and bulk changes --------------------------------------------------------
-    def train(self, mode: bool = True) -> "Module":
+    def train(self: _M, mode: bool = True) -> _M:
         """Set training mode (dropout active, batch statistics) on self and every sub-module."""
         if not isinstance(mode, bool):
             raise ValueError(f"training mode is expected to be boolean, got {mode!r}")
@@ -566,11 +605,11 @@ class Module:
             module.train(mode)
         return self
 
-    def eval(self) -> "Module":
+    def eval(self: _M) -> _M:
         """Set evaluation mode: ``train(False)``. Returns self."""
         return self.train(False)
 
-    def requires_grad_(self, requires_grad: bool = True) -> "Module":
+    def requires_grad_(self: _M, requires_grad: bool = True) -> _M:
         """Switch gradient recording on or off for every parameter (freezing). Returns self."""
         for p in self.parameters():
             p.requires_grad_(requires_grad)
@@ -586,7 +625,7 @@ class Module:
             else:
                 p.grad._data = np.zeros_like(p.grad._data)
 
-    def apply(self, fn) -> "Module":
+    def apply(self: _M, fn) -> _M:
         """Call ``fn(module)`` on every sub-module (children first), then on self. Returns self.
 
         Example::
@@ -601,7 +640,7 @@ class Module:
         fn(self)
         return self
 
-    def _convert(self, convert) -> "Module":
+    def _convert(self: _M, convert) -> _M:
         """Replace every parameter's and buffer's array by ``convert(array)``, keeping the
         Tensor objects (as PyTorch swaps ``.data``), so optimisers still hold them."""
         for module in self.modules():
@@ -617,7 +656,7 @@ class Module:
                             t.grad._data = convert(t.grad._data)
         return self
 
-    def to(self, *args, **kwargs) -> "Module":
+    def to(self: _M, *args, **kwargs) -> _M:
         """Convert floating-point parameters and buffers in place: ``to(backprop.float64)``.
 
         Also accepts ``to(device="cpu")`` / ``to("cpu")`` (a no-op) and ``to(tensor)``
@@ -633,23 +672,23 @@ class Module:
             return arr.astype(np_dtype)
         return self._convert(convert)
 
-    def double(self) -> "Module":
+    def double(self: _M) -> _M:
         """Parameters and floating buffers to float64. Returns self."""
         return self.to(_dt.float64)
 
-    def float(self) -> "Module":  # noqa: A003 (PyTorch's name)
+    def float(self: _M) -> _M:  # noqa: A003 (PyTorch's name)
         """Parameters and floating buffers to float32. Returns self."""
         return self.to(_dt.float32)
 
-    def half(self) -> "Module":
+    def half(self: _M) -> _M:
         """Parameters and floating buffers to float16. Returns self."""
         return self.to(_dt.float16)
 
-    def cpu(self) -> "Module":
+    def cpu(self: _M) -> _M:
         """A no-op: backprop runs on the CPU. Returns self."""
         return self
 
-    def cuda(self, device=None) -> "Module":
+    def cuda(self: _M, device=None) -> _M:
         """Refused: backprop computes on the CPU only (raises DeviceError)."""
         _check_cuda(device, "Module.cuda")
         return self
@@ -678,7 +717,7 @@ class Module:
             if len(args) > 3:
                 raise TypeError(f"state_dict() takes at most 3 positional arguments, got "
                                 f"{len(args)}")
-            given = dict(zip(names, args))
+            given = dict(zip(names, args, strict=False))
             destination = given.get("destination", destination)
             prefix = given.get("prefix", prefix)
             keep_vars = given.get("keep_vars", keep_vars)

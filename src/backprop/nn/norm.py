@@ -12,14 +12,16 @@ import warnings
 import numpy as np
 
 from backprop import dtypes as _dt
+from backprop._checks import is_real
 from backprop.nn import functional as F
 from backprop.nn import init
 from backprop.nn.linear import _check_size, _factory
 from backprop.nn.module import Module
-from backprop.tensor import _make
+from backprop.nn.parameter import Parameter
+from backprop.tensor import Tensor, _make
 
 
-def _affine_parameters(module: Module, shape: tuple, affine: bool, bias: bool, device,
+def _affine_parameters(module: _BatchNorm | LayerNorm | GroupNorm, shape: tuple, affine: bool, bias: bool, device,
                        dtype) -> None:
     """Register a norm layer's scale γ (``weight``) and shift β (``bias``) of ``shape``,
     each None where the layer learns none; :func:`_reset_affine` gives their values."""
@@ -34,7 +36,7 @@ def _affine_parameters(module: Module, shape: tuple, affine: bool, bias: bool, d
         module.register_parameter("bias", None)
 
 
-def _reset_affine(module: Module) -> None:
+def _reset_affine(module: _BatchNorm | LayerNorm | GroupNorm) -> None:
     """γ to 1 and β to 0: the layer starts as a plain normalisation."""
     if module.weight is not None:
         init.ones_(module.weight)
@@ -47,6 +49,11 @@ class _BatchNorm(Module):
 
     _dims: tuple = ()  # accepted input dims
     _dims_text = ""
+    weight: Parameter | None
+    bias: Parameter | None
+    running_mean: Tensor | None
+    running_var: Tensor | None
+    num_batches_tracked: Tensor | None
 
     def __init__(self, num_features: int, eps: float = 1e-5, momentum: float | None = 0.1,
                  affine: bool = True, track_running_stats: bool = True, device=None, dtype=None,
@@ -54,9 +61,9 @@ class _BatchNorm(Module):
         super().__init__()
         cls = type(self).__name__
         self.num_features = _check_size(num_features, "num_features", cls, allow_zero=False)
-        if not isinstance(eps, numbers.Real) or eps < 0:
+        if not is_real(eps) or eps < 0:
             raise ValueError(f"{cls}: eps must be a non-negative number, got {eps!r}")
-        if momentum is not None and not isinstance(momentum, numbers.Real):
+        if momentum is not None and not is_real(momentum):
             raise ValueError(f"{cls}: momentum must be a number or None, got {momentum!r}")
         self.eps = eps
         self.momentum = momentum
@@ -79,8 +86,8 @@ class _BatchNorm(Module):
         if self.track_running_stats:
             for buf, value in ((self.running_mean, 0), (self.running_var, 1),
                                (self.num_batches_tracked, 0)):
-                buf._data[...] = value
-                buf._bump_version()
+                buf._data[...] = value  # type: ignore[union-attr]  # (tracked: not None)
+                buf._bump_version()  # type: ignore[union-attr]
 
     def reset_parameters(self) -> None:
         """Reset the running statistics, and γ to 1 and β to 0."""
@@ -169,6 +176,9 @@ class LayerNorm(Module):
         ln(backprop.randn(4, 10)).shape   # (4, 10)
     """
 
+    weight: Parameter | None
+    bias: Parameter | None
+
     def __init__(self, normalized_shape, eps: float = 1e-5, elementwise_affine: bool = True,
                  bias: bool = True, device=None, dtype=None):
         super().__init__()
@@ -213,6 +223,9 @@ class GroupNorm(Module):
         gn = nn.GroupNorm(2, 6)
         gn(backprop.randn(4, 6, 5, 5)).shape   # (4, 6, 5, 5)
     """
+
+    weight: Parameter | None
+    bias: Parameter | None
 
     def __init__(self, num_groups: int, num_channels: int, eps: float = 1e-5, affine: bool = True,
                  device=None, dtype=None, *, bias: bool = True):

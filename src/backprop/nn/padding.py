@@ -14,10 +14,11 @@ from __future__ import annotations
 
 import numbers
 
+from backprop._checks import is_real
 from backprop.errors import ShapeError
 from backprop.nn.module import Module
 from backprop.ops import pad as _pad
-from backprop.tensor import Tensor
+from backprop.ops._util import require_tensor
 
 __all__ = [
     "ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "ConstantPad1d", "ConstantPad2d", "ConstantPad3d",
@@ -49,9 +50,7 @@ class _PadNd(Module):
         self.padding = _padding(padding, self._n, type(self).__name__)
 
     def _check_input(self, input) -> None:
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{type(self).__name__}: expected a Tensor as input, got "
-                            f"{type(input).__name__}")
+        require_tensor(input, type(self).__name__)
         # Non-constant modes need the padded dims plus a channel dim (and maybe a batch dim).
         if self.mode != "constant" and input.ndim not in (self._n + 1, self._n + 2):
             raise ShapeError(f"{type(self).__name__}: expected {self._n + 1}D or "
@@ -69,7 +68,7 @@ class _PadNd(Module):
 class _ConstantPadNd(_PadNd):
     def __init__(self, padding, value: float) -> None:
         super().__init__(padding)
-        if not isinstance(value, numbers.Real):
+        if not is_real(value):
             raise TypeError(f"{type(self).__name__}: value must be a number, got {value!r}")
         self.value = value
 
@@ -151,6 +150,8 @@ class ZeroPad3d(_ZeroPadNd, ConstantPad3d):
     """
 
 
+# The Reflection/Replication/Circular classes mirror each other on purpose: PyTorch has a
+# class per mode and rank (isinstance, repr); each names its mode and rank, _PadNd does the work.
 class ReflectionPad1d(_PadNd):
     """Mirror the last dimension about its edges (the edge itself not repeated).
 

@@ -26,12 +26,15 @@ import warnings
 import numpy as np
 
 from backprop import ops as _ops
+from backprop._checks import is_real
 from backprop.errors import DTypeError, ShapeError
 from backprop.nn import functional as F
 from backprop.nn import init
 from backprop.nn.linear import _factory
-from backprop.nn.module import Module
+from backprop.nn.module import Module, _options_repr
+from backprop.nn.parameter import Parameter
 from backprop.nn.utils.rnn import PackedSequence
+from backprop.ops._util import require_tensor
 from backprop.ops.recurrent import GRUSequence, LSTMSequence, RNNSequence
 from backprop.tensor import Tensor
 
@@ -79,6 +82,9 @@ class RNNBase(Module):
     ``mode`` is one of ``'RNN_TANH'``, ``'RNN_RELU'``, ``'LSTM'``, ``'GRU'``, as in PyTorch.
     """
 
+    # Registered by name in __init__ (setattr), as every parameter is; every layer has it.
+    weight_ih_l0: Parameter
+
     def __init__(self, mode: str, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, proj_size: int = 0, device=None, dtype=None):
@@ -86,7 +92,7 @@ class RNNBase(Module):
         cls = type(self).__name__
         if mode not in _GATES:
             raise ValueError(f"{cls}: unrecognized RNN mode: {mode!r}")
-        if (not isinstance(dropout, numbers.Real) or isinstance(dropout, bool)
+        if (not is_real(dropout) or isinstance(dropout, bool)
                 or not 0 <= dropout <= 1):
             raise ValueError(f"{cls}: dropout should be a number in range [0, 1] representing "
                              f"the probability of an element being zeroed, got {dropout!r}")
@@ -119,8 +125,8 @@ class RNNBase(Module):
             layer_input = self.input_size if layer == 0 else real_hidden * directions
             for direction in range(directions):
                 suffix = f"_l{layer}" + ("_reverse" if direction else "")
-                shapes = {"weight_ih": (gate_size, layer_input),
-                          "weight_hh": (gate_size, real_hidden)}
+                shapes: dict[str, tuple[int, ...]] = {"weight_ih": (gate_size, layer_input),
+                                                      "weight_hh": (gate_size, real_hidden)}
                 if self.bias:
                     shapes["bias_ih"] = (gate_size,)
                     shapes["bias_hh"] = (gate_size,)
@@ -153,20 +159,9 @@ class RNNBase(Module):
         return [getattr(self, name) for name in self._flat_weights_names]
 
     def extra_repr(self) -> str:
-        s = f"{self.input_size}, {self.hidden_size}"
-        if self.proj_size != 0:
-            s += f", proj_size={self.proj_size}"
-        if self.num_layers != 1:
-            s += f", num_layers={self.num_layers}"
-        if self.bias is not True:
-            s += f", bias={self.bias}"
-        if self.batch_first is not False:
-            s += f", batch_first={self.batch_first}"
-        if self.dropout != 0:
-            s += f", dropout={self.dropout}"
-        if self.bidirectional is not False:
-            s += f", bidirectional={self.bidirectional}"
-        return s
+        return f"{self.input_size}, {self.hidden_size}" + _options_repr(self, {
+            "proj_size": 0, "num_layers": 1, "bias": True, "batch_first": False, "dropout": 0,
+            "bidirectional": False})
 
     # -- forward --------------------------------------------------------------------------
     def _layer(self, names: list, inp: Tensor, h0, c0, batch_sizes: tuple, reverse: bool,
@@ -423,8 +418,7 @@ class RNNCellBase(Module):
     def _prepare(self, input, states: list):
         """(2-D input, 2-D states, unbatched) after the checks PyTorch makes."""
         cls = type(self).__name__
-        if not isinstance(input, Tensor):
-            raise TypeError(f"{cls}: expected a Tensor as input, got {type(input).__name__}")
+        input = require_tensor(input, cls)
         if input.ndim not in (1, 2):
             raise ValueError(f"{cls}: Expected input to be 1D or 2D, got {input.ndim}D instead")
         if input.shape[-1] != self.input_size:

@@ -17,20 +17,11 @@ import numpy as np
 
 from backprop import ops as _ops
 from backprop import random as _random
-from backprop.autograd.grad_mode import no_grad
-from backprop.errors import DTypeError, ShapeError
+from backprop._checks import is_real
+from backprop.errors import ShapeError
+from backprop.ops._util import require_float as _float
+from backprop.ops._util import require_tensor as _tensor
 from backprop.tensor import Tensor, _make
-
-
-def _tensor(input, fn: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{fn}: expected a Tensor as input, got {type(input).__name__}")
-    return input
-
-
-def _float(x: Tensor, fn: str) -> None:
-    if x._data.dtype.kind != "f":
-        raise DTypeError(f"{fn}: expected a floating-point tensor, got {x.dtype}")
 
 
 def _sizes(output_size, spatial: tuple, fn: str) -> tuple:
@@ -41,7 +32,7 @@ def _sizes(output_size, spatial: tuple, fn: str) -> tuple:
     if not isinstance(output_size, (tuple, list)) or len(output_size) != k:
         raise ShapeError(f"{fn}: output_size must be an int or a sequence of {k}, got "
                          f"{output_size!r}")
-    out = tuple(int(s if o is None else o) for o, s in zip(output_size, spatial))
+    out = tuple(int(s if o is None else o) for o, s in zip(output_size, spatial, strict=True))
     if min(out) <= 0:
         raise ShapeError(f"{fn}: output_size must be positive, got {output_size!r}")
     return out
@@ -203,7 +194,10 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
         F.instance_norm(backprop.randn(2, 3, 5, 5)).shape   # (2, 3, 5, 5)
     """
     from backprop.nn.functional import (  # noqa: PLC0415 (their home imports us)
-        NormalizeBatchStats, NormalizeFixedStats, _param,
+        _normalize_by_batch,
+        _normalize_by_running,
+        _param,
+        _update_running_,
     )
 
     fn = "instance_norm"
@@ -220,39 +214,24 @@ def instance_norm(input, running_mean=None, running_var=None, weight=None, bias=
     axes = tuple(range(2, x.ndim))
     view = (1, c) + (1,) * (x.ndim - 2)
     param_axes = (0,) + axes
-    dtype = x._data.dtype
     if not use_input_stats:
-        if running_mean is None or running_var is None:
-            raise ValueError(f"{fn}: running_mean and running_var must be given when "
-                             f"use_input_stats is False")
-        mean = running_mean._data.astype(dtype).reshape(view)
-        invstd = (1.0 / np.sqrt(running_var._data.astype(dtype) + eps)).reshape(view)
-        return NormalizeFixedStats.apply(x, weight, bias, mean=mean, invstd=invstd, view=view,
-                                         param_axes=param_axes)
+        return _normalize_by_running(x, weight, bias, running_mean, running_var, eps, view,
+                                     param_axes, fn, "use_input_stats is False")
     count = int(np.prod(x.shape[2:], dtype=np.int64))
     if count <= 1:
         raise ValueError(f"{fn}: expected more than 1 spatial element when training, got "
                          f"input of shape {tuple(x.shape)}")
-    stats = []
-    out = NormalizeBatchStats.apply(x, weight, bias, axes=axes, view=view, param_axes=param_axes,
-                                    eps=eps, stats_out=stats)
-    mean, var = stats[0]
-    with no_grad():
-        if running_mean is not None:
-            rm = running_mean._data
-            rm[...] = (1 - momentum) * rm + momentum * mean.reshape(x.shape[:2]).mean(0)
-            running_mean._bump_version()
-        if running_var is not None:
-            rv = running_var._data
-            unbiased = var.reshape(x.shape[:2]) * (count / (count - 1))
-            rv[...] = (1 - momentum) * rv + momentum * unbiased.mean(0)
-            running_var._bump_version()
+    out, mean, var = _normalize_by_batch(x, weight, bias, axes, view, param_axes, eps)
+    # the running statistics average the per-sample ones over the batch
+    _update_running_(running_mean, mean.reshape(x.shape[:2]).mean(0), momentum)
+    unbiased = var.reshape(x.shape[:2]) * (count / (count - 1))
+    _update_running_(running_var, unbiased.mean(0), momentum)
     return out
 
 
 # -- dropout -------------------------------------------------------------------------------------
 def _check_p(p) -> None:
-    if not isinstance(p, numbers.Real) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
+    if not is_real(p) or isinstance(p, bool) or not 0.0 <= p <= 1.0:
         raise ValueError(f"dropout probability has to be between 0 and 1, but got {p}")
 
 
@@ -469,7 +448,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         if len(scales) != dims:
             raise ShapeError(f"{fn}: scale_factor must be a number or {dims} numbers for input "
                              f"of shape {tuple(x.shape)}, got {scale_factor!r}")
-        sizes = tuple(math.floor(s * f) for s, f in zip(spatial, scales))
+        sizes = tuple(math.floor(s * f) for s, f in zip(spatial, scales, strict=True))
         if recompute_scale_factor:
             scales = (None,) * dims
     else:
@@ -479,7 +458,7 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
         raise ShapeError(f"{fn}: input {spatial} and output {sizes} sizes should be greater "
                          f"than 0")
     out = x
-    for axis, (n_in, n_out, scale) in enumerate(zip(spatial, sizes, scales), start=2):
+    for axis, (n_in, n_out, scale) in enumerate(zip(spatial, sizes, scales, strict=True), start=2):
         if mode.startswith("nearest"):
             if n_in == n_out and scale is None:
                 continue
@@ -493,6 +472,13 @@ def interpolate(input, size=None, scale_factor=None, mode: str = "nearest", alig
     return out if out is not x else x.clone()
 
 
+def _shuffle_factor(r, name: str, fn: str):
+    """pixel_shuffle's and pixel_unshuffle's factor: a positive int, else a ValueError."""
+    if not isinstance(r, (numbers.Integral, np.integer)) or r <= 0:
+        raise ValueError(f"{fn}: {name} must be a positive int, got {r!r}")
+    return r
+
+
 def pixel_shuffle(input, upscale_factor: int):
     """(*, C·r², H, W) -> (*, C, H·r, W·r), as torch.nn.functional.pixel_shuffle.
 
@@ -502,21 +488,20 @@ def pixel_shuffle(input, upscale_factor: int):
     """
     fn = "pixel_shuffle"
     x = _tensor(input, fn)
-    r = upscale_factor
-    if not isinstance(r, (numbers.Integral, np.integer)) or r <= 0:
-        raise ValueError(f"{fn}: upscale_factor must be a positive int, got {r!r}")
+    r = _shuffle_factor(upscale_factor, "upscale_factor", fn)
     if x.ndim < 3 or x.shape[-3] % (r * r):
         raise ShapeError(f"{fn}: expected an input of at least 3 dims whose channel dim "
                          f"(-3) is divisible by upscale_factor² = {r * r}, got shape "
                          f"{tuple(x.shape)}")
-    *lead, c, h, w = x.shape
-    lead, c = tuple(lead), c // (r * r)
+    *batch, c, h, w = x.shape
+    lead, c = tuple(batch), c // (r * r)
     k = len(lead)
     y = x.reshape(lead + (c, r, r, h, w))
     y = _ops.permute(y, tuple(range(k)) + (k, k + 3, k + 1, k + 4, k + 2))
     return y.reshape(lead + (c, h * r, w * r))
 
 
+# The inverse of pixel_shuffle: the same checks (through _shuffle_factor), the reverse reshape.
 def pixel_unshuffle(input, downscale_factor: int):
     """(*, C, H·r, W·r) -> (*, C·r², H, W): the inverse of pixel_shuffle, as PyTorch.
 
@@ -526,14 +511,12 @@ def pixel_unshuffle(input, downscale_factor: int):
     """
     fn = "pixel_unshuffle"
     x = _tensor(input, fn)
-    r = downscale_factor
-    if not isinstance(r, (numbers.Integral, np.integer)) or r <= 0:
-        raise ValueError(f"{fn}: downscale_factor must be a positive int, got {r!r}")
+    r = _shuffle_factor(downscale_factor, "downscale_factor", fn)
     if x.ndim < 3 or x.shape[-2] % r or x.shape[-1] % r:
         raise ShapeError(f"{fn}: expected an input of at least 3 dims whose height and width "
                          f"are divisible by downscale_factor={r}, got shape {tuple(x.shape)}")
-    *lead, c, h, w = x.shape
-    lead, h, w = tuple(lead), h // r, w // r
+    *batch, c, h, w = x.shape
+    lead, h, w = tuple(batch), h // r, w // r
     k = len(lead)
     y = x.reshape(lead + (c, h, r, w, r))
     y = _ops.permute(y, tuple(range(k)) + (k, k + 2, k + 4, k + 1, k + 3))

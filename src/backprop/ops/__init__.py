@@ -14,22 +14,40 @@ import numpy as np
 from backprop import tensor as _tensor_module
 from backprop.autograd.function import _capply
 from backprop.autograd.grad_mode import state as _grad_state
-from backprop.ops import elementwise, linalg, reduce, shape
+from backprop.ops import (
+    activation,
+    attention,
+    conv,
+    elementwise,
+    fused,
+    indexing,
+    inplace,
+    linalg,
+    math,
+    recurrent,
+    reduce,
+    sampling,
+    shape,
+)
+
+# Each module's public functions, by its literal ``__all__``: star imports, so that editors and
+# type checkers see every name this package exports (a loop over globals() hides them).
+from backprop.ops.activation import *  # noqa: F403
+from backprop.ops.attention import *  # noqa: F403
+from backprop.ops.conv import *  # noqa: F403
+from backprop.ops.elementwise import *  # noqa: F403
+from backprop.ops.fused import *  # noqa: F403
+from backprop.ops.indexing import *  # noqa: F403
+from backprop.ops.linalg import *  # noqa: F403
+from backprop.ops.math import *  # noqa: F403
+from backprop.ops.reduce import *  # noqa: F403
+from backprop.ops.sampling import *  # noqa: F403
+from backprop.ops.shape import *  # noqa: F403
 from backprop.tensor import Tensor
 
-_MODULES = [elementwise, reduce, shape, linalg]
-for _optional in ("indexing", "conv", "activation", "fused", "inplace", "attention",
-                  "recurrent", "math", "sampling"):
-    try:
-        _MODULES.append(__import__(f"backprop.ops.{_optional}", fromlist=["_"]))
-    except ModuleNotFoundError as _e:  # pragma: no cover - only while a module is being written
-        if _e.name != f"backprop.ops.{_optional}":
-            raise
-
-_namespace = globals()
+_MODULES = [elementwise, reduce, shape, linalg, indexing, conv, activation, fused, inplace,
+            attention, recurrent, math, sampling]
 for _m in _MODULES:
-    for _name in getattr(_m, "__all__", ()):
-        _namespace[_name] = getattr(_m, _name)
     for _name, _fn in getattr(_m, "TENSOR_METHODS", {}).items():
         setattr(Tensor, _name, _fn)
 
@@ -37,6 +55,7 @@ for _m in _MODULES:
 from backprop.ops._out import OUT_OPS as _OUT_OPS  # noqa: E402
 from backprop.ops._out import with_out as _with_out  # noqa: E402
 
+_namespace = globals()
 for _name in _OUT_OPS:
     if _name in _namespace:
         _namespace[_name] = _with_out(_namespace[_name], _name)
@@ -66,39 +85,44 @@ def _binary(fn, reflected=False):
     return op
 
 
-Tensor.__add__ = _binary(_Add)
-Tensor.__radd__ = _binary(_Add, reflected=True)
-Tensor.__sub__ = _binary(_Sub)
-Tensor.__rsub__ = _binary(_Sub, reflected=True)
-Tensor.__mul__ = _binary(_Mul)
-Tensor.__rmul__ = _binary(_Mul, reflected=True)
-Tensor.__truediv__ = _binary(_Div)
-Tensor.__rtruediv__ = _binary(_Div, reflected=True)
-Tensor.__pow__ = _binary(_Pow)
-Tensor.__rpow__ = _binary(_Pow, reflected=True)
-Tensor.__matmul__ = _binary(_MatMul)
-Tensor.__rmatmul__ = _binary(_MatMul, reflected=True)
-Tensor.__neg__ = lambda self: _Neg.apply(self)
-Tensor.__abs__ = lambda self: elementwise.abs(self)
-Tensor.__floordiv__ = lambda self, other: elementwise.floor_divide(self, other)
-Tensor.__rfloordiv__ = lambda self, other: elementwise.floor_divide(other, self)
-Tensor.__mod__ = lambda self, other: elementwise.remainder(self, other)
-Tensor.__rmod__ = lambda self, other: elementwise.remainder(other, self)
-Tensor.__and__ = lambda self, other: elementwise.bitwise_and(self, other)
-Tensor.__rand__ = lambda self, other: elementwise.bitwise_and(other, self)
-Tensor.__or__ = lambda self, other: elementwise.bitwise_or(self, other)
-Tensor.__ror__ = lambda self, other: elementwise.bitwise_or(other, self)
-Tensor.__xor__ = lambda self, other: elementwise.bitwise_xor(self, other)
-Tensor.__rxor__ = lambda self, other: elementwise.bitwise_xor(other, self)
-Tensor.__invert__ = lambda self: elementwise.bitwise_not(self)
-Tensor.__pos__ = lambda self: self
-Tensor.__eq__ = lambda self, other: elementwise.eq(self, other)
-Tensor.__ne__ = lambda self, other: elementwise.ne(self, other)
-Tensor.__lt__ = lambda self, other: elementwise.lt(self, other)
-Tensor.__le__ = lambda self, other: elementwise.le(self, other)
-Tensor.__gt__ = lambda self, other: elementwise.gt(self, other)
-Tensor.__ge__ = lambda self, other: elementwise.ge(self, other)
-Tensor.__hash__ = object.__hash__
+# Installed with setattr, as TENSOR_METHODS are: tensor.pyi declares them for the tools.
+_OPERATORS = {
+    "__add__": _binary(_Add),
+    "__radd__": _binary(_Add, reflected=True),
+    "__sub__": _binary(_Sub),
+    "__rsub__": _binary(_Sub, reflected=True),
+    "__mul__": _binary(_Mul),
+    "__rmul__": _binary(_Mul, reflected=True),
+    "__truediv__": _binary(_Div),
+    "__rtruediv__": _binary(_Div, reflected=True),
+    "__pow__": _binary(_Pow),
+    "__rpow__": _binary(_Pow, reflected=True),
+    "__matmul__": _binary(_MatMul),
+    "__rmatmul__": _binary(_MatMul, reflected=True),
+    "__neg__": lambda self: _Neg.apply(self),
+    "__abs__": lambda self: elementwise.abs(self),
+    "__floordiv__": lambda self, other: elementwise.floor_divide(self, other),
+    "__rfloordiv__": lambda self, other: elementwise.floor_divide(other, self),
+    "__mod__": lambda self, other: elementwise.remainder(self, other),
+    "__rmod__": lambda self, other: elementwise.remainder(other, self),
+    "__and__": lambda self, other: elementwise.bitwise_and(self, other),
+    "__rand__": lambda self, other: elementwise.bitwise_and(other, self),
+    "__or__": lambda self, other: elementwise.bitwise_or(self, other),
+    "__ror__": lambda self, other: elementwise.bitwise_or(other, self),
+    "__xor__": lambda self, other: elementwise.bitwise_xor(self, other),
+    "__rxor__": lambda self, other: elementwise.bitwise_xor(other, self),
+    "__invert__": lambda self: elementwise.bitwise_not(self),
+    "__pos__": lambda self: self,
+    "__eq__": lambda self, other: elementwise.eq(self, other),
+    "__ne__": lambda self, other: elementwise.ne(self, other),
+    "__lt__": lambda self, other: elementwise.lt(self, other),
+    "__le__": lambda self, other: elementwise.le(self, other),
+    "__gt__": lambda self, other: elementwise.gt(self, other),
+    "__ge__": lambda self, other: elementwise.ge(self, other),
+    "__hash__": object.__hash__,
+}
+for _name, _fn in _OPERATORS.items():
+    setattr(Tensor, _name, _fn)
 
 
 def _inplace(name, ufunc, fn):
@@ -116,9 +140,13 @@ def _inplace(name, ufunc, fn):
     return op
 
 
-Tensor.__iadd__ = _inplace("add_", np.add, _Add)
-Tensor.__isub__ = _inplace("sub_", np.subtract, _Sub)
-Tensor.__imul__ = _inplace("mul_", np.multiply, _Mul)
-Tensor.__itruediv__ = _inplace("div_", np.true_divide, _Div)
+_INPLACE_OPERATORS = {
+    "__iadd__": _inplace("add_", np.add, _Add),
+    "__isub__": _inplace("sub_", np.subtract, _Sub),
+    "__imul__": _inplace("mul_", np.multiply, _Mul),
+    "__itruediv__": _inplace("div_", np.true_divide, _Div),
+}
+for _name, _fn in _INPLACE_OPERATORS.items():
+    setattr(Tensor, _name, _fn)
 _tensor_module._UFUNC_OPS.update({np.add: _Add.apply, np.subtract: _Sub.apply,
                                   np.multiply: _Mul.apply, np.true_divide: _Div.apply})

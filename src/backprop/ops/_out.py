@@ -29,7 +29,6 @@ def with_out(fn, op: str | None = None):
             return result
         return write_out(out, result, name)
 
-    wrapper.__wrapped_out__ = True
     return wrapper
 
 

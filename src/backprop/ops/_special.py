@@ -164,7 +164,8 @@ def _generate_coefficients() -> str:  # pragma: no cover - a maintainer's tool, 
     def chebyshev(f, n):  # coefficients of f on [-1, 1] by interpolation at Chebyshev nodes
         nodes = [(k + mp.mpf(1) / 2) * mp.pi / n for k in range(n)]
         vals = [f(mp.cos(a)) for a in nodes]
-        cs = [2 * mp.fsum(v * mp.cos(j * a) for v, a in zip(vals, nodes)) / n for j in range(n)]
+        cs = [2 * mp.fsum(v * mp.cos(j * a) for v, a in zip(vals, nodes, strict=True)) / n
+              for j in range(n)]
         cs[0] /= 2
         return cs
 
@@ -173,9 +174,9 @@ def _generate_coefficients() -> str:  # pragma: no cover - a maintainer's tool, 
         for k in range(2, len(cs)):
             prev, prev2 = basis[k - 1], basis[k - 2] + [0, 0]
             nxt = [0] + [2 * scale * v for v in prev]
-            nxt = [a + 2 * shift * b - c for a, b, c in zip(nxt, prev + [0], prev2)]
+            nxt = [a + 2 * shift * b - c for a, b, c in zip(nxt, prev + [0], prev2, strict=True)]
             basis.append(nxt)
-        return [mp.fsum(c * t[i] for c, t in zip(cs, basis) if i < len(t))
+        return [mp.fsum(c * t[i] for c, t in zip(cs, basis, strict=True) if i < len(t))
                 for i in range(len(cs))]
 
     def small(t):  # erf(x)/x with x² = (t + 1)/2 ∈ [0, 1]

@@ -128,6 +128,18 @@ def norm_dims(dim, ndim: int, op: str):
     return (norm_dim(dim, ndim, op),)
 
 
+def require_tensor(input, op: str, what: str | None = None) -> Tensor:
+    """``input`` itself when it is a Tensor; otherwise a TypeError naming ``op``, the argument
+    (``what``: "weight", "target", ...; the input when None) and the type given.
+
+    The one check behind every op and layer function that takes only a tensor (no numbers).
+    """
+    if not isinstance(input, Tensor):
+        wanted = "a Tensor as input" if what is None else f"{what} to be a Tensor"
+        raise TypeError(f"{op}: expected {wanted}, got {type(input).__name__}")
+    return input
+
+
 def require_float(x: Tensor, op: str) -> None:
     if x._data.dtype.kind != "f":
         raise DTypeError(f"{op}: expected a floating-point tensor, got {x.dtype}")

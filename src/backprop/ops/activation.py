@@ -12,6 +12,7 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
 from backprop.ops._special import ndtr
+from backprop.ops._util import require_tensor
 from backprop.ops.elementwise import as_float
 from backprop.tensor import Tensor
 
@@ -22,8 +23,8 @@ _GELU_C = 0.044715
 
 def _check(input, op: str, kinds: str = "f") -> Tensor:
     """A Tensor whose dtype kind is one of ``kinds`` (NumPy's: f float, i/u integer, b bool)."""
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
+    if not isinstance(input, Tensor):  # (tested here, so relu & co. pay no extra frame)
+        require_tensor(input, op)  # raises, with the one message
     if input._data.dtype.kind not in kinds:
         what = "a floating-point" if kinds == "f" else "a numeric (non-bool)"
         raise DTypeError(f"{op}: expected {what} tensor, got {input.dtype}")

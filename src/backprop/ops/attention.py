@@ -20,6 +20,7 @@ import numpy as np
 from backprop import random as _random
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
+from backprop.ops._util import require_tensor
 from backprop.ops.elementwise import cast
 from backprop.tensor import Tensor
 
@@ -38,6 +39,7 @@ class Tril(Function):
         return np.tril(grad_output, ctx.diagonal), None
 
 
+# mirrors Tril (np.triu for np.tril): one primitive per PyTorch op, named apart in the graph.
 class Triu(Function):
     """out = x on and above diagonal k of the last two dims, 0 below;  dx = triu(g, k)"""
 
@@ -52,8 +54,7 @@ class Triu(Function):
 
 
 def _triangle_args(input, diagonal, op: str):
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
+    require_tensor(input, op)
     if input._data.ndim < 2:
         raise ShapeError(f"{op}: input tensor must have at least 2 dimensions, got shape "
                          f"{input._data.shape}")

@@ -47,12 +47,25 @@ def _check_positive(value: tuple, name: str, op: str) -> None:
         raise ShapeError(f"{op}: {name} must be positive, got {value}")
 
 
-def _check_input(x, op: str) -> None:
-    if x.ndim not in (3, 4):
-        raise ShapeError(f"{op}: expected input with 4 dimensions (N, C, H, W) or 3 (C, H, W), "
-                         f"got shape {tuple(x.shape)}")
+def _check_input(x, op: str, dims: int = 2) -> None:
+    """An input of ``dims`` spatial dims (2: H, W; 1: L), batched or not, of a numeric dtype."""
+    if x.ndim not in (dims + 1, dims + 2):
+        spatial = "H, W" if dims == 2 else "L"
+        raise ShapeError(f"{op}: expected input with {dims + 2} dimensions (N, C, {spatial}) or "
+                         f"{dims + 1} (C, {spatial}), got shape {tuple(x.shape)}")
     if x._data.dtype.kind not in "fiu":
         raise DTypeError(f"{op}: expected a numeric input, got {x._data.dtype}")
+
+
+def _conv_operands(input, weight, op: str, dims: int, weight_layout: str) -> tuple:
+    """(input, weight) of a convolution with ``dims`` spatial dims, as tensors, checked:
+    the weight has ``dims + 2`` dimensions, laid out as ``weight_layout`` says."""
+    x, w = as_tensor(input, op), as_tensor(weight, op)
+    _check_input(x, op, dims)
+    if w.ndim != dims + 2:
+        raise ShapeError(f"{op}: expected weight with {dims + 2} dimensions ({weight_layout}), "
+                         f"got shape {tuple(w.shape)}")
+    return x, w
 
 
 def _unbatched(fn, x, *args, **kwargs):
@@ -306,14 +319,6 @@ def _single(value, name: str, op: str) -> int:
     return int(value)
 
 
-def _check_input_1d(x, op: str) -> None:
-    if x.ndim not in (2, 3):
-        raise ShapeError(f"{op}: expected input with 3 dimensions (N, C, L) or 2 (C, L), got "
-                         f"shape {tuple(x.shape)}")
-    if x._data.dtype.kind not in "fiu":
-        raise DTypeError(f"{op}: expected a numeric input, got {x._data.dtype}")
-
-
 def _as_image(x):
     """(N, C, L) -> (N, C, 1, L) and (C, L) -> (1, C, 1, L): 1-D ops run as 2-D ones."""
     shape = tuple(x.shape)
@@ -344,11 +349,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         backprop.conv2d(x, w, padding=1).shape   # (8, 16, 32, 32)
     """
     op = "conv2d"
-    x, w = as_tensor(input, op), as_tensor(weight, op)
-    _check_input(x, op)
-    if w.ndim != 4:
-        raise ShapeError(f"{op}: expected weight with 4 dimensions (C_out, C_in/groups, kH, kW), "
-                         f"got shape {tuple(w.shape)}")
+    x, w = _conv_operands(input, weight, op, 2, "C_out, C_in/groups, kH, kW")
     if x.ndim == 3:
         return _unbatched(conv2d, x, w, bias, stride, padding, dilation, groups)
     groups = _check_groups(groups, op)
@@ -395,11 +396,7 @@ def conv1d(input, weight, bias=None, stride=1, padding=0, dilation=1, groups=1):
         backprop.conv1d(x, w, padding=2).shape   # (8, 16, 50)
     """
     op = "conv1d"
-    x, w = as_tensor(input, op), as_tensor(weight, op)
-    _check_input_1d(x, op)
-    if w.ndim != 3:
-        raise ShapeError(f"{op}: expected weight with 3 dimensions (C_out, C_in/groups, k), got "
-                         f"shape {tuple(w.shape)}")
+    x, w = _conv_operands(input, weight, op, 1, "C_out, C_in/groups, k")
     groups = _check_groups(groups, op)
     xs, ws = tuple(x.shape), tuple(w.shape)
     if ws[0] % groups:
@@ -441,7 +438,7 @@ class ConvTranspose2d(Function):
         n, c, h, w = x.shape
         _, og, kh, kw = weight.shape
         full_hw = tuple((size - 1) * s + d * (k - 1) + 1 + op for size, s, d, k, op in
-                        zip((h, w), stride, dilation, (kh, kw), output_padding))
+                        zip((h, w), stride, dilation, (kh, kw), output_padding, strict=True))
         wmat = weight.reshape(groups, c // groups, og * kh * kw)
         xg = x.reshape(n, groups, c // groups, h * w)
         # The uncropped output is conv2d's input gradient for "grad_output" x: one
@@ -529,7 +526,7 @@ def _transpose_args(x, w, bias, stride, padding, output_padding, groups, dilatio
         raise ShapeError(f"{op}: padding and output_padding must be non-negative, got "
                          f"padding={padding[2 - dims:]}, "
                          f"output_padding={output_padding[2 - dims:]}")
-    for op_, s, d in zip(output_padding, stride, dilation):
+    for op_, s, d in zip(output_padding, stride, dilation, strict=True):
         if op_ >= max(s, d):
             raise ShapeError(f"{op}: output_padding must be smaller than either stride or "
                              f"dilation, got output_padding={output_padding[2 - dims:]}, "
@@ -537,7 +534,7 @@ def _transpose_args(x, w, bias, stride, padding, output_padding, groups, dilatio
     kernel = (1,) * (2 - dims) + ws[2:]
     sizes = (1,) * (2 - dims) + xs[-dims:]
     out = tuple((size - 1) * s - 2 * p + d * (k - 1) + op_ + 1 for size, s, p, d, k, op_ in
-                zip(sizes, stride, padding, dilation, kernel, output_padding))
+                zip(sizes, stride, padding, dilation, kernel, output_padding, strict=True))
     if min(out) <= 0:
         raise ShapeError(f"{op}: output size {out[2 - dims:]} is not positive for input of shape "
                          f"{xs}, weight {ws}, stride {stride[2 - dims:]} and padding "
@@ -567,11 +564,7 @@ def conv_transpose2d(input, weight, bias=None, stride=1, padding=0, output_paddi
         # (8, 8, 14, 14)
     """
     op = "conv_transpose2d"
-    x, w = as_tensor(input, op), as_tensor(weight, op)
-    _check_input(x, op)
-    if w.ndim != 4:
-        raise ShapeError(f"{op}: expected weight with 4 dimensions (C_in, C_out/groups, kH, kW), "
-                         f"got shape {tuple(w.shape)}")
+    x, w = _conv_operands(input, weight, op, 2, "C_in, C_out/groups, kH, kW")
     if x.ndim == 3:
         return _unbatched(conv_transpose2d, x, w, bias, stride, padding, output_padding, groups,
                           dilation)
@@ -598,11 +591,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
                                   stride=2).shape   # (2, 3, 22)
     """
     op = "conv_transpose1d"
-    x, w = as_tensor(input, op), as_tensor(weight, op)
-    _check_input_1d(x, op)
-    if w.ndim != 3:
-        raise ShapeError(f"{op}: expected weight with 3 dimensions (C_in, C_out/groups, k), got "
-                         f"shape {tuple(w.shape)}")
+    x, w = _conv_operands(input, weight, op, 1, "C_in, C_out/groups, k")
     bias, stride, padding, output_padding, dilation, groups = _transpose_args(
         x, w, bias, stride, padding, output_padding, groups, dilation, 1, op)
     ws = tuple(w.shape)
@@ -616,7 +605,7 @@ def conv_transpose1d(input, weight, bias=None, stride=1, padding=0, output_paddi
 def _pool_geometry(shape, kernel, stride, padding, dilation, ceil_mode, op):
     """Output size and (top, bottom, left, right) padding, with ceil_mode's extra rows."""
     out, pads = [], []
-    for size, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation):
+    for size, k, s, p, d in zip(shape[2:], kernel, stride, padding, dilation, strict=True):
         span = size + 2 * p - d * (k - 1) - 1
         n_out = (span + (s - 1 if ceil_mode else 0)) // s + 1
         # NOTE: with ceil_mode the last window must still start inside the input (or
@@ -645,7 +634,7 @@ def _pool_args(kernel_size, stride, padding, dilation, op):
     _check_positive(dilation, "dilation", op)
     # NOTE: torch bounds the padding by half the kernel size, dilation or not, so that
     # every window holds at least one element of the input.
-    for p, k in zip(padding, kernel):
+    for p, k in zip(padding, kernel, strict=True):
         if p < 0 or p > k // 2:
             raise ShapeError(f"{op}: padding must be non-negative and at most half of "
                              f"kernel_size, got padding {padding} with kernel_size {kernel}")
@@ -863,7 +852,7 @@ def avg_pool2d(input, kernel_size, stride=None, padding=0, ceil_mode=False,
 def _pool1d_args(x, kernel_size, stride, padding, dilation, ceil_mode, op):
     """Check a 1-D pooling's arguments in 1-D terms; returns (kernel, stride, padding,
     dilation) as the (h, w) pairs of the 2-D op on a height-1 image."""
-    _check_input_1d(x, op)
+    _check_input(x, op, dims=1)
     k = _single(kernel_size, "kernel_size", op)
     s = k if stride is None or (isinstance(stride, (list, tuple)) and len(stride) == 0) \
         else _single(stride, "stride", op)

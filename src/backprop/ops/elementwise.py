@@ -14,7 +14,13 @@ import numpy as np
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
 from backprop.ops._util import (
-    F64, check_operand, default_float_for, fix_float, float_result, is_f64,
+    F64,
+    check_operand,
+    default_float_for,
+    fix_float,
+    float_result,
+    is_f64,
+    require_tensor,
 )
 from backprop.tensor import Tensor, _make
 
@@ -180,6 +186,9 @@ class Pow(Function):
         return ga, gb
 
 
+# Exp, Log, Sqrt, Sin, Cos, ... share one shape (forward saves what backward needs) but are
+# written out rather than built on math._Unary: they are on hot paths (no f/df call per use)
+# and some backwards divide where _Unary multiplies by f' (the results stay bit for bit).
 class Exp(Function):
     """out = eˣ;  dx = g · out"""
 
@@ -574,45 +583,39 @@ def clone(input):
     return Clone.apply(input)
 
 
-def _tensor_arg(input, op: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
-    return input
-
-
 def sqrt(input):
     """√input element-wise (NaN below 0; integer inputs give float32)."""
-    return Sqrt.apply(_tensor_arg(input, "sqrt"))
+    return Sqrt.apply(require_tensor(input, "sqrt"))
 
 
 def rsqrt(input):
     """1 / √input element-wise (inf at 0, NaN below)."""
-    return Rsqrt.apply(_tensor_arg(input, "rsqrt"))
+    return Rsqrt.apply(require_tensor(input, "rsqrt"))
 
 
 def abs(input):  # noqa: A001 (PyTorch's name)
     """|input| element-wise; the gradient at 0 is 0."""
-    return Abs.apply(_tensor_arg(input, "abs"))
+    return Abs.apply(require_tensor(input, "abs"))
 
 
 def sign(input):
     """-1, 0 or 1 by the sign of each element (0 for NaN); the gradient is zero."""
-    return Sign.apply(_tensor_arg(input, "sign"))
+    return Sign.apply(require_tensor(input, "sign"))
 
 
 def sin(input):
     """sine element-wise (radians)."""
-    return Sin.apply(_tensor_arg(input, "sin"))
+    return Sin.apply(require_tensor(input, "sin"))
 
 
 def cos(input):
     """cosine element-wise (radians)."""
-    return Cos.apply(_tensor_arg(input, "cos"))
+    return Cos.apply(require_tensor(input, "cos"))
 
 
 def square(input):
     """input² element-wise."""
-    return Square.apply(_tensor_arg(input, "square"))
+    return Square.apply(require_tensor(input, "square"))
 
 
 def _bound(value, op: str):
@@ -635,7 +638,7 @@ def clamp(input, min=None, max=None):  # noqa: A002 (PyTorch's names)
     """
     if min is None and max is None:
         raise ValueError("clamp: at least one of 'min' or 'max' must not be None")
-    return Clamp.apply(_tensor_arg(input, "clamp"), _bound(min, "clamp"), _bound(max, "clamp"))
+    return Clamp.apply(require_tensor(input, "clamp"), _bound(min, "clamp"), _bound(max, "clamp"))
 
 
 clip = clamp
@@ -829,6 +832,7 @@ def _bitwise(np_fn, name):
             if np.asarray(v).dtype.kind == "f" or isinstance(v, float):
                 raise DTypeError(f"{name}: expects bool or integer tensors, got a floating-point "
                                  f"operand")
+        # mirrors _compare's body: inline in these Tensor operators (&, |, ^), no extra frame
         try:
             return _make(np.asarray(np_fn(a, b)))
         except ValueError:

@@ -19,6 +19,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, IndexOutOfRange, ShapeError
+from backprop.ops._util import require_tensor as _check_tensor
 from backprop.ops.activation import _sigmoid
 from backprop.tensor import Tensor
 
@@ -510,6 +511,8 @@ class LogSoftmax(Function):
         return grad_output - np.exp(out) * total, None
 
 
+# forward mirrors LogSoftmax.forward but for the kernel: two primitives, each whole beside
+# its own backward, with no shared frame on a hot path.
 class Softmax(Function):
     """out = exp(x) / Σ exp(x) along dim;  dx = out · (g - Σ g·out along dim)"""
 
@@ -535,12 +538,6 @@ def _check_reduction(reduction, op: str) -> str:
         raise ValueError(f"{op}: {reduction!r} is not a valid value for reduction; "
                          f"expected 'mean', 'sum' or 'none'")
     return reduction
-
-
-def _check_tensor(x, op: str, what: str) -> Tensor:
-    if not isinstance(x, Tensor):
-        raise TypeError(f"{op}: expected {what} to be a Tensor, got {type(x).__name__}")
-    return x
 
 
 def _check_float(x: Tensor, op: str, what: str) -> None:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from typing import Any
 
 import numpy as np
 
@@ -244,7 +245,7 @@ def _parse_general(items, shape: tuple, op: str) -> list:
                                   f"get its value as a Python number")
         raise IndexOutOfRange(f"{op}: too many indices for tensor of dimension {ndim} "
                               f"(shape {shape})")
-    entries = []
+    entries: list = []
     d = 0
     for it in items:
         if it is Ellipsis:
@@ -475,6 +476,7 @@ def setitem(self, index, value) -> None:
             value = _make(np.asarray(value, dtype=self._data.dtype))
         record_setitem(self, entries, kind, value)
         return
+    val: Any  # an array or a scalar (any numbers.Number): what NumPy's __setitem__ takes
     if isinstance(value, Tensor):
         val = value._data
     elif isinstance(value, (numbers.Number, np.ndarray, np.generic)):
@@ -530,6 +532,8 @@ class IndexPut(Function):
 
     @staticmethod
     def forward(ctx, x, v, entries=(), kind=_BASIC):
+        # mirrors the write in __setitem__ (kept inline in this op's forward); record_setitem
+        # has already checked that x is writable and cast v to x's dtype.
         target, index_ = _indexed_view(x, entries, kind)
         try:
             target[index_] = v

@@ -111,15 +111,24 @@ def mm(input, mat2):
 
         backprop.mm(backprop.ones(2, 3), backprop.ones(3, 4)).shape   # (2, 4)
     """
-    a, b = as_tensor(input, "mm"), as_tensor(mat2, "mm")
-    if a.ndim != 2 or b.ndim != 2:
-        raise ShapeError(f"mm: expected two 2-D tensors, got shapes {tuple(a.shape)} and "
+    return MatMul.apply(*_matrices(input, mat2, 2, "mm"))
+
+
+def _matrices(input, mat2, ndim: int, op: str) -> tuple:
+    """mm's (ndim 2) and bmm's (ndim 3) operands as tensors, checked: both ``ndim``-D, the
+    same batch size, aligned inner sizes and one dtype (no broadcasting, no promotion)."""
+    a, b = as_tensor(input, op), as_tensor(mat2, op)
+    if a.ndim != ndim or b.ndim != ndim:
+        raise ShapeError(f"{op}: expected two {ndim}-D tensors, got shapes {tuple(a.shape)} and "
                          f"{tuple(b.shape)}")
-    if a.shape[1] != b.shape[0]:
-        raise ShapeError(f"mm: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned: "
-                         f"{a.shape[1]} != {b.shape[0]}")
-    _same_dtype("mm", a._data, b._data)
-    return MatMul.apply(a, b)
+    if ndim == 3 and a.shape[0] != b.shape[0]:
+        raise ShapeError(f"{op}: batch sizes differ: shapes {tuple(a.shape)} and "
+                         f"{tuple(b.shape)} ({a.shape[0]} != {b.shape[0]})")
+    if a.shape[-1] != b.shape[-2]:
+        raise ShapeError(f"{op}: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned: "
+                         f"{a.shape[-1]} != {b.shape[-2]}")
+    _same_dtype(op, a._data, b._data)
+    return a, b
 
 
 def bmm(input, mat2):
@@ -129,18 +138,7 @@ def bmm(input, mat2):
 
         backprop.bmm(backprop.ones(5, 2, 3), backprop.ones(5, 3, 4)).shape   # (5, 2, 4)
     """
-    a, b = as_tensor(input, "bmm"), as_tensor(mat2, "bmm")
-    if a.ndim != 3 or b.ndim != 3:
-        raise ShapeError(f"bmm: expected two 3-D tensors, got shapes {tuple(a.shape)} and "
-                         f"{tuple(b.shape)}")
-    if a.shape[0] != b.shape[0]:
-        raise ShapeError(f"bmm: batch sizes differ: shapes {tuple(a.shape)} and "
-                         f"{tuple(b.shape)} ({a.shape[0]} != {b.shape[0]})")
-    if a.shape[2] != b.shape[1]:
-        raise ShapeError(f"bmm: shapes {tuple(a.shape)} and {tuple(b.shape)} are not aligned: "
-                         f"{a.shape[2]} != {b.shape[1]}")
-    _same_dtype("bmm", a._data, b._data)
-    return MatMul.apply(a, b)
+    return MatMul.apply(*_matrices(input, mat2, 3, "bmm"))
 
 
 def dot(input, other):
@@ -320,7 +318,7 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
 
     # Ellipsis dimensions get fresh letters, aligned from the right across operands.
     n_ell = []
-    for k, (term, shape) in enumerate(zip(terms, shapes)):
+    for k, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
         named = len(term.replace("...", ""))
         if "..." in term:
             if len(shape) < named:
@@ -338,12 +336,12 @@ def _parse_einsum(equation: str, shapes: list) -> tuple:
     if width > len(free):
         raise _einsum_error(equation, "too many dimensions under '...'")
     ell = "".join(free[:width])
-    terms = [t.replace("...", ell[width - n:]) for t, n in zip(terms, n_ell)]
+    terms = [t.replace("...", ell[width - n:]) for t, n in zip(terms, n_ell, strict=True)]
 
     sizes: dict = {}
-    for k, (term, shape) in enumerate(zip(terms, shapes)):
+    for k, (term, shape) in enumerate(zip(terms, shapes, strict=True)):
         seen: dict = {}
-        for ch, n in zip(term, shape):
+        for ch, n in zip(term, shape, strict=True):
             if ch in seen and seen[ch] != n:
                 raise _einsum_error(equation, f"subscript {ch!r} is repeated in operand {k} "
                                     f"(shape {tuple(shape)}) with different sizes "
@@ -388,7 +386,7 @@ class Einsum(Function):
         # constant along that subscript; dropping it from the operand makes the subscript
         # simply absent there, so numpy needs no broadcasting and the gradient of the
         # squeezed operand is summed over that subscript automatically.
-        for k, (term, op) in enumerate(zip(terms, operands)):
+        for k, (term, op) in enumerate(zip(terms, operands, strict=True)):
             drop = [i for i, ch in enumerate(term) if op.shape[i] == 1 and sizes[ch] != 1]
             if drop:
                 operands[k] = op.reshape([n for i, n in enumerate(op.shape) if i not in drop])

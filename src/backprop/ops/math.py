@@ -21,16 +21,17 @@ from backprop.autograd.grad_mode import no_grad
 from backprop.errors import DTypeError, ShapeError
 from backprop.ops import _special
 from backprop.ops._util import (
-    TracksView, as_tensor, check_operand, fix_float, norm_dim, same_source_dtype,
+    TracksView,
+    as_tensor,
+    check_operand,
+    fix_float,
+    norm_dim,
+    same_source_dtype,
 )
+from backprop.ops._util import require_tensor as _tensor
 from backprop.ops.elementwise import _broadcast_error, _operands, as_float, sub
+from backprop.ops.reduce import cumulative
 from backprop.tensor import Tensor, _make
-
-
-def _tensor(input, op: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
-    return input
 
 
 # -- element-wise, one input: out = f(x), dx = g · f'(x) ------------------------------------
@@ -533,19 +534,14 @@ def cumprod(input, dim, *, dtype=None):
 
         backprop.cumprod(backprop.tensor([1., 2., 3.]), 0)    # [1., 2., 6.]
     """
-    _tensor(input, "cumprod")
-    if dtype is not None:
-        input = input.to(dtype)
-    d = norm_dim(dim, input.ndim, "cumprod")
-    if input.ndim == 0:
-        return input * 1
-    return CumProd.apply(input, d)
+    return cumulative(CumProd, input, dim, dtype, "cumprod")
 
 
-median_result = namedtuple("median", ("values", "indices"))
-kthvalue_result = namedtuple("kthvalue", ("values", "indices"))
-mode_result = namedtuple("mode", ("values", "indices"))
-aminmax_result = namedtuple("aminmax", ("min", "max"))
+# (mypy: the tuple types are named as torch.return_types are, not as the variables)
+median_result = namedtuple("median", ("values", "indices"))  # type: ignore[name-match]
+kthvalue_result = namedtuple("kthvalue", ("values", "indices"))  # type: ignore[name-match]
+mode_result = namedtuple("mode", ("values", "indices"))  # type: ignore[name-match]
+aminmax_result = namedtuple("aminmax", ("min", "max"))  # type: ignore[name-match]
 
 
 def _pick(input, d, idx, keepdim, name):
@@ -1133,7 +1129,7 @@ def tensordot(a, b, dims=2):
     if len(da) != len(db):
         raise ShapeError(f"tensordot: both dimension lists should have the same length, got "
                          f"{da} and {db}")
-    for i, j in zip(da, db):
+    for i, j in zip(da, db, strict=True):
         if a.shape[i] != b.shape[j]:
             raise ShapeError(f"tensordot: contracted dimensions need to match, but first has "
                              f"size {a.shape[i]} in dim {i} and second has size {b.shape[j]} "
@@ -1343,7 +1339,7 @@ def _index_source_checks(x, dim, source, op):
     s = _tensor(source, op)
     same_source_dtype(x, s, op)
     if x.ndim == 0 or s.ndim != x.ndim or any(
-            a != b for k, (a, b) in enumerate(zip(s.shape, x.shape)) if k != d):
+            a != b for k, (a, b) in enumerate(zip(s.shape, x.shape, strict=True)) if k != d):
         raise ShapeError(f"{op}: source of shape {tuple(s.shape)} must match input of shape "
                          f"{tuple(x.shape)} apart from dimension {d}")
     return d, s
@@ -1802,7 +1798,8 @@ def searchsorted(sorted_sequence, input, *, out_int32=False, right=False, side=N
             raise ShapeError(f"searchsorted: boundaries of shape {seq.shape} and input of shape "
                              f"{vals.shape} must agree in all but the last dimension")
         rows_s, rows_v = seq.reshape(-1, seq.shape[-1]), vals.reshape(-1, vals.shape[-1])
-        out = np.stack([np.searchsorted(s, v, side=which) for s, v in zip(rows_s, rows_v)])
+        out = np.stack([np.searchsorted(s, v, side=which)
+                        for s, v in zip(rows_s, rows_v, strict=True)])
         out = out.reshape(vals.shape)
     return _make(np.asarray(out, dtype=np.int32 if out_int32 else np.int64))
 

@@ -19,14 +19,15 @@ import numpy as np
 
 from backprop.autograd.function import Function, named
 from backprop.errors import ShapeError
-from backprop.ops._util import norm_dim, norm_dims, require_float
+from backprop.ops._util import norm_dim, norm_dims, require_float, require_tensor
 from backprop.tensor import Tensor, _make
 
 _INT64 = np.dtype(np.int64)
 
 #: What ``max(input, dim)`` / ``min(input, dim)`` return, like ``torch.return_types``.
-max_result = namedtuple("max", ("values", "indices"))
-min_result = namedtuple("min", ("values", "indices"))
+# (mypy: the tuple types are named as torch.return_types are, not as the variables)
+max_result = namedtuple("max", ("values", "indices"))  # type: ignore[name-match]
+min_result = namedtuple("min", ("values", "indices"))  # type: ignore[name-match]
 
 
 # -- helpers --------------------------------------------------------------------------
@@ -87,7 +88,8 @@ def _check_nonempty(x: np.ndarray, axes: tuple, op: str) -> None:
 def _tie_grad(x, out_k, gk):
     """Route ``gk`` to the elements equal to the reduced value, split evenly among ties."""
     mask = x == out_k
-    axes = tuple(i for i, (s, o) in enumerate(zip(x.shape, out_k.shape)) if o == 1 and s != 1)
+    axes = tuple(i for i, (s, o) in enumerate(zip(x.shape, out_k.shape, strict=True))
+                 if o == 1 and s != 1)
     count = mask.sum(axis=axes, keepdims=True, dtype=gk.dtype) if axes else mask.astype(gk.dtype)
     return mask * (gk / count)
 
@@ -114,6 +116,7 @@ class Sum(Function):
         return _spread(grad_output, ctx.in_shape, ctx.axes, ctx.keepdim), None, None
 
 
+# forward's bookkeeping mirrors Sum.forward's: each primitive keeps its own (hot path).
 class Mean(Function):
     """out = Σ x / n over axes;  dx = g / n broadcast back"""
 
@@ -642,16 +645,24 @@ class CumSum(Function):
 
 def cumsum(input, dim, *, dtype=None):
     """Cumulative sum along ``dim``."""
+    return cumulative(CumSum, input, dim, dtype, "cumsum")
+
+
+def cumulative(scan, input, dim, dtype, op: str):
+    """Apply the scan primitive ``scan`` (CumSum, CumProd) along ``dim``, after casting to
+    ``dtype`` when one is given; a 0-d tensor gives a copy of itself."""
+    require_tensor(input, op)
     if dtype is not None:
         input = input.to(dtype)
-    d = norm_dim(dim, input.ndim, "cumsum")
+    d = norm_dim(dim, input.ndim, op)
     if input.ndim == 0:
         return input * 1
-    return CumSum.apply(input, d)
+    return scan.apply(input, d)
 
 
-sort_result = namedtuple("sort", ("values", "indices"))
-topk_result = namedtuple("topk", ("values", "indices"))
+# (mypy: the tuple types are named as torch.return_types are, not as the variables)
+sort_result = namedtuple("sort", ("values", "indices"))  # type: ignore[name-match]
+topk_result = namedtuple("topk", ("values", "indices"))  # type: ignore[name-match]
 
 
 def sort(input, dim=-1, descending=False, stable=False):

@@ -14,13 +14,8 @@ import numpy as np
 
 from backprop import random as _random
 from backprop.errors import DTypeError, ShapeError
+from backprop.ops._util import require_tensor as _tensor
 from backprop.tensor import Tensor, _make, _overwrite
-
-
-def _tensor(input, op: str) -> Tensor:
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{op}: expected a Tensor as input, got {type(input).__name__}")
-    return input
 
 
 def multinomial(input, num_samples, replacement=False, *, generator=None):

@@ -205,7 +205,7 @@ def movedim(input, source, destination):
         raise ShapeError(f"movedim: repeated dim in source {source} or destination "
                          f"{destination}")
     perm = [-1] * nd
-    for s, d in zip(src, dst):
+    for s, d in zip(src, dst, strict=True):
         perm[d] = s
     rest = iter(d for d in range(nd) if d not in src)
     perm = [next(rest) if p == -1 else p for p in perm]
@@ -392,15 +392,15 @@ class Cat(Function):
         if all(skip):
             skip = [False] * len(xs)
         ctx.dim = dim
-        ctx.sizes = [None if s else x.shape[dim] for x, s in zip(xs, skip)]
-        return np.concatenate([x for x, s in zip(xs, skip) if not s], axis=dim, dtype=dtype,
-                              casting="unsafe")
+        ctx.sizes = [None if s else x.shape[dim] for x, s in zip(xs, skip, strict=True)]
+        return np.concatenate([x for x, s in zip(xs, skip, strict=True) if not s], axis=dim,
+                              dtype=dtype, casting="unsafe")
 
     @staticmethod
     def backward(ctx, grad_output):
         lead = (slice(None),) * ctx.dim
         grads, start = [], 0
-        for n, need in zip(ctx.sizes, ctx.needs_input_grad):
+        for n, need in zip(ctx.sizes, ctx.needs_input_grad, strict=True):
             if n is None:
                 grads.append(np.zeros(0, dtype=grad_output.dtype) if need else None)
                 continue
@@ -518,7 +518,7 @@ class Repeat(Function):
     @staticmethod
     def backward(ctx, grad_output):
         # Split each output dim into (tile, original) and sum the tile axes.
-        inter = [v for r, n in zip(ctx.sizes, ctx.shape) for v in (r, n)]
+        inter = [v for r, n in zip(ctx.sizes, ctx.shape, strict=True) for v in (r, n)]
         tiles = tuple(range(0, 2 * len(ctx.sizes), 2))
         return grad_output.reshape(inter).sum(axis=tiles).reshape(ctx.in_shape)
 
@@ -722,5 +722,5 @@ TENSOR_METHODS = {"reshape": reshape, "view": view, "permute": permute, "transpo
 
 
 # PyTorch's node names for pad's modes (the mode is kept on the node)
-_PAD_NAMES = {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad2DBackward0",
+_PAD_NAMES: dict[str | None, str] = {"constant": "ConstantPadNdBackward0", "reflect": "ReflectionPad2DBackward0",
               "replicate": "ReplicationPad2DBackward0", "circular": "CatBackward0"}

@@ -4,7 +4,11 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update,
+    Optimizer,
+    _check_nonnegative,
+    _check_unsupported,
+    _ema_square_,
+    _grad_for_update,
 )
 
 __all__ = ["Adadelta", "adadelta"]

@@ -4,7 +4,12 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
+    Optimizer,
+    _check_nonnegative,
+    _check_unsupported,
+    _ema_square_,
+    _grad_for_update,
+    _lerp_,
 )
 from backprop.tensor import _make
 
@@ -83,6 +88,22 @@ def adamw(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, max_exp_
          decoupled_weight_decay=True)
 
 
+def _check_adam_options(options: dict) -> None:
+    """Adam's checks of lr, eps, betas and weight_decay (its variants share them)."""
+    _check_nonnegative(options, "lr", "learning rate")
+    _check_nonnegative(options, "eps", "epsilon value")
+    betas = options["betas"]
+    try:
+        beta1, beta2 = betas
+    except (TypeError, ValueError):
+        raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), "
+                         f"got {betas!r}") from None
+    for i, beta in enumerate((beta1, beta2)):
+        if not 0.0 <= beta < 1.0:
+            raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
+    _check_nonnegative(options, "weight_decay", "weight_decay value")
+
+
 class Adam(Optimizer):
     """Adam: per-weight step sizes from running averages of the gradient and its square.
 
@@ -119,18 +140,7 @@ class Adam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
-        _check_nonnegative(options, "lr", "learning rate")
-        _check_nonnegative(options, "eps", "epsilon value")
-        betas = options["betas"]
-        try:
-            beta1, beta2 = betas
-        except (TypeError, ValueError):
-            raise ValueError(f"Invalid betas: expected a pair (beta1, beta2), "
-                             f"got {betas!r}") from None
-        for i, beta in enumerate((beta1, beta2)):
-            if not 0.0 <= beta < 1.0:
-                raise ValueError(f"Invalid beta parameter at index {i}: {beta}")
-        _check_nonnegative(options, "weight_decay", "weight_decay value")
+        _check_adam_options(options)
 
     def _step_group(self, group: dict) -> None:
         tensors, params, grads = self._params_with_grad(group)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop.optim.adam import Adam
+from backprop.optim.adam import _check_adam_options
 from backprop.optim.optimizer import Optimizer, _check_unsupported, _grad_for_update, _lerp_
 
 __all__ = ["Adamax", "adamax"]
@@ -53,6 +53,8 @@ def adamax(params: list, grads: list, exp_avgs: list, exp_infs: list, steps: lis
         param += scratch
 
 
+# The Args below repeat Adam's on purpose (as NAdam's, RAdam's): each optimiser's help
+# stands alone, as in PyTorch's documentation.
 class Adamax(Optimizer):
     """Adamax (Kingma & Ba, 2015, section 7.1): Adam scaled by a running max of |g|.
 
@@ -83,7 +85,7 @@ class Adamax(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
-        Adam._check_options(self, options)  # the same checks, in the same order, as Adam's
+        _check_adam_options(options)  # the same checks, in the same order, as Adam's
 
     def _step_group(self, group: dict) -> None:
         tensors, params, grads = self._params_with_grad(group)

@@ -116,7 +116,7 @@ def strong_wolfe(obj_func, x, t, d, f, g, gtd, c1: float = 1e-4, c2: float = 0.9
     t_prev, f_prev, g_prev, gtd_prev = 0, f, g, gtd
     done = False
     ls_iter = 0
-    bracket_gtd = None
+    bracket_gtd: list = []  # (set with a two-point bracket: the only one the zoom phase sees)
     # Bracketing phase: grow t until [t_prev, t] contains an acceptable step.
     while ls_iter < max_ls:
         if f_new > (f + c1 * t * gtd) or (ls_iter > 1 and f_new >= f_prev):
@@ -281,7 +281,7 @@ class LBFGS(Optimizer):
         return [p._data.copy() for p in self._params]
 
     def _set_param(self, params_data: list) -> None:
-        for p, data in zip(self._params, params_data):
+        for p, data in zip(self._params, params_data, strict=True):
             p._data[...] = data
             p._bump_version()
 

@@ -37,6 +37,7 @@ import types
 import warnings
 from bisect import bisect_right
 from collections import Counter
+from typing import Any
 
 from backprop.optim.optimizer import Optimizer
 
@@ -74,6 +75,14 @@ def _lr_lambdas(name: str, optimizer: Optimizer, lr_lambda) -> list:
                              f"{len(lr_lambda)}")
         return list(lr_lambda)
     return [lr_lambda] * n
+
+
+def _check_saved(op: str, what: str, saved: list, have: list) -> None:
+    """A saved state holds one entry for each of ``have`` (a state of another schedule
+    would otherwise load in part)."""
+    if len(saved) != len(have):
+        raise ValueError(f"{op}: the state holds {len(saved)} {what}, but this scheduler has "
+                         f"{len(have)}")
 
 
 class LRScheduler:
@@ -157,7 +166,7 @@ class LRScheduler:
                 values = closed_form() if closed_form is not None else self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values):
+        for group, lr in self._per_group_zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = [group["lr"] for group in self.optimizer.param_groups]
 
@@ -177,6 +186,55 @@ class LRScheduler:
 
     def _current_lrs(self) -> list:
         return [group["lr"] for group in self.optimizer.param_groups]
+
+    def _per_group_zip(self, *columns):
+        """``zip`` of lists that hold one entry per parameter group, refusing (by name) a
+        group added to the optimizer after the scheduler was made, which has no schedule."""
+        groups = len(self.optimizer.param_groups)
+        for column in columns:
+            if len(column) != groups:
+                raise ValueError(f"{type(self).__name__}: the optimizer has {groups} parameter "
+                                 f"groups but the scheduler has {len(column)} values per group "
+                                 f"(was a group added after the scheduler was made?)")
+        return zip(*columns, strict=True)
+
+    # -- changing a running schedule -------------------------------------------------
+    def rescale(self, factor: float) -> None:
+        """Multiply the running schedule by ``factor`` from the epoch it has reached.
+
+        backprop's own (PyTorch has none): for a peak learning rate changed while
+        training runs, as the lab's slider does. Each group's current ``lr`` and
+        ``initial_lr`` and the ``base_lrs`` (of the schedulers inside a
+        :class:`SequentialLR` or :class:`ChainedScheduler` too) are multiplied, so the
+        next steps give, to rounding, the rates of the same schedule started with a peak
+        ``factor`` times larger. That holds for the schedules whose rates are the base
+        rates times a factor: :class:`LambdaLR`, :class:`StepLR`, :class:`LinearLR`,
+        :class:`ExponentialLR`, :class:`CosineAnnealingLR` with ``eta_min=0`` and
+        :func:`warmup_cosine` with ``min_lr=0``, for instance; floors and bounds of their
+        own (``eta_min``, OneCycleLR's ``max_lr``) are not scaled.
+
+        Example::
+
+            sched = warmup_cosine(opt, warmup_steps=100, total_steps=1000)   # peak 0.1
+            ...
+            sched.rescale(0.02 / 0.1)           # from now on, the schedule of peak 0.02
+        """
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
+                or not (math.isfinite(factor) and factor > 0):
+            raise ValueError(f"{type(self).__name__}.rescale: factor must be a positive "
+                             f"finite number, got {factor!r}")
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["lr"] * factor
+            if "initial_lr" in group:
+                group["initial_lr"] = group["initial_lr"] * factor
+        self._rescale_base_lrs(factor)
+        self._last_lr = self._current_lrs()
+
+    def _rescale_base_lrs(self, factor: float) -> None:
+        if hasattr(self, "base_lrs"):
+            self.base_lrs = [lr * factor for lr in self.base_lrs]
+        for sched in getattr(self, "_schedulers", ()):
+            sched._rescale_base_lrs(factor)
 
     # -- saving and loading ----------------------------------------------------------
     def state_dict(self) -> dict:
@@ -223,7 +281,7 @@ class LambdaLR(LRScheduler):
     def get_lr(self) -> list:
         self._warn_if_called_outside_step()
         return [base_lr * fn(self.last_epoch)
-                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs)]
+                for fn, base_lr in zip(self.lr_lambdas, self.base_lrs, strict=True)]
 
     def state_dict(self) -> dict:
         state = {k: v for k, v in self.__dict__.items() if k not in ("optimizer", "lr_lambdas")}
@@ -233,9 +291,13 @@ class LambdaLR(LRScheduler):
 
     def load_state_dict(self, state_dict: dict) -> None:
         state = dict(state_dict)
-        saved = state.pop("lr_lambdas", [])
+        saved = state.pop("lr_lambdas", None)
+        if saved is None:  # a state without them: the functions keep their attributes
+            saved = [None] * len(self.lr_lambdas)
+        _check_saved(f"{type(self).__name__}.load_state_dict", "lr_lambdas", saved,
+                     self.lr_lambdas)
         self.__dict__.update(state)
-        for fn, attrs in zip(self.lr_lambdas, saved):
+        for fn, attrs in zip(self.lr_lambdas, saved, strict=True):
             if attrs is not None:
                 fn.__dict__.update(attrs)
 
@@ -363,7 +425,7 @@ class CosineAnnealingLR(LRScheduler):
         if (t - 1 - T) % (2 * T) == 0:
             # At a minimum of the cosine the ratio below is 0/0: step up from eta_min instead.
             return [lr + (base_lr - eta_min) * (1 - math.cos(math.pi / T)) / 2
-                    for base_lr, lr in zip(self.base_lrs, self._current_lrs())]
+                    for base_lr, lr in self._per_group_zip(self.base_lrs, self._current_lrs())]
         ratio = (1 + math.cos(math.pi * t / T)) / (1 + math.cos(math.pi * (t - 1) / T))
         return [ratio * (lr - eta_min) + eta_min for lr in self._current_lrs()]
 
@@ -470,7 +532,8 @@ class SequentialLR(LRScheduler):
         elif hasattr(sched, "last_epoch"):
             sched.last_epoch -= 1
 
-    def step(self) -> None:  # noqa: D102 (no epoch argument, as in PyTorch)
+    # PyTorch's signature: no epoch argument, unlike LRScheduler.step
+    def step(self) -> None:  # type: ignore[override]
         self.last_epoch += 1
         idx = bisect_right(self._milestones, self.last_epoch)
         sched = self._schedulers[idx]
@@ -488,8 +551,10 @@ class SequentialLR(LRScheduler):
     def load_state_dict(self, state_dict: dict) -> None:
         state = dict(state_dict)
         saved = state.pop("_schedulers")
+        _check_saved(f"{type(self).__name__}.load_state_dict", "schedulers", saved,
+                     self._schedulers)
         self.__dict__.update(state)
-        for sched, s in zip(self._schedulers, saved):
+        for sched, s in zip(self._schedulers, saved, strict=True):
             sched.load_state_dict(s)
 
 
@@ -505,6 +570,9 @@ class _CyclesMomentum:
     """What OneCycleLR and CyclicLR share: they move each group's momentum (SGD's
     ``momentum`` or Adam's beta1, as ``self.use_beta1`` says) against the learning rate."""
 
+    use_beta1: bool  # (set by the scheduler's __init__)
+    optimizer: Optimizer
+
     def _set_momentum(self, group: dict, value: float) -> None:
         if self.use_beta1:
             group["betas"] = (value, *group["betas"][1:])
@@ -513,7 +581,8 @@ class _CyclesMomentum:
 
     def _start_momentum(self, max_momentums: list, base_momentums: list) -> None:
         """A fresh run starts at the highest momentum; the groups keep both bounds."""
-        for hi, lo, group in zip(max_momentums, base_momentums, self.optimizer.param_groups):
+        for hi, lo, group in zip(max_momentums, base_momentums, self.optimizer.param_groups,
+                                 strict=True):
             self._set_momentum(group, hi)
             group["max_momentum"] = hi
             group["base_momentum"] = lo
@@ -578,6 +647,7 @@ class OneCycleLR(_CyclesMomentum, LRScheduler):
         # Each phase runs from the previous phase's end step to its own, interpolating
         # between two group entries (named, so the values live in the param groups).
         n = self.total_steps
+        self._schedule_phases: list[dict[str, Any]]  # end_step a number, the rest group keys
         if three_phase:
             self._schedule_phases = [
                 dict(end_step=float(pct_start * n) - 1, start_lr="initial_lr", end_lr="max_lr",
@@ -598,7 +668,7 @@ class OneCycleLR(_CyclesMomentum, LRScheduler):
 
         max_lrs = _per_group("max_lr", optimizer, max_lr)
         if last_epoch == -1:
-            for group, peak in zip(optimizer.param_groups, max_lrs):
+            for group, peak in zip(optimizer.param_groups, max_lrs, strict=True):
                 group["initial_lr"] = peak / div_factor
                 group["max_lr"] = peak
                 group["min_lr"] = group["initial_lr"] / final_div_factor
@@ -718,7 +788,8 @@ class ReduceLROnPlateau(LRScheduler):
             return a > best * (self.threshold + 1.0)
         return a > best + self.threshold
 
-    def step(self, metrics, epoch=None) -> None:  # noqa: D102
+    # PyTorch's signature: the metric comes first, unlike LRScheduler.step
+    def step(self, metrics, epoch=None) -> None:  # type: ignore[override]
         current = float(metrics)
         if epoch is None:
             epoch = self.last_epoch + 1
@@ -748,7 +819,7 @@ class ReduceLROnPlateau(LRScheduler):
                                    f"groups but min_lrs has {len(self.min_lrs)} values (was a "
                                    f"group added?); set `min_lrs` to match")
             self.min_lrs = [self.default_min_lr] * len(groups)
-        for group, min_lr in zip(groups, self.min_lrs):
+        for group, min_lr in zip(groups, self.min_lrs, strict=True):
             old_lr = float(group["lr"])
             new_lr = max(old_lr * self.factor, min_lr)
             if old_lr - new_lr > self.eps:
@@ -788,7 +859,8 @@ class MultiplicativeLR(LRScheduler):
         self._warn_if_called_outside_step()
         if self._is_initial:
             return self._current_lrs()
-        return [lr * fn(self.last_epoch) for fn, lr in zip(self.lr_lambdas, self._current_lrs())]
+        return [lr * fn(self.last_epoch)
+                for fn, lr in self._per_group_zip(self.lr_lambdas, self._current_lrs())]
 
     # Lambdas are saved as LambdaLR saves them: only callable objects keep attributes.
     state_dict = LambdaLR.state_dict
@@ -951,7 +1023,7 @@ class CosineAnnealingWarmRestarts(LRScheduler):
             values = self.get_lr()
         finally:
             self._get_lr_called_within_step = False
-        for group, lr in zip(self.optimizer.param_groups, values):
+        for group, lr in self._per_group_zip(self.optimizer.param_groups, values):
             group["lr"] = lr
         self._last_lr = self._current_lrs()
 
@@ -998,7 +1070,7 @@ class CyclicLR(_CyclesMomentum, LRScheduler):
         self.optimizer = optimizer
         base_lrs = _per_group("base_lr", optimizer, base_lr)
         if last_epoch == -1:
-            for lr, group in zip(base_lrs, optimizer.param_groups):
+            for lr, group in zip(base_lrs, optimizer.param_groups, strict=True):
                 group["lr"] = lr
         self.max_lrs = _per_group("max_lr", optimizer, max_lr)
         up = float(step_size_up)
@@ -1056,10 +1128,10 @@ class CyclicLR(_CyclesMomentum, LRScheduler):
             height = (x - 1) / (self.step_ratio - 1)
         scale = self.scale_fn(cycle if self.scale_mode == "cycle" else t)
         lrs = [base + (peak - base) * height * scale
-               for base, peak in zip(self.base_lrs, self.max_lrs)]
+               for base, peak in zip(self.base_lrs, self.max_lrs, strict=True)]
         if self.cycle_momentum:
-            for group, lo, hi in zip(self.optimizer.param_groups, self.base_momentums,
-                                     self.max_momentums):
+            for group, lo, hi in self._per_group_zip(self.optimizer.param_groups,
+                                                     self.base_momentums, self.max_momentums):
                 self._set_momentum(group, hi - (hi - lo) * height * scale)
         return lrs
 
@@ -1103,7 +1175,8 @@ class ChainedScheduler(LRScheduler):
         self.optimizer = optimizer
         self._last_lr = [group["lr"] for group in schedulers[-1].optimizer.param_groups]
 
-    def step(self) -> None:  # noqa: D102 (no epoch argument, as in PyTorch)
+    # PyTorch's signature: no epoch argument, unlike LRScheduler.step
+    def step(self) -> None:  # type: ignore[override]
         for sched in self._schedulers:
             sched.step()
         self._last_lr = [group["lr"] for group in self._schedulers[-1].optimizer.param_groups]

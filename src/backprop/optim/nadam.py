@@ -3,9 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop.optim.adam import Adam
+from backprop.optim.adam import _check_adam_options
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
+    Optimizer,
+    _check_nonnegative,
+    _check_unsupported,
+    _ema_square_,
+    _grad_for_update,
+    _lerp_,
 )
 from backprop.tensor import Tensor
 
@@ -78,6 +83,8 @@ def nadam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, mu_produ
         param += scratch
 
 
+# The Args below repeat Adam's on purpose (as RAdam's, Adamax's): each optimiser's help
+# stands alone, as in PyTorch's documentation.
 class NAdam(Optimizer):
     """NAdam (Dozat, 2016): Adam whose momentum looks one step ahead, as Nesterov's does.
 
@@ -116,7 +123,7 @@ class NAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
-        Adam._check_options(self, options)  # lr, eps, betas, weight_decay: as Adam's
+        _check_adam_options(options)  # lr, eps, betas, weight_decay: as Adam's
         _check_nonnegative(options, "momentum_decay", "momentum_decay value")
 
     def load_state_dict(self, state_dict: dict) -> None:
@@ -144,7 +151,7 @@ class NAdam(Optimizer):
               momentum_decay=group["momentum_decay"],
               decoupled_weight_decay=group["decoupled_weight_decay"],
               maximize=group["maximize"])
-        for p, mu_product in zip(tensors, mu_products):
+        for p, mu_product in zip(tensors, mu_products, strict=True):
             self.state[p]["mu_product"] = mu_product
             p._bump_version()
 

@@ -29,10 +29,10 @@ from __future__ import annotations
 
 import collections
 import copy
-import numbers
 
 import numpy as np
 
+from backprop._checks import is_integral
 from backprop.autograd.grad_mode import enable_grad, no_grad
 from backprop.autograd.hooks import RemovableHandle
 from backprop.errors import ShapeError
@@ -238,11 +238,12 @@ class Optimizer:
         """(steps, arrays of buffer 1, arrays of buffer 2, ...) over ``tensors``: each
         parameter's state through :meth:`_lazy_state`, gathered as the update function
         takes it (lists of step counts and of NumPy arrays, in parameter order)."""
-        steps, arrays = [], tuple([] for _ in buffers)
+        steps: list = []
+        arrays: tuple[list, ...] = tuple([] for _ in buffers)
         for p in tensors:
             state = self._lazy_state(p, *buffers, **initial)
             steps.append(state["step"])
-            for key, column in zip(buffers, arrays):
+            for key, column in zip(buffers, arrays, strict=True):
                 column.append(state[key]._data)
         return (steps, *arrays)
 
@@ -321,29 +322,29 @@ class Optimizer:
             raise ValueError(f"{name}.load_state_dict: loaded state dict has a different number "
                              f"of parameter groups ({len(saved_groups)}) than the optimizer "
                              f"({len(self.param_groups)})")
-        for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups)):
+        for i, (mine, saved) in enumerate(zip(self.param_groups, saved_groups, strict=True)):
             if len(mine["params"]) != len(saved["params"]):
                 raise ValueError(f"{name}.load_state_dict: parameter group {i} has "
                                  f"{len(saved['params'])} parameters in the loaded state dict but "
                                  f"{len(mine['params'])} in the optimizer")
 
         index_to_param = {}
-        for mine, saved in zip(self.param_groups, saved_groups):
-            for k, p in zip(saved["params"], mine["params"]):
+        for mine, saved in zip(self.param_groups, saved_groups, strict=True):
+            for k, p in zip(saved["params"], mine["params"], strict=True):
                 index_to_param[int(k)] = p
 
         new_state: collections.defaultdict = collections.defaultdict(dict)
         for key, value in state_dict["state"].items():
             if isinstance(key, str) and key.lstrip("-").isdigit():
                 key = int(key)
-            p = index_to_param.get(key) if isinstance(key, numbers.Integral) else None
+            p = index_to_param.get(key) if is_integral(key) else None
             if p is None:  # not a parameter of ours: keep it as PyTorch does
                 new_state[key] = copy.deepcopy(value)
                 continue
             new_state[p] = {k: _load_state_value(k, v, p, key, name) for k, v in value.items()}
 
         new_groups = []
-        for mine, saved in zip(self.param_groups, saved_groups):
+        for mine, saved in zip(self.param_groups, saved_groups, strict=True):
             group = {k: copy.deepcopy(v) for k, v in saved.items()
                      if k not in ("params", "param_names")}
             for k, v in self.defaults.items():  # options newer than the saved dict

@@ -3,14 +3,20 @@ from __future__ import annotations
 
 import numpy as np
 
-from backprop.optim.adam import Adam
+from backprop.optim.adam import _check_adam_options
 from backprop.optim.optimizer import (
-    Optimizer, _check_unsupported, _ema_square_, _grad_for_update, _lerp_,
+    Optimizer,
+    _check_unsupported,
+    _ema_square_,
+    _grad_for_update,
+    _lerp_,
 )
 
 __all__ = ["RAdam", "radam"]
 
 
+# The docstring's first lines mirror nadam()'s and adam()'s: each update function writes its
+# whole algorithm out (DESIGN: the algorithm in the docstring).
 def radam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, steps: list, *,
           lr: float, beta1: float, beta2: float, eps: float, weight_decay: float = 0.0,
           decoupled_weight_decay: bool = False, maximize: bool = False) -> None:
@@ -74,6 +80,8 @@ def radam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, steps: l
         param -= scratch
 
 
+# The Args below repeat Adam's on purpose (as NAdam's, Adamax's): each optimiser's help
+# stands alone, as in PyTorch's documentation.
 class RAdam(Optimizer):
     """RAdam (Liu et al., 2020): Adam that starts as momentum SGD until its variance
     estimate is reliable, then rectifies the adaptive step.
@@ -108,8 +116,10 @@ class RAdam(Optimizer):
         super().__init__(params, defaults)
 
     def _check_options(self, options: dict) -> None:
-        Adam._check_options(self, options)  # the same checks, in the same order, as Adam's
+        _check_adam_options(options)  # the same checks, in the same order, as Adam's
 
+    # mirrors Adamax._step_group and NAdam's: the plumbing is Optimizer's (_params_with_grad,
+    # _state_arrays); the update function and the state it keeps differ.
     def _step_group(self, group: dict) -> None:
         tensors, params, grads = self._params_with_grad(group)
         if not tensors:

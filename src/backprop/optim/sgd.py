@@ -4,7 +4,10 @@ from __future__ import annotations
 import numpy as np
 
 from backprop.optim.optimizer import (
-    Optimizer, _check_nonnegative, _check_unsupported, _grad_for_update,
+    Optimizer,
+    _check_nonnegative,
+    _check_unsupported,
+    _grad_for_update,
 )
 from backprop.tensor import _make
 

@@ -14,6 +14,8 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
 from backprop.sweep.progress import TrialProgress
 from backprop.sweep.space import SweepError
@@ -74,7 +76,7 @@ def check_address(address: str, timeout: float = CONNECT_TIMEOUT) -> None:
                 if not chunk:
                     break
                 header += chunk
-    except socket.timeout:
+    except TimeoutError:
         if not header:
             raise SweepError(f"the address {address} accepted a connection but did not answer "
                              f"within {timeout:g} s: no Ray cluster is listening there") \
@@ -207,6 +209,7 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
     # node: the callbacks send their events back through a Ray queue, read here by a thread.
     client = bool(address and address.startswith("ray://"))
     queue = reader = None
+    emit: Callable[[tuple], Any]
     if client:
         from ray.util.queue import Queue
         queue = Queue(actor_options={"num_cpus": 0})
@@ -215,7 +218,9 @@ def execute(pending, base: dict, trials_dir: str, log, *, total: int, asha=False
     else:
         emit = handle
 
-    class LogRecords(tune.Callback):
+    from ray.tune import Callback as TuneCallback  # (imported by _import_ray above)
+
+    class LogRecords(TuneCallback):
         def on_trial_result(self, iteration, trials, trial, result, **info):
             if "record" in result:
                 emit(("record", trial.config["trial_id"], result["record"]))
@@ -395,7 +400,7 @@ class RayCells:
             return []
         done, self._refs = ray.wait(self._refs, num_returns=len(self._refs), timeout=timeout,
                                     fetch_local=True)
-        answers = []
+        answers: list[tuple[str, Any]] = []
         for ref in done:
             try:
                 result = ray.get(ref)

@@ -249,8 +249,9 @@ class SweepResult:
                          ",".join(r.get("findings") or []) or "-"])
         widths = [max(len(h), *(len(row[i]) for row in rows)) if rows else len(h)
                   for i, h in enumerate(header)]
-        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths)).rstrip()]
-        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip() for row in rows]
+        lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)).rstrip()]
+        lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip()
+                  for row in rows]
         if limit is not None and len(self.trials) > limit:
             lines.append(f"... and {len(self.trials) - limit} more")
         return "\n".join(lines)
@@ -280,7 +281,7 @@ class SweepResult:
         stopped = [r for r in self.trials if r.get("stopped_early")]
         if stopped:
             lines.append(f"stopped early (ASHA) in {len(stopped)} of {n} trials")
-        counts = {}
+        counts: dict[str, list[dict]] = {}  # finding -> the trials that had it
         for r in self.trials:
             for name in dict.fromkeys(r.get("findings") or []):
                 counts.setdefault(name, []).append(r)
@@ -374,7 +375,8 @@ class SweepResult:
                     ax.add_patch(_hatch(j, i))
                     ax.text(j, i, "x", ha="center", va="center", color="crimson")
                 elif tried[i, j]:
-                    dark = image.norm(shown[i, j]) > 0.5  # viridis_r: high values are dark
+                    # viridis_r: high values are dark
+                    dark = float(np.asarray(image.norm(shown[i, j]))) > 0.5
                     ax.text(j, i, f"{grid[i, j]:.3g}", ha="center", va="center",
                             color="white" if dark else "black", fontsize=7)
         ax.set_xticks(range(len(xs)), [_fmt(v) for v in xs], rotation=45)

@@ -3,8 +3,14 @@ from __future__ import annotations
 
 import os
 
-from backprop.sweep.results import (LOG_FILE, METRICS, SweepLog, SweepResult, read_definition,
-                                    write_definition)
+from backprop.sweep.results import (
+    LOG_FILE,
+    METRICS,
+    SweepLog,
+    SweepResult,
+    read_definition,
+    write_definition,
+)
 from backprop.sweep.space import DEFAULT_MAX_TRIALS, SweepError, expand, normalize, trial_id
 from backprop.sweep.trial import trial_config
 from backprop.train.experiment import ConfigError, RunConfig

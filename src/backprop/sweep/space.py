@@ -17,6 +17,7 @@ import dataclasses
 import math
 import random
 import re
+from typing import Any
 
 from backprop.errors import BackpropError
 from backprop.train.experiment import RunConfig
@@ -64,7 +65,7 @@ class Space:
         self.kind, self.args = kind, tuple(args)
 
     @classmethod
-    def loguniform(cls, low: float, high: float) -> "Space":
+    def loguniform(cls, low: float, high: float) -> Space:
         """Values between ``low`` and ``high`` (both > 0), uniform in their logarithm."""
         low, high = _number(low, "loguniform"), _number(high, "loguniform")
         if not 0 < low < high:
@@ -72,7 +73,7 @@ class Space:
         return cls("loguniform", (low, high))
 
     @classmethod
-    def uniform(cls, low: float, high: float) -> "Space":
+    def uniform(cls, low: float, high: float) -> Space:
         """Values uniform between ``low`` and ``high``."""
         low, high = _number(low, "uniform"), _number(high, "uniform")
         if not low < high:
@@ -80,7 +81,7 @@ class Space:
         return cls("uniform", (low, high))
 
     @classmethod
-    def choice(cls, values) -> "Space":
+    def choice(cls, values) -> Space:
         """One of ``values``, each equally likely."""
         values = list(values)
         if not values:
@@ -99,7 +100,7 @@ class Space:
         return {"sample": self.kind, "args": list(self.args)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Space":
+    def from_dict(cls, d: dict) -> Space:
         kind, args = d["sample"], d["args"]
         if kind == "choice":
             return cls.choice(args)
@@ -243,7 +244,7 @@ def normalize(space: dict) -> dict:
     if not isinstance(space, dict):
         raise SweepError(f"a sweep space is a dict of option -> values, got "
                          f"{type(space).__name__}")
-    out = {}
+    out: dict[str, Any] = {}
     for key, values in space.items():
         field = field_name(key)
         if field in out:
@@ -297,7 +298,7 @@ def expand(space: dict, samples: int | None = None, seed: int = 0,
         raise SweepError("the sweep space is empty: give at least one --grid or --sample")
     grid = [(k, v) for k, v in space.items() if not isinstance(v, Space)]
     random_axes = [(k, v) for k, v in space.items() if isinstance(v, Space)]
-    points = [{}]
+    points: list[dict] = [{}]
     for key, values in grid:
         points = [{**p, key: v} for p in points for v in values]
     rng = random.Random(seed)

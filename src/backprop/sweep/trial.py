@@ -145,7 +145,8 @@ def run_trial(trial_id: str, point: dict, base: dict, trials_dir: str, *, report
     config = trial_config(base, point, run_dir)
     resume = _can_resume(config)
     path = os.path.join(run_dir, "diagnostics.jsonl")
-    callbacks = [] if diagnostics_interval is None else [
+    # Callbacks, and factories of callbacks that need the model and optimizer (Monitor).
+    callbacks: list = [] if diagnostics_interval is None else [
         lambda model, optimizer: Monitor(model, interval=diagnostics_interval, path=path)]
     if report is not None:
         callbacks.append(_Reporter(report))

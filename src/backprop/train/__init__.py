@@ -11,7 +11,12 @@ Example::
     fit(..., resume_from="runs/mnist/last.safetensors")   # continue exactly where it stopped
 """
 from backprop.train.callbacks import (
-    Callback, CSVLogger, EarlyStopping, JSONLinesLogger, LambdaCallback, ModelCheckpoint,
+    Callback,
+    CSVLogger,
+    EarlyStopping,
+    JSONLinesLogger,
+    LambdaCallback,
+    ModelCheckpoint,
 )
 from backprop.train.history import History
 from backprop.train.loop import CheckpointError, Trainer, TrainingDiverged, fit, load_checkpoint

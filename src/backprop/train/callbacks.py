@@ -33,9 +33,10 @@ from __future__ import annotations
 import copy
 import csv
 import math
-import numbers
 import os
+from typing import Any, TextIO
 
+from backprop._checks import is_integral, is_real
 from backprop.serialization import save as _save
 from backprop.train.history import json_line
 
@@ -179,11 +180,10 @@ class EarlyStopping(Callback):
     def __init__(self, monitor: str = "val_loss", mode: str = "min", patience: int = 5,
                  min_delta: float = 0.0, restore_best: bool = False):
         _check_mode(mode, "EarlyStopping")
-        if isinstance(patience, bool) or not isinstance(patience, numbers.Integral) \
-                or patience < 0:
+        if isinstance(patience, bool) or not is_integral(patience) or patience < 0:
             raise ValueError(f"EarlyStopping: patience must be a non-negative integer, got "
                              f"{patience!r}")
-        if not isinstance(min_delta, numbers.Real) or not min_delta >= 0:
+        if not is_real(min_delta) or not min_delta >= 0:
             raise ValueError(f"EarlyStopping: min_delta must be a non-negative number, got "
                              f"{min_delta!r}")
         self.monitor = monitor
@@ -194,11 +194,11 @@ class EarlyStopping(Callback):
         self._reset()
 
     def _reset(self) -> None:
-        self.best_score = None
-        self.best_epoch = None
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
         self.wait = 0
-        self.stopped_epoch = None
-        self._best_state = None
+        self.stopped_epoch: int | None = None
+        self._best_state: dict | None = None
 
     @property
     def state_key(self) -> str:
@@ -230,8 +230,8 @@ class EarlyStopping(Callback):
             trainer.model.load_state_dict(self._best_state)
 
     def state_dict(self) -> dict:
-        state = {"best_score": self.best_score, "best_epoch": self.best_epoch,
-                 "wait": self.wait, "stopped_epoch": self.stopped_epoch}
+        state: dict[str, Any] = {"best_score": self.best_score, "best_epoch": self.best_epoch,
+                                 "wait": self.wait, "stopped_epoch": self.stopped_epoch}
         if self._best_state is not None:
             state["best_state"] = self._best_state
         return state
@@ -289,8 +289,8 @@ class ModelCheckpoint(Callback):
                  save_last: bool = True):
         _check_mode(mode, "ModelCheckpoint")
         for name, value in (("every_n_steps", every_n_steps), ("every_n_epochs", every_n_epochs)):
-            if value is not None and (isinstance(value, bool) or not isinstance(
-                    value, numbers.Integral) or value < 0):
+            if value is not None and (isinstance(value, bool) or not is_integral(value)
+                                      or value < 0):
                 raise ValueError(f"ModelCheckpoint: {name} must be None or a non-negative "
                                  f"integer, got {value!r}")
         self.dirpath = os.fspath(dirpath)
@@ -302,9 +302,9 @@ class ModelCheckpoint(Callback):
         self.save_last = bool(save_last)
         self.last_path = os.path.join(self.dirpath, "last.safetensors")
         self.best_path = os.path.join(self.dirpath, "best.safetensors")
-        self.best_score = None
-        self.best_epoch = None
-        self.last_saved = None
+        self.best_score: float | None = None
+        self.best_epoch: int | None = None
+        self.last_saved: tuple[str, int] | None = None
 
     @property
     def state_key(self) -> str:
@@ -369,7 +369,7 @@ class JSONLinesLogger(Callback):
     def __init__(self, path, log_steps: bool = True):
         self.path = os.fspath(path)
         self.log_steps = bool(log_steps)
-        self._file = None
+        self._file: TextIO | None = None
 
     def on_fit_start(self, trainer) -> None:
         self._file = open(self.path, "w", encoding="utf-8")
@@ -406,8 +406,8 @@ class _CSVTable:
         self.path = path
         self.columns: list[str] = []
         self.rows: list[dict] = []
-        self._file = None
-        self._writer = None
+        self._file: TextIO | None = None
+        self._writer: csv.DictWriter | None = None
 
     def open(self, records) -> None:
         self.rows = list(records)
@@ -432,6 +432,7 @@ class _CSVTable:
             self.columns += [k for k in record if k not in self.columns]
             self._rewrite()  # a new column: rewrite the header and every row
         else:
+            assert self._writer is not None, "_CSVTable.open comes first"
             self._writer.writerow(record)
 
     def flush(self) -> None:

@@ -26,24 +26,38 @@ from __future__ import annotations
 
 import dataclasses
 import inspect
+import itertools
 import json
 import math
 import numbers
 import os
 import time
 import warnings
+from typing import Any
 
 from backprop import nn, optim
-from backprop.data import TOY_DATASETS, TOY_TASKS, DataLoader, TensorDataset, load_toy
-from backprop.data import load_digits, train_test_split
+from backprop._checks import is_integral, is_real
+from backprop.data import (
+    TOY_DATASETS,
+    TOY_TASKS,
+    DataLoader,
+    TensorDataset,
+    load_digits,
+    load_toy,
+    train_test_split,
+)
 from backprop.errors import shorten
 from backprop.random import Generator, manual_seed
-from backprop.train.callbacks import Callback, JSONLinesLogger, ModelCheckpoint
 from backprop.serialization import atomic_write_text
+from backprop.train.callbacks import Callback, JSONLinesLogger, ModelCheckpoint
 from backprop.train.history import History
 from backprop.train.loop import Trainer, TrainingDiverged
 from backprop.train.plotting import (
-    PlotDependencyError, draw_loss, new_figure, require_matplotlib, save_png,
+    PlotDependencyError,
+    draw_loss,
+    new_figure,
+    require_matplotlib,
+    save_png,
 )
 
 __all__ = [
@@ -153,7 +167,7 @@ def build_mlp(layers, activation: str = "relu", dropout: float = 0.0) -> nn.Sequ
     if not isinstance(dropout, numbers.Real) or not 0 <= dropout < 1:
         raise ConfigError(f"dropout must be in [0, 1), got {dropout!r}")
     modules = []
-    for i, (fan_in, fan_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    for i, (fan_in, fan_out) in enumerate(itertools.pairwise(sizes)):
         modules.append(nn.Linear(fan_in, fan_out))
         if i < len(sizes) - 2:
             modules.append(act())
@@ -261,7 +275,7 @@ class RunConfig:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict) -> RunConfig:
         """Build from a dict (a loaded config.json); unknown keys are an error."""
         if not isinstance(d, dict):
             raise ConfigError(f"a run configuration must be a JSON object, got "
@@ -334,7 +348,7 @@ def _check_layer_limits(sizes: list, spec) -> None:
     if len(sizes) > MAX_LAYERS:
         raise ConfigError(f"layers {shown} has {len(sizes):,} widths; the limit is "
                           f"{MAX_LAYERS:,}")
-    n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in zip(sizes[:-1], sizes[1:]))
+    n_params = sum((fan_in + 1) * fan_out for fan_in, fan_out in itertools.pairwise(sizes))
     if n_params > MAX_PARAMETERS:
         raise ConfigError(f"layers {shown} has {n_params:,} parameters; the limit is "
                           f"{MAX_PARAMETERS:,}")
@@ -344,7 +358,7 @@ def _check_layer_limits(sizes: list, spec) -> None:
                           f"{MAX_WIDTH:,} per layer")
 
 
-def _check_activations(sizes: list, config: "RunConfig") -> None:
+def _check_activations(sizes: list, config: RunConfig) -> None:
     """ConfigError when one training batch would hold more than :data:`MAX_ACTIVATIONS`
     values: the batch (or the whole data set, when smaller) times the sum of the widths."""
     if config.dataset == "digits":
@@ -362,8 +376,8 @@ def _check_activations(sizes: list, config: "RunConfig") -> None:
 
 
 def _number(value, name: str, positive: bool = False, maximum: float | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or value < 0 \
-            or (positive and value == 0) or (not isinstance(value, numbers.Integral)
+    if isinstance(value, bool) or not is_real(value) or value < 0 \
+            or (positive and value == 0) or (not is_integral(value)
                                              and not math.isfinite(value)):
         need = "a positive number" if positive else "a non-negative number"
         raise ConfigError(f"{name} must be {need}, got {shorten(value)}")
@@ -372,7 +386,7 @@ def _number(value, name: str, positive: bool = False, maximum: float | None = No
 
 
 def _integer(value, name: str, minimum: int, maximum: int | None = None) -> None:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if isinstance(value, bool) or not is_integral(value) or value < minimum:
         raise ConfigError(f"{name} must be an integer >= {minimum}, got {shorten(value)}")
     if maximum is not None and value > maximum:
         raise ConfigError(f"{name} must be at most {_plain(maximum)}, got {shorten(value)}")
@@ -412,7 +426,7 @@ def _load_data(config: RunConfig):
         return train, (test if len(test) else None), 64, 10, "classification"
     fn = TOY_DATASETS[config.dataset]
     params = inspect.signature(fn).parameters
-    kwargs = {"seed": config.seed}
+    kwargs: dict[str, Any] = {"seed": config.seed}
     if config.n_samples is not None:
         kwargs["n_samples"] = config.n_samples
     if config.noise is not None:
@@ -460,7 +474,7 @@ RUN_FILES = ("config.json", "metrics.jsonl", "history.json", "last.safetensors",
 def prepare_run_dir(config: RunConfig, *, resume: bool = False, overwrite: bool = False) -> list:
     """Create (or check) the run folder and return notes to show; ConfigError if it's unusable."""
     out = config.out_dir
-    notes = []
+    notes: list[str] = []
     try:
         os.makedirs(out, exist_ok=True)
         probe = os.path.join(out, f".write-test-{os.getpid()}")
@@ -521,7 +535,7 @@ def plot_history(history: History, path, title: str | None = None) -> bool:
                                   ("val_accuracy", "validation", "C2")):
             pts = [(r["step"], r[key]) for r in epochs if key in r]
             if pts:
-                axes[1].plot(*zip(*pts), marker="o", ms=3, color=color, label=label)
+                axes[1].plot(*zip(*pts, strict=True), marker="o", ms=3, color=color, label=label)
         axes[1].set_xlabel("optimizer step")
         axes[1].set_ylabel("accuracy")
         axes[1].set_title("Accuracy")

@@ -55,7 +55,7 @@ class History:
         h.epoch_metric("loss")                  # [2.3]
     """
 
-    def __init__(self, steps=None, epochs=None):
+    def __init__(self, steps=None, epochs=None) -> None:
         self.steps: list[dict] = [] if steps is None else [_plain(r, "steps") for r in steps]
         self.epochs: list[dict] = [] if epochs is None else [_plain(r, "epochs") for r in epochs]
         self._caches = (_ColumnCache(), _ColumnCache())  # for _to_checkpoint
@@ -133,7 +133,7 @@ class History:
         return json_safe({"steps": self.steps, "epochs": self.epochs})
 
     @classmethod
-    def from_dict(cls, d: dict) -> "History":
+    def from_dict(cls, d: dict) -> History:
         """Rebuild a history from :meth:`to_dict`'s output."""
         if not isinstance(d, dict) or not {"steps", "epochs"} <= set(d):
             got = sorted(d) if isinstance(d, dict) else type(d).__name__
@@ -147,7 +147,7 @@ class History:
                 "epochs": self._caches[1].columns_of(self.epochs)}
 
     @classmethod
-    def _from_checkpoint(cls, d: dict) -> "History":
+    def _from_checkpoint(cls, d: dict) -> History:
         return cls(_columns_from_arrays(d["steps"]), _columns_from_arrays(d["epochs"]))
 
     def to_json(self, path) -> None:
@@ -155,7 +155,7 @@ class History:
         atomic_write_text(path, json_dumps(self.to_dict()) + "\n")
 
     @classmethod
-    def from_json(cls, path) -> "History":
+    def from_json(cls, path) -> History:
         """Read a history written by :meth:`to_json`."""
         with open(path, encoding="utf-8") as f:
             return cls.from_dict(json.load(f))
@@ -169,12 +169,13 @@ class History:
         atomic_write_text(path, "".join(json_line(kind, r) for kind, r in self.records()))
 
     @classmethod
-    def from_jsonl(cls, path) -> "History":
+    def from_jsonl(cls, path) -> History:
         """Read a JSON-lines file written by :meth:`to_jsonl` or ``JSONLinesLogger``.
 
         Unreadable lines are skipped with a warning (see :func:`read_json_lines`).
         """
-        steps, epochs = [], []
+        steps: list[dict] = []
+        epochs: list[dict] = []
         for kind, record in read_json_lines(path, ("step", "epoch"), "History.from_jsonl"):
             (steps if kind == "step" else epochs).append(record)
         return cls(steps, epochs)
@@ -250,10 +251,14 @@ class _ColumnCache:
 
 def _columns_from_arrays(columns: dict) -> list:
     n = int(columns["n"])
-    records = [{} for _ in range(n)]
+    records: list[dict] = [{} for _ in range(n)]
     for key in columns["keys"]:
         if key in columns["arrays"]:
-            for record, value in zip(records, np.asarray(columns["arrays"][key]).tolist()):
+            values = np.asarray(columns["arrays"][key]).tolist()
+            if len(values) != n:
+                raise ValueError(f"History: the checkpoint's column {key!r} holds {len(values)} "
+                                 f"values for {n} records")
+            for record, value in zip(records, values, strict=True):
                 record[key] = value
         else:
             for i, value in json.loads(columns["other"][key]):

@@ -1,11 +1,11 @@
 """The training loop: ``fit`` and the ``Trainer`` behind it.
 
-One optimizer step is::
+One optimizer step (:meth:`Trainer.train_step` for a single batch) is::
 
     optimizer.zero_grad()
     for each of accumulate_steps batches:
         loss = loss_fn(model(x), y)             # stop here if the loss is NaN or Inf
-        (loss / accumulate_steps).backward()
+        ((loss + regularizer(model)) / accumulate_steps).backward()
     norm = total gradient norm                  # recorded; clipped to clip_grad_norm if set
     optimizer.step(); scheduler.step()          # the scheduler per step or per epoch
 
@@ -31,14 +31,15 @@ from __future__ import annotations
 
 import copy
 import math
-import numbers
 import os
 import time
 import warnings
+from typing import Any
 
 import numpy as np
 
 from backprop import nn
+from backprop._checks import is_integral, is_real
 from backprop.autograd.grad_mode import no_grad
 from backprop.autograd.hooks import RemovableHandle
 from backprop.errors import BackpropError
@@ -206,23 +207,32 @@ def _batch_size(x, y) -> int:
     return 1
 
 
-def _total_norm(grads: list) -> float:
-    """The 2-norm of all gradients together, as a Python float.
+def _total_norm(grads: list) -> tuple:
+    """The 2-norm of all gradients together: ``(as a Python float, as a 0-d tensor)``.
 
-    In float32 the sum of squares overflows once gradients pass ~1e19; the norm is
-    then recomputed in float64, so that only truly non-finite gradients give inf/NaN.
+    The tensor, in the gradients' dtype, is what ``clip_grad_norm_`` would compute, so
+    clipping with it gives that function's result bit for bit. In float32 the sum of
+    squares overflows once gradients pass ~1e19; the norm is then recomputed in float64,
+    so that only truly non-finite gradients give inf/NaN.
     """
     with np.errstate(over="ignore", invalid="ignore"):
-        norm = float(nn.utils.get_total_norm(grads))
+        total = nn.utils.get_total_norm(grads)
+        norm = float(total)
         if not math.isfinite(norm) and any(g._data.dtype != np.float64 for g in grads):
-            norm = float(nn.utils.get_total_norm([g.double() for g in grads]))
-    return norm
+            total = nn.utils.get_total_norm([g.double() for g in grads])
+            norm = float(total)
+    return norm, total
+
+
+def _new_group() -> dict:
+    """The running sums of the batches of one optimizer step."""
+    return {"loss": 0.0, "count": 0, "batches": 0, "value": None, "metrics": {}}
 
 
 def _check_positive(value, name: str, allow_none: bool = True):
     if value is None and allow_none:
         return None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value > 0 \
+    if isinstance(value, bool) or not is_real(value) or not value > 0 \
             or not math.isfinite(value):
         raise ValueError(f"Trainer: {name} must be a positive number, got {value!r}")
     return float(value)
@@ -262,6 +272,9 @@ class Trainer:
             (default) raises :class:`TrainingDiverged`; ``"stop"`` warns, stops training
             and returns the history (``trainer.diverged`` holds the error). The step is
             not taken either way, so the model keeps its last finite weights.
+        regularizer: a function ``regularizer(model)`` returning a scalar tensor (or
+            None) added to each batch's loss before ``backward``: an L1/L2 penalty, say.
+            The recorded ``loss`` is the data loss alone.
         device: None or ``"cpu"`` (backprop runs on the CPU; accepted for symmetry).
 
     Attributes:
@@ -282,7 +295,7 @@ class Trainer:
                  scheduler_interval: str = "epoch", scheduler_monitor: str | None = None,
                  clip_grad_norm=None, clip_grad_value=None, accumulate_steps: int = 1,
                  callbacks=(), progress=True, metrics="auto", on_divergence: str = "raise",
-                 device=None):
+                 regularizer=None, device=None):
         if not callable(model):
             raise TypeError(f"Trainer: model must be callable (an nn.Module), got "
                             f"{type(model).__name__}")
@@ -292,6 +305,9 @@ class Trainer:
         if not all(hasattr(optimizer, a) for a in ("step", "zero_grad", "param_groups")):
             raise TypeError(f"Trainer: optimizer must be an optimizer (with step, zero_grad and "
                             f"param_groups), got {type(optimizer).__name__}")
+        if regularizer is not None and not callable(regularizer):
+            raise TypeError(f"Trainer: regularizer must be a function of the model, got "
+                            f"{type(regularizer).__name__}")
         if scheduler is not None and not hasattr(scheduler, "step"):
             raise TypeError(f"Trainer: scheduler must be a learning-rate scheduler, got "
                             f"{type(scheduler).__name__}")
@@ -302,7 +318,7 @@ class Trainer:
             raise ValueError("Trainer: ReduceLROnPlateau needs a metric, so it steps per epoch; "
                              "use scheduler_interval='epoch'")
         if isinstance(accumulate_steps, bool) \
-                or not isinstance(accumulate_steps, numbers.Integral) or accumulate_steps < 1:
+                or not is_integral(accumulate_steps) or accumulate_steps < 1:
             raise ValueError(f"Trainer: accumulate_steps must be an integer >= 1, got "
                              f"{accumulate_steps!r}")
         if on_divergence not in ("raise", "stop"):
@@ -325,25 +341,28 @@ class Trainer:
         self.progress = progress
         self.metrics = _Metrics(metrics, loss_fn)
         self.on_divergence = on_divergence
+        self.regularizer = regularizer
 
         self.history = History()
         self.step = 0
         self.epoch = 0
         self.should_stop = False
-        self.stop_reason = None
-        self.diverged = None
+        self.stop_reason: str | None = None
+        self.diverged: TrainingDiverged | None = None
         self.resuming = False
-        self.train_data = None
-        self.val_data = None
-        self.max_epochs = None
-        self.max_steps = None
+        # The data, the length of the run and the epoch's state are set by fit (and
+        # load_checkpoint) before the loop reads them.
+        self.train_data: Any = None
+        self.val_data: Any = None
+        self.max_epochs: Any = None
+        self.max_steps: int | None = None
         self._callbacks: list = []
         self._position = 0          # batches consumed in the epoch under way
-        self._accum = None          # that epoch's running sums (None between epochs)
+        self._accum: Any = None     # that epoch's running sums (None between epochs)
         self._epoch_start = 0.0
-        self._epoch_rng = None      # RNG states when that epoch began
-        self._pending_rng = None    # RNG states of a loaded checkpoint, applied by fit
-        self._callback_states = {}
+        self._epoch_rng: Any = None  # RNG states when that epoch began
+        self._pending_rng: dict | None = None  # RNG states of a loaded checkpoint, applied by fit
+        self._callback_states: dict = {}
         for cb in callbacks:
             self.add_callback(cb)
 
@@ -421,10 +440,10 @@ class Trainer:
             TrainingDiverged: the loss or gradient norm became NaN/Inf (unless
                 ``on_divergence="stop"``).
         """
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+        if isinstance(epochs, bool) or not is_integral(epochs) or epochs < 0:
             raise ValueError(f"fit: epochs must be a non-negative integer, got {epochs!r}")
-        if max_steps is not None and (isinstance(max_steps, bool) or not isinstance(
-                max_steps, numbers.Integral) or max_steps < 0):
+        if max_steps is not None and (isinstance(max_steps, bool) or not is_integral(max_steps)
+                                      or max_steps < 0):
             raise ValueError(f"fit: max_steps must be None or a non-negative integer, got "
                              f"{max_steps!r}")
         self.train_data, self.val_data = train_data, val_data
@@ -487,40 +506,84 @@ class Trainer:
         if resumed_inside:
             self._skip_consumed(batches)
 
-        group = {"loss": 0.0, "count": 0, "metrics": {}}
-        in_group = 0
+        group = _new_group()
         for batch in batches:
-            x, y = _unpack(batch)
-            if in_group == 0:
-                self.optimizer.zero_grad()
-            output = _call_model(model, x)
-            loss = self.loss_fn(output, y)
-            value = loss.item()
-            if not math.isfinite(value):
-                self._diverge("loss", value, epoch)
-                return
-            (loss / k if k > 1 else loss).backward()
-            n = _batch_size(x, y)
-            group["loss"] += value * n
-            group["count"] += n
-            self.metrics.measure(output, y, n, group["metrics"])
-            in_group += 1
-            self._position += 1
-            if in_group == k:
-                in_group = 0
-                if not self._optimizer_step(epoch, group):
+            if k == 1:
+                if self.train_step(batch) is None:
                     return
-                group = {"loss": 0.0, "count": 0, "metrics": {}}
-                if self.should_stop or (self.max_steps is not None
-                                        and self.step >= self.max_steps):
-                    break
-        if in_group:  # the data ended inside a group: step with the mean of what it has
+            else:
+                if group["batches"] == 0:
+                    self.optimizer.zero_grad()
+                if not self._backward(batch, epoch, group, k):
+                    return
+                if group["batches"] < k:
+                    continue
+                if self._optimizer_step(epoch, group) is None:
+                    return
+                group = _new_group()
+            if self.should_stop or (self.max_steps is not None and self.step >= self.max_steps):
+                break
+        if group["batches"]:  # the data ended inside a group: step with the mean of what it has
             with no_grad():
                 for p in self._params_with_grad():
-                    p.grad.mul_(k / in_group)
-            if not self._optimizer_step(epoch, group):
+                    p.grad.mul_(k / group["batches"])
+            if self._optimizer_step(epoch, group) is None:
                 return
         self._end_epoch(epoch)
+
+    def train_step(self, batch) -> dict | None:
+        """One optimizer step on one ``(inputs, targets)`` batch: what ``fit`` does per batch.
+
+        Forward, loss (plus the ``regularizer``), backward, the gradient norm (a NaN/Inf
+        loss or norm is handled as ``on_divergence`` says), clipping, ``optimizer.step()``,
+        the scheduler when it steps per step, the history record and ``on_batch_end``.
+        ``accumulate_steps`` applies to ``fit`` only: this steps on the one batch. Use it
+        to drive training batch by batch from a loop of your own (the lab does); the
+        callbacks then see ``on_before_optimizer_step`` and ``on_batch_end`` (the fit and
+        epoch events are ``fit``'s), and the record's ``epoch`` is ``trainer.epoch + 1``.
+
+        Returns:
+            The step's history record ``{"step", "epoch", "loss", "lr", "grad_norm", ...}``
+            plus ``"clipped"`` (whether ``clip_grad_norm`` scaled the gradients down), or
+            None when training diverged with ``on_divergence="stop"``.
+
+        Example::
+
+            trainer = Trainer(model, nn.MSELoss(), optim.SGD(model.parameters(), lr=0.1),
+                              clip_grad_norm=1.0, progress=False)
+            trainer.train_step((x, y))     # {'step': 1, 'loss': 0.53, 'clipped': False, ...}
+        """
+        epoch = self.epoch + 1
+        if self._accum is None:  # outside fit: the sums of the epoch under way start here
+            self._accum = {"loss": 0.0, "count": 0, "metrics": {}, "time": 0.0, "lr": None}
+        self.optimizer.zero_grad()
+        group = _new_group()
+        if not self._backward(batch, epoch, group, 1):
+            return None
+        return self._optimizer_step(epoch, group)
+
+    def _backward(self, batch, epoch: int, group: dict, k: int) -> bool:
+        """Forward and backward one batch of a step of ``k``; False when the loss diverged."""
+        x, y = _unpack(batch)
+        output = _call_model(self.model, x)
+        loss = self.loss_fn(output, y)
+        value = loss.item()
+        if not math.isfinite(value):
+            self._diverge("loss", value, epoch)
+            return False
+        if self.regularizer is not None:
+            penalty = self.regularizer(self.model)
+            if penalty is not None:
+                loss = loss + penalty
+        (loss / k if k > 1 else loss).backward()
+        n = _batch_size(x, y)
+        group["loss"] += value * n
+        group["count"] += n
+        group["batches"] += 1
+        group["value"] = value
+        self.metrics.measure(output, y, n, group["metrics"])
+        self._position += 1
+        return True
 
     def _skip_consumed(self, batches) -> None:
         """Replay the batch order of an epoch resumed from a mid-epoch checkpoint."""
@@ -539,16 +602,18 @@ class Trainer:
         return [p for group in self.optimizer.param_groups for p in group["params"]
                 if p.grad is not None]
 
-    def _optimizer_step(self, epoch: int, group: dict) -> bool:
-        """Clip, step and record; False when the gradient norm diverged (and training stops)."""
+    def _optimizer_step(self, epoch: int, group: dict) -> dict | None:
+        """Clip, step and record; returns the record with ``clipped``, or None when the
+        gradient norm diverged (and training stops)."""
         self._call("on_before_optimizer_step")
         params = self._params_with_grad()
-        norm = _total_norm([p.grad for p in params])
+        norm, total = _total_norm([p.grad for p in params])
         if not math.isfinite(norm):
             self._diverge("gradient norm", norm, epoch)
-            return False
+            return None
+        clipped = self.clip_grad_norm is not None and norm > self.clip_grad_norm
         if self.clip_grad_norm is not None:  # what clip_grad_norm_ does, with the norm we have
-            nn.utils.clip_grads_with_norm_(params, self.clip_grad_norm, norm)
+            nn.utils.clip_grads_with_norm_(params, self.clip_grad_norm, total)
         if self.clip_grad_value is not None:
             nn.utils.clip_grad_value_(params, self.clip_grad_value)
         lr = self._current_lr()
@@ -556,8 +621,9 @@ class Trainer:
         self.step += 1
         if self.scheduler is not None and self.scheduler_interval == "step":
             self.scheduler.step()
-        record = {"step": self.step, "epoch": epoch, "loss": group["loss"] / group["count"],
-                  "lr": lr, "grad_norm": norm}
+        # One batch: its loss exactly (value * n / n may differ from it in the last bit).
+        loss = group["value"] if group["batches"] == 1 else group["loss"] / group["count"]
+        record = {"step": self.step, "epoch": epoch, "loss": loss, "lr": lr, "grad_norm": norm}
         record.update(_means(group["metrics"]))
         accum = self._accum
         accum["loss"] += group["loss"]
@@ -569,11 +635,11 @@ class Trainer:
         accum["lr"] = lr
         self.history.add_step(record)
         self._call("on_batch_end", record)
-        return True
+        return {**record, "clipped": clipped}
 
     def _end_epoch(self, epoch: int) -> None:
         accum = self._accum
-        record = {"epoch": epoch, "step": self.step}
+        record: dict[str, Any] = {"epoch": epoch, "step": self.step}
         if accum["count"]:
             record["loss"] = accum["loss"] / accum["count"]
             record.update(_means(accum["metrics"]))
@@ -657,7 +723,8 @@ class Trainer:
         """
         model = self.model
         was_training = getattr(model, "training", False)
-        total, count, sums = 0.0, 0, {}
+        total, count = 0.0, 0
+        sums: dict[str, list] = {}
         if hasattr(model, "eval"):
             model.eval()
         try:
@@ -817,7 +884,7 @@ def fit(model, loss_fn, optimizer, train_data, epochs: int = 1, val_data=None, s
         clip_grad_norm=None, accumulate_steps: int = 1, callbacks=(), progress=True,
         metrics="auto", device=None, *, scheduler_interval: str = "epoch",
         scheduler_monitor=None, clip_grad_value=None, on_divergence: str = "raise",
-        resume_from=None, max_steps=None) -> History:
+        resume_from=None, max_steps=None, regularizer=None) -> History:
     """Train ``model`` and return its :class:`History`: ``Trainer(...).fit(...)`` in one call.
 
     The arguments are those of :class:`Trainer` and :meth:`Trainer.fit`.
@@ -832,7 +899,8 @@ def fit(model, loss_fn, optimizer, train_data, epochs: int = 1, val_data=None, s
                       scheduler_interval=scheduler_interval, scheduler_monitor=scheduler_monitor,
                       clip_grad_norm=clip_grad_norm, clip_grad_value=clip_grad_value,
                       accumulate_steps=accumulate_steps, callbacks=callbacks, progress=progress,
-                      metrics=metrics, on_divergence=on_divergence, device=device)
+                      metrics=metrics, on_divergence=on_divergence, regularizer=regularizer,
+                      device=device)
     return trainer.fit(train_data, epochs=epochs, val_data=val_data, resume_from=resume_from,
                        max_steps=max_steps)
 

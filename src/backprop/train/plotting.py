@@ -96,7 +96,7 @@ def draw_loss(ax, source, *, nonfinite=None) -> None:
         pts = [(r["step"], _nan(r.get(key))) for r in epochs if key in r]
         if pts:
             drawn += [v for _, v in pts if not math.isnan(v)]
-            ax.plot(*zip(*pts), marker="o", ms=3, lw=1.5, label=label)
+            ax.plot(*zip(*pts, strict=True), marker="o", ms=3, lw=1.5, label=label)
     own = getattr(source, "nonfinite", None)
     bad = own.get("step") if isinstance(own, dict) else None
     if bad is None and isinstance(nonfinite, dict):

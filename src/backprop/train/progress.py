@@ -15,6 +15,7 @@ from __future__ import annotations
 import sys
 import time
 import warnings
+from typing import Any
 
 from backprop.train.callbacks import Callback
 
@@ -77,7 +78,7 @@ class ProgressBar(Callback):
         self.enabled = enabled
         self.min_interval = float(min_interval)
         self._active = False
-        self._bar = None
+        self._bar: Any = None  # a tqdm bar while active (tqdm ships no types)
 
     # -- lifecycle --------------------------------------------------------------------
     def on_fit_start(self, trainer) -> None:
@@ -87,10 +88,10 @@ class ProgressBar(Callback):
             return
         self._epochs = trainer.max_epochs
         self._steps_per_epoch = trainer.steps_per_epoch()
-        self._val = {}
+        self._val: dict = {}
         self._lr = None
         self._last_draw = 0.0
-        self._record = None
+        self._record: dict | None = None
         self._bar = _tqdm(total=self._steps_per_epoch, file=stream, unit="step")
 
     def on_epoch_start(self, trainer, epoch: int) -> None:

@@ -3,9 +3,23 @@
 Everything here is ``backprop.data``; this module only makes PyTorch imports carry over.
 """
 from backprop.data import (  # noqa: F401
-    BatchSampler, ChainDataset, ConcatDataset, DataLoader, Dataset, IterableDataset,
-    RandomSampler, Sampler, SequentialSampler, StackDataset, Subset, SubsetRandomSampler,
-    TensorDataset, WeightedRandomSampler, default_collate, default_convert, get_worker_info,
+    BatchSampler,
+    ChainDataset,
+    ConcatDataset,
+    DataLoader,
+    Dataset,
+    IterableDataset,
+    RandomSampler,
+    Sampler,
+    SequentialSampler,
+    StackDataset,
+    Subset,
+    SubsetRandomSampler,
+    TensorDataset,
+    WeightedRandomSampler,
+    default_collate,
+    default_convert,
+    get_worker_info,
     random_split,
 )
 

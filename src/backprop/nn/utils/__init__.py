@@ -13,25 +13,28 @@ Example::
 from __future__ import annotations
 
 import math
-import numbers
 import types
 import warnings
 
 import numpy as np
 
+from backprop._checks import is_real
 from backprop.errors import ShapeError
+from backprop.nn.utils import rnn  # nn.utils.rnn.pad_sequence, ...
+from backprop.nn.utils.fusion import (
+    fuse_conv_bn_eval,
+    fuse_conv_bn_weights,
+    fuse_linear_bn_eval,
+    fuse_linear_bn_weights,
+)
+from backprop.nn.utils.init import skip_init
 from backprop.ops import cat
 from backprop.tensor import Tensor, _make
-from backprop.nn.utils import rnn  # noqa: E402  (nn.utils.rnn.pad_sequence, ...)
-from backprop.nn.utils.fusion import (  # noqa: E402
-    fuse_conv_bn_eval, fuse_conv_bn_weights, fuse_linear_bn_eval, fuse_linear_bn_weights,
-)
-from backprop.nn.utils.init import skip_init  # noqa: E402
 
 __all__ = ["clip_grad_norm_", "clip_grad_value_", "get_total_norm", "clip_grads_with_norm_",
            "parameters_to_vector", "vector_to_parameters", "clip_grad_norm", "skip_init",
            "fuse_conv_bn_eval", "fuse_conv_bn_weights", "fuse_linear_bn_eval",
-           "fuse_linear_bn_weights"]
+           "fuse_linear_bn_weights", "rnn"]
 
 
 def _as_list(parameters, op: str) -> list:
@@ -152,7 +155,7 @@ def clip_grads_with_norm_(parameters, max_norm, total_norm, foreach=None) -> Non
 def _max_norm(max_norm, op: str) -> float:
     if isinstance(max_norm, Tensor):
         max_norm = max_norm.item()
-    if (not isinstance(max_norm, numbers.Real) or isinstance(max_norm, bool)
+    if (not is_real(max_norm) or isinstance(max_norm, bool)
             or not max_norm >= 0):
         raise ValueError(f"{op}: max_norm must be a non-negative number, got {max_norm!r}")
     return float(max_norm)
@@ -222,7 +225,7 @@ def clip_grad_value_(parameters, clip_value, foreach=None) -> None:
     params = _as_list(parameters, op)
     if isinstance(clip_value, Tensor):
         clip_value = clip_value.item()
-    if (not isinstance(clip_value, numbers.Real) or isinstance(clip_value, bool)
+    if (not is_real(clip_value) or isinstance(clip_value, bool)
             or not clip_value >= 0):
         raise ValueError(f"{op}: clip_value must be a non-negative number, got {clip_value!r}")
     c = float(clip_value)

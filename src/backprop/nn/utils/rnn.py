@@ -23,6 +23,7 @@ import numpy as np
 from backprop import ops as _ops
 from backprop.creation import full as _full
 from backprop.errors import ShapeError
+from backprop.ops._util import require_tensor
 from backprop.tensor import Tensor, _make
 
 __all__ = ["PackedSequence", "pack_padded_sequence", "pad_packed_sequence", "pad_sequence",
@@ -50,18 +51,18 @@ class PackedSequence(NamedTuple):
     def is_pinned(self) -> bool:
         return False
 
-    def to(self, *args, **kwargs) -> "PackedSequence":
+    def to(self, *args, **kwargs) -> PackedSequence:
         """The same packed batch with ``data.to(*args, **kwargs)`` (indices unchanged)."""
         data = self.data.to(*args, **kwargs)
         return self if data is self.data else self._replace(data=data)
 
-    def double(self) -> "PackedSequence":
+    def double(self) -> PackedSequence:
         return self._replace(data=self.data.double())
 
-    def float(self) -> "PackedSequence":
+    def float(self) -> PackedSequence:
         return self._replace(data=self.data.float())
 
-    def cpu(self) -> "PackedSequence":
+    def cpu(self) -> PackedSequence:
         return self
 
 
@@ -111,8 +112,7 @@ def pack_padded_sequence(input, lengths, batch_first=False, enforce_sorted=True)
         pack_padded_sequence(backprop.randn(4, 2, 3), [4, 2]).batch_sizes   # tensor([2, 2, 1, 1])
     """
     fn = "pack_padded_sequence"
-    if not isinstance(input, Tensor):
-        raise TypeError(f"{fn}: expected a Tensor as input, got {type(input).__name__}")
+    input = require_tensor(input, fn)
     if input.ndim < 2:
         raise ShapeError(f"{fn}: expected input of at least 2 dimensions (T, B, *), got "
                          f"shape {tuple(input.shape)}")
