@@ -400,6 +400,44 @@ def test_functional_activations_inside_forward_are_seen(oracle, layout):
     assert all(not m._forward_hooks and not m._forward_pre_hooks for m in model.modules())
 
 
+def test_a_model_of_pytorch_layers_alone_runs_unwatched_with_the_same_readings(oracle):
+    """A model built only of PyTorch layers that call no activation function themselves
+    (and activation modules, measured by their own hooks) gets no function watch: the
+    recorded forward runs without one, and the readings are those of a watched run."""
+    torch = oracle
+    from backprop.diagnostics import torch_adapter
+
+    def run(watch_all: bool):
+        torch.manual_seed(0)
+        model = torch.nn.Sequential(torch.nn.Flatten(), torch_mlp(torch, [2, 16, 16, 3],
+                                                                   torch.nn.ReLU))
+        opt = torch.optim.SGD(model.parameters(), lr=0.1)
+        mon = Monitor(model, opt, interval=2)
+        if watch_all:  # as if no class were known to be quiet
+            mon._arrays._quiet = frozenset()
+            mon._remove_forward_hooks()
+            mon._attach_forward_hooks()
+        watched = any(isinstance(h, torch_adapter._ModeHandle) for h in mon._fwd_handles)
+        for _, x, y in spiral_batches(torch, 1):
+            opt.zero_grad()
+            loss = torch.nn.functional.cross_entropy(model(x), y)
+            loss.backward()
+            mon.log_loss(loss)
+            opt.step()
+        mon.close()
+        return watched, mon.readings
+
+    unwatched, readings = run(False)
+    watched, reference = run(True)
+    assert not unwatched and watched
+    assert readings.meta["layers"] == reference.meta["layers"]
+    assert_same_numbers(readings.steps, reference.steps)
+    # A module of the user's own class is not known to be quiet: it is watched.
+    model = Functional.build(torch)
+    with Monitor(model, torch.optim.SGD(model.parameters(), lr=0.1), interval=1) as mon:
+        assert any(isinstance(h, torch_adapter._ModeHandle) for h in mon._fwd_handles)
+
+
 # -- the file and `backprop doctor` --------------------------------------------------------------
 def test_backprop_doctor_reads_the_file_of_a_pytorch_run(oracle, tmp_path, capsys):
     torch = oracle

@@ -547,8 +547,9 @@ def test_protocol_fuzz_every_message_is_answered_or_refused_and_the_session_live
 def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
     """Driven by hand, no clock waited on: at 1 step a second, a learning-rate change trains
     one step with it at once (borrowed from the next: the allowance goes below 0, so the
-    average speed holds) and the frame with it goes out without waiting for its slot."""
-    from backprop.lab.server import _Worker
+    average speed holds) and the frame with it goes out without waiting for its slot; so does
+    each change after it, one step per change at most every _CHANGE_STEP_GAP_S."""
+    from backprop.lab.server import _CHANGE_STEP_GAP_S, _Worker
 
     loop = asyncio.new_event_loop()
     try:
@@ -572,13 +573,27 @@ def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
         frame = json.loads(frames[-1])
         assert frame["settings"]["lr"] == 0.01 and frame["step"] > frame["settings_step"]
         assert worker._change_trained() is False          # ...once
-        # A second change at once borrows no second step (the speed holds), and its frame
-        # waits for that step
+        # A second change right after the first (a dragged slider) waits for the gap between
+        # change steps to pass (set in the future here: no clock is waited on), and the
+        # loop's timeout wakes it no later than that; its frame waits for its step.
+        worker.change_step_at = time.monotonic() + 3600.0
         worker._do_set({"lr": 0.02})
         worker._train()
         assert session.step_count == step + 1
         worker.last_frame = -float("inf")
         assert worker._change_trained() is False
+        worker.change_step_at = time.monotonic()  # the last change step: just now
+        assert worker._timeout() <= _CHANGE_STEP_GAP_S  # not the next step's ~1 s at 1 step/s
+        # Once the gap is over it trains its own step too, though the first is not repaid:
+        # the debt stays one step at most, so the speed resumes after a burst of changes.
+        worker.change_step_at = -float("inf")
+        worker.last_tick = time.monotonic()
+        worker._train()
+        assert session.step_count == step + 2 and worker.allowance == -1.0
+        assert worker._change_trained() is True
+        worker._maybe_frame(force=True)
+        frames = [m for m in iter(worker.take, None) if json.loads(m)["type"] == "state"]
+        assert json.loads(frames[-1])["settings"]["lr"] == 0.02
     finally:
         worker.stopped.set()
         if worker.session is not None:

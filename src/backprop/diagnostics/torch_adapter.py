@@ -88,6 +88,25 @@ def _module_kinds(torch):
     )
 
 
+def _quiet_modules(torch) -> frozenset:
+    """PyTorch's module classes whose own ``forward`` calls no activation function: the
+    containers, and the layers that compute with one functional op of their own
+    (``F.linear``, ``F.conv2d``, ``F.batch_norm``, ...). Exact classes only: a subclass
+    may call anything in its ``forward``."""
+    nn = torch.nn
+    names = ("Sequential", "ModuleList", "ModuleDict", "Identity", "Flatten", "Unflatten",
+             "Linear", "Bilinear", "Conv1d", "Conv2d", "Conv3d", "ConvTranspose1d",
+             "ConvTranspose2d", "ConvTranspose3d", "MaxPool1d", "MaxPool2d", "MaxPool3d",
+             "AvgPool1d", "AvgPool2d", "AvgPool3d", "AdaptiveAvgPool1d", "AdaptiveAvgPool2d",
+             "AdaptiveAvgPool3d", "AdaptiveMaxPool1d", "AdaptiveMaxPool2d", "AdaptiveMaxPool3d",
+             "BatchNorm1d", "BatchNorm2d", "BatchNorm3d", "LayerNorm", "GroupNorm",
+             "InstanceNorm1d", "InstanceNorm2d", "InstanceNorm3d", "Dropout", "Dropout1d",
+             "Dropout2d", "Dropout3d", "AlphaDropout", "Embedding", "EmbeddingBag",
+             "Upsample", "PixelShuffle", "PixelUnshuffle", "ZeroPad2d", "Softmax",
+             "LogSoftmax")
+    return frozenset(getattr(nn, n) for n in names if hasattr(nn, n))
+
+
 def _function_kinds(torch):
     """Activation functions (as ``__torch_function__`` sees them) -> their kind."""
     F = torch.nn.functional
@@ -136,6 +155,7 @@ class TorchAdapter:
         self.version = torch.__version__
         self._kinds = _module_kinds(torch)
         self._functions = _function_kinds(torch)
+        self._quiet = _quiet_modules(torch)
         # Dtypes NumPy reads as they are (the fast path of _numpy).
         self._plain = frozenset({torch.float32, torch.float64, torch.float16})
         self._compiled = any(type(m).__name__ == "OptimizedModule" for m in model.modules())
@@ -328,8 +348,13 @@ class TorchAdapter:
         sees) are not reported.
 
         Returns:
-            the hook handles (``.remove()`` each to stop watching).
+            the hook handles (``.remove()`` each to stop watching); none when no module of
+            ``model`` can make such a call outside a skipped module (every one is a
+            PyTorch layer known to call none, or skipped): then the forward runs unwatched.
         """
+        quiet = self._quiet
+        if all(type(m) in quiet or skip_module(m) for m in model.modules()):
+            return []
         torch = self.torch
         # Per thread: PyTorch's mode stack is per thread, so a forward running in another
         # thread (a validation thread, a data-parallel replica) keeps its own depth.
