@@ -72,18 +72,32 @@ def test_size_limits():
 
 
 def test_stability_map_fields():
-    assert parse_message(msg(type="stability_map")).args == {"lrs": None, "batch_sizes": None,
-                                                             "steps": None}
+    none = {"lrs": None, "batch_sizes": None, "steps": None, "axis": None, "values": None}
+    assert parse_message(msg(type="stability_map")).args == none
     cmd = parse_message(msg(type="stability_map", lrs=[0.01, 1], batch_sizes=[4.0, 16],
                             steps=50))
-    assert cmd.args == {"lrs": [0.01, 1.0], "batch_sizes": [4, 16], "steps": 50}
-    for fields, pattern in [({"lrs": []}, "lrs must be a non-empty list"),
-                            ({"lrs": ["a"]}, "lrs must hold numbers, got 'a'"),
-                            ({"batch_sizes": [1.5]}, "batch_sizes must hold integers"),
-                            ({"lrs": [0.1] * 65}, "lrs has 65 entries; at most 64"),
-                            ({"steps": "many"}, "steps must be an integer")]:
-        with pytest.raises(ProtocolError, match=pattern):
+    assert cmd.args == {**none, "lrs": [0.01, 1.0], "batch_sizes": [4, 16], "steps": 50}
+    cmd = parse_message(msg(type="stability_map", axis="init", values=["he", "too_small"]))
+    assert cmd.args == {**none, "axis": "init", "values": ["he", "too_small"]}
+    cmd = parse_message(msg(type="stability_map", axis="depth", values=[0, 2]))
+    assert cmd.args["values"] == [0, 2]
+    for fields, pattern, field in [
+            ({"lrs": []}, "lrs must be a non-empty list", "lrs"),
+            ({"lrs": ["a"]}, "lrs must hold numbers, got 'a'", "lrs"),
+            ({"batch_sizes": [1.5]}, "batch_sizes must hold integers", "batch_sizes"),
+            ({"lrs": [0.1] * 65}, "lrs has 65 entries; at most 64", "lrs"),
+            ({"steps": "many"}, "steps must be an integer", "steps"),
+            ({"axis": "width"}, "axis must be one of batch_size, init, depth, momentum, got "
+                                "'width'", "axis"),
+            ({"axis": 3}, "axis must be one of", "axis"),
+            ({"values": []}, "values must be a non-empty list", "values"),
+            ({"values": [0.1] * 65}, "values has 65 entries; at most 64", "values"),
+            ({"values": [[1]]}, "values must hold numbers, got \\[1\\]", "values"),
+            ({"values": ["x" * 41]}, "values must hold numbers", "values"),
+            ({"values": [float("nan")]}, "values must hold numbers", "values")]:
+        with pytest.raises(ProtocolError, match=pattern) as e:
             parse_message(msg(type="stability_map", **fields))
+        assert e.value.field == field
 
 
 def test_upload_and_export_fields():

@@ -458,7 +458,11 @@ def _messages():
     numbers = st.lists(st.integers(-3, 3000) | st.floats() | edges | values, max_size=5)
     own = {"hello": {"settings": settings}, "set": {"values": settings},
            "stability_map": {"lrs": numbers | values, "batch_sizes": numbers | values,
-                             "steps": st.integers(-5, 3000) | edges | values},
+                             "steps": st.integers(-5, 3000) | edges | values,
+                             "axis": st.sampled_from(["batch_size", "init", "depth",
+                                                      "momentum"]) | values,
+                             "values": numbers | values | st.lists(
+                                 st.sampled_from(["he", "too_large", "x"]), max_size=3)},
            "upload_csv": {"text": st.text(max_size=200) | values, "name": values},
            "export": {"what": st.sampled_from(["script", "checkpoint"]) | values}}
     # each type with its own fields (any values), and now and then a field it does not take
@@ -544,6 +548,42 @@ def test_protocol_fuzz_every_message_is_answered_or_refused_and_the_session_live
     one()
 
 
+def test_a_divergence_found_while_drawing_a_frame_stops_training():
+    """The doctor's verdict can come while a frame is drawn (LabSession.snapshot), not in a
+    training step: it stops training all the same, so the banner's reset does not set the
+    session training again on its own (the page's Play would then pause it: a flaky browser
+    test found this)."""
+    from backprop.lab.server import _Worker
+
+    loop = asyncio.new_event_loop()
+    try:
+        worker = _Worker(loop, 10.0, {"diagnostics": False})
+        worker._ensure_session()
+        session = worker.session
+        worker._do_play()
+        session.step(3)
+        verdict = session._diverged_record(session.step_count, "doctor")
+
+        def doctor_says_diverged():
+            session.diverged = verdict
+        session._update_findings = doctor_says_diverged    # as the doctor would, in snapshot
+        worker._maybe_frame(force=True)
+        assert worker.running is False
+        messages = [json.loads(m) for m in iter(worker.take, None)]
+        assert {"type": "status", "running": False, "step": 3} in messages
+        assert [m["running"] for m in messages if m["type"] == "state"] == [False]
+        del session._update_findings
+        worker._do_reset(0.01)
+        worker.last_tick -= 10.0                             # ten seconds' worth of steps due
+        worker._train()
+        assert worker.running is False and session.step_count == 0
+    finally:
+        worker.stopped.set()
+        if worker.session is not None:
+            worker.session.close()
+        loop.close()
+
+
 def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
     """Driven by hand, no clock waited on: at 1 step a second, a learning-rate change trains
     one step with it at once (borrowed from the next: the allowance goes below 0, so the
@@ -599,3 +639,55 @@ def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
         if worker.session is not None:
             worker.session.close()
         loop.close()
+
+
+def _map(ws, request: dict) -> tuple:
+    """Send a stability map; its start, its cells and its done message."""
+    ws.send_json({"type": "stability_map", **request})
+    start = until(ws, of_type("stability_start"))
+    got = []
+    while True:
+        m = until(ws, lambda m: m["type"] in ("stability_cell", "stability_done"))
+        if m["type"] == "stability_done":
+            return start, got, m
+        got.append(m)
+
+
+def test_stability_maps_over_other_axes_and_from_the_cache():
+    app = create_app(stability_workers=1)
+    with TestClient(app) as c, c.websocket_connect("/ws") as ws:
+        pool = app.state.stability_pool
+        submitted = []
+        real_submit = pool.submit
+        pool.submit = lambda function, jobs, cancel=None: (
+            submitted.append(len(jobs)) or real_submit(function, jobs, cancel))
+        hello(ws, {"dataset": "sine", "n_samples": 60, "optimizer": "momentum"})
+        request = {"lrs": [0.01, 10], "axis": "depth", "values": [0, 1], "steps": 10}
+        start, first, done = _map(ws, request)
+        assert start == {"type": "stability_start", "lrs": [0.01, 10.0], "axis": "depth",
+                         "values": [0, 1], "steps": 10}
+        assert done == {"type": "stability_done", "cells": 4, "cancelled": False}
+        assert sorted((c["axis"], c["value"], c["i"], c["j"]) for c in first) == \
+            sorted(("depth", v, i, j) for i in (0, 1) for j, v in enumerate([0, 1]))
+        assert submitted == [4]
+        # the same map again: every cell from the server's cache, no job runs
+        start, again, done = _map(ws, request)
+        assert submitted == [4] and done["cells"] == 4
+        place = lambda cells: {(c["i"], c["j"]): c for c in cells}   # noqa: E731
+        assert place(again) == place(first)
+        # the older form: batch_sizes alone, a batch-size map
+        start, cells, _ = _map(ws, {"lrs": [0.01], "batch_sizes": [4], "steps": 10})
+        assert (start["axis"], start["values"], start["batch_sizes"]) == ("batch_size", [4], [4])
+        assert cells[0]["axis"] == "batch_size" and cells[0]["value"] == 4
+        assert submitted == [4, 1]
+        # momentum: this optimiser's momentum; a bad value is refused naming the field
+        start, cells, _ = _map(ws, {"lrs": [0.01], "axis": "momentum", "values": [0.5],
+                                    "steps": 10})
+        assert cells[0]["value"] == 0.5 and submitted == [4, 1, 1]
+        ws.send_json({"type": "stability_map", "axis": "depth", "values": [9]})
+        error = until(ws, of_type("error"))
+        assert error["field"] == "values" and "depth must be between 0 and 6" in error["message"]
+        ws.send_json({"type": "set", "values": {"optimizer": "sgd"}})
+        ws.send_json({"type": "stability_map", "axis": "momentum"})
+        error = until(ws, of_type("error"))
+        assert error["field"] == "axis" and "sgd has none" in error["message"]

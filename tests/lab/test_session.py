@@ -567,7 +567,7 @@ def test_a_stability_cell_stops_when_asked():
     from backprop.lab.cells import stability_cell as _stability_cell
 
     s = LabSession({"dataset": "moons"}, diagnostics=False)
-    job = (0, 0, {**s.settings, "lr": 0.01, "batch_size": 8}, None, 200)
+    job = (0, 0, {**s.settings, "lr": 0.01, "batch_size": 8}, None, 200, "batch_size", 8)
     looks = []
     assert _stability_cell(job, lambda: looks.append(1) or len(looks) > 3) is None
     assert len(looks) == 4                      # it looked between chunks, and stopped

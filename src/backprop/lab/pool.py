@@ -14,7 +14,7 @@ holds at most ``max_workers`` processes::
 
 How a cell is stopped: each worker process has a shared flag; the cell function receives
 ``should_stop`` (a callable) and checks it between chunks of work (see
-:func:`backprop.lab.session.stability_cell`). A worker that has not stopped within
+:func:`backprop.lab.cells.stability_cell`). A worker that has not stopped within
 ``stop_grace_s`` is killed and replaced by a fresh one when next needed. A worker also
 stops by itself when the server process is gone.
 

@@ -29,7 +29,13 @@ Page -> server
     {"type": "set", "values": {name: value, ...}}         change settings (all or nothing:
                       one bad value rejects the message, an "error" names it and the current
                       "settings" follow so the controls can snap back)
-    {"type": "stability_map", "lrs": [float]?, "batch_sizes": [int]?, "steps": int?}
+    {"type": "stability_map", "lrs": [float]?, "axis": str?, "values": [...]?,
+     "batch_sizes": [int]?, "steps": int?}    a map of short runs, lrs x the values of axis:
+                      "batch_size" (the default), "init" (values: its choices), "depth"
+                      (hidden layers, 0-6, each as wide as the first now) or "momentum"
+                      (SGD+momentum's momentum, Adam's beta1); batch_sizes alone is the
+                      older form of axis "batch_size" with those values. Cells already
+                      made for the same settings (this server keeps them) come at once.
     {"type": "cancel_stability"}                          stop a running stability map
     {"type": "upload_csv", "text": "x1,x2,label\\n...", "name": str?}   your own data: two
                       feature columns and a label, an optional header row (dataset "csv")
@@ -52,9 +58,11 @@ Server -> page
     {"type": "error", "message": str, "field": str | None} a rejected message or setting
     {"type": "csv_loaded", "rows", "task", "classes", "class_labels", "header"}
                       class_labels: the label values (numbers or text) of classes 0, 1, ...
-    {"type": "stability_start", "lrs": [...], "batch_sizes": [...], "steps": int}
-    {"type": "stability_cell", "lr", "batch_size", "i", "j", "final_loss" (float | null),
-     "test_loss", "diverged": bool, "steps"}               i indexes lrs, j batch_sizes;
+    {"type": "stability_start", "lrs": [...], "axis": str, "values": [...], "steps": int,
+     "batch_sizes": [...] (axis "batch_size" only)}
+    {"type": "stability_cell", "lr", "batch_size", "axis", "value", "i", "j",
+     "final_loss" (float | null), "test_loss", "diverged": bool, "steps"}
+                      i indexes lrs, j values (value: the cell's value of axis);
                       cells arrive in the order they finish
     {"type": "stability_done", "cells": int, "cancelled": bool}
     {"type": "export", "what": "script", "filename": "backprop-lab-spiral-step120.py",
@@ -155,6 +163,7 @@ import json
 import math
 
 from backprop.errors import BackpropError
+from backprop.lab.cells import AXES
 from backprop.lab.settings import SETTINGS, shown
 from backprop.serialization import json_dumps
 
@@ -170,6 +179,8 @@ WS_MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 others, so an oversize message gets an error naming the limit instead of a closed socket."""
 MAX_LIST = 64
 """Most entries in a stability map's lrs or batch_sizes."""
+_MAX_NAME = 40
+"""Longest name in a stability map's values (longer ones are refused as not numbers)."""
 
 MESSAGE_TYPES = ("hello", "play", "pause", "step", "reset", "set", "stability_map",
                  "cancel_stability", "upload_csv", "export")
@@ -250,6 +261,22 @@ def _number_list(value, field: str, integer: bool) -> list:
     return [_number(v, field, integer) for v in value]
 
 
+def _axis(value) -> str:
+    if not isinstance(value, str) or value not in AXES:
+        raise ProtocolError(f"axis must be one of {', '.join(AXES)}, got {shown(value)}", "axis")
+    return value
+
+
+def _axis_values(value) -> list:
+    """A map's rows: numbers, or names (an initialisation's); the session checks each."""
+    if not isinstance(value, list) or not value:
+        raise ProtocolError(f"values must be a non-empty list, got {shown(value)}", "values")
+    if len(value) > MAX_LIST:
+        raise ProtocolError(f"values has {len(value)} entries; at most {MAX_LIST}", "values")
+    return [v if isinstance(v, str) and len(v) <= _MAX_NAME else _number(v, "values", False)
+            for v in value]
+
+
 def parse_message(raw) -> Command:
     """Check one incoming WebSocket message and return it as a :class:`Command`.
 
@@ -309,14 +336,19 @@ def parse_message(raw) -> Command:
             raise ProtocolError("set message has no values to set", "values")
         return Command(kind, {"values": values})
     if kind == "stability_map":
-        _fields(msg, kind, ("lrs", "batch_sizes", "steps"))
-        args: dict = {"lrs": None, "batch_sizes": None, "steps": None}
+        _fields(msg, kind, ("lrs", "batch_sizes", "steps", "axis", "values"))
+        args: dict = {"lrs": None, "batch_sizes": None, "steps": None, "axis": None,
+                      "values": None}
         if msg.get("lrs") is not None:
             args["lrs"] = _number_list(msg["lrs"], "lrs", integer=False)
         if msg.get("batch_sizes") is not None:
             args["batch_sizes"] = _number_list(msg["batch_sizes"], "batch_sizes", integer=True)
         if msg.get("steps") is not None:
             args["steps"] = _number(msg["steps"], "steps", integer=True, single=True)
+        if msg.get("axis") is not None:
+            args["axis"] = _axis(msg["axis"])
+        if msg.get("values") is not None:
+            args["values"] = _axis_values(msg["values"])
         return Command(kind, args)
     if kind == "upload_csv":
         _fields(msg, kind, ("text", "name"))

@@ -28,6 +28,8 @@ How a connection runs:
 - stability maps run on one :class:`~backprop.lab.pool.CellPool` for the whole server, at
   most ``stability_workers`` processes however many maps the pages start (or, with
   ``ray_address``, on a :class:`~backprop.lab.pool.RayCellPool`: Ray tasks on a cluster);
+  the cells they train are kept in one :class:`~backprop.lab.cells.CellCache` (4096 cells,
+  least recently used out), so a map asked for again, by any page, runs only what it lacks;
 - on disconnect the worker thread is stopped, and so are the running cells of its map.
 
 Origin check: browsers always send an Origin header on WebSocket handshakes, so a page on
@@ -62,6 +64,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.datastructures import Headers
 from starlette.websockets import WebSocketDisconnect
 
+from backprop.lab.cells import CellCache
 from backprop.lab.pool import CellPool, RayCellPool
 from backprop.lab.protocol import WS_MAX_MESSAGE_BYTES, Command, ProtocolError, dumps, parse_message
 from backprop.lab.session import LIMITS, LabSession
@@ -181,12 +184,13 @@ class _Worker:
     """
 
     def __init__(self, loop: asyncio.AbstractEventLoop, max_fps: float, session_kwargs: dict,
-                 pool=None, max_outbox_bytes: int = _MAX_OUTBOX_BYTES):
+                 pool=None, max_outbox_bytes: int = _MAX_OUTBOX_BYTES, cache=None):
         self.id = next(_session_ids)
         self.loop = loop
         self.frame_interval = 1.0 / max_fps
         self.session_kwargs = session_kwargs
         self.pool = pool
+        self.cache = cache            # the server's CellCache: cells of maps already made
         self.commands: queue.Queue = queue.Queue()
         self.outbox: collections.deque = collections.deque()   # [type, dict or text or None]
         self.last_state: list | None = None   # the outbox entry of the last state frame
@@ -425,6 +429,11 @@ class _Worker:
         if not force and now - self.last_frame < self.frame_interval:
             return
         frame = session.snapshot("full" if self.full_frame else "frame")
+        if session.diverged is not None and self.running:
+            # The doctor's verdict, reached while drawing this frame, stops training as a
+            # step that diverged does (else a reset would set it training again on its own).
+            self.running = False
+            self._status()
         frame["running"] = self.running
         self.full_frame = False
         self.frame_version = session.version
@@ -550,21 +559,27 @@ class _Worker:
             self.post({"type": "export", "what": what, "filename": name,
                        "base64": base64.b64encode(data).decode("ascii")})
 
-    def _do_stability_map(self, lrs=None, batch_sizes=None, steps=None) -> None:
+    def _do_stability_map(self, lrs=None, batch_sizes=None, steps=None, axis=None,
+                          values=None) -> None:
         if self.mapping.is_set():
             raise LabError("a stability map is already running; wait for it or cancel it")
         max_cells = getattr(self.pool, "max_cells", None)   # bigger maps on Ray
-        lrs, batch_sizes, steps = self.live.stability_grid(lrs, batch_sizes, steps,
-                                                           max_cells)
+        axis = axis or "batch_size"
+        lrs, values, steps = self.live.stability_grid(lrs, batch_sizes, steps, max_cells,
+                                                      axis=axis, values=values)
         cancel = threading.Event()
-        cells = self.live.stability_map(lrs, batch_sizes, steps, cancel=cancel,
-                                        pool=self.pool, max_cells=max_cells)
+        cells = self.live.stability_map(lrs, None, steps, axis=axis, values=values,
+                                        cancel=cancel, pool=self.pool, max_cells=max_cells,
+                                        cache=self.cache)
         self.stability_cancel = cancel
         if self.stopped.is_set():  # the client left while the grid was being set up
             cancel.set()
         self.mapping.set()
-        self.post({"type": "stability_start", "lrs": lrs, "batch_sizes": batch_sizes,
-                   "steps": steps})
+        start = {"type": "stability_start", "lrs": lrs, "axis": axis, "values": values,
+                 "steps": steps}
+        if axis == "batch_size":
+            start["batch_sizes"] = values      # what pages before the other axes read
+        self.post(start)
 
         def run():
             count, cancelled = 0, False
@@ -677,6 +692,7 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
     app.state.workers = {}
     app.state.max_sessions = max_sessions
     app.state.stability_pool = pool
+    app.state.stability_cache = cache = CellCache()
     if hosts is not None:
         app.add_middleware(_HostCheck, allowed_hosts=hosts)
 
@@ -725,7 +741,7 @@ def create_app(*, max_sessions: int = 8, allowed_origins=None, allowed_hosts=Non
             await websocket.close(code=CLOSE_TRY_LATER, reason="too many sessions")
             return
         worker = _Worker(asyncio.get_running_loop(), max_fps, dict(session_kwargs or {}),
-                         pool=pool, max_outbox_bytes=max_outbox_bytes)
+                         pool=pool, max_outbox_bytes=max_outbox_bytes, cache=cache)
         app.state.workers[worker.id] = worker
         worker.start()
         sender = asyncio.create_task(_send_loop(websocket, worker))

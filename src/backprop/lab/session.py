@@ -267,7 +267,8 @@ class LabSession:
         scheduler = None
         if trainer.scheduler is not None:
             scheduler = training.build_schedule(self.settings, new)
-            scheduler.load_state_dict(trainer.scheduler.state_dict())
+            if scheduler is not None:   # (None: the same change turned the schedule off)
+                scheduler.load_state_dict(trainer.scheduler.state_dict())
         for group, was in zip(new.param_groups, old.param_groups, strict=True):
             group["lr"] = was["lr"]
             if "initial_lr" in was:
@@ -835,18 +836,22 @@ class LabSession:
         return script(self)
 
     # -- stability map --------------------------------------------------------------------------
-    def stability_map(self, lrs=None, batch_sizes=None, steps=None, *, max_workers=None,
-                      cancel=None, pool=None, max_cells=None):
-        """Short runs over a grid of learning rates x batch sizes, in background processes.
+    def stability_map(self, lrs=None, batch_sizes=None, steps=None, *, axis=None, values=None,
+                      max_workers=None, cancel=None, pool=None, max_cells=None, cache=None):
+        """Short runs over a grid of learning rates x one other setting, in background processes.
 
         Every cell trains the current data and network from its initial weights (the
-        seed's) for ``steps`` steps with one learning rate and batch size; the other
-        settings are the session's. The settings are captured when this is called.
+        seed's) for ``steps`` steps with one learning rate and one value of ``axis``; the
+        other settings are the session's. The settings are captured when this is called.
 
         Args:
             lrs: learning rates (default 1e-4 ... 10, six of them).
-            batch_sizes: batch sizes (default 1, 4, 16, 64, 256 up to the training set).
+            batch_sizes: batch sizes (default 1, 4, 16, 64, 256 up to the training set);
+                the rows of a batch-size map (the older form of ``values``).
             steps: steps per run (default 200).
+            axis: what the rows vary, one of :data:`~backprop.lab.cells.AXES`:
+                ``"batch_size"`` (default), ``"init"``, ``"depth"`` or ``"momentum"``.
+            values: the rows: values of ``axis`` (defaults in :mod:`backprop.lab.cells`).
             max_workers: processes, when ``pool`` is None (default: the usable cores, at
                 most 4).
             cancel: a ``threading.Event``; once set, the iterator stops within a fraction
@@ -856,19 +861,25 @@ class LabSession:
                 every session); default: a pool of this map's own, closed when it ends.
             max_cells: cells at most (default ``LIMITS["max_stability_cells"]``; a Ray
                 pool allows more).
+            cache: a :class:`~backprop.lab.cells.CellCache` (the server's): the cells it
+                knows come at once, and only the others run.
 
         Returns:
-            An iterator of cells ``{"type": "stability_cell", "lr", "batch_size", "i"
-            (index in lrs), "j" (index in batch_sizes), "final_loss" (training loss at the
-            end, None if diverged), "test_loss", "diverged", "steps"}`` in the order they
-            finish (:mod:`backprop.lab.cells`). Closing it (or dropping it) cancels the
-            runs, as ``cancel`` does.
+            An iterator of cells ``{"type": "stability_cell", "lr", "batch_size", "axis",
+            "value" (the cell's value of axis), "i" (index in lrs), "j" (index in values),
+            "final_loss" (training loss at the end, None if diverged), "test_loss",
+            "diverged", "steps"}`` in the order they finish (:mod:`backprop.lab.cells`).
+            Closing it (or dropping it) cancels the runs, as ``cancel`` does.
         """
-        grid = self.stability_grid(lrs, batch_sizes, steps, max_cells)
-        jobs = cells.stability_jobs(self.settings, self._csv, *grid)
-        return cells.run_cells(jobs, pool, max_workers, cancel)
+        lrs, values, steps = self.stability_grid(lrs, batch_sizes, steps, max_cells,
+                                                 axis=axis, values=values)
+        jobs = cells.stability_jobs(self.settings, self._csv, lrs, values, steps,
+                                    axis or "batch_size")
+        return cells.run_cells(jobs, pool, max_workers, cancel, cache)
 
-    def stability_grid(self, lrs=None, batch_sizes=None, steps=None, max_cells=None) -> tuple:
-        """The checked grid ``(lrs, batch_sizes, steps)`` of :meth:`stability_map`."""
+    def stability_grid(self, lrs=None, batch_sizes=None, steps=None, max_cells=None, *,
+                       axis=None, values=None) -> tuple:
+        """The checked grid ``(lrs, values, steps)`` of :meth:`stability_map` (``values``:
+        the rows, batch sizes unless ``axis`` says otherwise)."""
         return cells.stability_grid(self.settings, self.n_train, LIMITS, lrs, batch_sizes,
-                                    steps, max_cells)
+                                    steps, max_cells, axis=axis, values=values)

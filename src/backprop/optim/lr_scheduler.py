@@ -39,6 +39,7 @@ from bisect import bisect_right
 from collections import Counter
 from typing import Any
 
+from backprop._checks import is_real
 from backprop.optim.optimizer import Optimizer
 
 __all__ = [
@@ -219,10 +220,11 @@ class LRScheduler:
             ...
             sched.rescale(0.02 / 0.1)           # from now on, the schedule of peak 0.02
         """
-        if isinstance(factor, bool) or not isinstance(factor, (int, float)) \
+        if isinstance(factor, bool) or not is_real(factor) \
                 or not (math.isfinite(factor) and factor > 0):
             raise ValueError(f"{type(self).__name__}.rescale: factor must be a positive "
                              f"finite number, got {factor!r}")
+        factor = float(factor)  # (a NumPy float32 would make every rate a float32)
         for group in self.optimizer.param_groups:
             group["lr"] = group["lr"] * factor
             if "initial_lr" in group:

@@ -8,6 +8,7 @@ import { NetworkView } from "./network.js";
 import { NeuronPictures, pictureWords } from "./neurons.js";
 import { StepAnimation } from "./stepanim.js";
 import { fmt, fmtInt, fmtLoss, num } from "./format.js";
+import { GRIDS, axisNote, axisSettings, mapRequest, pickChanges } from "./mapaxes.js";
 
 const $ = (id) => document.getElementById(id);
 const SEND_EVERY_MS = 80;        // live sliders: at most ~12 messages a second while dragging
@@ -74,10 +75,10 @@ async function main() {
   loss = new LossChart($("loss-chart"));
   loss.log = $("log-scale").checked;
   boundary = new BoundaryView($("boundary"), $("boundary-caption"));
-  stability = new StabilityMap($("stability"), (lr, bs) => {
-    change("lr", lr, true);
-    change("batch_size", bs, true);
-    controls.set({ lr, batch_size: bs });
+  stability = new StabilityMap($("stability"), (lr, value, axis) => {
+    const changes = pickChanges(lr, axis, value, lab.values);
+    for (const [name, v] of Object.entries(changes)) change(name, v, true);
+    controls.set(changes);
   });
 
   lab.views = { network, boundary, stability, loss };   // for the console and the browser tests
@@ -109,12 +110,24 @@ function wireButtons() {
       send({ type: "cancel_stability" });
       return;
     }
+    const axis = $("stability-axis").value;
+    const nTrain = lab.lastFrame ? num(lab.lastFrame.n_train) : NaN;
+    const request = mapRequest($("stability-grid").value, axis, Number($("stability-steps").value),
+      lab.values, lab.table, nTrain);
     stability.start();
-    stability.madeWith = mapSettings(lab.values);
+    stability.madeWith = mapSettings(lab.values, axis);
     markStale();          // clears the note of the map before
     $("stability-run").textContent = "Cancel";
-    send({ type: "stability_map" });
+    send(request);
   });
+  $("stability-axis").addEventListener("change", showAxisNote);
+  // grid sizes and steps beyond what this server takes can't be chosen
+  const limits = lab.limits || {};
+  for (const o of $("stability-grid").options) {
+    const g = GRIDS[o.value];
+    o.disabled = num(limits.max_stability_cells) < g.cols * Math.max(g.rows, ((lab.table.init || {}).choices || []).length);
+  }
+  for (const o of $("stability-steps").options) o.disabled = num(limits.max_stability_steps) < Number(o.value);
   $("export-script").addEventListener("click", () => send({ type: "export", what: "script" }));
   $("export-checkpoint").addEventListener("click", () => send({ type: "export", what: "checkpoint" }));
   $("share").addEventListener("click", async () => {
@@ -134,12 +147,17 @@ function resetSession(lr) {
 }
 
 // ---- the stability map's settings ------------------------------------------------------------
-// A map trains the session's settings over its own learning rates and batch sizes: every other
-// setting (the data, the network, the optimiser...) is what it was made for.
-const MAP_AXES = new Set(["lr", "batch_size", "speed"]);
+// A map trains the session's settings over its own learning rates and rows (the values of its
+// axis: batch size, initialisation, depth or momentum): every other setting (the data, the
+// network, the optimiser...) is what it was made for.
+function mapSettings(values, axis) {
+  const own = new Set(["lr", "speed", ...axisSettings(axis)]);
+  return Object.fromEntries(Object.entries(values).filter(([k]) => !own.has(k)));
+}
 
-function mapSettings(values) {
-  return Object.fromEntries(Object.entries(values).filter(([k]) => !MAP_AXES.has(k)));
+/** Under the map: what its rows mean for the optimiser and network in use. */
+function showAxisNote() {
+  $("stability-axis-note").textContent = axisNote($("stability-axis").value, lab.values);
 }
 
 /** Grey the map out, and say why, once the settings it was made for are no longer in force. */
@@ -294,8 +312,8 @@ function handle(msg) {
     case "step_detail": return onStepDetail(msg);
     case "error": return onError(msg);
     case "stability_start":
-      stability.start(msg.lrs, msg.batch_sizes);
-      stability.madeWith = mapSettings(lab.values);
+      stability.start(msg.lrs, msg.values ?? msg.batch_sizes, msg.axis || "batch_size");
+      stability.madeWith = mapSettings(lab.values, stability.axis);
       stability.stale = null;
       return markStale();
     case "stability_cell": return stability.add(msg);
@@ -332,7 +350,8 @@ function onSettings(values, echo) {
   const q = toQuery(lab.values, lab.table);
   const url = `${location.pathname}${q ? `?${q}` : ""}${location.hash}`;
   if (url !== `${location.pathname}${location.search}${location.hash}`) history.replaceState(null, "", url);
-  stability.current = { lr: lab.values.lr, batch_size: lab.values.batch_size };
+  stability.settings = lab.values;
+  showAxisNote();
   markStale();
 }
 
@@ -429,7 +448,7 @@ function onError(msg) {
     const node = document.querySelector(`[data-field="${CSS.escape(msg.field)}"]`);
     if (node) { node.classList.add("invalid"); setTimeout(() => node.classList.remove("invalid"), 2500); }
   }
-  if (stability.running && /stability|lrs|batch_sizes|steps/i.test(`${msg.message} ${msg.field}`)) stabilityDone();
+  if (stability.running && /stability|lrs|batch_sizes|steps|axis|values/i.test(`${msg.message} ${msg.field}`)) stabilityDone();
 }
 
 function stabilityDone(msg = {}) {

@@ -2,6 +2,7 @@
 // doctor findings and the stability map. Each view keeps its own last data so it can redraw on
 // resize or hover without waiting for the server.
 
+import { AXES, currentValue, showValue } from "./mapaxes.js";
 import {
   CLASS_COLOURS, NEG, POS, clamp, fitCanvas, fmt, fmtInt, goodness, mix, num, rgb,
 } from "./format.js";
@@ -511,21 +512,23 @@ export function renderFindings(node, findings, stepsSoFar) {
   }
 }
 
-// ---- stability map -------------------------------------------------------------------------------------
+// ---- stability map -------------------------------------------------------------------------------
+// Columns: learning rates; rows: the values of one axis (mapaxes.js: batch size, initialisation,
+// depth or momentum). A cell is keyed by its column and row index.
 export class StabilityMap {
   constructor(canvas, onPick) {
     this.canvas = canvas;
-    this.onPick = onPick;
-    this.cells = new Map(); // "lr|bs" -> cell
-    this.lrs = []; this.bss = [];
-    this.current = null;  // {lr, batch_size}
+    this.onPick = onPick;     // (lr, value, axis)
+    this.cells = new Map();   // "i|j" -> cell
+    this.lrs = []; this.rows = []; this.axis = "batch_size";
+    this.settings = null;     // the session's settings: the ring marks them
     this.running = false;
     this.hover = null;
     canvas.addEventListener("mousemove", (e) => { this.hover = [e.offsetX, e.offsetY, e.clientX, e.clientY]; this.draw(); });
     canvas.addEventListener("mouseleave", () => { this.hover = null; tooltip.hide(this); this.draw(); });
     canvas.addEventListener("click", (e) => {
       const c = this.cellAt(e.offsetX, e.offsetY);
-      if (c && this.onPick) this.onPick(c.lr, c.batch_size);
+      if (c && this.onPick) this.onPick(c.lr, c.value, this.axis);
     });
     // Keyboard: Tab to the map, arrows move between cells, Enter or Space uses one.
     this.focus = null;      // [i, j] of the cell chosen with the keyboard
@@ -541,29 +544,30 @@ export class StabilityMap {
       const [di, dj] = moves[e.key];
       const [i, j] = this.focus || [0, 0];
       this.focus = this.focus
-        ? [clamp(i + di, 0, this.lrs.length - 1), clamp(j + dj, 0, this.bss.length - 1)] : [0, 0];
+        ? [clamp(i + di, 0, this.lrs.length - 1), clamp(j + dj, 0, this.rows.length - 1)] : [0, 0];
     } else if ((e.key === "Enter" || e.key === " ") && this.focus) {
       const [i, j] = this.focus;
-      if (this.onPick) this.onPick(this.lrs[i], this.bss[j]);
+      if (this.onPick) this.onPick(this.lrs[i], this.rows[j], this.axis);
     } else return;
     e.preventDefault();
     this.draw();
   }
 
-  start(lrs, bss) {
+  /** A new map: its learning rates, its rows (values of `axis`, in the server's order). */
+  start(lrs, rows, axis = "batch_size") {
     this.cells.clear();
     this.stale = null;      // why the map no longer fits the settings (set by the page)
-    this.lrs = (lrs || []).map(num).sort((a, b) => a - b);
-    this.bss = (bss || []).map(num).sort((a, b) => a - b);
+    this.axis = axis in AXES ? axis : "batch_size";
+    this.lrs = (lrs || []).map(num);
+    this.rows = (rows || []).map((v) => (AXES[this.axis].numeric ? num(v) : v));
     this.running = true;
     this.draw();
   }
 
   add(cell) {
-    const lr = num(cell.lr), bs = num(cell.batch_size);
-    if (!this.lrs.includes(lr)) { this.lrs.push(lr); this.lrs.sort((a, b) => a - b); }
-    if (!this.bss.includes(bs)) { this.bss.push(bs); this.bss.sort((a, b) => a - b); }
-    this.cells.set(`${lr}|${bs}`, { ...cell, lr, batch_size: bs });
+    const i = cell.i, j = cell.j;
+    if (!Number.isInteger(i) || !Number.isInteger(j) || i >= this.lrs.length || j >= this.rows.length) return;
+    this.cells.set(`${i}|${j}`, { ...cell, lr: this.lrs[i], value: this.rows[j] });
     this.draw();
   }
 
@@ -571,18 +575,36 @@ export class StabilityMap {
 
   layout() {
     const r = this.canvas.getBoundingClientRect();
-    const m = { l: 44, r: 8, t: 8, b: 34 };
+    const m = { l: this.axis === "init" ? 74 : 44, r: 8, t: 8, b: 34 };
     const pw = r.width - m.l - m.r, ph = r.height - m.t - m.b;
-    const cw = pw / Math.max(1, this.lrs.length), ch = ph / Math.max(1, this.bss.length);
+    const cw = pw / Math.max(1, this.lrs.length), ch = ph / Math.max(1, this.rows.length);
     return { m, pw, ph, cw, ch, w: r.width, h: r.height };
+  }
+
+  cell(i, j) {
+    return this.cells.get(`${i}|${j}`) || { lr: this.lrs[i], value: this.rows[j], pending: true };
   }
 
   cellAt(x, y) {
     if (!this.lrs.length) return null;
     const { m, cw, ch } = this.layout();
-    const i = Math.floor((x - m.l) / cw), j = this.bss.length - 1 - Math.floor((y - m.t) / ch);
-    if (i < 0 || j < 0 || i >= this.lrs.length || j >= this.bss.length) return null;
-    return this.cells.get(`${this.lrs[i]}|${this.bss[j]}`) || { lr: this.lrs[i], batch_size: this.bss[j], pending: true };
+    const i = Math.floor((x - m.l) / cw), j = this.rows.length - 1 - Math.floor((y - m.t) / ch);
+    if (i < 0 || j < 0 || i >= this.lrs.length || j >= this.rows.length) return null;
+    return this.cell(i, j);
+  }
+
+  /** [i, j] of the cell nearest the session's settings (j null: none of the rows). */
+  ringAt() {
+    const near = (arr, v, log) => {
+      const d = (a) => Math.abs(log ? Math.log(a) - Math.log(v) : a - v);
+      return arr.reduce((bi, a, k) => (d(a) < d(arr[bi]) ? k : bi), 0);
+    };
+    const now = currentValue(this.axis, this.settings);
+    const spec = AXES[this.axis];
+    let j = null;
+    if (!spec.numeric) { const k = this.rows.indexOf(now); j = k < 0 ? null : k; }
+    else if (Number.isFinite(num(now)) && !(spec.log && num(now) <= 0)) j = near(this.rows, num(now), spec.log);
+    return [near(this.lrs, num(this.settings.lr), true), j];
   }
 
   draw() {
@@ -595,12 +617,13 @@ export class StabilityMap {
       return;
     }
     const { m, pw, ph, cw, ch } = this.layout();
+    const nr = this.rows.length;
     const losses = [...this.cells.values()].filter((c) => !c.diverged).map((c) => num(c.final_loss)).filter((v) => Number.isFinite(v) && v > 0);
     const lo = losses.length ? Math.log10(Math.min(...losses)) : 0, hi = losses.length ? Math.log10(Math.max(...losses)) : 1;
     for (let i = 0; i < this.lrs.length; i++) {
-      for (let j = 0; j < this.bss.length; j++) {
-        const c = this.cells.get(`${this.lrs[i]}|${this.bss[j]}`);
-        const x = m.l + i * cw, y = m.t + (this.bss.length - 1 - j) * ch;
+      for (let j = 0; j < nr; j++) {
+        const c = this.cells.get(`${i}|${j}`);
+        const x = m.l + i * cw, y = m.t + (nr - 1 - j) * ch;
         if (!c) { ctx.fillStyle = "#eef0f4"; }
         else if (c.diverged || !Number.isFinite(num(c.final_loss))) { ctx.fillStyle = "#7f1d2d"; }
         else {
@@ -615,12 +638,14 @@ export class StabilityMap {
         }
       }
     }
-    // the current setting: ring around the nearest cell
-    if (this.current) {
-      const near = (arr, v) => arr.reduce((bi, a, k) => (Math.abs(Math.log(a) - Math.log(v)) < Math.abs(Math.log(arr[bi]) - Math.log(v)) ? k : bi), 0);
-      const i = near(this.lrs, this.current.lr), j = near(this.bss, this.current.batch_size);
-      ctx.strokeStyle = INK; ctx.lineWidth = 2;
-      ctx.strokeRect(m.l + i * cw + 1.5, m.t + (this.bss.length - 1 - j) * ch + 1.5, cw - 3, ch - 3);
+    // the current setting: ring around the nearest cell (none when no row is the setting's)
+    if (this.settings) {
+      const [i, j] = this.ringAt();
+      this.ring = j === null ? null : [i, j];
+      if (j !== null) {
+        ctx.strokeStyle = INK; ctx.lineWidth = 2;
+        ctx.strokeRect(m.l + i * cw + 1.5, m.t + (nr - 1 - j) * ch + 1.5, cw - 3, ch - 3);
+      }
     }
     // axes
     ctx.fillStyle = INK3; ctx.textAlign = "center"; ctx.textBaseline = "top";
@@ -628,23 +653,22 @@ export class StabilityMap {
     this.lrs.forEach((lr, i) => { if (i % every === 0) ctx.fillText(fmt(lr, 2), m.l + (i + 0.5) * cw, m.t + ph + 4); });
     ctx.fillStyle = INK2; ctx.fillText("learning rate →", m.l + pw / 2, m.t + ph + 18);
     ctx.fillStyle = INK3; ctx.textAlign = "right"; ctx.textBaseline = "middle";
-    const everyB = Math.max(1, Math.ceil(this.bss.length / Math.max(1, Math.floor(ph / 16))));
-    this.bss.forEach((b, j) => { if (j % everyB === 0) ctx.fillText(fmtInt(b), m.l - 6, m.t + (this.bss.length - 1 - j + 0.5) * ch); });
+    const everyB = Math.max(1, Math.ceil(nr / Math.max(1, Math.floor(ph / 16))));
+    this.rows.forEach((v, j) => { if (j % everyB === 0) ctx.fillText(showValue(this.axis, v), m.l - 6, m.t + (nr - 1 - j + 0.5) * ch); });
+    const label = AXES[this.axis].label;
     ctx.save(); ctx.translate(10, m.t + ph / 2); ctx.rotate(-Math.PI / 2); ctx.textAlign = "center"; ctx.fillStyle = INK2;
-    ctx.fillText("batch size →", 0, 0); ctx.restore();
+    ctx.fillText(AXES[this.axis].numeric ? `${label} →` : label, 0, 0); ctx.restore();
 
-    const describe = (c, how) => [`lr ${fmt(c.lr, 3)}, batch ${fmtInt(c.batch_size)}`,
+    const describe = (c, how) => [`lr ${fmt(c.lr, 3)}, ${label} ${showValue(this.axis, c.value)}`,
       c.pending ? "running…" : c.diverged ? "diverged" : `final loss ${fmt(c.final_loss, 4)}`,
       `${how} to use these`].join("\n");
     if (this.focus) {
-      const [i, j] = this.focus.map((v, k) => Math.min(v, (k ? this.bss : this.lrs).length - 1));
-      const x = m.l + i * cw, y = m.t + (this.bss.length - 1 - j) * ch;
+      const [i, j] = this.focus.map((v, k) => Math.min(v, (k ? this.rows : this.lrs).length - 1));
+      const x = m.l + i * cw, y = m.t + (nr - 1 - j) * ch;
       ctx.strokeStyle = "#f0b429"; ctx.lineWidth = 3;
       ctx.strokeRect(x + 1.5, y + 1.5, cw - 3, ch - 3);
-      const c = this.cells.get(`${this.lrs[i]}|${this.bss[j]}`)
-        || { lr: this.lrs[i], batch_size: this.bss[j], pending: true };
       const r = this.canvas.getBoundingClientRect();
-      tooltip.show(this, r.left + x + cw / 2, r.top + y + ch / 2, describe(c, "Enter"));
+      tooltip.show(this, r.left + x + cw / 2, r.top + y + ch / 2, describe(this.cell(i, j), "Enter"));
     } else if (this.hover) {
       const c = this.cellAt(this.hover[0], this.hover[1]);
       if (c) tooltip.show(this, this.hover[2], this.hover[3], describe(c, "click"));
