@@ -584,6 +584,35 @@ def test_a_divergence_found_while_drawing_a_frame_stops_training():
         loop.close()
 
 
+def test_a_reset_after_a_change_trains_at_the_set_speed():
+    """A change marks the step count it waits past for its own step; a reset starts again
+    at step 0, so the mark is dropped: otherwise every look at the commands (each 50 ms)
+    would train a step until the count passed the old mark, far above 1 step a second."""
+    from backprop.lab.server import _Worker
+
+    loop = asyncio.new_event_loop()
+    try:
+        worker = _Worker(loop, 10.0, {"diagnostics": False})
+        worker._ensure_session()
+        session = worker.session
+        worker._do_set({"speed": 1})
+        worker._do_play()
+        session.step(30)
+        worker._do_set({"lr": 0.01})            # waits for its own step past step 30
+        worker._do_reset()
+        assert session.step_count == 0 and not worker._change_waits()
+        for _ in range(3):                       # no time passes: no step is due
+            worker.last_tick = time.monotonic()
+            worker.change_step_at = -float("inf")
+            worker._train()
+        assert session.step_count == 0
+    finally:
+        worker.stopped.set()
+        if worker.session is not None:
+            worker.session.close()
+        loop.close()
+
+
 def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
     """Driven by hand, no clock waited on: at 1 step a second, a learning-rate change trains
     one step with it at once (borrowed from the next: the allowance goes below 0, so the

@@ -503,6 +503,7 @@ class _Worker:
             self.live.close()
         self.session = session
         self.running = False
+        self.changed_at = None
         self.full_frame = True
         self._settings()
         self._status()
@@ -530,6 +531,9 @@ class _Worker:
 
     def _do_reset(self, lr=None) -> None:
         self.live.reset(lr)
+        # Step 0 again: no change waits for its own step (the step count that marked one
+        # is from before), and this frame goes out now.
+        self.changed_at = None
         self._settings()
         self._status()
         self._maybe_frame(force=True)
@@ -545,6 +549,7 @@ class _Worker:
             raise LabError(f"the CSV has {size} bytes; the lab takes files of at most "
                            f"{LIMITS['max_csv_bytes']} bytes", "text")
         info = self.live.load_csv(text)
+        self.changed_at = None        # the session may start again from step 0: see _do_reset
         self.post({"type": "csv_loaded", **info})
         self._settings()
         self._status()
