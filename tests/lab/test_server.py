@@ -548,126 +548,112 @@ def test_protocol_fuzz_every_message_is_answered_or_refused_and_the_session_live
     one()
 
 
-def test_a_divergence_found_while_drawing_a_frame_stops_training():
+@pytest.fixture
+def worker():
+    """A session's worker driven by hand (no thread, no clock waited on), its session made."""
+    from backprop.lab.server import _Worker
+
+    loop = asyncio.new_event_loop()
+    worker = _Worker(loop, 10.0, {"diagnostics": False})
+    try:
+        worker._ensure_session()
+        yield worker
+    finally:
+        worker.stopped.set()
+        if worker.session is not None:
+            worker.session.close()
+        loop.close()
+
+
+def test_a_divergence_found_while_drawing_a_frame_stops_training(worker):
     """The doctor's verdict can come while a frame is drawn (LabSession.snapshot), not in a
     training step: it stops training all the same, so the banner's reset does not set the
     session training again on its own (the page's Play would then pause it: a flaky browser
     test found this)."""
-    from backprop.lab.server import _Worker
+    session = worker.session
+    worker._do_play()
+    session.step(3)
+    verdict = session._diverged_record(session.step_count, "doctor")
 
-    loop = asyncio.new_event_loop()
-    try:
-        worker = _Worker(loop, 10.0, {"diagnostics": False})
-        worker._ensure_session()
-        session = worker.session
-        worker._do_play()
-        session.step(3)
-        verdict = session._diverged_record(session.step_count, "doctor")
-
-        def doctor_says_diverged():
-            session.diverged = verdict
-        session._update_findings = doctor_says_diverged    # as the doctor would, in snapshot
-        worker._maybe_frame(force=True)
-        assert worker.running is False
-        messages = [json.loads(m) for m in iter(worker.take, None)]
-        assert {"type": "status", "running": False, "step": 3} in messages
-        assert [m["running"] for m in messages if m["type"] == "state"] == [False]
-        del session._update_findings
-        worker._do_reset(0.01)
-        worker.last_tick -= 10.0                             # ten seconds' worth of steps due
-        worker._train()
-        assert worker.running is False and session.step_count == 0
-    finally:
-        worker.stopped.set()
-        if worker.session is not None:
-            worker.session.close()
-        loop.close()
+    def doctor_says_diverged():
+        session.diverged = verdict
+    session._update_findings = doctor_says_diverged    # as the doctor would, in snapshot
+    worker._maybe_frame(force=True)
+    assert worker.running is False
+    messages = [json.loads(m) for m in iter(worker.take, None)]
+    assert {"type": "status", "running": False, "step": 3} in messages
+    assert [m["running"] for m in messages if m["type"] == "state"] == [False]
+    del session._update_findings
+    worker._do_reset(0.01)
+    worker.last_tick -= 10.0                             # ten seconds' worth of steps due
+    worker._train()
+    assert worker.running is False and session.step_count == 0
 
 
-def test_a_reset_after_a_change_trains_at_the_set_speed():
+def test_a_reset_after_a_change_trains_at_the_set_speed(worker):
     """A change marks the step count it waits past for its own step; a reset starts again
     at step 0, so the mark is dropped: otherwise every look at the commands (each 50 ms)
     would train a step until the count passed the old mark, far above 1 step a second."""
-    from backprop.lab.server import _Worker
-
-    loop = asyncio.new_event_loop()
-    try:
-        worker = _Worker(loop, 10.0, {"diagnostics": False})
-        worker._ensure_session()
-        session = worker.session
-        worker._do_set({"speed": 1})
-        worker._do_play()
-        session.step(30)
-        worker._do_set({"lr": 0.01})            # waits for its own step past step 30
-        worker._do_reset()
-        assert session.step_count == 0 and not worker._change_waits()
-        for _ in range(3):                       # no time passes: no step is due
-            worker.last_tick = time.monotonic()
-            worker.change_step_at = -float("inf")
-            worker._train()
-        assert session.step_count == 0
-    finally:
-        worker.stopped.set()
-        if worker.session is not None:
-            worker.session.close()
-        loop.close()
+    session = worker.session
+    worker._do_set({"speed": 1})
+    worker._do_play()
+    session.step(30)
+    worker._do_set({"lr": 0.01})            # waits for its own step past step 30
+    worker._do_reset()
+    assert session.step_count == 0 and not worker._change_waits()
+    for _ in range(3):                       # no time passes: no step is due
+        worker.last_tick = time.monotonic()
+        worker.change_step_at = -float("inf")
+        worker._train()
+    assert session.step_count == 0
 
 
-def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once():
+def test_a_changed_setting_trains_at_once_and_its_frame_goes_out_at_once(worker):
     """Driven by hand, no clock waited on: at 1 step a second, a learning-rate change trains
     one step with it at once (borrowed from the next: the allowance goes below 0, so the
     average speed holds) and the frame with it goes out without waiting for its slot; so does
     each change after it, one step per change at most every _CHANGE_STEP_GAP_S."""
-    from backprop.lab.server import _CHANGE_STEP_GAP_S, _Worker
+    from backprop.lab.server import _CHANGE_STEP_GAP_S
 
-    loop = asyncio.new_event_loop()
-    try:
-        worker = _Worker(loop, 10.0, {"diagnostics": False})
-        worker._ensure_session()
-        session = worker.session
-        worker._do_set({"speed": 1})
-        worker._do_play()
-        worker._maybe_frame(force=True)
-        while worker.take() is not None:
-            pass
-        step = session.step_count
-        worker.last_tick = time.monotonic()  # no time passes below: no step is due
-        worker.last_frame = -float("inf")    # and the last frame went out long ago
-        worker._do_set({"lr": 0.01})
-        worker._train()
-        assert session.step_count == step + 1 and worker.allowance < 0
-        assert worker._change_trained() is True          # its frame is due now...
-        worker._maybe_frame(force=True)
-        frames = [m for m in iter(worker.take, None) if json.loads(m)["type"] == "state"]
-        frame = json.loads(frames[-1])
-        assert frame["settings"]["lr"] == 0.01 and frame["step"] > frame["settings_step"]
-        assert worker._change_trained() is False          # ...once
-        # A second change right after the first (a dragged slider) waits for the gap between
-        # change steps to pass (set in the future here: no clock is waited on), and the
-        # loop's timeout wakes it no later than that; its frame waits for its step.
-        worker.change_step_at = time.monotonic() + 3600.0
-        worker._do_set({"lr": 0.02})
-        worker._train()
-        assert session.step_count == step + 1
-        worker.last_frame = -float("inf")
-        assert worker._change_trained() is False
-        worker.change_step_at = time.monotonic()  # the last change step: just now
-        assert worker._timeout() <= _CHANGE_STEP_GAP_S  # not the next step's ~1 s at 1 step/s
-        # Once the gap is over it trains its own step too, though the first is not repaid:
-        # the debt stays one step at most, so the speed resumes after a burst of changes.
-        worker.change_step_at = -float("inf")
-        worker.last_tick = time.monotonic()
-        worker._train()
-        assert session.step_count == step + 2 and worker.allowance == -1.0
-        assert worker._change_trained() is True
-        worker._maybe_frame(force=True)
-        frames = [m for m in iter(worker.take, None) if json.loads(m)["type"] == "state"]
-        assert json.loads(frames[-1])["settings"]["lr"] == 0.02
-    finally:
-        worker.stopped.set()
-        if worker.session is not None:
-            worker.session.close()
-        loop.close()
+    session = worker.session
+    worker._do_set({"speed": 1})
+    worker._do_play()
+    worker._maybe_frame(force=True)
+    while worker.take() is not None:
+        pass
+    step = session.step_count
+    worker.last_tick = time.monotonic()  # no time passes below: no step is due
+    worker.last_frame = -float("inf")    # and the last frame went out long ago
+    worker._do_set({"lr": 0.01})
+    worker._train()
+    assert session.step_count == step + 1 and worker.allowance < 0
+    assert worker._change_trained() is True          # its frame is due now...
+    worker._maybe_frame(force=True)
+    frames = [m for m in iter(worker.take, None) if json.loads(m)["type"] == "state"]
+    frame = json.loads(frames[-1])
+    assert frame["settings"]["lr"] == 0.01 and frame["step"] > frame["settings_step"]
+    assert worker._change_trained() is False          # ...once
+    # A second change right after the first (a dragged slider) waits for the gap between
+    # change steps to pass (set in the future here: no clock is waited on), and the
+    # loop's timeout wakes it no later than that; its frame waits for its step.
+    worker.change_step_at = time.monotonic() + 3600.0
+    worker._do_set({"lr": 0.02})
+    worker._train()
+    assert session.step_count == step + 1
+    worker.last_frame = -float("inf")
+    assert worker._change_trained() is False
+    worker.change_step_at = time.monotonic()  # the last change step: just now
+    assert worker._timeout() <= _CHANGE_STEP_GAP_S  # not the next step's ~1 s at 1 step/s
+    # Once the gap is over it trains its own step too, though the first is not repaid:
+    # the debt stays one step at most, so the speed resumes after a burst of changes.
+    worker.change_step_at = -float("inf")
+    worker.last_tick = time.monotonic()
+    worker._train()
+    assert session.step_count == step + 2 and worker.allowance == -1.0
+    assert worker._change_trained() is True
+    worker._maybe_frame(force=True)
+    frames = [m for m in iter(worker.take, None) if json.loads(m)["type"] == "state"]
+    assert json.loads(frames[-1])["settings"]["lr"] == 0.02
 
 
 def _map(ws, request: dict) -> tuple:
