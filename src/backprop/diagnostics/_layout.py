@@ -1,8 +1,8 @@
 """The Monitor's view of a model's parameters as flat vectors, and its noise windows.
 
-:class:`Layout` lays every parameter end to end in rows of one NumPy buffer (the
-gradients, the weights before an update, the change it made), so the per-step work is a
-few NumPy calls whatever the number of parameters. :class:`NoiseWindow` keeps the running
+:class:`Layout` lays every parameter end to end in one NumPy vector (which holds, in
+turn, a recorded step's |gradients|, the weights before its update and the change the
+update made), so the per-step work is a few NumPy calls per parameter. :class:`NoiseWindow` keeps the running
 sums over consecutive steps' gradients from which the gradient noise scale is estimated.
 A framework adapter may give its own Layout subclass (``adapter.layout(named)``) that
 keeps the windows' sums and the every-step norm in its own tensors, on their device
@@ -69,12 +69,13 @@ class NoiseWindow:
 class Layout:
     """The model's parameters laid end to end in flat vectors.
 
-    Rows of one buffer: the weights before an update and the change it made (the
-    gradient row is scratch). Gradients are read in place, once per step that needs them
+    One scratch vector the size of the model serves a recorded step three times: for
+    each parameter's |gradient|, then the weights before the update, then (in place) the
+    change the update made. Gradients are read in place, once per step that needs them
     (the norm checked every step; a recorded step's per-parameter ‖g‖ and mean |g|; the
-    noise windows' sums), while they are fresh in cache: no copy of them is made. On a
-    recorded step the weights are copied once, before the update, and the change is the
-    weights after it minus that copy. Parameters with no elements are left out.
+    noise windows' sums, added in the same pass), while they are fresh in cache: no copy
+    of them is made. Each norm of a recorded step is taken as its segment is written,
+    while that is in cache too. Parameters with no elements are left out.
     """
 
     GRADS, BEFORE, CHANGE = 0, 1, 2
@@ -82,8 +83,10 @@ class Layout:
     def __init__(self, named: list, arrays):
         data = arrays.data
         self._index(named, arrays, lambda p: int(data(p).size), lambda p: data(p).dtype)
-        self.rows = np.zeros((3, self.total_size), self.dtype)
-        self._grad_sq = self._grad_l1 = [0.0] * len(self._sizes)  # of the recorded step
+        self.row = np.zeros(self.total_size, self.dtype)
+        # ‖g‖², Σ|g|, ‖w‖² and ‖Δw‖² of each parameter at the recorded step.
+        self._grad_sq = self._grad_l1 = self._weight_sq = self._change_sq = \
+            [0.0] * len(self._sizes)
         self._zeros = [np.zeros(n, self.dtype) for n in self._sizes]
         self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), self._sizes, strict=True)]
 
@@ -102,25 +105,36 @@ class Layout:
         self.dtype = np.result_type(*[dtype_of(p) for p in self.params]) \
             if self.params else np.dtype(np.float32)
 
-    def gather_grads(self) -> list:
+    def _grad_parts(self) -> list:
+        """Each parameter's gradient as a flat view, None where it has none (or an odd one)."""
+        grad, sizes, parts = self.arrays.grad, self._sizes, []
+        for i, p in enumerate(self.params):
+            g = grad(p)
+            parts.append(g.reshape(-1) if g is not None and g.size == sizes[i] else None)
+        return parts
+
+    def gather_grads(self, windows: list | tuple = ()) -> list:
         """Read every gradient of a recorded step in place: each parameter's ‖g‖² and Σ|g|,
-        kept for :meth:`norms` (read now, before any clipping; no copy of the gradients).
+        kept for :meth:`norms` (read now, before any clipping; no copy of the gradients),
+        adding it to the running sums of the noise ``windows`` in the same pass (see
+        :meth:`window_step`; the step's ‖g‖² is :meth:`gathered_sq_norm`).
 
         Returns the indices of the parameters that have a gradient.
         """
-        grad, sizes, bounds = self.arrays.grad, self._sizes, self._bounds
-        magnitude = self.rows[self.GRADS]  # scratch for |g|, in the rows' dtype
-        sq, l1, present = [0.0] * len(sizes), [0.0] * len(sizes), []
-        for i, p in enumerate(self.params):
-            g = grad(p)
-            if g is None or g.size != sizes[i]:  # a missing (None) or odd gradient
+        parts = self._grad_parts()
+        magnitude = self.row  # scratch for |g|, in the row's dtype
+        sums = [w.sum for w in windows if w.sum is not None]
+        sq, l1, present = [0.0] * len(parts), [0.0] * len(parts), []
+        for i, ((a, b), g) in enumerate(zip(self._bounds, parts, strict=True)):
+            if g is None:  # adds nothing to a window's sum
                 continue
-            g = g.reshape(-1)
-            a, b = bounds[i]
             sq[i] = sq_norm(g)
             l1[i] = float(np.add.reduce(np.abs(g, out=magnitude[a:b])))
+            for total in sums:
+                np.add(total[a:b], g, out=total[a:b])
             present.append(i)
         self._grad_sq, self._grad_l1 = sq, l1
+        self._start_windows(windows, parts)
         return present
 
     def gathered_sq_norm(self) -> float:
@@ -136,21 +150,24 @@ class Layout:
 
         One pass per parameter: its norm and the sums' additions read the gradient while
         it is in cache (the step's one read of the gradients from memory)."""
-        grad, sizes, parts = self.arrays.grad, self._sizes, []
-        for i, p in enumerate(self.params):
-            g = grad(p)
-            parts.append(g.reshape(-1) if g is not None and g.size == sizes[i]
-                         else self._zeros[i])
+        parts = self._grad_parts()
         sums = [w.sum for w in windows if w.sum is not None]
         sq = 0.0
         for (a, b), g in zip(self._bounds, parts, strict=True):
+            if g is None:
+                continue
             sq += sq_norm(g)
             for total in sums:
                 np.add(total[a:b], g, out=total[a:b])
+        self._start_windows(windows, parts)
+        return sq
+
+    def _start_windows(self, windows: list | tuple, parts: list) -> None:
+        """Start the sum of each new window in ``windows`` from this step's gradients."""
         for window in windows:
             if window.sum is None:
-                window.sum = self.sum_start(parts)
-        return sq
+                window.sum = self.sum_start([self._zeros[i] if g is None else g
+                                             for i, g in enumerate(parts)])
 
     @staticmethod
     def sum_start(grads):
@@ -181,31 +198,34 @@ class Layout:
         return total
 
     def gather_weights(self, row: int) -> None:
-        """Copy the weights into ``row``."""
-        if self.params:
-            data = self.arrays.data
-            np.concatenate([data(p).reshape(-1) for p in self.params], out=self.rows[row])
+        """Copy the weights into the scratch vector (``row`` is BEFORE: the weights before an
+        update), each parameter's ‖w‖² taken from its copy as it is made."""
+        data, out, weight_sq = self.arrays.data, self.row, []
+        for p, (a, b) in zip(self.params, self._bounds, strict=True):
+            segment = out[a:b]
+            np.copyto(segment, data(p).reshape(-1))
+            weight_sq.append(sq_norm(segment))
+        self._weight_sq = weight_sq
 
     def record_change(self) -> None:
-        """The change row: the weights now minus the weights before."""
-        change, before = self.rows[self.CHANGE], self.rows[self.BEFORE]
+        """The change of each parameter since :meth:`gather_weights`, the weights now minus
+        the weights before, written over their copy; its ‖Δw‖² taken as it is written."""
         # The difference of two nearby floats is exact: the row's dtype loses nothing.
-        # Each parameter is read in place (not copied into the row first).
-        data = self.arrays.data
+        # Each parameter is read in place (not copied first).
+        data, row, change_sq = self.arrays.data, self.row, []
         for p, (a, b) in zip(self.params, self._bounds, strict=True):
             w = data(p).reshape(-1)
-            if w.dtype != change.dtype:  # a parameter of another dtype: as the row holds it
-                w = w.astype(change.dtype)
-            np.subtract(w, before[a:b], out=change[a:b])
+            if w.dtype != row.dtype:  # a parameter of another dtype: as the row holds it
+                w = w.astype(row.dtype)
+            segment = row[a:b]
+            np.subtract(w, segment, out=segment)
+            change_sq.append(sq_norm(segment))
+        self._change_sq = change_sq
 
     def norms(self, rows: int) -> tuple:
-        """(‖segment‖ of each parameter for the first ``rows`` rows, mean |gradient|)."""
-        if not self.params:
-            return [[] for _ in range(rows)], []
-        # One BLAS dot product per segment: no temporary the size of the rows (a product
-        # block and a pairwise sum of it cost ten times as much on a recorded step).
-        norms = [[math.sqrt(x) for x in self._grad_sq]]
-        for row in self.rows[self.BEFORE:rows]:
-            norms.append([math.sqrt(sq_norm(row[a:b])) for a, b in self._bounds])
+        """(‖g‖, ‖w‖ and, if ``rows`` is 3, ‖Δw‖ of each parameter; mean |gradient|), as
+        :meth:`gather_grads`, :meth:`gather_weights` and :meth:`record_change` read them."""
+        squares = (self._grad_sq, self._weight_sq, self._change_sq)[:rows]
+        norms = [[math.sqrt(x) for x in sq] for sq in squares]
         abs_mean = [total / n for total, n in zip(self._grad_l1, self._sizes, strict=True)]
         return norms, abs_mean

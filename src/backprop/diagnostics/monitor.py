@@ -624,16 +624,14 @@ class Monitor(Callback):
             if not math.isfinite(total_sq) and self.readings.nonfinite is None:
                 self._locate_nonfinite_grad(s, math.sqrt(total_sq))
             return
-        if recorded:
-            present = layout.gather_grads()
+        windows = self._open_windows(s) if in_window else []
+        if recorded:  # the windows' sums are added in the same pass
+            present = layout.gather_grads(windows)
             total_sq = layout.gathered_sq_norm()
-        if in_window:
-            windows = self._open_windows(s)
-            sq = layout.window_step(windows)
-            if not recorded:
-                total_sq = sq
-            for window in windows:
-                window.note(total_sq)
+        else:
+            total_sq = layout.window_step(windows)
+        for window in windows:
+            window.note(total_sq)
         if not math.isfinite(total_sq) and self.readings.nonfinite is None:
             self._locate_nonfinite_grad(s, math.sqrt(total_sq))
         if recorded:

@@ -434,12 +434,13 @@ class TorchLayout(Layout):
         self._change: list = []
 
     # -- recorded steps: per-parameter norms on the device, one transfer ----------------------
-    def gather_grads(self) -> list:
+    def gather_grads(self, windows: list | tuple = ()) -> list:
         grads = self._grads()
         self._present = [i for i, p in enumerate(self.params)
                          if p.grad is not None and p.grad.numel() == self._sizes[i]]
         self._grad_norms = self._norms(grads, 2)
         self._grad_l1 = self._norms(grads, 1)
+        self._add_to_windows(windows, grads)
         return self._present
 
     def gathered_sq_norm(self) -> float:
@@ -535,12 +536,15 @@ class TorchLayout(Layout):
 
     def window_step(self, windows: list) -> float:
         grads = self._grads()
+        self._add_to_windows(windows, grads)
+        return self._total_sq(grads)
+
+    def _add_to_windows(self, windows, grads: list) -> None:
         for window in windows:
             if window.sum is None:
                 window.sum = self.sum_start(grads)
             else:
                 self.sum_add(window.sum, grads)
-        return self._total_sq(grads)
 
     @staticmethod
     def sum_start(grads):
