@@ -6,7 +6,7 @@ PIP := $(PY) -m pip
 
 .PHONY: demo lab test bench oracle clean
 
-$(VENV)/.core: pyproject.toml setup.py src/backprop/autograd/_cengine.c
+$(VENV)/.core: pyproject.toml setup.py src/backprop/autograd/_cengine.c src/backprop/ops/_ckernels.c
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	$(PIP) install -q -e .
@@ -57,4 +57,4 @@ bench: $(VENV)/.core
 	$(PIN) $(PY) benchmarks/lm_steps.py --threads 1
 
 clean:
-	rm -rf $(VENV) build src/backprop/autograd/_cengine*.so
+	rm -rf $(VENV) build src/backprop/autograd/_cengine*.so src/backprop/ops/_ckernels*.so

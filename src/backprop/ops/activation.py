@@ -11,6 +11,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
+from backprop.ops import _kernels
 from backprop.ops._special import ndtr
 from backprop.ops._util import require_tensor
 from backprop.ops.elementwise import as_float
@@ -62,6 +63,10 @@ class ReLU(Function):
         # NOTE: relu has a kink at 0; like torch we take the gradient there to be 0, and a
         # NaN input passes its gradient through, as in torch. out is max(x, 0): never
         # negative, so out != 0 is exactly torch's "not out <= 0", in one ufunc.
+        if _kernels.usable(grad_output, out) and grad_output.shape == out.shape:
+            dx = np.empty_like(out)
+            _kernels.KERNELS.relu_backward(grad_output, out, dx, out.size)  # the same, one pass
+            return dx
         return grad_output * (out != 0)
 
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from backprop.autograd.function import Function
 from backprop.errors import DTypeError, ShapeError
+from backprop.ops import _kernels
 from backprop.ops._util import as_tensor
 from backprop.tensor import _make
 
@@ -641,6 +642,17 @@ def _pool_args(kernel_size, stride, padding, dilation, op):
     return kernel, stride, padding, dilation
 
 
+def _tiles(kernel, stride, padding, dilation) -> bool:
+    """Whether pooling windows tile the input: stride = kernel, no padding or dilation."""
+    return stride == kernel and dilation == (1, 1) and not any(padding)
+
+
+def _padded_shape(shape: tuple, padding: tuple) -> tuple:
+    """The shape of an (N, C, H, W) input padded by (top, bottom, left, right)."""
+    top, bottom, left, right = padding
+    return shape[:2] + (shape[2] + top + bottom, shape[3] + left + right)
+
+
 class MaxPool2d(Function):
     """out = max over each window of x_pad (-inf padding);  dx: g goes to the window's argmax"""
 
@@ -648,6 +660,32 @@ class MaxPool2d(Function):
 
     @staticmethod
     def forward(ctx, x, *, kernel, stride, padding, dilation, out_hw, indices_out=None):
+        need_arg = ctx.needs_input_grad[0] or indices_out is not None
+        if FAST_PATHS and _tiles(kernel, stride, padding, dilation) and _kernels.usable(x) \
+                and kernel[0] * kernel[1] < 2 ** 15:
+            # The C kernel: one pass, the same bits as the NumPy code below.
+            n, c, h, w = x.shape
+            best = np.empty((n, c) + tuple(out_hw), dtype=x.dtype)
+            arg = np.empty(best.shape, dtype=np.int16) if need_arg else None
+            _kernels.KERNELS.max_pool2d_tiles(x, best, arg, n * c, h, w, *kernel, *out_hw)
+        else:
+            best, arg = MaxPool2d._max_and_argmax(x, kernel, stride, padding, dilation,
+                                                  out_hw, need_arg)
+        if indices_out is not None:
+            h, w = x.shape[2:]
+            ki, kj = np.divmod(arg.astype(np.int64), kernel[1])
+            rows = np.arange(out_hw[0])[:, None] * stride[0] + ki * dilation[0] - padding[0]
+            cols = np.arange(out_hw[1]) * stride[1] + kj * dilation[1] - padding[2]
+            indices_out.append(rows * w + cols)
+        if ctx.needs_input_grad[0]:
+            ctx.save_for_backward(arg)
+            ctx.geometry = (x.shape, _padded_shape(x.shape, padding), kernel, stride, padding,
+                            dilation, out_hw)
+        return best
+
+    @staticmethod
+    def _max_and_argmax(x, kernel, stride, padding, dilation, out_hw, need_arg) -> tuple:
+        """(the windows' maxima, the first argmax offset of each or None): NumPy's code."""
         fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min
         xp = _pad(x, padding, fill)
         win = _windows(xp, kernel, stride, dilation, out_hw)
@@ -658,7 +696,7 @@ class MaxPool2d(Function):
         for i, j in offsets[1:]:
             np.maximum(best, win[:, :, i, j], out=best)
         arg = None
-        if ctx.needs_input_grad[0] or indices_out is not None:
+        if need_arg:
             # The winning offset k = i·kw + j of each window. Walking the offsets
             # backwards and overwriting on every match leaves the *first* maximum
             # (torch's choice on ties). (Arithmetic blend: masked writes are slower.)
@@ -671,16 +709,7 @@ class MaxPool2d(Function):
                 if has_nan:  # a NaN window points at its NaN
                     hit |= np.isnan(cand)
                 arg += hit * (itype(k) - arg)
-        if indices_out is not None:
-            h, w = x.shape[2:]
-            ki, kj = np.divmod(arg.astype(np.int64), kernel[1])
-            rows = np.arange(out_hw[0])[:, None] * stride[0] + ki * dilation[0] - padding[0]
-            cols = np.arange(out_hw[1]) * stride[1] + kj * dilation[1] - padding[2]
-            indices_out.append(rows * w + cols)
-        if ctx.needs_input_grad[0]:
-            ctx.save_for_backward(arg)
-            ctx.geometry = (x.shape, xp.shape, kernel, stride, padding, dilation, out_hw)
-        return best
+        return best, arg
 
     @staticmethod
     def backward(ctx, grad_output):
@@ -692,8 +721,7 @@ class MaxPool2d(Function):
         # Multiplying by the mask is fastest but would turn an Inf/NaN gradient into
         # NaN everywhere in its window, so that rare case selects instead.
         if np.isfinite(g).all():
-            if FAST_PATHS and stride == kernel and dilation == (1, 1) and not any(padding) \
-                    and g.dtype.kind == "f":
+            if FAST_PATHS and _tiles(kernel, stride, padding, dilation) and g.dtype.kind == "f":
                 return _max_pool_grad_tiles(g, arg, x_shape, kernel, out_hw)
 
             def piece(i, j):
@@ -719,6 +747,11 @@ def _max_pool_grad_tiles(g, arg, x_shape, kernel, out_hw) -> np.ndarray:
     (kh, kw), (ho, wo) = kernel, out_hw
     g = np.ascontiguousarray(g)  # read kh·kw times: one copy pays (a cropped conv gradient)
     dx = np.empty(x_shape, dtype=g.dtype)
+    if _kernels.usable(g) and arg.dtype == np.int16 and arg.flags.c_contiguous:
+        # The C kernel: one pass, the same bits as the NumPy code below.
+        _kernels.KERNELS.max_pool2d_tiles_backward(g, arg, dx, n * c, *x_shape[2:], *kernel,
+                                                   *out_hw)
+        return dx
     s_n, s_c, s_h, s_w = dx.strides
     tiles = _as_strided(dx, (n, c, ho, kh, wo, kw),
                         (s_n, s_c, kh * s_h, s_h, kw * s_w, s_w))

@@ -1,0 +1,56 @@
+"""The C array kernels of ``_ckernels.c``, or None: then the ops run their NumPy code.
+
+The kernels are optional, as the engine's accelerator is: ``KERNELS`` is None when they
+were not built (no C compiler at install time), when BACKPROP_PURE_PYTHON=1 asks for the
+reference code, or when the build is stale. The NumPy code beside each use is the
+reference, and each kernel gives its bits (``tests/ops/test_ckernels.py``). Ops call a
+kernel only for C-contiguous float32/float64 NumPy arrays; anything else (another dtype,
+a strided view, another array library) takes the NumPy code.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import warnings
+
+import numpy as np
+
+from backprop.autograd.engine import pure_python_requested
+
+#: the interface of _ckernels.c this file was written for
+_API = 1
+
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def _load():
+    if pure_python_requested():
+        return None
+    try:
+        from backprop.ops import _ckernels
+    except ImportError:
+        return None
+    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ckernels.c")
+    stale = getattr(_ckernels, "API_VERSION", None) != _API
+    if not stale and os.path.exists(source):  # an installed wheel has no source to compare
+        with open(source, "rb") as f:
+            stale = getattr(_ckernels, "SOURCE_SHA256", "") != hashlib.sha256(f.read()).hexdigest()
+    if stale:
+        warnings.warn(f"backprop: ignoring a stale build of the C array kernels "
+                      f"({_ckernels.__file__}); reinstall backprop (pip install -e .) to "
+                      f"rebuild them", RuntimeWarning, stacklevel=2)
+        return None
+    return _ckernels
+
+
+KERNELS = _load()
+
+
+def usable(*arrays) -> bool:
+    """Whether the kernels can take these arrays as they are: all NumPy, C-contiguous, of
+    one float dtype (float32 or float64)."""
+    if KERNELS is None:
+        return False
+    dtype = arrays[0].dtype if type(arrays[0]) is np.ndarray else None
+    return dtype in FLOATS and all(type(a) is np.ndarray and a.dtype == dtype
+                                   and a.flags.c_contiguous for a in arrays)
