@@ -512,9 +512,12 @@ def _load_accelerator():
     return _cengine, "C accelerator"
 
 
-def _same_source(module) -> bool:
-    """False when the module was built from another version of the _cengine.c beside it."""
-    source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cengine.c")
+def _same_source(module, source: str | None = None) -> bool:
+    """False when the module was built from another version of its C ``source`` (by
+    default the _cengine.c beside this file) than the one there now. The build compiles
+    the source's SHA-256 in as ``SOURCE_SHA256`` (setup.py)."""
+    if source is None:
+        source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_cengine.c")
     if not os.path.exists(source):  # an installed wheel: no source to compare with
         return True
     import hashlib

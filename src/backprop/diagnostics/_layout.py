@@ -2,10 +2,11 @@
 
 :class:`Layout` lays every parameter end to end in one NumPy vector (which holds, in
 turn, a recorded step's |gradients|, the weights before its update and the change the
-update made), so the per-step work is a few NumPy calls per parameter. :class:`NoiseWindow` keeps the running
-sums over consecutive steps' gradients from which the gradient noise scale is estimated.
-A framework adapter may give its own Layout subclass (``adapter.layout(named)``) that
-keeps the windows' sums and the every-step norm in its own tensors, on their device
+update made), so the per-step work is a few NumPy calls per parameter.
+:class:`NoiseWindow` keeps the running sums over consecutive steps' gradients from
+which the gradient noise scale is estimated. A framework adapter may give its own
+Layout subclass (``adapter.layout(named)``) that keeps the windows' sums and the
+every-step norm in its own tensors, on their device
 (:class:`~backprop.diagnostics.torch_adapter.TorchLayout`).
 """
 from __future__ import annotations

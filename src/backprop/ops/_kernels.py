@@ -9,13 +9,12 @@ a strided view, another array library) takes the NumPy code.
 """
 from __future__ import annotations
 
-import hashlib
 import os
 import warnings
 
 import numpy as np
 
-from backprop.autograd.engine import pure_python_requested
+from backprop.autograd.engine import _same_source, pure_python_requested
 
 #: the interface of _ckernels.c this file was written for
 _API = 1
@@ -31,11 +30,7 @@ def _load():
     except ImportError:
         return None
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ckernels.c")
-    stale = getattr(_ckernels, "API_VERSION", None) != _API
-    if not stale and os.path.exists(source):  # an installed wheel has no source to compare
-        with open(source, "rb") as f:
-            stale = getattr(_ckernels, "SOURCE_SHA256", "") != hashlib.sha256(f.read()).hexdigest()
-    if stale:
+    if getattr(_ckernels, "API_VERSION", None) != _API or not _same_source(_ckernels, source):
         warnings.warn(f"backprop: ignoring a stale build of the C array kernels "
                       f"({_ckernels.__file__}); reinstall backprop (pip install -e .) to "
                       f"rebuild them", RuntimeWarning, stacklevel=2)
