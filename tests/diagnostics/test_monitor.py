@@ -12,6 +12,7 @@ from backprop.diagnostics import Monitor, Readings
 from backprop.diagnostics.monitor import (
     HISTOGRAM_SAMPLE, SIGMOID_SATURATION_DERIVATIVE, TANH_SATURATION_DERIVATIVE, activation_stats,
 )
+from backprop.ops import _kernels
 from backprop.train import ModelCheckpoint, Trainer, TrainingDiverged, fit
 
 from tests.train.common import moons_loaders
@@ -609,3 +610,61 @@ def test_histograms_match_numpy_and_sample_large_outputs():
     full_share = np.histogram(big, bins=hist["edges"])[0] / big.size
     assert np.abs(sample_share - full_share).max() < 0.02
     assert activation_stats("linear", [np.full((4, 3), 2.0)])["hist"]["counts"][10] == 12
+
+
+# -- the C passes (ops/_ckernels.c) against NumPy's calls ---------------------------------------
+def _same_readings(a, b, rel, path=""):
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and set(a) == set(b), path
+        for k in a:
+            _same_readings(a[k], b[k], rel, f"{path}.{k}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b, strict=True)):
+            _same_readings(x, y, rel, f"{path}[{i}]")
+    elif isinstance(a, float):
+        assert b == pytest.approx(a, rel=rel, abs=1e-12, nan_ok=True), path
+    else:
+        assert a == b, path
+
+
+@pytest.mark.skipif(_kernels.KERNELS is None, reason="the C array kernels are not built")
+@pytest.mark.parametrize("dtype,rel", [(None, 1e-5), ("float64", 1e-12)])
+def test_the_c_passes_give_numpys_readings(dtype, rel, monkeypatch):
+    """Gradients, weights, updates and layer outputs read by one C pass each (with the noise
+    windows' sums added in it) give the readings of NumPy's calls: equal to the arrays'
+    rounding, since the passes add in another order."""
+    from backprop.diagnostics import _layout
+
+    def run(c_passes: bool):
+        calls = []
+
+        def counted(fn):
+            def call(*args):
+                calls.append(fn.__name__)
+                return fn(*args)
+            return call
+
+        for name in ("_sum_pass", "_copy_pass"):
+            real = getattr(_kernels.KERNELS, name.lstrip("_"))
+            monkeypatch.setattr(_layout, name, counted(real) if c_passes else None)
+        backprop.manual_seed(0)
+        model = mlp((2, 32, 16, 3), act=nn.Tanh, dtype=dtype)
+        opt = optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        mon = Monitor(model, opt, interval=4, noise_window=3)
+        x, y = batch(n=48)
+        manual_steps(model, opt, mon, 14, data=(x.double() if dtype else x, y))
+        mon.close()
+        return mon.readings, calls
+
+    c, calls = run(True)
+    numpy, none = run(False)
+    assert none == []
+    # Every step's check, the windows' and recorded steps' reads, the weights' copies and
+    # changes, and each layer's sums ran in C.
+    assert calls.count("copy_pass") == 2 * 6 * len(c.steps)
+    assert calls.count("sum_pass") > 14 * 6
+    assert [r["noise"] is not None for r in c.steps] == [False, True, True, True]
+    assert len(c.steps) == len(numpy.steps) == 4
+    for a, b in zip(numpy.steps, c.steps, strict=True):
+        _same_readings(a, b, rel, f"step {a['step']}")

@@ -3,7 +3,9 @@
 Each kernel must give the NumPy code's bits: max-pool over tiling windows (its maxima,
 the first argmax on ties, NaN winning its window, -0.0 against +0.0 kept as np.maximum
 keeps them, the input gradient with +0.0 off the argmax and leftover rows and columns),
-and ReLU's backward (g·0 is -0.0 for a negative g, NaN for an infinite one). The NumPy
+and ReLU's backward (g·0 is -0.0 for a negative g, NaN for an infinite one). The
+Monitor's passes (``sum_pass``, ``copy_pass``) write NumPy's bits and sum in an order of
+their own, which ``_lane_sums`` below repeats in NumPy, bit for bit. The NumPy
 code runs with the kernels switched off (``_kernels.KERNELS = None``), as it does under
 BACKPROP_PURE_PYTHON=1 or without a C compiler; these tests skip where the kernels are
 not built.
@@ -137,3 +139,106 @@ def test_the_kernels_refuse_what_they_cannot_read():
                                     1, 4, 4, 2, 2, 2, 2)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
         k.relu_backward(x, x, np.zeros((4, 8), np.float32)[:, ::2], 16)
+
+
+# -- the Monitor's passes ------------------------------------------------------------------
+LANES, BLOCK = 32, 2048  # as in _ckernels.c
+
+
+def _lane_sums(terms: list) -> list:
+    """The C passes' sums of each array of per-element ``terms``, in their order: per block
+    of BLOCK elements, LANES lanes in the terms' dtype (element i of a block into lane
+    i % LANES, in order), each block's lanes added into float64 totals, and the totals
+    added pairwise at the end (lane j + 16 into j, then j + 8, ...)."""
+    n = terms[0].size
+    out = []
+    for t in terms:
+        totals = np.zeros(LANES, np.float64)
+        for start in range(0, n, BLOCK):
+            block = t[start:start + BLOCK]
+            lanes = np.zeros(LANES, t.dtype)
+            for row in range(0, block.size, LANES):
+                part = block[row:row + LANES]
+                lanes[:part.size] += part
+            totals += lanes.astype(np.float64)
+        width = LANES // 2
+        while width >= 1:
+            totals[:width] += totals[width:2 * width]
+            width //= 2
+        out.append(float(totals[0]))
+    return out
+
+
+SIZES = [0, 1, 31, 32, 33, 2047, 2048, 2049, 5000]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+def test_sum_pass_sums_in_its_stated_order_and_adds_as_numpy_adds(n, dtype):
+    rng = np.random.default_rng(n)
+    x = (rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3], n)).astype(dtype)
+    x[: min(n, 3)] = -0.0
+    adds = [rng.standard_normal(n).astype(dtype) for _ in range(2)]
+    expected_adds = [a + x for a in adds]
+    got = REAL.sum_pass(x, tuple(adds), n)
+    assert got == tuple(_lane_sums([x, x * x, np.abs(x)]))
+    for a, e in zip(adds, expected_adds, strict=True):
+        assert _bits(a) == _bits(e)
+    if n >= 2048:  # float64 totals: close to the exact sums, not only to float32's
+        exact = x.astype(np.float64)
+        assert got[1] == pytest.approx(float(exact @ exact), rel=1e-6)
+        assert got[2] == pytest.approx(float(np.abs(exact).sum()), rel=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sum_pass_lets_nan_and_infinity_through(dtype):
+    x = np.arange(100, dtype=dtype)
+    total = np.zeros(100, dtype)
+    x[40] = np.inf
+    s, sq, l1 = REAL.sum_pass(x, (total,), 100)
+    assert s == sq == l1 == np.inf and total[40] == np.inf
+    x[41] = -np.inf
+    s, sq, l1 = REAL.sum_pass(x, (), 100)
+    assert np.isnan(s) and sq == l1 == np.inf
+    x[7] = np.nan
+    assert all(np.isnan(v) for v in REAL.sum_pass(x, (), 100))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", SIZES)
+def test_copy_pass_copies_or_subtracts_as_numpy_does(n, dtype):
+    rng = np.random.default_rng(n + 1)
+    src = rng.standard_normal(n).astype(dtype)
+    src[: min(n, 2)] = [-0.0, np.nan][: min(n, 2)]
+    dst = rng.standard_normal(n).astype(dtype)
+    sq = REAL.copy_pass(src, dst, False, n)
+    assert _bits(dst) == _bits(src)
+    assert sq == _lane_sums([src * src])[0] or (n >= 2 and np.isnan(sq))
+    before = rng.standard_normal(n).astype(dtype)
+    now = before + rng.standard_normal(n).astype(dtype) * dtype(1e-3)
+    change = before.copy()
+    sq = REAL.copy_pass(now, change, True, n)
+    diff = now - before
+    assert _bits(change) == _bits(diff)
+    assert sq == _lane_sums([diff * diff])[0]
+
+
+def test_the_passes_refuse_what_they_cannot_read():
+    k = _kernels.KERNELS
+    x = np.zeros(8, np.float32)
+    with pytest.raises(TypeError, match="differ in dtype"):
+        k.sum_pass(x, (np.zeros(8),), 8)
+    with pytest.raises(ValueError, match="holds 8 items, expected 9"):
+        k.sum_pass(x, (), 9)
+    with pytest.raises(TypeError):  # the arrays to add into come as a tuple
+        k.sum_pass(x, [x.copy()], 8)
+    with pytest.raises(ValueError, match="at most 16 arrays"):
+        k.sum_pass(x, tuple(np.zeros(8, np.float32) for _ in range(17)), 8)
+    with pytest.raises((BufferError, ValueError), match="contiguous"):
+        k.sum_pass(np.zeros(16, np.float32)[::2], (), 8)
+    with pytest.raises((BufferError, ValueError), match="writable|read-only"):
+        read_only = np.zeros(8, np.float32)
+        read_only.flags.writeable = False
+        k.sum_pass(x, (read_only,), 8)
+    with pytest.raises(TypeError, match="src and dst differ in dtype"):
+        k.copy_pass(x, np.zeros(8), False, 8)

@@ -15,7 +15,13 @@ import math
 
 import numpy as np
 
-__all__ = ["Layout", "NoiseWindow", "sq_norm"]
+from backprop.ops import _kernels
+
+__all__ = ["Layout", "NoiseWindow", "sq_norm", "sum_and_sq"]
+
+# The C passes of ops/_ckernels.c, or None: then NumPy's calls read and write each array.
+_sum_pass = _kernels.KERNELS.sum_pass if _kernels.KERNELS is not None else None
+_copy_pass = _kernels.KERNELS.copy_pass if _kernels.KERNELS is not None else None
 
 
 def sq_norm(a: np.ndarray) -> float:
@@ -26,6 +32,15 @@ def sq_norm(a: np.ndarray) -> float:
         sq = float(np.dot(v.astype(np.float64), v.astype(np.float64)))
     return sq
 
+
+def sum_and_sq(a: np.ndarray) -> tuple:
+    """(Σa, ‖a‖² or None) of an array: both in one C pass where the kernels take it (a
+    C-contiguous float32/float64 array whose ‖a‖² did not overflow), else Σa by NumPy and
+    None (the caller takes ‖a‖² itself, if it needs it)."""
+    if _sum_pass is not None and a.dtype in _kernels.FLOATS and a.flags.c_contiguous:
+        total, sq, _ = _sum_pass(a, (), a.size)
+        return total, sq if math.isfinite(sq) else None
+    return float(np.add.reduce(a.ravel())), None
 
 
 
@@ -77,6 +92,11 @@ class Layout:
     noise windows' sums, added in the same pass), while they are fresh in cache: no copy
     of them is made. Each norm of a recorded step is taken as its segment is written,
     while that is in cache too. Parameters with no elements are left out.
+
+    With the C array kernels built, each of these passes is one C loop at the memory's
+    speed (``_ckernels.sum_pass``: ‖g‖², Σ|g| and the windows' sums; ``copy_pass``: the
+    copy or the change and its norm). What they write gets NumPy's bits; the norms agree
+    with NumPy's to the arrays' rounding (their additions run in another order).
     """
 
     GRADS, BEFORE, CHANGE = 0, 1, 2
@@ -90,6 +110,27 @@ class Layout:
             [0.0] * len(self._sizes)
         self._zeros = [np.zeros(n, self.dtype) for n in self._sizes]
         self._bounds = [(a, a + n) for a, n in zip(self.offsets.tolist(), self._sizes, strict=True)]
+        in_c = self.dtype in _kernels.FLOATS
+        self._sum_pass = _sum_pass if in_c else None
+        self._copy_pass = _copy_pass if in_c else None
+
+    def _in_c(self, a: np.ndarray) -> bool:
+        """Whether the C passes take ``a`` as it is (the row's dtype, C-contiguous)."""
+        return a.dtype == self.dtype and a.flags.c_contiguous
+
+    def _read(self, g: np.ndarray, sums: list, a: int, b: int) -> tuple:
+        """(‖g‖², Σ|g| or None) of one flat gradient, adding it to each of ``sums`` (at
+        [a, b)) in the same pass: one C loop where the kernels take it, else NumPy's calls
+        (Σ|g| left to the caller)."""
+        if self._sum_pass is not None and self._in_c(g):
+            _, sq, l1 = self._sum_pass(g, tuple(total[a:b] for total in sums), b - a)
+            if math.isfinite(sq) and math.isfinite(l1):
+                return sq, l1
+            # NaN, infinity or a float32 overflow: NumPy's numbers (the sums are done).
+            return sq_norm(g), float(np.add.reduce(np.abs(g)))
+        for total in sums:
+            np.add(total[a:b], g, out=total[a:b])
+        return sq_norm(g), None
 
     def _index(self, named: list, arrays, size_of, dtype_of) -> None:
         """Names, parameters (those with elements), sizes, offsets and the common dtype."""
@@ -129,10 +170,9 @@ class Layout:
         for i, ((a, b), g) in enumerate(zip(self._bounds, parts, strict=True)):
             if g is None:  # adds nothing to a window's sum
                 continue
-            sq[i] = sq_norm(g)
-            l1[i] = float(np.add.reduce(np.abs(g, out=magnitude[a:b])))
-            for total in sums:
-                np.add(total[a:b], g, out=total[a:b])
+            sq[i], l1[i] = self._read(g, sums, a, b)
+            if l1[i] is None:
+                l1[i] = float(np.add.reduce(np.abs(g, out=magnitude[a:b])))
             present.append(i)
         self._grad_sq, self._grad_l1 = sq, l1
         self._start_windows(windows, parts)
@@ -155,11 +195,8 @@ class Layout:
         sums = [w.sum for w in windows if w.sum is not None]
         sq = 0.0
         for (a, b), g in zip(self._bounds, parts, strict=True):
-            if g is None:
-                continue
-            sq += sq_norm(g)
-            for total in sums:
-                np.add(total[a:b], g, out=total[a:b])
+            if g is not None:
+                sq += self._read(g, sums, a, b)[0]
         self._start_windows(windows, parts)
         return sq
 
@@ -191,20 +228,29 @@ class Layout:
     def grad_sq_norm(self) -> float:
         """‖all gradients‖², read in place (no copy)."""
         total = 0.0
-        grad = self.arrays.grad
+        grad, c_pass = self.arrays.grad, self._sum_pass
         for p in self.params:
             g = grad(p)
-            if g is not None:
+            if g is None:
+                continue
+            if c_pass is not None and self._in_c(g):
+                sq = c_pass(g, (), g.size)[1]
+                total += sq if math.isfinite(sq) else sq_norm(g)
+            else:
                 total += sq_norm(g)
         return total
 
     def gather_weights(self, row: int) -> None:
         """Copy the weights into the scratch vector (``row`` is BEFORE: the weights before an
         update), each parameter's ‖w‖² taken from its copy as it is made."""
-        data, out, weight_sq = self.arrays.data, self.row, []
+        data, out, weight_sq, c_pass = self.arrays.data, self.row, [], self._copy_pass
         for p, (a, b) in zip(self.params, self._bounds, strict=True):
-            segment = out[a:b]
-            np.copyto(segment, data(p).reshape(-1))
+            segment, w = out[a:b], data(p)
+            if c_pass is not None and self._in_c(w):
+                sq = c_pass(w, segment, False, b - a)
+                weight_sq.append(sq if math.isfinite(sq) else sq_norm(segment))
+                continue
+            np.copyto(segment, w.reshape(-1))
             weight_sq.append(sq_norm(segment))
         self._weight_sq = weight_sq
 
@@ -213,12 +259,16 @@ class Layout:
         the weights before, written over their copy; its ‖Δw‖² taken as it is written."""
         # The difference of two nearby floats is exact: the row's dtype loses nothing.
         # Each parameter is read in place (not copied first).
-        data, row, change_sq = self.arrays.data, self.row, []
+        data, row, change_sq, c_pass = self.arrays.data, self.row, [], self._copy_pass
         for p, (a, b) in zip(self.params, self._bounds, strict=True):
-            w = data(p).reshape(-1)
+            w, segment = data(p), row[a:b]
+            if c_pass is not None and self._in_c(w):
+                sq = c_pass(w, segment, True, b - a)
+                change_sq.append(sq if math.isfinite(sq) else sq_norm(segment))
+                continue
+            w = w.reshape(-1)
             if w.dtype != row.dtype:  # a parameter of another dtype: as the row holds it
                 w = w.astype(row.dtype)
-            segment = row[a:b]
             np.subtract(w, segment, out=segment)
             change_sq.append(sq_norm(segment))
         self._change_sq = change_sq

@@ -73,6 +73,7 @@ from backprop.autograd.grad_mode import is_grad_enabled
 from backprop.diagnostics._layout import Layout as _Layout
 from backprop.diagnostics._layout import NoiseWindow as _NoiseWindow
 from backprop.diagnostics._layout import sq_norm as _sq_norm
+from backprop.diagnostics._layout import sum_and_sq as _sum_and_sq
 from backprop.diagnostics.readings import Readings, ReadingsWriter
 from backprop.diagnostics.torch_adapter import is_torch_object
 from backprop.tensor import Tensor
@@ -246,7 +247,8 @@ def _histogram(values: np.ndarray) -> dict:
             "counts": counts.tolist()}
 
 
-def _moments_and_shape(kind: str, arrays: list, sums: list | None) -> tuple:
+def _moments_and_shape(kind: str, arrays: list, sums: list | None,
+                       squares: list | None) -> tuple:
     """(stats without "hist", the finite sample to histogram) of one module's outputs."""
     flat = arrays[0].ravel() if len(arrays) == 1 else np.concatenate([a.ravel() for a in arrays])
     if flat.dtype.kind != "f":
@@ -260,7 +262,7 @@ def _moments_and_shape(kind: str, arrays: list, sums: list | None) -> tuple:
             total = float(flat.sum(dtype=np.float64))
         mean = total / n
         if finite:
-            mean_sq = _sq_norm(flat) / n
+            mean_sq = (float(sum(squares)) if squares is not None else _sq_norm(flat)) / n
             var = mean_sq - mean * mean
             # E[x²] − mean² cancels when the spread is tiny next to the mean: then centre first.
             if var < 1e-4 * mean_sq:
@@ -293,20 +295,21 @@ def _moments_and_shape(kind: str, arrays: list, sums: list | None) -> tuple:
 
 
 def activation_stats(kind: str, arrays: list, histograms: bool = True,
-                     sums: list | None = None) -> dict:
+                     sums: list | None = None, squares: list | None = None) -> dict:
     """Statistics of one module's outputs over a step (one array per call of the module).
 
     ``dead_fraction`` (relu family): the share of units, i.e. entries of an output with
     the batch axis removed, that were <= 0 for every sample. ``saturated_fraction``
     (sigmoid, tanh): the share of entries whose derivative is under 1% of its peak.
     Non-finite entries make mean and std non-finite and are left out of the histogram,
-    which counts at most HISTOGRAM_SAMPLE entries. ``sums``: each array's sum, if known.
+    which counts at most HISTOGRAM_SAMPLE entries. ``sums``: each array's sum, if known;
+    ``squares``: each array's ‖a‖² (finite), if known (with ``sums``).
 
     Example::
 
         activation_stats("relu", [np.maximum(np.random.randn(32, 16), 0)])["dead_fraction"]
     """
-    stats, sample = _moments_and_shape(kind, arrays, sums)
+    stats, sample = _moments_and_shape(kind, arrays, sums, squares if sums is not None else None)
     if not histograms:
         stats["hist"] = None
     else:
@@ -513,7 +516,7 @@ class Monitor(Callback):
         self._pending: dict[str, Any] | None = None  # the record of the recorded step under way
         self._present: list[int] = []  # indices (in the layout) of params with a gradient
         self._weights_kept = False     # the layout holds this step's weights before the update
-        self._capture: dict = {}       # leaf module name -> [(output array, its sum)]
+        self._capture: dict = {}       # leaf module name -> [(output array, its sum, ‖·‖²)]
         self._kinds: dict = {}
         self._examples = 0             # samples seen by the model in this (recorded) step
 
@@ -594,11 +597,12 @@ class Monitor(Callback):
     def _capture_array(self, name: str, a, what: str) -> None:
         # The sum: the mean needs it, and it is non-finite if any entry is (the check
         # happens here, in forward order, so the first layer to break is the one named).
+        square = None  # ‖a‖², where one pass gives it with the sum
         if isinstance(a, np.ndarray):
-            total = float(np.add.reduce(a.ravel()))
+            total, square = _sum_and_sq(a)
         else:  # a framework's tensor left on its device (TorchAdapter.output_array)
             total = self._arrays.output_sum(a)
-        self._capture.setdefault(name, []).append((a, total))
+        self._capture.setdefault(name, []).append((a, total, square))
         if not math.isfinite(total) and self.readings.nonfinite is None:
             counts = _nonfinite_counts(a) if isinstance(a, np.ndarray) \
                 else self._arrays.nonfinite_counts(a)
@@ -738,11 +742,16 @@ class Monitor(Callback):
         layers = self.readings.meta["layers"]
         activations = pending["activations"]
         for name, arrays in capture.items():
-            outputs = [a for a, _ in arrays]
-            stats = activation_stats if isinstance(outputs[0], np.ndarray) \
-                else self._arrays.activation_stats  # reduced on the tensors' device
-            activations[name] = stats(kinds.get(name, "other"), outputs, self.histograms,
-                                      sums=[total for _, total in arrays])
+            outputs = [a for a, _, _ in arrays]
+            sums = [total for _, total, _ in arrays]
+            if isinstance(outputs[0], np.ndarray):
+                squares = [sq for _, _, sq in arrays]
+                activations[name] = activation_stats(
+                    kinds.get(name, "other"), outputs, self.histograms, sums=sums,
+                    squares=None if None in squares else squares)
+            else:  # reduced on the tensors' device
+                activations[name] = self._arrays.activation_stats(
+                    kinds.get(name, "other"), outputs, self.histograms, sums=sums)
             if name not in layers:
                 layers.append(name)
         window = self._windows.pop(pending["step"], None)

@@ -17,6 +17,16 @@
  * max_pool2d_tiles_backward(g, arg, dx, planes, h, w, kh, kw, ho, wo)
  *     dx (planes, h, w) gets g + 0.0 at each window's argmax and +0.0 everywhere else.
  * relu_backward(g, out, dx, n): dx = g · (out != 0), n elements.
+ * sum_pass(x, adds, n) -> (Σx, Σx², Σ|x|)
+ *     The Monitor's read of a gradient or a layer's output (diagnostics/): the three sums,
+ *     and x added into each buffer of the tuple `adds` (in x's dtype, as
+ *     np.add(s, x, out=s) adds: the noise windows' sums), in one pass over x.
+ * copy_pass(src, dst, subtract, n) -> Σdst²
+ *     dst = src, or dst = src - dst, and the new dst's squared norm, in one pass (the
+ *     Monitor's copy of the weights before an update, and the change it made).
+ * The arrays written get NumPy's bits; the sums are added in a fixed order of their own
+ * (below; tests/ops/test_ckernels.py repeats it in NumPy), so they agree with NumPy's
+ * own sums to the dtype's rounding.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -289,6 +299,168 @@ done:
     return result;
 }
 
+/* The gradient pass runs where memory bandwidth is the limit only if its loops use the
+ * CPU's widest vectors: on x86-64 Linux, GCC and Clang build a clone of it for AVX2 and
+ * one for AVX-512 beside the baseline (SSE2) one, and the loader picks the one the CPU
+ * runs. Built with -ffp-contract=off, every clone rounds alike: the same bits anywhere. */
+#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+#define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define WIDEST_VECTORS
+#endif
+
+/* Lanes: independent sums in x's dtype that the compiler keeps in vector registers (no
+ * reassociation needed). BLOCK: elements per block; each block's lanes are added into
+ * float64 totals (so a float32 lane adds at most BLOCK / LANES terms), and a block of x,
+ * read from memory once, is then added to each of `adds` while it is in L1. The totals
+ * are added pairwise at the end (lane j + 16 into j, then j + 8, ...): a fixed order. */
+#define LANES 32
+#define BLOCK 2048
+
+/* For each block [start, stop) of n: lanes a, b, c (of T) start at zero, BODY adds
+ * element `at`'s terms to lane j, the lanes go into the float64 totals ta, tb, tc, and
+ * AFTER runs (on the same block). */
+#define LANE_SUMS(T, BODY, AFTER)                                                          \
+    for (Py_ssize_t start = 0; start < n; start += BLOCK) {                                \
+        Py_ssize_t stop = start + BLOCK < n ? start + BLOCK : n, i = start;                \
+        T a[LANES] = {0}, b[LANES] = {0}, c[LANES] = {0};                                  \
+        for (; i + LANES <= stop; i += LANES)                                              \
+            for (int j = 0; j < LANES; j++) {                                              \
+                Py_ssize_t at = i + j;                                                     \
+                BODY                                                                       \
+            }                                                                              \
+        for (int j = 0; i < stop; i++, j++) {                                              \
+            Py_ssize_t at = i;                                                             \
+            BODY                                                                           \
+        }                                                                                  \
+        for (int j = 0; j < LANES; j++) {                                                  \
+            ta[j] += (double)a[j];                                                         \
+            tb[j] += (double)b[j];                                                         \
+            tc[j] += (double)c[j];                                                         \
+        }                                                                                  \
+        AFTER                                                                              \
+    }                                                                                      \
+    for (int w = LANES / 2; w >= 1; w /= 2)                                                \
+        for (int j = 0; j < w; j++) {                                                      \
+            ta[j] += ta[j + w];                                                            \
+            tb[j] += tb[j + w];                                                            \
+            tc[j] += tc[j + w];                                                            \
+        }
+
+#define SUM_PASS(T, ABS, NAME)                                                             \
+WIDEST_VECTORS                                                                             \
+static void NAME(const T *x, T **adds, Py_ssize_t k, Py_ssize_t n, double out[3])          \
+{                                                                                          \
+    double ta[LANES] = {0}, tb[LANES] = {0}, tc[LANES] = {0};                              \
+    LANE_SUMS(T, T v = x[at]; a[j] += v; b[j] += v * v; c[j] += ABS(v);,                   \
+              for (Py_ssize_t s = 0; s < k; s++) {                                         \
+                  T *total = adds[s];                                                      \
+                  for (i = start; i < stop; i++)                                           \
+                      total[i] += x[i];                                                    \
+              })                                                                           \
+    out[0] = ta[0];                                                                        \
+    out[1] = tb[0];                                                                        \
+    out[2] = tc[0];                                                                        \
+}
+
+SUM_PASS(float, fabsf, sum_pass_f)
+SUM_PASS(double, fabs, sum_pass_d)
+
+/* dst = src (subtract 0) or dst = src - dst (subtract 1), and Σdst². */
+#define COPY_PASS(T, NAME)                                                                 \
+WIDEST_VECTORS                                                                             \
+static double NAME(const T *src, T *dst, int subtract, Py_ssize_t n)                       \
+{                                                                                          \
+    double ta[LANES] = {0}, tb[LANES] = {0}, tc[LANES] = {0};                              \
+    if (subtract) {                                                                        \
+        LANE_SUMS(T, T v = src[at] - dst[at]; dst[at] = v; a[j] += v * v;, )               \
+    } else {                                                                               \
+        LANE_SUMS(T, T v = src[at]; dst[at] = v; a[j] += v * v;, )                         \
+    }                                                                                      \
+    (void)tb;                                                                              \
+    (void)tc;                                                                              \
+    return ta[0];                                                                          \
+}
+
+COPY_PASS(float, copy_pass_f)
+COPY_PASS(double, copy_pass_d)
+
+/* At most this many arrays to add into: the Monitor keeps one noise window open at a time
+ * (two where windows overlap: an interval shorter than the window). */
+#define MAX_ADDS 16
+
+static PyObject *sum_pass(PyObject *self, PyObject *args)
+{
+    PyObject *xo, *ao;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OO!n", &xo, &PyTuple_Type, &ao, &n))
+        return NULL;
+    Py_ssize_t k = PyTuple_GET_SIZE(ao);
+    if (k > MAX_ADDS) {
+        PyErr_Format(PyExc_ValueError, "_ckernels: sum_pass adds into at most %d arrays, got %zd",
+                     MAX_ADDS, k);
+        return NULL;
+    }
+    Buf x = {0}, adds[MAX_ADDS] = {{{0}}};
+    void *bufs[MAX_ADDS];
+    PyObject *result = NULL;
+    if (n < 0 || get(xo, &x, "fd", n, 0, "x") < 0)
+        goto done;
+    char f = format_of(&x);
+    for (Py_ssize_t s = 0; s < k; s++) {
+        if (get(PyTuple_GET_ITEM(ao, s), &adds[s], "fd", n, 1, "an array to add into") < 0)
+            goto done;
+        if (format_of(&adds[s]) != f) {
+            PyErr_SetString(PyExc_TypeError, "_ckernels: x and an array to add into differ "
+                                             "in dtype");
+            goto done;
+        }
+        bufs[s] = adds[s].view.buf;
+    }
+    double out[3];
+    Py_BEGIN_ALLOW_THREADS
+    if (f == 'f')
+        sum_pass_f(x.view.buf, (float **)bufs, k, n, out);
+    else
+        sum_pass_d(x.view.buf, (double **)bufs, k, n, out);
+    Py_END_ALLOW_THREADS
+    result = Py_BuildValue("(ddd)", out[0], out[1], out[2]);
+done:
+    release(&x);
+    for (Py_ssize_t s = 0; s < k; s++)
+        release(&adds[s]);
+    return result;
+}
+
+static PyObject *copy_pass(PyObject *self, PyObject *args)
+{
+    PyObject *so, *dso;
+    int subtract;
+    Py_ssize_t n;
+    if (!PyArg_ParseTuple(args, "OOpn", &so, &dso, &subtract, &n))
+        return NULL;
+    Buf src = {0}, dst = {0};
+    PyObject *result = NULL;
+    if (n < 0 || get(so, &src, "fd", n, 0, "src") < 0 || get(dso, &dst, "fd", n, 1, "dst") < 0)
+        goto done;
+    if (format_of(&src) != format_of(&dst)) {
+        PyErr_SetString(PyExc_TypeError, "_ckernels: src and dst differ in dtype");
+        goto done;
+    }
+    double sq;
+    Py_BEGIN_ALLOW_THREADS
+    if (format_of(&src) == 'f')
+        sq = copy_pass_f(src.view.buf, dst.view.buf, subtract, n);
+    else
+        sq = copy_pass_d(src.view.buf, dst.view.buf, subtract, n);
+    Py_END_ALLOW_THREADS
+    result = PyFloat_FromDouble(sq);
+done:
+    release(&src);
+    release(&dst);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"max_pool2d_tiles", max_pool2d_tiles, METH_VARARGS,
      "max_pool2d_tiles(x, out, arg, planes, h, w, kh, kw, ho, wo): max-pool forward over "
@@ -298,6 +470,11 @@ static PyMethodDef methods[] = {
      "gradient, into dx."},
     {"relu_backward", relu_backward, METH_VARARGS,
      "relu_backward(g, out, dx, n): dx = g * (out != 0)."},
+    {"sum_pass", sum_pass, METH_VARARGS,
+     "sum_pass(x, adds, n) -> (sum of x, of x**2, of |x|), adding x into each array of the "
+     "tuple adds in the same pass."},
+    {"copy_pass", copy_pass, METH_VARARGS,
+     "copy_pass(src, dst, subtract, n) -> sum of dst**2 after dst = src (or src - dst)."},
     {NULL, NULL, 0, NULL},
 };
 
@@ -311,7 +488,7 @@ static struct PyModuleDef module = {
 };
 
 /* Bumped whenever the functions' arguments change (ops/_kernels.py checks it). */
-#define API_VERSION 1
+#define API_VERSION 2
 
 #ifndef CKERNELS_SOURCE_SHA256
 #define CKERNELS_SOURCE_SHA256 ""
