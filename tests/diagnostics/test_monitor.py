@@ -612,6 +612,21 @@ def test_histograms_match_numpy_and_sample_large_outputs():
     assert activation_stats("linear", [np.full((4, 3), 2.0)])["hist"]["counts"][10] == 12
 
 
+@pytest.mark.parametrize("dtype,big", [(np.float32, 3e38), (np.float16, 40000.0)])
+def test_outputs_whose_range_overflows_their_dtype_still_get_a_histogram(dtype, big):
+    """max - min beyond the dtype's largest value (outputs blowing up, in float32 or half
+    precision) is binned in float64, not overflowed to inf and a negative bin."""
+    out = np.array([[-big, -1.0, 0.0, 1.0, big]] * 3, dtype)
+    stats = activation_stats("linear", [out])
+    hist = stats["hist"]
+    counts = np.array(hist["counts"])
+    assert counts.sum() == 15 and counts[0] == 3 and counts[-1] == 3
+    assert counts[len(counts) // 2 - 1: len(counts) // 2 + 1].sum() == 9  # -1, 0 and 1
+    assert hist["edges"][0] == pytest.approx(-big, rel=1e-3)
+    assert hist["edges"][-1] == pytest.approx(big, rel=1e-3)
+    assert stats["mean"] == pytest.approx(0.0, abs=1e-6 * big)
+
+
 # -- the C passes (ops/_ckernels.c) against NumPy's calls ---------------------------------------
 def _same_readings(a, b, rel, path=""):
     if isinstance(a, dict):
@@ -668,3 +683,22 @@ def test_the_c_passes_give_numpys_readings(dtype, rel, monkeypatch):
     assert len(c.steps) == len(numpy.steps) == 4
     for a, b in zip(numpy.steps, c.steps, strict=True):
         _same_readings(a, b, rel, f"step {a['step']}")
+
+
+@pytest.mark.parametrize("c_pass", [True, False])
+def test_squared_norms_overflow_quietly_into_float64(c_pass, monkeypatch):
+    """A float32 ‖a‖² past float32's range, and any float16 one past 65504 (a vector of 300s),
+    is summed again in float64, with no RuntimeWarning for the user to puzzle over."""
+    import warnings
+
+    from backprop.diagnostics import _layout
+
+    if not c_pass:
+        monkeypatch.setattr(_layout, "_sum_pass", None)
+    elif _kernels.KERNELS is None:
+        pytest.skip("the C array kernels are not built")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert _layout.sq_norm(np.full(1000, 3e37, np.float32)) == pytest.approx(9e77, rel=1e-6)
+        assert _layout.sq_norm(np.full((10, 100), 300, np.float16)) == 9e7
+        assert math.isnan(_layout.sq_norm(np.array([1.0, np.nan], np.float32)))

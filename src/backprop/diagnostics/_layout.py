@@ -25,11 +25,23 @@ _copy_pass = _kernels.KERNELS.copy_pass if _kernels.KERNELS is not None else Non
 
 
 def sq_norm(a: np.ndarray) -> float:
-    """‖a‖² as a Python float; recomputed in float64 if float32 overflowed."""
+    """‖a‖² as a Python float, without warnings: float32 and float64 arrays summed as they
+    are (by the C pass where the kernels take them, else by BLAS) and again in float64
+    where float32 overflowed; other dtypes (float16: its squares overflow past 256) in
+    float64."""
     v = a.ravel()
-    sq = float(np.dot(v, v))
-    if not math.isfinite(sq) and a.dtype != np.float64:
-        sq = float(np.dot(v.astype(np.float64), v.astype(np.float64)))
+    if v.dtype not in _kernels.FLOATS:
+        v = v.astype(np.float64)
+    if _sum_pass is not None and v.flags.c_contiguous:
+        sq = _sum_pass(v, (), v.size)[1]
+        if not math.isfinite(sq) and v.dtype != np.float64:
+            sq = _sum_pass(v.astype(np.float64), (), v.size)[1]
+        return sq
+    with np.errstate(over="ignore"):  # an overflow in float32 is redone below
+        sq = float(np.dot(v, v))
+    if not math.isfinite(sq) and v.dtype != np.float64:
+        w = v.astype(np.float64)
+        sq = float(np.dot(w, w))
     return sq
 
 
@@ -127,7 +139,7 @@ class Layout:
             if math.isfinite(sq) and math.isfinite(l1):
                 return sq, l1
             # NaN, infinity or a float32 overflow: NumPy's numbers (the sums are done).
-            return sq_norm(g), float(np.add.reduce(np.abs(g)))
+            return sq_norm(g), float(np.add.reduce(np.abs(g), dtype=np.float64))
         for total in sums:
             np.add(total[a:b], g, out=total[a:b])
         return sq_norm(g), None

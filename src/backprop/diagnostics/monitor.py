@@ -213,7 +213,7 @@ def _nonfinite_counts(a: np.ndarray) -> str | None:
     return f"{n_nan} NaN and {n_inf} infinite values out of {a.size}"
 
 
-_FLOAT32_MAX = float(np.finfo(np.float32).max)
+_FLOAT16_MAX = float(np.finfo(np.float16).max)
 
 
 def _quiet(needed: bool):
@@ -235,11 +235,14 @@ def _histogram(values: np.ndarray) -> dict:
     lo, hi = float(values.min()), float(values.max())
     if hi <= lo:
         lo, hi = lo - 0.5, hi + 0.5
+    if hi - lo > _FLOAT16_MAX and values.dtype != np.float64 \
+            and hi - lo > float(np.finfo(values.dtype).max):
+        # values - lo would overflow the dtype (to inf, and a negative bin): in float64
+        values = values.astype(np.float64)
     dtype = values.dtype.type
-    with _quiet(hi - lo > _FLOAT32_MAX):  # the subtraction could overflow
-        scaled = values - dtype(lo)
-        scaled *= dtype(HISTOGRAM_BINS / (hi - lo))
-        index = scaled.astype(np.int32)  # in [0, bins]: only the maximum lands on `bins`
+    scaled = values - dtype(lo)
+    scaled *= dtype(HISTOGRAM_BINS / (hi - lo))
+    index = scaled.astype(np.int32)  # in [0, bins]: only the maximum lands on `bins`
     np.minimum(index, HISTOGRAM_BINS - 1, out=index)
     counts = np.bincount(index, minlength=HISTOGRAM_BINS)
     width = (hi - lo) / HISTOGRAM_BINS
