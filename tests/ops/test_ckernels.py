@@ -172,22 +172,28 @@ def _lane_sums(terms: list) -> list:
 SIZES = [0, 1, 31, 32, 33, 2047, 2048, 2049, 5000]
 
 
+TERMS = {2: "x²", 6: "x², |x|", 3: "x, x²"}  # sum_pass's terms: 1 Σx, 2 Σx², 4 Σ|x|
+
+
+@pytest.mark.parametrize("terms", sorted(TERMS))
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("n", SIZES)
-def test_sum_pass_sums_in_its_stated_order_and_adds_as_numpy_adds(n, dtype):
+def test_sum_pass_sums_in_its_stated_order_and_adds_as_numpy_adds(n, dtype, terms):
     rng = np.random.default_rng(n)
     x = (rng.standard_normal(n) * rng.choice([1e-3, 1.0, 1e3], n)).astype(dtype)
     x[: min(n, 3)] = -0.0
     adds = [rng.standard_normal(n).astype(dtype) for _ in range(2)]
     expected_adds = [a + x for a in adds]
-    got = REAL.sum_pass(x, tuple(adds), n)
-    assert got == tuple(_lane_sums([x, x * x, np.abs(x)]))
+    got = REAL.sum_pass(x, tuple(adds), n, terms)
+    want = _lane_sums([x, x * x, np.abs(x)])
+    assert got == tuple(w if terms & bit else 0.0 for w, bit in zip(want, (1, 2, 4), strict=True))
     for a, e in zip(adds, expected_adds, strict=True):
         assert _bits(a) == _bits(e)
     if n >= 2048:  # float64 totals: close to the exact sums, not only to float32's
         exact = x.astype(np.float64)
         assert got[1] == pytest.approx(float(exact @ exact), rel=1e-6)
-        assert got[2] == pytest.approx(float(np.abs(exact).sum()), rel=1e-6)
+        if terms & 4:
+            assert got[2] == pytest.approx(float(np.abs(exact).sum()), rel=1e-6)
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -195,13 +201,12 @@ def test_sum_pass_lets_nan_and_infinity_through(dtype):
     x = np.arange(100, dtype=dtype)
     total = np.zeros(100, dtype)
     x[40] = np.inf
-    s, sq, l1 = REAL.sum_pass(x, (total,), 100)
-    assert s == sq == l1 == np.inf and total[40] == np.inf
+    assert REAL.sum_pass(x, (total,), 100, 6) == (0.0, np.inf, np.inf) and total[40] == np.inf
     x[41] = -np.inf
-    s, sq, l1 = REAL.sum_pass(x, (), 100)
-    assert np.isnan(s) and sq == l1 == np.inf
+    s, sq, _ = REAL.sum_pass(x, (), 100, 3)
+    assert np.isnan(s) and sq == np.inf
     x[7] = np.nan
-    assert all(np.isnan(v) for v in REAL.sum_pass(x, (), 100))
+    assert all(np.isnan(v) for v in REAL.sum_pass(x, (), 100, 6)[1:])
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
@@ -227,18 +232,20 @@ def test_the_passes_refuse_what_they_cannot_read():
     k = _kernels.KERNELS
     x = np.zeros(8, np.float32)
     with pytest.raises(TypeError, match="differ in dtype"):
-        k.sum_pass(x, (np.zeros(8),), 8)
+        k.sum_pass(x, (np.zeros(8),), 8, 2)
     with pytest.raises(ValueError, match="holds 8 items, expected 9"):
-        k.sum_pass(x, (), 9)
+        k.sum_pass(x, (), 9, 2)
     with pytest.raises(TypeError):  # the arrays to add into come as a tuple
-        k.sum_pass(x, [x.copy()], 8)
+        k.sum_pass(x, [x.copy()], 8, 2)
     with pytest.raises(ValueError, match="at most 16 arrays"):
-        k.sum_pass(x, tuple(np.zeros(8, np.float32) for _ in range(17)), 8)
+        k.sum_pass(x, tuple(np.zeros(8, np.float32) for _ in range(17)), 8, 2)
+    with pytest.raises(ValueError, match="terms 2 .* got 7"):
+        k.sum_pass(x, (), 8, 7)
     with pytest.raises((BufferError, ValueError), match="contiguous"):
-        k.sum_pass(np.zeros(16, np.float32)[::2], (), 8)
+        k.sum_pass(np.zeros(16, np.float32)[::2], (), 8, 2)
     with pytest.raises((BufferError, ValueError), match="writable|read-only"):
         read_only = np.zeros(8, np.float32)
         read_only.flags.writeable = False
-        k.sum_pass(x, (read_only,), 8)
+        k.sum_pass(x, (read_only,), 8, 2)
     with pytest.raises(TypeError, match="src and dst differ in dtype"):
         k.copy_pass(x, np.zeros(8), False, 8)

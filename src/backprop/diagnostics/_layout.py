@@ -22,6 +22,8 @@ __all__ = ["Layout", "NoiseWindow", "sq_norm", "sum_and_sq"]
 # The C passes of ops/_ckernels.c, or None: then NumPy's calls read and write each array.
 _sum_pass = _kernels.KERNELS.sum_pass if _kernels.KERNELS is not None else None
 _copy_pass = _kernels.KERNELS.copy_pass if _kernels.KERNELS is not None else None
+# The sums a C pass takes (its `terms`): Σx, Σx², Σ|x|.
+_SUM, _SQUARES, _ABS = 1, 2, 4
 
 
 def sq_norm(a: np.ndarray) -> float:
@@ -33,9 +35,9 @@ def sq_norm(a: np.ndarray) -> float:
     if v.dtype not in _kernels.FLOATS:
         v = v.astype(np.float64)
     if _sum_pass is not None and v.flags.c_contiguous:
-        sq = _sum_pass(v, (), v.size)[1]
+        sq = _sum_pass(v, (), v.size, _SQUARES)[1]
         if not math.isfinite(sq) and v.dtype != np.float64:
-            sq = _sum_pass(v.astype(np.float64), (), v.size)[1]
+            sq = _sum_pass(v.astype(np.float64), (), v.size, _SQUARES)[1]
         return sq
     with np.errstate(over="ignore"):  # an overflow in float32 is redone below
         sq = float(np.dot(v, v))
@@ -50,7 +52,7 @@ def sum_and_sq(a: np.ndarray) -> tuple:
     C-contiguous float32/float64 array whose ‖a‖² did not overflow), else Σa by NumPy and
     None (the caller takes ‖a‖² itself, if it needs it)."""
     if _sum_pass is not None and a.dtype in _kernels.FLOATS and a.flags.c_contiguous:
-        total, sq, _ = _sum_pass(a, (), a.size)
+        total, sq, _ = _sum_pass(a, (), a.size, _SUM | _SQUARES)
         return total, sq if math.isfinite(sq) else None
     return float(np.add.reduce(a.ravel())), None
 
@@ -130,19 +132,21 @@ class Layout:
         """Whether the C passes take ``a`` as it is (the row's dtype, C-contiguous)."""
         return a.dtype == self.dtype and a.flags.c_contiguous
 
-    def _read(self, g: np.ndarray, sums: list, a: int, b: int) -> tuple:
-        """(‖g‖², Σ|g| or None) of one flat gradient, adding it to each of ``sums`` (at
-        [a, b)) in the same pass: one C loop where the kernels take it, else NumPy's calls
-        (Σ|g| left to the caller)."""
+    def _read(self, g: np.ndarray, sums: list, a: int, b: int, l1: bool) -> tuple:
+        """(‖g‖², Σ|g| if ``l1`` (else None)) of one flat gradient, adding it to each of
+        ``sums`` (at [a, b)) in the same pass: one C loop where the kernels take it, else
+        NumPy's calls."""
         if self._sum_pass is not None and self._in_c(g):
-            _, sq, l1 = self._sum_pass(g, tuple(total[a:b] for total in sums), b - a)
-            if math.isfinite(sq) and math.isfinite(l1):
-                return sq, l1
-            # NaN, infinity or a float32 overflow: NumPy's numbers (the sums are done).
-            return sq_norm(g), float(np.add.reduce(np.abs(g), dtype=np.float64))
+            _, sq, total_abs = self._sum_pass(g, tuple(total[a:b] for total in sums), b - a,
+                                              _SQUARES | _ABS if l1 else _SQUARES)
+            if not math.isfinite(sq + total_abs):
+                # NaN, infinity or a float32 overflow: NumPy's numbers (the sums are done).
+                sq, total_abs = sq_norm(g), float(np.add.reduce(np.abs(g), dtype=np.float64))
+            return sq, total_abs if l1 else None
         for total in sums:
             np.add(total[a:b], g, out=total[a:b])
-        return sq_norm(g), None
+        magnitude = self.row[a:b]  # scratch for |g|, in the row's dtype
+        return sq_norm(g), float(np.add.reduce(np.abs(g, out=magnitude))) if l1 else None
 
     def _index(self, named: list, arrays, size_of, dtype_of) -> None:
         """Names, parameters (those with elements), sizes, offsets and the common dtype."""
@@ -176,15 +180,12 @@ class Layout:
         Returns the indices of the parameters that have a gradient.
         """
         parts = self._grad_parts()
-        magnitude = self.row  # scratch for |g|, in the row's dtype
         sums = [w.sum for w in windows if w.sum is not None]
         sq, l1, present = [0.0] * len(parts), [0.0] * len(parts), []
         for i, ((a, b), g) in enumerate(zip(self._bounds, parts, strict=True)):
             if g is None:  # adds nothing to a window's sum
                 continue
-            sq[i], l1[i] = self._read(g, sums, a, b)
-            if l1[i] is None:
-                l1[i] = float(np.add.reduce(np.abs(g, out=magnitude[a:b])))
+            sq[i], l1[i] = self._read(g, sums, a, b, l1=True)
             present.append(i)
         self._grad_sq, self._grad_l1 = sq, l1
         self._start_windows(windows, parts)
@@ -208,7 +209,7 @@ class Layout:
         sq = 0.0
         for (a, b), g in zip(self._bounds, parts, strict=True):
             if g is not None:
-                sq += self._read(g, sums, a, b)[0]
+                sq += self._read(g, sums, a, b, l1=False)[0]
         self._start_windows(windows, parts)
         return sq
 
@@ -241,15 +242,18 @@ class Layout:
         """‖all gradients‖², read in place (no copy)."""
         total = 0.0
         grad, c_pass = self.arrays.grad, self._sum_pass
-        for p in self.params:
+        if c_pass is None:
+            grads = [grad(p) for p in self.params]
+            return sum(sq_norm(g) for g in grads if g is not None)
+        for p in self.params:  # the check of every step: its lean path
             g = grad(p)
-            if g is None:
-                continue
-            if c_pass is not None and self._in_c(g):
-                sq = c_pass(g, (), g.size)[1]
-                total += sq if math.isfinite(sq) else sq_norm(g)
-            else:
-                total += sq_norm(g)
+            if g is not None:
+                try:  # any float32/float64 gradient the C pass can read as it is
+                    total += c_pass(g, (), g.size, _SQUARES)[1]
+                except (TypeError, ValueError, BufferError):  # another dtype, a strided view
+                    total += sq_norm(g)
+        if not math.isfinite(total):  # NaN, infinity, or a float32 overflow: each in NumPy
+            total = sum(sq_norm(g) for g in (grad(p) for p in self.params) if g is not None)
         return total
 
     def gather_weights(self, row: int) -> None:

@@ -17,9 +17,10 @@
  * max_pool2d_tiles_backward(g, arg, dx, planes, h, w, kh, kw, ho, wo)
  *     dx (planes, h, w) gets g + 0.0 at each window's argmax and +0.0 everywhere else.
  * relu_backward(g, out, dx, n): dx = g · (out != 0), n elements.
- * sum_pass(x, adds, n) -> (Σx, Σx², Σ|x|)
- *     The Monitor's read of a gradient or a layer's output (diagnostics/): the three sums,
- *     and x added into each buffer of the tuple `adds` (in x's dtype, as
+ * sum_pass(x, adds, n, terms) -> (Σx, Σx², Σ|x|)
+ *     The Monitor's read of a gradient or a layer's output (diagnostics/): the sums that
+ *     `terms` asks for (1: Σx, 2: Σx², 4: Σ|x|; one of 2, 2 | 4 and 1 | 2; the others are
+ *     0.0), and x added into each buffer of the tuple `adds` (in x's dtype, as
  *     np.add(s, x, out=s) adds: the noise windows' sums), in one pass over x.
  * copy_pass(src, dst, subtract, n) -> Σdst²
  *     dst = src, or dst = src - dst, and the new dst's squared norm, in one pass (the
@@ -347,12 +348,14 @@ done:
             tc[j] += tc[j + w];                                                            \
         }
 
-#define SUM_PASS(T, ABS, NAME)                                                             \
+/* Σx² only, Σx² and Σ|x|, or Σx and Σx²: each set of sums its own loop (a term not
+ * asked for would cost as much as one asked for). The totals not asked for stay 0. */
+#define SUM_PASS(T, NAME, TERMS)                                                           \
 WIDEST_VECTORS                                                                             \
 static void NAME(const T *x, T **adds, Py_ssize_t k, Py_ssize_t n, double out[3])          \
 {                                                                                          \
     double ta[LANES] = {0}, tb[LANES] = {0}, tc[LANES] = {0};                              \
-    LANE_SUMS(T, T v = x[at]; a[j] += v; b[j] += v * v; c[j] += ABS(v);,                   \
+    LANE_SUMS(T, T v = x[at]; TERMS,                                                       \
               for (Py_ssize_t s = 0; s < k; s++) {                                         \
                   T *total = adds[s];                                                      \
                   for (i = start; i < stop; i++)                                           \
@@ -363,8 +366,17 @@ static void NAME(const T *x, T **adds, Py_ssize_t k, Py_ssize_t n, double out[3]
     out[2] = tc[0];                                                                        \
 }
 
-SUM_PASS(float, fabsf, sum_pass_f)
-SUM_PASS(double, fabs, sum_pass_d)
+SUM_PASS(float, squares_f, b[j] += v * v;)
+SUM_PASS(double, squares_d, b[j] += v * v;)
+SUM_PASS(float, squares_abs_f, b[j] += v * v; c[j] += fabsf(v);)
+SUM_PASS(double, squares_abs_d, b[j] += v * v; c[j] += fabs(v);)
+SUM_PASS(float, sum_squares_f, a[j] += v; b[j] += v * v;)
+SUM_PASS(double, sum_squares_d, a[j] += v; b[j] += v * v;)
+
+/* sum_pass's `terms`: which sums to take */
+#define TERM_SUM 1
+#define TERM_SQUARES 2
+#define TERM_ABS 4
 
 /* dst = src (subtract 0) or dst = src - dst (subtract 1), and Σdst². */
 #define COPY_PASS(T, NAME)                                                                 \
@@ -393,8 +405,25 @@ static PyObject *sum_pass(PyObject *self, PyObject *args)
 {
     PyObject *xo, *ao;
     Py_ssize_t n;
-    if (!PyArg_ParseTuple(args, "OO!n", &xo, &PyTuple_Type, &ao, &n))
+    int terms;
+    if (!PyArg_ParseTuple(args, "OO!ni", &xo, &PyTuple_Type, &ao, &n, &terms))
         return NULL;
+    void (*pass_f)(const float *, float **, Py_ssize_t, Py_ssize_t, double *);
+    void (*pass_d)(const double *, double **, Py_ssize_t, Py_ssize_t, double *);
+    if (terms == TERM_SQUARES) {
+        pass_f = squares_f;
+        pass_d = squares_d;
+    } else if (terms == (TERM_SQUARES | TERM_ABS)) {
+        pass_f = squares_abs_f;
+        pass_d = squares_abs_d;
+    } else if (terms == (TERM_SUM | TERM_SQUARES)) {
+        pass_f = sum_squares_f;
+        pass_d = sum_squares_d;
+    } else {
+        PyErr_Format(PyExc_ValueError, "_ckernels: sum_pass takes terms 2 (squares), 6 "
+                     "(squares, |x|) or 3 (x, squares), got %d", terms);
+        return NULL;
+    }
     Py_ssize_t k = PyTuple_GET_SIZE(ao);
     if (k > MAX_ADDS) {
         PyErr_Format(PyExc_ValueError, "_ckernels: sum_pass adds into at most %d arrays, got %zd",
@@ -420,9 +449,9 @@ static PyObject *sum_pass(PyObject *self, PyObject *args)
     double out[3];
     Py_BEGIN_ALLOW_THREADS
     if (f == 'f')
-        sum_pass_f(x.view.buf, (float **)bufs, k, n, out);
+        pass_f(x.view.buf, (float **)bufs, k, n, out);
     else
-        sum_pass_d(x.view.buf, (double **)bufs, k, n, out);
+        pass_d(x.view.buf, (double **)bufs, k, n, out);
     Py_END_ALLOW_THREADS
     result = Py_BuildValue("(ddd)", out[0], out[1], out[2]);
 done:
@@ -471,8 +500,9 @@ static PyMethodDef methods[] = {
     {"relu_backward", relu_backward, METH_VARARGS,
      "relu_backward(g, out, dx, n): dx = g * (out != 0)."},
     {"sum_pass", sum_pass, METH_VARARGS,
-     "sum_pass(x, adds, n) -> (sum of x, of x**2, of |x|), adding x into each array of the "
-     "tuple adds in the same pass."},
+     "sum_pass(x, adds, n, terms) -> (sum of x, of x**2, of |x|; those terms asks for: 1 | 2 "
+     "| 4, one of 2, 6, 3; the others 0.0), adding x into each array of the tuple adds in "
+     "the same pass."},
     {"copy_pass", copy_pass, METH_VARARGS,
      "copy_pass(src, dst, subtract, n) -> sum of dst**2 after dst = src (or src - dst)."},
     {NULL, NULL, 0, NULL},
@@ -488,7 +518,7 @@ static struct PyModuleDef module = {
 };
 
 /* Bumped whenever the functions' arguments change (ops/_kernels.py checks it). */
-#define API_VERSION 2
+#define API_VERSION 3
 
 #ifndef CKERNELS_SOURCE_SHA256
 #define CKERNELS_SOURCE_SHA256 ""
