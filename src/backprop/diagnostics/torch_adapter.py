@@ -154,6 +154,7 @@ class TorchAdapter:
                             f"torch.optim.Optimizer, got {type(optimizer).__name__}")
         self.version = torch.__version__
         self._kinds = _module_kinds(torch)
+        self._kind_of_class: dict = {}
         self._functions = _function_kinds(torch)
         self._quiet = _quiet_modules(torch)
         # Dtypes NumPy reads as they are (the fast path of _numpy).
@@ -329,10 +330,12 @@ class TorchAdapter:
         return disable(fn) if disable is not None else fn
 
     def kind(self, module) -> str:
-        for cls, kind in self._kinds:
-            if isinstance(module, cls):
-                return kind
-        return "other"
+        cls = type(module)
+        kind = self._kind_of_class.get(cls)
+        if kind is None:  # first match wins; remembered per class (asked every recorded step)
+            kind = next((k for c, k in self._kinds if issubclass(cls, c)), "other")
+            self._kind_of_class[cls] = kind
+        return kind
 
     # -- activation functions called inside forward -----------------------------------------
     def functional_watch(self, model, on_output, skip_module):
