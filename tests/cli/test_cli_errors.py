@@ -224,3 +224,15 @@ def test_doctor_plots_a_run_whose_losses_are_all_nan(tmp_path, capsys):
     assert status == 0 and err == "", err
     assert "ERROR: divergence" in out
     assert (run / plots.PLOT_FILES["loss"]).stat().st_size > 0
+
+
+def test_version_names_the_engine_and_the_array_kernels_running(capsys):
+    from backprop.autograd.engine import ENGINE
+    from backprop.ops._kernels import KERNELS, KERNELS_IN
+
+    status, out, _ = _run(capsys, "--version")
+    assert status == 0
+    line = " ".join(out.split())  # argparse wraps the line at the terminal's width
+    assert line.startswith("backprop ") and f"engine: {ENGINE}" in line
+    assert f"array kernels: {KERNELS_IN}" in line
+    assert (KERNELS_IN == "C") == (KERNELS is not None)

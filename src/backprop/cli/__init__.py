@@ -48,9 +48,11 @@ def build_parser() -> ArgumentParser:
         description="backprop: backpropagation made fast, correct and visible.")
     from backprop import __version__
     from backprop.autograd.engine import ENGINE
+    from backprop.ops._kernels import KERNELS_IN
 
     parser.add_argument("--version", action="version",
-                        version=f"backprop {__version__} (engine: {ENGINE})")
+                        version=f"backprop {__version__} (engine: {ENGINE}; "
+                                f"array kernels: {KERNELS_IN})")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND",
                                        parser_class=ArgumentParser)
     for module in COMMANDS.values():

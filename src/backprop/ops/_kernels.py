@@ -23,23 +23,26 @@ _API = 3
 FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 
-def _load():
+def _load() -> tuple:
+    """(the kernels' module or None, which code the array kernels run, in words)."""
     if pure_python_requested():
-        return None
+        return None, "NumPy (BACKPROP_PURE_PYTHON is set)"
     try:
         from backprop.ops import _ckernels
     except ImportError:
-        return None
+        return None, "NumPy (the C kernels are not built)"
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ckernels.c")
     if getattr(_ckernels, "API_VERSION", None) != _API or not _same_source(_ckernels, source):
         warnings.warn(f"backprop: ignoring a stale build of the C array kernels "
                       f"({_ckernels.__file__}); reinstall backprop (pip install -e .) to "
                       f"rebuild them", RuntimeWarning, stacklevel=2)
-        return None
-    return _ckernels
+        return None, "NumPy (a stale build of the C kernels is ignored)"
+    return _ckernels, "C"
 
 
-KERNELS = _load()
+# KERNELS_IN says which code runs the array kernels: "C", or "NumPy (why)"; backprop
+# --version prints it beside the engine.
+KERNELS, KERNELS_IN = _load()
 
 
 def usable(*arrays) -> bool:
