@@ -249,3 +249,38 @@ def test_the_passes_refuse_what_they_cannot_read():
         k.sum_pass(x, (read_only,), 8, 2)
     with pytest.raises(TypeError, match="src and dst differ in dtype"):
         k.copy_pass(x, np.zeros(8), False, 8)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_sgd_momentum_gives_the_numpy_bits(dtype, monkeypatch, kernel_calls):
+    """optim.sgd's heavy-ball step (momentum, nothing else) in one C pass: the parameters
+    and buffers of five steps equal the NumPy path's bit for bit, -0.0 and a gradient's
+    NaN and infinities included."""
+    from backprop.optim.sgd import sgd
+
+    rng = np.random.default_rng(5)
+    shapes = [(33, 17), (2049,), (1,)]
+    start = [rng.standard_normal(s).astype(dtype) for s in shapes]
+    start[0][0, :3] = -0.0
+    grads = []
+    for _ in range(5):
+        step = [(rng.standard_normal(s) * 10).astype(dtype) for s in shapes]
+        step[0][1, :2] = -0.0
+        grads.append(step)
+    grads[3][1][[5, 6, 7]] = [np.nan, np.inf, -np.inf]
+
+    def run():
+        params, bufs = [p.copy() for p in start], [None] * len(shapes)
+        for step in grads:
+            sgd(params, step, bufs, lr=0.05, momentum=0.9)
+        return params + bufs
+
+    fast = run()
+    assert kernel_calls.count("sgd_momentum") == 4 * len(shapes)  # every step after the first
+    monkeypatch.setattr(_kernels, "KERNELS", None)
+    ref = run()
+    for a, b in zip(fast, ref, strict=True):
+        assert a.dtype == b.dtype and _bits(a) == _bits(b)
+    with pytest.raises(TypeError, match="differ in dtype"):
+        other = np.float64 if dtype == np.float32 else np.float32
+        REAL.sgd_momentum(start[2].copy(), start[2].copy(), start[2].astype(other), 1, 0.1, 0.9)

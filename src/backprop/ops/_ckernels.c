@@ -22,6 +22,8 @@
  *     `terms` asks for (1: Σx, 2: Σx², 4: Σ|x|; one of 2, 2 | 4 and 1 | 2; the others are
  *     0.0), and x added into each buffer of the tuple `adds` (in x's dtype, as
  *     np.add(s, x, out=s) adds: the noise windows' sums), in one pass over x.
+ * sgd_momentum(param, buf, grad, n, lr, momentum)
+ *     buf = buf·momentum + grad, param -= buf·lr: SGD's heavy-ball step, NumPy's bits.
  * copy_pass(src, dst, subtract, n) -> Σdst²
  *     dst = src, or dst = src - dst, and the new dst's squared norm, in one pass (the
  *     Monitor's copy of the weights before an update, and the change it made).
@@ -490,6 +492,57 @@ done:
     return result;
 }
 
+/* SGD with momentum (the heavy-ball case of optim/sgd.py's _heavy_ball): b = b·m + g,
+ * p = p - b·lr, each operation rounded to T as NumPy's in-place calls round it (no fused
+ * multiply-add: the file is built with -ffp-contract=off). One pass over p, b and g where
+ * NumPy makes four and a temporary. */
+#define SGD_MOMENTUM(T, NAME)                                                              \
+WIDEST_VECTORS                                                                             \
+static void NAME(T *p, T *b, const T *g, Py_ssize_t n, T lr, T m)                         \
+{                                                                                          \
+    for (Py_ssize_t i = 0; i < n; i++) {                                                   \
+        T v = b[i] * m;                                                                    \
+        v = v + g[i];                                                                      \
+        b[i] = v;                                                                          \
+        T step = v * lr;                                                                   \
+        p[i] = p[i] - step;                                                                \
+    }                                                                                      \
+}
+
+SGD_MOMENTUM(float, sgd_momentum_f)
+SGD_MOMENTUM(double, sgd_momentum_d)
+
+static PyObject *sgd_momentum(PyObject *self, PyObject *args)
+{
+    PyObject *po, *bo, *go;
+    Py_ssize_t n;
+    double lr, m;
+    if (!PyArg_ParseTuple(args, "OOOndd", &po, &bo, &go, &n, &lr, &m))
+        return NULL;
+    Buf p = {0}, b = {0}, g = {0};
+    PyObject *result = NULL;
+    if (n < 0 || get(po, &p, "fd", n, 1, "param") < 0 || get(bo, &b, "fd", n, 1, "buf") < 0 ||
+        get(go, &g, "fd", n, 0, "grad") < 0)
+        goto done;
+    char f = format_of(&p);
+    if (format_of(&b) != f || format_of(&g) != f) {
+        PyErr_SetString(PyExc_TypeError, "_ckernels: param, buf and grad differ in dtype");
+        goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    if (f == 'f')  /* the scalars as NumPy casts a Python float against a float32 array */
+        sgd_momentum_f(p.view.buf, b.view.buf, g.view.buf, n, (float)lr, (float)m);
+    else
+        sgd_momentum_d(p.view.buf, b.view.buf, g.view.buf, n, lr, m);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&p);
+    release(&b);
+    release(&g);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"max_pool2d_tiles", max_pool2d_tiles, METH_VARARGS,
      "max_pool2d_tiles(x, out, arg, planes, h, w, kh, kw, ho, wo): max-pool forward over "
@@ -503,6 +556,9 @@ static PyMethodDef methods[] = {
      "sum_pass(x, adds, n, terms) -> (sum of x, of x**2, of |x|; those terms asks for: 1 | 2 "
      "| 4, one of 2, 6, 3; the others 0.0), adding x into each array of the tuple adds in "
      "the same pass."},
+    {"sgd_momentum", sgd_momentum, METH_VARARGS,
+     "sgd_momentum(param, buf, grad, n, lr, momentum): buf = buf * momentum + grad, "
+     "param -= buf * lr, in one pass."},
     {"copy_pass", copy_pass, METH_VARARGS,
      "copy_pass(src, dst, subtract, n) -> sum of dst**2 after dst = src (or src - dst)."},
     {NULL, NULL, 0, NULL},
@@ -518,7 +574,7 @@ static struct PyModuleDef module = {
 };
 
 /* Bumped whenever the functions' arguments change (ops/_kernels.py checks it). */
-#define API_VERSION 3
+#define API_VERSION 4
 
 #ifndef CKERNELS_SOURCE_SHA256
 #define CKERNELS_SOURCE_SHA256 ""

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop.ops import _kernels
 from backprop.optim.optimizer import (
     Optimizer,
     _check_nonnegative,
@@ -80,6 +81,9 @@ def _heavy_ball(params: list, grads: list, bufs: list, lr: float, momentum: floa
         buf = bufs[i]
         if buf is None:
             buf = bufs[i] = grads[i].copy()
+        elif _kernels.usable(param, buf, grads[i]):  # the same bits in one C pass
+            _kernels.KERNELS.sgd_momentum(param, buf, grads[i], param.size, lr, momentum)
+            continue
         else:
             buf *= momentum
             buf += grads[i]
