@@ -28,7 +28,7 @@ def _load() -> tuple:
     if pure_python_requested():
         return None, "NumPy (BACKPROP_PURE_PYTHON is set)"
     try:
-        from backprop.ops import _ckernels
+        from backprop.ops import _ckernels  # type: ignore[attr-defined]  # optional build
     except ImportError:
         return None, "NumPy (the C kernels are not built)"
     source = os.path.join(os.path.dirname(os.path.abspath(__file__)), "_ckernels.c")
