@@ -51,5 +51,9 @@ def usable(*arrays) -> bool:
     if KERNELS is None:
         return False
     dtype = arrays[0].dtype if type(arrays[0]) is np.ndarray else None
-    return dtype in FLOATS and all(type(a) is np.ndarray and a.dtype == dtype
-                                   and a.flags.c_contiguous for a in arrays)
+    if dtype not in FLOATS:
+        return False
+    for a in arrays:  # a loop, not all() over a generator: this runs for every op call
+        if type(a) is not np.ndarray or a.dtype != dtype or not a.flags.c_contiguous:
+            return False
+    return True
