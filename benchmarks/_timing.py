@@ -12,14 +12,17 @@ import statistics
 import time
 
 
-def parser(description: str, threads: int = 1) -> argparse.ArgumentParser:
+def parser(description: str, threads: int = 1, json: bool = False) -> argparse.ArgumentParser:
     """An argument parser with the options every benchmark takes: ``--threads`` (default
-    ``threads``), ``--quick`` and ``--repeats``; add a benchmark's own to it."""
+    ``threads``), ``--quick`` and ``--repeats`` (and ``--json PATH`` where ``json``, for a
+    benchmark that writes its figures); add a benchmark's own to it."""
     p = argparse.ArgumentParser(description=description)
     p.add_argument("--threads", type=int, default=threads,
                    help=f"BLAS / torch threads for every engine (default: {threads})")
     p.add_argument("--quick", action="store_true", help="fewer repeats (a smoke test)")
     p.add_argument("--repeats", type=int, default=None, help="timing repeats (median shown)")
+    if json:
+        add_json_option(p)
     return p
 
 
@@ -68,3 +71,62 @@ def interleaved(fns: dict, repeats: int, warmup: int = 1, samples: bool = False)
     if samples:
         return times
     return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+# -- figures as JSON (benchmarks/table.py reads them) ------------------------------------------
+def add_json_option(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    """Add ``--json PATH``: after printing, also write the measured figures to PATH."""
+    p.add_argument("--json", metavar="PATH", default=None,
+                   help="also write the measured figures as JSON to PATH")
+    return p
+
+
+def spread(values) -> dict:
+    """The median of ``values`` and their range: how a ratio taken per repeat is reported."""
+    values = sorted(values)
+    return {"median": statistics.median(values), "min": values[0], "max": values[-1],
+            "n": len(values)}
+
+
+def run_info(threads: int, torch=None) -> dict:
+    """What ran: versions, backprop's engine and array kernels, the thread count. Call it
+    after the benchmark has imported NumPy and backprop."""
+    import platform
+
+    import numpy as np
+
+    import backprop as bp
+    from backprop.autograd.engine import ENGINE
+    try:
+        from backprop.ops._kernels import KERNELS_IN
+    except ImportError:  # pragma: no cover (an older tree)
+        KERNELS_IN = None
+    return {"threads": threads, "engine": ENGINE, "kernels": KERNELS_IN,
+            "versions": {"backprop": bp.__version__, "numpy": np.__version__,
+                         "torch": torch.__version__ if torch is not None else None,
+                         "python": platform.python_version()}}
+
+
+def write_json(path: str, data: dict) -> None:
+    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then
+    os.replace, so a reader never sees half a file."""
+    import json
+    import tempfile
+
+    folder = os.path.dirname(os.path.abspath(path))
+    os.makedirs(folder, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a plain file is not
+        with os.fdopen(fd, "w") as f:
+            json.dump(data, f, indent=2, sort_keys=False)
+            f.write("\n")
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,6 +1,7 @@
 """A small CNN's training step against PyTorch CPU (issue 15's CNN row).
 
     python benchmarks/cnn.py [--threads N] [--quick] [--profile]   # pin it: taskset -c 0 ...
+                             # [--json PATH]: the figures as JSON too
 
 The step: a batch of 64 1x28x28 images through conv(1->16, 3x3, pad 1) - ReLU - maxpool 2 -
 conv(16->32, 3x3, pad 1) - ReLU - maxpool 2 - flatten - Linear(1568->10), written with nn
@@ -23,11 +24,11 @@ import statistics
 import sys
 import time
 
-from _timing import interleaved, load_torch, parser, set_threads
+from _timing import interleaved, load_torch, parser, run_info, set_threads, spread, write_json
 
 
 def _parse(argv=None):
-    p = parser(__doc__.split("\n")[0], threads=1)
+    p = parser(__doc__.split("\n")[0], threads=1, json=True)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--profile", action="store_true",
                    help="time each op's forward and backward in backprop's step")
@@ -228,6 +229,9 @@ def main() -> None:
     if ARGS.profile:
         profile(ARGS.batch, repeats)
         return
+    out = {"benchmark": "cnn.py", **run_info(ARGS.threads, torch), "quick": ARGS.quick,
+           "repeats": repeats, "batch": ARGS.batch, "fast_paths": not ARGS.no_fast_paths,
+           "ms_per_step": {}, "best_ms": {}, "p90_ms": {}}
     fns = engines(ARGS.batch, torch)
     raw = interleaved(fns, repeats, warmup=3, samples=True)
     print(f"CNN training step (conv-relu-pool x2, linear; SGD), batch {ARGS.batch}, float32, "
@@ -236,10 +240,16 @@ def main() -> None:
         ms = sorted(t * 1e3 for t in ts)
         print(f"   {name:10s} {statistics.median(ms):8.2f} ms/step   "
               f"(best {ms[0]:.2f}, p90 {ms[int(0.9 * (len(ms) - 1))]:.2f})")
+        out["ms_per_step"][name] = statistics.median(ms)
+        out["best_ms"][name] = ms[0]
+        out["p90_ms"][name] = ms[int(0.9 * (len(ms) - 1))]
     if "pytorch" in raw:
         ratios = sorted(b / p for b, p in zip(raw["backprop"], raw["pytorch"]))
         print(f"   ratio backprop/pytorch = {statistics.median(ratios):.2f}   (target <= 1.0; "
               f"repeats {ratios[0]:.2f} to {ratios[-1]:.2f})")
+        out["ratio_to_pytorch"] = spread(ratios)  # backprop's time over PyTorch's
+    if ARGS.json:
+        write_json(ARGS.json, out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The lab's latency: from a ``set lr`` message to the first frame trained with the new value.
 
     python benchmarks/lab_latency.py          # [--repeats 30] [--port 8765] [--speed 100]
+                                              # [--quick] [--threads N] [--json PATH]
 
 Starts ``backprop lab --no-browser`` as a separate process (as a user would), connects a
 WebSocket client the way the page does (an ``Origin`` of the server itself), sends
@@ -33,14 +34,24 @@ import sys
 import time
 import urllib.request
 
+from _timing import add_json_option, run_info, set_threads, write_json
+
 
 def _parse():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--repeats", type=int, default=30, help="lr changes timed (default 30)")
+    p.add_argument("--repeats", type=int, default=None,
+                   help="lr changes timed (default 30; 10 with --quick)")
+    p.add_argument("--quick", action="store_true", help="fewer lr changes (a smoke test)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="BLAS threads of the lab's server (default: the machine's default)")
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.add_argument("--speed", type=int, default=100,
                    help="training steps per second while playing (default 100, the lab's)")
-    return p.parse_args()
+    add_json_option(p)
+    args = p.parse_args()
+    if args.repeats is None:
+        args.repeats = 10 if args.quick else 30
+    return args
 
 
 def _free_port() -> int:
@@ -106,8 +117,11 @@ def main() -> int:
     args = _parse()
     port = args.port or _free_port()
     here = os.path.dirname(os.path.abspath(__file__))
+    src = os.path.join(here, "..", "src")
+    if args.threads is not None:
+        set_threads(args.threads)  # this process's environment, which the server inherits
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(
-        [os.path.join(here, "..", "src"), os.environ.get("PYTHONPATH", "")])}
+        [src, os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.Popen([sys.executable, "-m", "backprop.cli", "lab", "--no-browser",
                              "--port", str(port)], env=env, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT, text=True)
@@ -127,6 +141,14 @@ def main() -> int:
           f"network 2-8-8-3, speed {args.speed} steps/s, frames {fps:.1f}/s):")
     print(f"  median {median:.1f} ms   p90 {p90:.1f} ms   min {ms[0]:.1f} ms   "
           f"max {ms[-1]:.1f} ms   target < 100 ms: {'met' if median < 100 else 'MISSED'}")
+    if args.json:
+        sys.path.insert(0, src)  # backprop's version and engine, as the server imports them
+        info = run_info(args.threads, torch=None)
+        info["versions"].pop("torch")  # the lab does not use PyTorch
+        write_json(args.json, {
+            "benchmark": "lab_latency.py", **info, "quick": args.quick,
+            "repeats": args.repeats, "speed": args.speed, "frames_per_s": fps,
+            "latency_ms": {"median": median, "p90": p90, "min": ms[0], "max": ms[-1]}})
     return 0
 
 

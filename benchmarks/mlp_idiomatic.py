@@ -2,6 +2,7 @@
 a hand-written NumPy step (issue 15's idiomatic MLP rows).
 
     python benchmarks/mlp_idiomatic.py [--threads N] [--quick]   # pin it: taskset -c 0 ...
+                                       # [--json PATH]: the figures as JSON too
 
 The network is 784-256-128-10: ``nn.Sequential`` of ``nn.Linear`` and ``nn.ReLU``, trained
 with ``optim.SGD(lr=0.01, momentum=0.9)`` on ``F.cross_entropy``; one timed sample is an
@@ -18,10 +19,10 @@ import os
 import statistics
 import sys
 
-from _timing import interleaved, load_torch, parser, set_threads
+from _timing import interleaved, load_torch, parser, run_info, set_threads, spread, write_json
 
 if __name__ == "__main__":
-    ARGS = parser(__doc__.split("\n")[0], threads=1).parse_args()
+    ARGS = parser(__doc__.split("\n")[0], threads=1, json=True).parse_args()
     set_threads(ARGS.threads)  # before NumPy (and its BLAS) is imported
 
 import numpy as np  # noqa: E402
@@ -118,6 +119,8 @@ def engines(batch: int, torch=None) -> dict:
 def main() -> None:
     torch = load_torch(ARGS.threads)
     repeats = ARGS.repeats or (3 if ARGS.quick else 15)
+    out = {"benchmark": "mlp_idiomatic.py", **run_info(ARGS.threads, torch),
+           "quick": ARGS.quick, "repeats": repeats, "mlp_idiomatic": {}}
     print(f"backprop {bp.__version__} ({ENGINE}) | numpy {np.__version__} | "
           f"torch {torch.__version__ if torch else 'not installed'} | threads {ARGS.threads}")
     print(f"MLP 784-256-128-10, nn.Sequential + SGD(momentum={MOMENTUM}) + cross_entropy: "
@@ -125,13 +128,20 @@ def main() -> None:
     for batch in (32, 256):
         raw = interleaved(engines(batch, torch), repeats, warmup=1, samples=True)
         print(f"   batch {batch}:")
+        figures: dict = {"samples_per_s": {}, "ratios": {}}
         for name, ts in raw.items():
             print(f"     {name:14s} {N_TRAIN / statistics.median(ts):10,.0f} samples/s")
+            figures["samples_per_s"][name] = N_TRAIN / statistics.median(ts)
         for other in ("pytorch", "numpy by hand"):
             if other in raw:
                 ratios = sorted(o / b for b, o in zip(raw["backprop"], raw[other]))
                 print(f"     ratio backprop/{other:<13} = {statistics.median(ratios):.2f}   "
                       f"(repeats {ratios[0]:.2f} to {ratios[-1]:.2f})")
+                # backprop's throughput over the other's: above 1, backprop is faster
+                figures["ratios"][other] = spread(ratios)
+        out["mlp_idiomatic"][str(batch)] = figures
+    if ARGS.json:
+        write_json(ARGS.json, out)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """Engine benchmarks against PyTorch CPU, measured in the same run with the same thread count.
 
     make bench                      # or: python benchmarks/run.py [--threads N] [--quick]
+                                    #     [--json PATH]: the figures as JSON too
 
 Prints, side by side:
   1. per-op overhead: a forward+backward chain of small (16x16) element-wise ops;
@@ -20,7 +21,7 @@ import os
 import statistics
 import sys
 
-from _timing import interleaved, set_threads
+from _timing import add_json_option, interleaved, run_info, set_threads, spread, write_json
 
 
 def _parse():
@@ -29,6 +30,7 @@ def _parse():
                    help="BLAS / torch threads for every engine (default: 2)")
     p.add_argument("--quick", action="store_true", help="fewer repeats (for a smoke test)")
     p.add_argument("--repeats", type=int, default=None, help="timing repeats (median is shown)")
+    add_json_option(p)
     return p.parse_args()
 
 
@@ -202,6 +204,8 @@ def matmul_gflops(n=1024) -> float:
 
 
 def main() -> None:
+    out = {"benchmark": "run.py", **run_info(ARGS.threads, torch), "quick": ARGS.quick,
+           "repeats": REPEATS}
     print(f"backprop {bp.__version__} ({ENGINE}) | numpy {np.__version__} | "
           f"torch {torch.__version__ if torch else 'not installed'} | threads {ARGS.threads} | "
           f"median of {REPEATS}, engines interleaved")
@@ -215,14 +219,20 @@ def main() -> None:
     # machine hits both engines of a repeat alike); the best repeats are shown beside.
     raw = interleaved({name: _times(fn, CHAINS) for name, fn in engines.items()},
                       repeats=max(REPEATS, 21), samples=True)
+    per_op_out: dict = {"us_per_op": {}, "best_us_per_op": {}}
     for name, times in raw.items():
         per_op = [t / (CHAIN * CHAINS) * 1e6 for t in times]
         print(f"   {name:10s} {statistics.median(per_op):8.2f} us/op   (best {min(per_op):.2f})")
+        per_op_out["us_per_op"][name] = statistics.median(per_op)
+        per_op_out["best_us_per_op"][name] = min(per_op)
     if torch is not None:
         ratios = sorted(b / p for b, p in zip(raw["backprop"], raw["pytorch"]))
         best = min(raw["backprop"]) / min(raw["pytorch"])
+        # backprop's time over PyTorch's: below 1, backprop is faster
+        per_op_out["ratio_to_pytorch"] = {**spread(ratios), "best_against_best": best}
         print(f"   ratio backprop/pytorch = {statistics.median(ratios):.2f}   (target <= 0.5; "
               f"repeats {ratios[0]:.2f} to {ratios[-1]:.2f}, best against best {best:.2f})")
+    out["per_op"] = per_op_out
     print()
     print("2. MLP 784-256-128-10 (ReLU), SGD, raw tensor ops: training samples/s")
     for batch in (256, 32):
@@ -233,8 +243,10 @@ def main() -> None:
         raw = interleaved(epochs, repeats=max(5, REPEATS), warmup=1, samples=True)
         n_used = (N_TRAIN // batch) * batch
         print(f"   batch {batch}:")
+        mlp_out: dict = {"samples_per_s": {}, "ratios": {}}
         for name, times in raw.items():
             print(f"     {name:14s} {n_used / statistics.median(times):10,.0f} samples/s")
+            mlp_out["samples_per_s"][name] = n_used / statistics.median(times)
         for other, label, target in (("pytorch", "pytorch", 1.5),
                                      ("numpy by hand", "numpy  ", 0.7)):
             if other in raw:
@@ -242,8 +254,14 @@ def main() -> None:
                 ratios = sorted(o / b for b, o in zip(raw["backprop"], raw[other]))
                 print(f"     ratio backprop/{label} = {statistics.median(ratios):.2f}   "
                       f"(target >= {target}; repeats {ratios[0]:.2f} to {ratios[-1]:.2f})")
+                # backprop's throughput over the other's: above 1, backprop is faster
+                mlp_out["ratios"][other] = spread(ratios)
+        out.setdefault("mlp_raw", {})[str(batch)] = mlp_out
     print()
-    print(f"3. float32 matmul 1024x1024: {matmul_gflops():.1f} GFLOP/s (the ceiling)")
+    out["matmul_gflops"] = gflops = matmul_gflops()
+    print(f"3. float32 matmul 1024x1024: {gflops:.1f} GFLOP/s (the ceiling)")
+    if ARGS.json:
+        write_json(ARGS.json, out)
 
 
 if __name__ == "__main__":
