@@ -129,8 +129,9 @@ class Layout:
         self._copy_pass = _copy_pass if in_c else None
 
     def _in_c(self, a: np.ndarray) -> bool:
-        """Whether the C passes take ``a`` as it is (the row's dtype, C-contiguous)."""
-        return a.dtype == self.dtype and a.flags.c_contiguous
+        """Whether the C passes take ``a`` as it is (a NumPy array in the row's dtype,
+        C-contiguous)."""
+        return type(a) is np.ndarray and a.dtype == self.dtype and a.flags.c_contiguous
 
     def _read(self, g: np.ndarray, sums: list, a: int, b: int, l1: bool) -> tuple:
         """(‖g‖², Σ|g| if ``l1`` (else None)) of one flat gradient, adding it to each of

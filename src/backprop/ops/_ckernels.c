@@ -24,6 +24,8 @@
  *     np.add(s, x, out=s) adds: the noise windows' sums), in one pass over x.
  * sgd_momentum(param, buf, grad, n, lr, momentum)
  *     buf = buf·momentum + grad, param -= buf·lr: SGD's heavy-ball step, NumPy's bits.
+ * adam_step(param, exp_avg, exp_avg_sq, grad, n, weight, beta2, step_size, bc2_sqrt, eps)
+ *     Adam's update without amsgrad (optim/adam.py), NumPy's bits, in one pass.
  * copy_pass(src, dst, subtract, n) -> Σdst²
  *     dst = src, or dst = src - dst, and the new dst's squared norm, in one pass (the
  *     Monitor's copy of the weights before an update, and the change it made).
@@ -543,6 +545,85 @@ done:
     return result;
 }
 
+/* Adam's update of one parameter (optim/adam.py without amsgrad), each operation rounded to
+ * T as NumPy's in-place calls in that file round it, in their order:
+ *   m: lerp towards g by w (from whichever end is nearer, as PyTorch's lerp_):
+ *      w < 0.5: m = m + (g - m)·w;  else: m = g - (g - m)·(1 - w)
+ *   v = v·beta2 + (g·(1 - beta2))·g
+ *   p = p + (m·(-step_size)) / (sqrt(v) / bc2_sqrt + eps)
+ * The scalars come as NumPy casts a Python float against the arrays' dtype. */
+#define ADAM_LOOP(T, SQRT, LERP)                                                           \
+    for (Py_ssize_t i = 0; i < n; i++) {                                                   \
+        T gi = g[i], d = gi - m[i], mi;                                                    \
+        LERP                                                                               \
+        m[i] = mi;                                                                         \
+        T vi = v[i] * beta2, s = gi * one_minus_beta2;                                     \
+        s = s * gi;                                                                        \
+        vi = vi + s;                                                                       \
+        v[i] = vi;                                                                         \
+        T den = SQRT(vi);                                                                  \
+        den = den / bc2_sqrt;                                                              \
+        den = den + eps;                                                                   \
+        T u = mi * neg_step;                                                               \
+        u = u / den;                                                                       \
+        p[i] = p[i] + u;                                                                   \
+    }
+
+#define ADAM(T, SQRT, NAME)                                                                \
+WIDEST_VECTORS                                                                             \
+static void NAME(T *p, T *m, T *v, const T *g, Py_ssize_t n, int near_start, T w, T w_far, \
+                 T beta2, T one_minus_beta2, T neg_step, T bc2_sqrt, T eps)               \
+{                                                                                          \
+    if (near_start) {                                                                      \
+        ADAM_LOOP(T, SQRT, d = d * w; mi = m[i] + d;)                                      \
+    } else {                                                                               \
+        ADAM_LOOP(T, SQRT, d = d * w_far; mi = gi - d;)                                    \
+    }                                                                                      \
+}
+
+ADAM(float, sqrtf, adam_f)
+ADAM(double, sqrt, adam_d)
+
+static PyObject *adam_step(PyObject *self, PyObject *args)
+{
+    PyObject *po, *mo, *vo, *go;
+    Py_ssize_t n;
+    double w, beta2, step_size, bc2_sqrt, eps;
+    if (!PyArg_ParseTuple(args, "OOOOnddddd", &po, &mo, &vo, &go, &n, &w, &beta2, &step_size,
+                          &bc2_sqrt, &eps))
+        return NULL;
+    Buf p = {0}, m = {0}, v = {0}, g = {0};
+    PyObject *result = NULL;
+    if (n < 0 || get(po, &p, "fd", n, 1, "param") < 0 || get(mo, &m, "fd", n, 1, "exp_avg") < 0 ||
+        get(vo, &v, "fd", n, 1, "exp_avg_sq") < 0 || get(go, &g, "fd", n, 0, "grad") < 0)
+        goto done;
+    char f = format_of(&p);
+    if (format_of(&m) != f || format_of(&v) != f || format_of(&g) != f) {
+        PyErr_SetString(PyExc_TypeError, "_ckernels: param, exp_avg, exp_avg_sq and grad differ "
+                                         "in dtype");
+        goto done;
+    }
+    int near_start = fabs(w) < 0.5;
+    /* Python computes 1.0 - w and 1.0 - beta2 in float64; NumPy then casts each to T */
+    double w_far = 1.0 - w, one_minus_beta2 = 1.0 - beta2;
+    Py_BEGIN_ALLOW_THREADS
+    if (f == 'f')
+        adam_f(p.view.buf, m.view.buf, v.view.buf, g.view.buf, n, near_start, (float)w,
+               (float)w_far, (float)beta2, (float)one_minus_beta2, (float)-step_size,
+               (float)bc2_sqrt, (float)eps);
+    else
+        adam_d(p.view.buf, m.view.buf, v.view.buf, g.view.buf, n, near_start, w, w_far, beta2,
+               one_minus_beta2, -step_size, bc2_sqrt, eps);
+    Py_END_ALLOW_THREADS
+    result = Py_NewRef(Py_None);
+done:
+    release(&p);
+    release(&m);
+    release(&v);
+    release(&g);
+    return result;
+}
+
 static PyMethodDef methods[] = {
     {"max_pool2d_tiles", max_pool2d_tiles, METH_VARARGS,
      "max_pool2d_tiles(x, out, arg, planes, h, w, kh, kw, ho, wo): max-pool forward over "
@@ -559,6 +640,9 @@ static PyMethodDef methods[] = {
     {"sgd_momentum", sgd_momentum, METH_VARARGS,
      "sgd_momentum(param, buf, grad, n, lr, momentum): buf = buf * momentum + grad, "
      "param -= buf * lr, in one pass."},
+    {"adam_step", adam_step, METH_VARARGS,
+     "adam_step(param, exp_avg, exp_avg_sq, grad, n, weight, beta2, step_size, bc2_sqrt, "
+     "eps): Adam's update (no amsgrad) in one pass."},
     {"copy_pass", copy_pass, METH_VARARGS,
      "copy_pass(src, dst, subtract, n) -> sum of dst**2 after dst = src (or src - dst)."},
     {NULL, NULL, 0, NULL},
@@ -574,7 +658,7 @@ static struct PyModuleDef module = {
 };
 
 /* Bumped whenever the functions' arguments change (ops/_kernels.py checks it). */
-#define API_VERSION 4
+#define API_VERSION 5
 
 #ifndef CKERNELS_SOURCE_SHA256
 #define CKERNELS_SOURCE_SHA256 ""

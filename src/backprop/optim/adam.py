@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from backprop.ops import _kernels
 from backprop.optim.optimizer import (
     Optimizer,
     _check_nonnegative,
@@ -54,15 +55,20 @@ def adam(params: list, grads: list, exp_avgs: list, exp_avg_sqs: list, max_exp_a
         grad = _grad_for_update(grads[i], param, weight_decay, maximize,
                                 decoupled=decoupled_weight_decay, lr=lr)
         exp_avg, exp_avg_sq = exp_avgs[i], exp_avg_sqs[i]
-        scratch = np.empty_like(param)
-        _lerp_(exp_avg, grad, 1.0 - beta1, scratch)
-        _ema_square_(exp_avg_sq, grad, beta2, scratch)
-
         t = steps[i]
         bias_correction1 = 1.0 - beta1 ** t
         bias_correction2 = 1.0 - beta2 ** t
         step_size = lr / bias_correction1
         bias_correction2_sqrt = bias_correction2 ** 0.5
+        if not amsgrad and _kernels.usable(param, exp_avg, exp_avg_sq, grad):
+            # the same operations in the same order (so the same bits), in one C pass
+            _kernels.KERNELS.adam_step(param, exp_avg, exp_avg_sq, grad, param.size,
+                                       1.0 - beta1, beta2, step_size, bias_correction2_sqrt,
+                                       eps)
+            continue
+        scratch = np.empty_like(param)
+        _lerp_(exp_avg, grad, 1.0 - beta1, scratch)
+        _ema_square_(exp_avg_sq, grad, beta2, scratch)
         if amsgrad:
             np.maximum(max_exp_avg_sqs[i], exp_avg_sq, out=max_exp_avg_sqs[i])
             second = max_exp_avg_sqs[i]
