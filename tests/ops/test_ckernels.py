@@ -5,7 +5,8 @@ the first argmax on ties, NaN winning its window, -0.0 against +0.0 kept as np.m
 keeps them, the input gradient with +0.0 off the argmax and leftover rows and columns),
 and ReLU's backward (g·0 is -0.0 for a negative g, NaN for an infinite one). The
 Monitor's passes (``sum_pass``, ``copy_pass``) write NumPy's bits and sum in an order of
-their own, which ``_lane_sums`` below repeats in NumPy, bit for bit. The NumPy
+their own, which ``_lane_sums`` below repeats in NumPy, bit for bit. The optimizers' steps
+(SGD with momentum, Adam) give the NumPy path's parameters and state bit for bit. The NumPy
 code runs with the kernels switched off (``_kernels.KERNELS = None``), as it does under
 BACKPROP_PURE_PYTHON=1 or without a C compiler; these tests skip where the kernels are
 not built.
