@@ -252,6 +252,7 @@ def test_the_passes_refuse_what_they_cannot_read():
         k.copy_pass(x, np.zeros(8), False, 8)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's inf - inf
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_sgd_momentum_gives_the_numpy_bits(dtype, monkeypatch, kernel_calls):
     """optim.sgd's heavy-ball step (momentum, nothing else) in one C pass: the parameters
@@ -287,6 +288,7 @@ def test_sgd_momentum_gives_the_numpy_bits(dtype, monkeypatch, kernel_calls):
         REAL.sgd_momentum(start[2].copy(), start[2].copy(), start[2].astype(other), 1, 0.1, 0.9)
 
 
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # NumPy's inf - inf
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("make", [
     lambda ps: backprop.optim.Adam(ps, lr=0.01),
