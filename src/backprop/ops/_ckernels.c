@@ -304,11 +304,13 @@ done:
     return result;
 }
 
-/* The gradient pass runs where memory bandwidth is the limit only if its loops use the
- * CPU's widest vectors: on x86-64 Linux, GCC and Clang build a clone of it for AVX2 and
- * one for AVX-512 beside the baseline (SSE2) one, and the loader picks the one the CPU
- * runs. Built with -ffp-contract=off, every clone rounds alike: the same bits anywhere. */
-#if defined(__x86_64__) && defined(__linux__) && (defined(__GNUC__) || defined(__clang__))
+/* The passes below (the Monitor's, the optimizers' steps) reach the memory's speed only if
+ * their loops use the CPU's widest vectors: on x86-64 Linux with glibc (whose loader picks
+ * a clone by the CPU it runs on), GCC and Clang build a clone of each for AVX2 and one for
+ * AVX-512 beside the baseline (SSE2) one. Built with -ffp-contract=off, every clone rounds
+ * alike: the same bits on any CPU. */
+#if defined(__x86_64__) && defined(__linux__) && defined(__GLIBC__) && \
+    (defined(__GNUC__) || defined(__clang__))
 #define WIDEST_VECTORS __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
 #define WIDEST_VECTORS
