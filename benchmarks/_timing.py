@@ -108,25 +108,11 @@ def run_info(threads: int, torch=None) -> dict:
 
 
 def write_json(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically: a temporary file in the same folder, then
-    os.replace, so a reader never sees half a file."""
+    """Write ``data`` to ``path`` as JSON, all-or-nothing (backprop's own atomic write: a
+    reader never sees half a file), creating its folder."""
     import json
-    import tempfile
 
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a plain file is not
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2, sort_keys=False)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    from backprop.serialization import atomic_write_text
+
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    atomic_write_text(path, json.dumps(data, indent=2) + "\n", "write_json")

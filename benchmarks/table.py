@@ -235,21 +235,12 @@ def run_script(key: str, threads: int, pin: bool, quick: bool, folder: str) -> d
 
 
 def write_json(path: str, data: dict) -> None:
-    """Write ``data`` to ``path`` atomically (a temporary file beside it, then os.replace)."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=folder)
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o666 & ~mask)  # mkstemp makes it private; a plain file is not
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=2)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    """Write ``data`` to ``path`` as JSON, all-or-nothing (as every benchmark here does)."""
+    if HERE not in sys.path:  # imported from elsewhere (run as a script, it is there)
+        sys.path.insert(0, HERE)
+    from _timing import write_json as write
+
+    write(path, data)
 
 
 def _what_ran(results: dict) -> dict:
