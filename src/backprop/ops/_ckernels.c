@@ -82,6 +82,19 @@ static char format_of(Buf *b)
     return (f[0] == '=' || f[0] == '<' || f[0] == '@') ? f[1] : f[0];
 }
 
+/* The format every one of `count` buffers has ('f' or 'd'), or 0 with a TypeError
+ * "_ckernels: NAMES differ in dtype" where they differ. */
+static char same_format(Buf *const bufs[], int count, const char *names)
+{
+    char f = format_of(bufs[0]);
+    for (int i = 1; i < count; i++)
+        if (format_of(bufs[i]) != f) {
+            PyErr_Format(PyExc_TypeError, "_ckernels: %s differ in dtype", names);
+            return 0;
+        }
+    return f;
+}
+
 /* np.maximum(a, b): a when a >= b or a is NaN, else b (so NaN wins, and a tie keeps a). */
 #define NP_MAX(a, b) (((a) >= (b) || (a) != (a)) ? (a) : (b))
 
@@ -209,10 +222,8 @@ static PyObject *max_pool2d_tiles(PyObject *self, PyObject *args)
     Py_ssize_t n_in = s[0] * s[1] * s[2], n_out = s[0] * s[5] * s[6];
     if (get(xo, &x, "fd", n_in, 0, "x") < 0 || get(oo, &out, "fd", n_out, 1, "out") < 0)
         goto done;
-    if (format_of(&x) != format_of(&out)) {
-        PyErr_SetString(PyExc_TypeError, "_ckernels: x and out differ in dtype");
+    if (!same_format((Buf *[]){&x, &out}, 2, "x and out"))
         goto done;
-    }
     if (ao != Py_None && get(ao, &arg, "h", n_out, 1, "arg") < 0)
         goto done;
     int16_t *a = arg.held ? (int16_t *)arg.view.buf : NULL;
@@ -242,10 +253,8 @@ static PyObject *max_pool2d_tiles_backward(PyObject *self, PyObject *args)
     if (get(go, &g, "fd", n_out, 0, "g") < 0 || get(ao, &arg, "h", n_out, 0, "arg") < 0 ||
         get(dxo, &dx, "fd", n_in, 1, "dx") < 0)
         goto done;
-    if (format_of(&g) != format_of(&dx)) {
-        PyErr_SetString(PyExc_TypeError, "_ckernels: g and dx differ in dtype");
+    if (!same_format((Buf *[]){&g, &dx}, 2, "g and dx"))
         goto done;
-    }
     const int16_t *a = arg.view.buf;
     for (Py_ssize_t i = 0; i < n_out; i++)  /* an argmax outside its window would write astray */
         if (a[i] < 0 || a[i] >= s[3] * s[4]) {
@@ -278,11 +287,9 @@ static PyObject *relu_backward(PyObject *self, PyObject *args)
     if (n < 0 || get(go, &g, "fd", n, 0, "g") < 0 || get(oo, &out, "fd", n, 0, "out") < 0 ||
         get(dxo, &dx, "fd", n, 1, "dx") < 0)
         goto done;
-    char f = format_of(&g);
-    if (format_of(&out) != f || format_of(&dx) != f) {
-        PyErr_SetString(PyExc_TypeError, "_ckernels: g, out and dx differ in dtype");
+    char f = same_format((Buf *[]){&g, &out, &dx}, 3, "g, out and dx");
+    if (!f)
         goto done;
-    }
     Py_BEGIN_ALLOW_THREADS
     if (f == 'f') {
         const float *gp = g.view.buf, *op = out.view.buf;
@@ -445,11 +452,8 @@ static PyObject *sum_pass(PyObject *self, PyObject *args)
     for (Py_ssize_t s = 0; s < k; s++) {
         if (get(PyTuple_GET_ITEM(ao, s), &adds[s], "fd", n, 1, "an array to add into") < 0)
             goto done;
-        if (format_of(&adds[s]) != f) {
-            PyErr_SetString(PyExc_TypeError, "_ckernels: x and an array to add into differ "
-                                             "in dtype");
+        if (!same_format((Buf *[]){&x, &adds[s]}, 2, "x and an array to add into"))
             goto done;
-        }
         bufs[s] = adds[s].view.buf;
     }
     double out[3];
@@ -478,10 +482,8 @@ static PyObject *copy_pass(PyObject *self, PyObject *args)
     PyObject *result = NULL;
     if (n < 0 || get(so, &src, "fd", n, 0, "src") < 0 || get(dso, &dst, "fd", n, 1, "dst") < 0)
         goto done;
-    if (format_of(&src) != format_of(&dst)) {
-        PyErr_SetString(PyExc_TypeError, "_ckernels: src and dst differ in dtype");
+    if (!same_format((Buf *[]){&src, &dst}, 2, "src and dst"))
         goto done;
-    }
     double sq;
     Py_BEGIN_ALLOW_THREADS
     if (format_of(&src) == 'f')
@@ -528,11 +530,9 @@ static PyObject *sgd_momentum(PyObject *self, PyObject *args)
     if (n < 0 || get(po, &p, "fd", n, 1, "param") < 0 || get(bo, &b, "fd", n, 1, "buf") < 0 ||
         get(go, &g, "fd", n, 0, "grad") < 0)
         goto done;
-    char f = format_of(&p);
-    if (format_of(&b) != f || format_of(&g) != f) {
-        PyErr_SetString(PyExc_TypeError, "_ckernels: param, buf and grad differ in dtype");
+    char f = same_format((Buf *[]){&p, &b, &g}, 3, "param, buf and grad");
+    if (!f)
         goto done;
-    }
     Py_BEGIN_ALLOW_THREADS
     if (f == 'f')  /* the scalars as NumPy casts a Python float against a float32 array */
         sgd_momentum_f(p.view.buf, b.view.buf, g.view.buf, n, (float)lr, (float)m);
@@ -599,12 +599,10 @@ static PyObject *adam_step(PyObject *self, PyObject *args)
     if (n < 0 || get(po, &p, "fd", n, 1, "param") < 0 || get(mo, &m, "fd", n, 1, "exp_avg") < 0 ||
         get(vo, &v, "fd", n, 1, "exp_avg_sq") < 0 || get(go, &g, "fd", n, 0, "grad") < 0)
         goto done;
-    char f = format_of(&p);
-    if (format_of(&m) != f || format_of(&v) != f || format_of(&g) != f) {
-        PyErr_SetString(PyExc_TypeError, "_ckernels: param, exp_avg, exp_avg_sq and grad differ "
-                                         "in dtype");
+    char f = same_format((Buf *[]){&p, &m, &v, &g}, 4,
+                         "param, exp_avg, exp_avg_sq and grad");
+    if (!f)
         goto done;
-    }
     int near_start = fabs(w) < 0.5;
     /* Python computes 1.0 - w and 1.0 - beta2 in float64; NumPy then casts each to T */
     double w_far = 1.0 - w, one_minus_beta2 = 1.0 - beta2;
