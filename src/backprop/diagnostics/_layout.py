@@ -51,7 +51,7 @@ def sum_and_sq(a: np.ndarray) -> tuple:
     """(Σa, ‖a‖² or None) of an array: both in one C pass where the kernels take it (a
     C-contiguous float32/float64 array whose ‖a‖² did not overflow), else Σa by NumPy and
     None (the caller takes ‖a‖² itself, if it needs it)."""
-    if _sum_pass is not None and a.dtype in _kernels.FLOATS and a.flags.c_contiguous:
+    if _sum_pass is not None and _kernels.usable(a):
         total, sq, _ = _sum_pass(a, (), a.size, _SUM | _SQUARES)
         return total, sq if math.isfinite(sq) else None
     return float(np.add.reduce(a.ravel())), None
@@ -131,7 +131,7 @@ class Layout:
     def _in_c(self, a: np.ndarray) -> bool:
         """Whether the C passes take ``a`` as it is (a NumPy array in the row's dtype,
         C-contiguous)."""
-        return type(a) is np.ndarray and a.dtype == self.dtype and a.flags.c_contiguous
+        return _kernels.usable(a, self.row)
 
     def _read(self, g: np.ndarray, sums: list, a: int, b: int, l1: bool) -> tuple:
         """(‖g‖², Σ|g| if ``l1`` (else None)) of one flat gradient, adding it to each of

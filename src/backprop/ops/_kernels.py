@@ -5,8 +5,9 @@ were not built (no C compiler at install time), when BACKPROP_PURE_PYTHON=1 asks
 reference code, or when the build is stale. The NumPy code beside each use is the
 reference, and each kernel gives its bits (``tests/ops/test_ckernels.py``). Ops call a
 kernel only for C-contiguous float32/float64 NumPy arrays; anything else (another dtype,
-a strided view, another array library) takes the NumPy code. The Monitor's layout
-(``diagnostics/_layout.py``) uses its passes (``sum_pass``, ``copy_pass``) the same way.
+a strided view, another array library) takes the NumPy code. The optimizers' steps
+(``optim/sgd.py``, ``optim/adam.py``) and the Monitor's passes over gradients, weights and
+layer outputs (``diagnostics/_layout.py``) use them the same way.
 """
 from __future__ import annotations
 
